@@ -1,0 +1,147 @@
+//! The wire contract shared by sumu's Lambdas, `sumu-local` and back ends: names of table
+//! attributes and message attributes, and the JSON shapes of presence events and
+//! notification requests (see DESIGN.md). One definition here, so a rename cannot drift.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Attribute names of the connections table.
+pub mod table {
+    /// Partition key: the authorizer's `principalId`.
+    pub const USER_ID: &str = "user_id";
+    /// Sort key: API Gateway's connection id.
+    pub const CONNECTION_ID: &str = "connection_id";
+    /// Epoch milliseconds.
+    pub const CONNECTED_AT: &str = "connected_at";
+    /// Epoch **seconds**: the TTL attribute. A connection is live iff `expires_at > now`.
+    pub const EXPIRES_AT: &str = "expires_at";
+    /// Epoch milliseconds, updated by `ping`.
+    pub const LAST_SEEN_AT: &str = "last_seen_at";
+    pub const SOURCE_IP: &str = "source_ip";
+    pub const USER_AGENT: &str = "user_agent";
+    /// Global secondary index keyed by `connection_id` (keys only).
+    pub const CONNECTION_INDEX: &str = "connection_id-index";
+    /// API Gateway's hard maximum connection duration, the item's lifetime.
+    pub const MAX_CONNECTION_SECONDS: i64 = 7200;
+}
+
+/// Message attributes every message on the *messages* topic/queue carries. They are set by
+/// the gateway or a Lambda, never by a client.
+pub mod attributes {
+    pub const USER_ID: &str = "user_id";
+    pub const CONNECTION_ID: &str = "connection_id";
+    /// Number: epoch milliseconds.
+    pub const TIMESTAMP: &str = "timestamp";
+    pub const SOURCE: &str = "source";
+
+    pub const SOURCE_PUBLISH: &str = "apigw.route.publish";
+    pub const SOURCE_SEND: &str = "apigw.route.send";
+    pub const SOURCE_PRESENCE: &str = "lambda.presence.watchdog";
+}
+
+/// A presence event as published on the *messages* topic/queue:
+/// `{"type":"presence","message":{…}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresenceEvent {
+    #[serde(rename = "type")]
+    pub kind: PresenceEventType,
+    pub message: Presence,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PresenceEventType {
+    Presence,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Presence {
+    pub user_id: String,
+    pub status: PresenceStatus,
+    /// The connection whose arrival or departure caused the event.
+    pub connection_id: String,
+    /// The user's live connections after the change.
+    pub connections: u32,
+    /// Epoch milliseconds of the change.
+    pub timestamp: i64,
+    /// Why an OFFLINE happened; absent for ONLINE.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<OfflineReason>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum PresenceStatus {
+    Online,
+    Offline,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OfflineReason {
+    /// The item was deleted (`$disconnect`, a management-API DELETE, pusher pruning).
+    Disconnected,
+    /// DynamoDB's TTL removed the item: the connection outlived `expires_at`.
+    Expired,
+}
+
+/// A back end's request to push `data` to connections (body of an SNS/SQS message on the
+/// *notifications* topic/queue). With neither `users` nor `connections` it is a broadcast.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NotificationRequest {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub connections: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude_users: Vec<String>,
+    /// Sent to every target as JSON. Required: a request without it is rejected.
+    pub data: Value,
+}
+
+impl NotificationRequest {
+    /// A request naming no user and no connection goes to every live connection.
+    pub fn is_broadcast(&self) -> bool {
+        self.users.is_empty() && self.connections.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presence_event_has_the_documented_shape() {
+        let event = PresenceEvent {
+            kind: PresenceEventType::Presence,
+            message: Presence {
+                user_id: "u1".into(),
+                status: PresenceStatus::Online,
+                connection_id: "c1".into(),
+                connections: 2,
+                timestamp: 1_700_000_000_000,
+                reason: None,
+            },
+        };
+        assert_eq!(
+            serde_json::to_value(&event).unwrap(),
+            serde_json::json!({"type":"presence","message":{"user_id":"u1","status":"ONLINE",
+                "connection_id":"c1","connections":2,"timestamp":1_700_000_000_000_i64}})
+        );
+    }
+
+    #[test]
+    fn notification_request_without_targets_is_a_broadcast() {
+        let request: NotificationRequest =
+            serde_json::from_str(r#"{"exclude_users":["u3"],"data":{"x":1}}"#).unwrap();
+        assert!(request.is_broadcast());
+        let request: NotificationRequest =
+            serde_json::from_str(r#"{"users":["u1"],"data":1}"#).unwrap();
+        assert!(!request.is_broadcast());
+    }
+
+    #[test]
+    fn notification_request_requires_data() {
+        assert!(serde_json::from_str::<NotificationRequest>(r#"{"users":["u1"]}"#).is_err());
+    }
+}

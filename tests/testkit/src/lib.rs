@@ -1,0 +1,114 @@
+//! Helpers shared by the test suites: a real moto server for DynamoDB/SNS/SQS, an AWS SDK
+//! configuration that points at it, and unique resource names so tests can share one server.
+//!
+//! `scripts/test` starts one moto server and exports `SUMU_MOTO_ENDPOINT`; a plain
+//! `cargo test` without it starts a private moto server per test process (from the project's
+//! virtualenv) that dies with the process.
+
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::Credentials;
+
+/// Environment variable naming an already running moto server (`http://127.0.0.1:PORT`).
+pub const MOTO_ENDPOINT_VAR: &str = "SUMU_MOTO_ENDPOINT";
+
+/// The region every test resource lives in.
+pub const REGION: &str = "us-east-1";
+
+/// The repository root (tests run from their crate's directory).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The project's virtualenv `bin/` directory, where `scripts/test` installs moto,
+/// airspeed-ext and cargo-lambda.
+pub fn venv_bin() -> PathBuf {
+    repo_root().join(".venv/bin")
+}
+
+/// The endpoint of a running moto server: `SUMU_MOTO_ENDPOINT`, or one started now.
+pub fn moto_endpoint() -> String {
+    static ENDPOINT: OnceLock<String> = OnceLock::new();
+    ENDPOINT
+        .get_or_init(|| match std::env::var(MOTO_ENDPOINT_VAR) {
+            Ok(endpoint) if !endpoint.is_empty() => endpoint,
+            _ => start_private_moto(),
+        })
+        .clone()
+}
+
+fn start_private_moto() -> String {
+    let server = venv_bin().join("moto_server");
+    assert!(
+        server.exists(),
+        "{} not found: run scripts/test (it installs moto into .venv) or set {MOTO_ENDPOINT_VAR}",
+        server.display()
+    );
+    let port = free_port();
+    let mut command = Command::new(&server);
+    command
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: prctl is async-signal-safe; the child only asks to be killed with its parent,
+    // so no moto server outlives the test process that started it.
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().expect("start moto_server");
+    // Reap the server if it ever exits, so it cannot linger as a zombie.
+    std::thread::spawn(move || child.wait());
+    let endpoint = format!("http://127.0.0.1:{port}");
+    wait_for_port(port, Duration::from_secs(30));
+    endpoint
+}
+
+/// A port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}
+
+/// Waits until something accepts TCP connections on `port`, or panics after `deadline`.
+pub fn wait_for_port(port: u16, deadline: Duration) {
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < deadline,
+            "nothing listens on 127.0.0.1:{port} after {deadline:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// An SDK configuration for the moto server, with fixed test credentials.
+pub async fn aws_config() -> SdkConfig {
+    aws_config_for(&moto_endpoint()).await
+}
+
+/// An SDK configuration for any AWS-compatible endpoint, with fixed test credentials.
+pub async fn aws_config_for(endpoint: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(REGION))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new("test", "test", None, None, "sumu-tests"))
+        .load()
+        .await
+}
+
+/// A resource name no other test uses, so tests can share one moto server.
+pub fn unique_name(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
