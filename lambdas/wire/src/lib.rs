@@ -85,6 +85,31 @@ pub enum OfflineReason {
     Expired,
 }
 
+/// The question "are these users online?", asked by a client on the `presence` route
+/// (`{"action":"presence","users":[…]}`) or by a back end invoking the presence Lambda
+/// directly (`{"users":[…]}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresenceQuery {
+    pub users: Vec<String>,
+}
+
+/// The answer to a [`PresenceQuery`]: `{"type":"presence","users":[{…}]}`, one entry per
+/// distinct asked user, in the order they were asked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresenceAnswer {
+    #[serde(rename = "type")]
+    pub kind: PresenceEventType,
+    pub users: Vec<UserPresence>,
+}
+
+/// One user's presence right now: ONLINE iff at least one live connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserPresence {
+    pub user_id: String,
+    pub status: PresenceStatus,
+    pub connections: u32,
+}
+
 /// A back end's request to push `data` to connections (body of an SNS/SQS message on the
 /// *notifications* topic/queue). With neither `users` nor `connections` it is a broadcast.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,0 +1,188 @@
+//! The presence Lambda's configuration: read from the environment once, in `main`, or built
+//! explicitly (sumu-local runs the same handler in-process with its own values).
+
+use thiserror::Error;
+
+/// Environment variable names (set by the Terraform module).
+pub mod env {
+    pub const CONNECTIONS_TABLE: &str = "CONNECTIONS_TABLE";
+    /// `topic` | `queue` | `none`.
+    pub const PRESENCE_DESTINATION: &str = "PRESENCE_DESTINATION";
+    pub const MESSAGES_TOPIC_ARN: &str = "MESSAGES_TOPIC_ARN";
+    pub const MESSAGES_QUEUE_URL: &str = "MESSAGES_QUEUE_URL";
+    /// How many DynamoDB Queries run at once (default 16).
+    pub const QUERY_CONCURRENCY: &str = "PRESENCE_QUERY_CONCURRENCY";
+}
+
+/// Queries in flight at once when none is configured: enough to answer 100 users in a few
+/// round trips, far below DynamoDB's per-partition limits.
+pub const DEFAULT_QUERY_CONCURRENCY: usize = 16;
+/// Upper bound for `PRESENCE_QUERY_CONCURRENCY`, so a typo cannot open thousands of sockets.
+pub const MAX_QUERY_CONCURRENCY: usize = 256;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The connections table (partition key `user_id`, sort key `connection_id`).
+    pub connections_table: String,
+    /// Where presence events go.
+    pub destination: Destination,
+    /// Bound on concurrent Queries, for stream batches and presence questions alike.
+    pub query_concurrency: usize,
+}
+
+/// Where the stream's presence events are delivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    /// SNS `Publish` to the *messages* topic.
+    Topic { topic_arn: String },
+    /// SQS `SendMessage` to the *messages* queue.
+    Queue { queue_url: String },
+    /// Events are computed and logged, not delivered (the `presence` route still works).
+    None,
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("{0} is not set")]
+    Missing(&'static str),
+    #[error("{name} must be one of topic, queue, none (got {value:?})")]
+    InvalidDestination { name: &'static str, value: String },
+    #[error("{name} must be a whole number from 1 to {MAX_QUERY_CONCURRENCY} (got {value:?})")]
+    InvalidConcurrency { name: &'static str, value: String },
+}
+
+impl Config {
+    /// Reads the configuration from the process environment. Call it once, in `main`.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the configuration through `lookup` (the environment, or a map in tests). Empty
+    /// values count as unset.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let get = |name: &'static str| lookup(name).filter(|value| !value.trim().is_empty());
+        let require = |name: &'static str| get(name).ok_or(ConfigError::Missing(name));
+
+        let connections_table = require(env::CONNECTIONS_TABLE)?;
+        let destination = match require(env::PRESENCE_DESTINATION)?.trim() {
+            "topic" => Destination::Topic {
+                topic_arn: require(env::MESSAGES_TOPIC_ARN)?,
+            },
+            "queue" => Destination::Queue {
+                queue_url: require(env::MESSAGES_QUEUE_URL)?,
+            },
+            "none" => Destination::None,
+            other => {
+                return Err(ConfigError::InvalidDestination {
+                    name: env::PRESENCE_DESTINATION,
+                    value: other.to_owned(),
+                })
+            }
+        };
+        let query_concurrency = match get(env::QUERY_CONCURRENCY) {
+            None => DEFAULT_QUERY_CONCURRENCY,
+            Some(value) => value
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=MAX_QUERY_CONCURRENCY).contains(n))
+                .ok_or(ConfigError::InvalidConcurrency {
+                    name: env::QUERY_CONCURRENCY,
+                    value,
+                })?,
+        };
+        Ok(Config {
+            connections_table,
+            destination,
+            query_concurrency,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn topic_destination_needs_the_topic_arn() {
+        let base = [
+            ("CONNECTIONS_TABLE", "t"),
+            ("PRESENCE_DESTINATION", "topic"),
+        ];
+        assert_eq!(
+            config(&base),
+            Err(ConfigError::Missing("MESSAGES_TOPIC_ARN"))
+        );
+        let mut vars = base.to_vec();
+        vars.push(("MESSAGES_TOPIC_ARN", "arn:aws:sns:us-east-1:1:m"));
+        assert_eq!(
+            config(&vars),
+            Ok(Config {
+                connections_table: "t".into(),
+                destination: Destination::Topic {
+                    topic_arn: "arn:aws:sns:us-east-1:1:m".into()
+                },
+                query_concurrency: DEFAULT_QUERY_CONCURRENCY,
+            })
+        );
+    }
+
+    #[test]
+    fn queue_destination_needs_the_queue_url() {
+        let vars = [
+            ("CONNECTIONS_TABLE", "t"),
+            ("PRESENCE_DESTINATION", "queue"),
+            ("MESSAGES_QUEUE_URL", "http://q"),
+            ("PRESENCE_QUERY_CONCURRENCY", "4"),
+        ];
+        let config = config(&vars).unwrap();
+        assert_eq!(
+            config.destination,
+            Destination::Queue {
+                queue_url: "http://q".into()
+            }
+        );
+        assert_eq!(config.query_concurrency, 4);
+    }
+
+    #[test]
+    fn missing_or_unknown_values_are_refused_with_their_name() {
+        assert_eq!(
+            config(&[("PRESENCE_DESTINATION", "none")]),
+            Err(ConfigError::Missing("CONNECTIONS_TABLE"))
+        );
+        assert_eq!(
+            config(&[("CONNECTIONS_TABLE", "t")]),
+            Err(ConfigError::Missing("PRESENCE_DESTINATION"))
+        );
+        assert!(matches!(
+            config(&[
+                ("CONNECTIONS_TABLE", "t"),
+                ("PRESENCE_DESTINATION", "kafka")
+            ]),
+            Err(ConfigError::InvalidDestination { .. })
+        ));
+        for bad in ["0", "-1", "many", "100000"] {
+            assert!(
+                matches!(
+                    config(&[
+                        ("CONNECTIONS_TABLE", "t"),
+                        ("PRESENCE_DESTINATION", "none"),
+                        ("PRESENCE_QUERY_CONCURRENCY", bad)
+                    ]),
+                    Err(ConfigError::InvalidConcurrency { .. })
+                ),
+                "{bad}"
+            );
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! "Are these users online?": the `presence` WebSocket route and direct invocations by back
+//! ends. One strongly consistent Query per distinct asked user, at most
+//! `query_concurrency` at once; never a Scan.
+
+use std::time::SystemTime;
+
+use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use aws_lambda_events::encodings::Body;
+use futures::stream::{self, StreamExt};
+use serde_json::{json, Value};
+use sumu_wire::{PresenceAnswer, PresenceEventType, PresenceStatus, UserPresence};
+use thiserror::Error;
+use tracing::{error, warn};
+
+use crate::stream::epoch_millis;
+use crate::{ConnectionCounter, Deps, EventSink, PresenceError, StoreError};
+
+/// The most users one question may name: one Query each, answered within API Gateway's
+/// 29 s integration timeout even when DynamoDB is slow, and a bounded bill per message.
+pub const MAX_USERS_PER_QUERY: usize = 100;
+/// DynamoDB's limit for a partition key value; a longer id cannot be a user.
+pub const MAX_USER_ID_BYTES: usize = 2048;
+
+/// Error codes of the error frame (`{"type":"error","error":CODE,"message":…}`).
+pub const ERROR_INVALID_REQUEST: &str = "invalid_request";
+pub const ERROR_UNAVAILABLE: &str = "presence_unavailable";
+
+/// Why a question was refused.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+pub enum InvalidQuery {
+    #[error("the body is not JSON: {0}")]
+    NotJson(String),
+    #[error(r#"the body must be a JSON object like {{"action":"presence","users":["u1"]}}"#)]
+    NotAnObject,
+    #[error("`users` must be an array of user ids")]
+    UsersNotAnArray,
+    #[error("at most {MAX_USERS_PER_QUERY} users per request (got {0})")]
+    TooManyUsers(usize),
+    #[error("`users[{0}]` must be a non-empty string")]
+    NotAUserId(usize),
+    #[error("`users[{0}]` is longer than {MAX_USER_ID_BYTES} bytes")]
+    UserIdTooLong(usize),
+}
+
+/// Reads the asked users from a question (`{"users":[…]}`, other fields ignored): distinct
+/// ids in the order first asked.
+pub fn parse_query(question: &Value) -> Result<Vec<String>, InvalidQuery> {
+    let object = question.as_object().ok_or(InvalidQuery::NotAnObject)?;
+    let users = object
+        .get("users")
+        .and_then(Value::as_array)
+        .ok_or(InvalidQuery::UsersNotAnArray)?;
+    if users.len() > MAX_USERS_PER_QUERY {
+        return Err(InvalidQuery::TooManyUsers(users.len()));
+    }
+    let mut distinct: Vec<String> = Vec::with_capacity(users.len());
+    for (index, user) in users.iter().enumerate() {
+        let user_id = user
+            .as_str()
+            .filter(|id| !id.is_empty())
+            .ok_or(InvalidQuery::NotAUserId(index))?;
+        if user_id.len() > MAX_USER_ID_BYTES {
+            return Err(InvalidQuery::UserIdTooLong(index));
+        }
+        if !distinct.iter().any(|seen| seen == user_id) {
+            distinct.push(user_id.to_owned());
+        }
+    }
+    Ok(distinct)
+}
+
+/// Counts each user's live connections, concurrently but bounded; the answer keeps the
+/// asked order. Any failed Query fails the answer (a partial answer would read as OFFLINE).
+pub async fn answer<C: ConnectionCounter>(
+    users: &[String],
+    counter: &C,
+    concurrency: usize,
+    now: SystemTime,
+) -> Result<PresenceAnswer, StoreError> {
+    let now_seconds = epoch_millis(now).div_euclid(1000);
+    let counts: Vec<Result<u32, StoreError>> = stream::iter(users)
+        .map(|user_id| counter.live_connections(user_id, now_seconds))
+        .buffered(concurrency.max(1))
+        .collect()
+        .await;
+    let mut answer = PresenceAnswer {
+        kind: PresenceEventType::Presence,
+        users: Vec::with_capacity(users.len()),
+    };
+    for (user_id, count) in users.iter().zip(counts) {
+        let connections = count?;
+        answer.users.push(UserPresence {
+            user_id: user_id.clone(),
+            status: if connections > 0 {
+                PresenceStatus::Online
+            } else {
+                PresenceStatus::Offline
+            },
+            connections,
+        });
+    }
+    Ok(answer)
+}
+
+/// A back end's direct invocation: `{"users":[…]}` → the answer, or a `Validation` /
+/// `Retryable` function error.
+pub async fn answer_direct<C: ConnectionCounter, S: EventSink>(
+    question: &Value,
+    deps: &Deps<C, S>,
+    now: SystemTime,
+) -> Result<PresenceAnswer, PresenceError> {
+    let users = parse_query(question)?;
+    Ok(answer(&users, &deps.counter, deps.query_concurrency, now).await?)
+}
+
+/// The `presence` route (AWS_PROXY): API Gateway sends the proxy response's body to the
+/// client as one frame whatever its status code, so every outcome is a JSON frame: the
+/// answer (200), an `invalid_request` error (400) or a `presence_unavailable` error (500).
+pub async fn answer_route<C: ConnectionCounter, S: EventSink>(
+    request: &ApiGatewayWebsocketProxyRequest,
+    deps: &Deps<C, S>,
+    now: SystemTime,
+) -> ApiGatewayProxyResponse {
+    let connection_id = request
+        .request_context
+        .connection_id
+        .as_deref()
+        .unwrap_or_default();
+    let question = serde_json::from_str::<Value>(request.body.as_deref().unwrap_or_default())
+        .map_err(|error| InvalidQuery::NotJson(error.to_string()));
+    let users = match question.and_then(|question| parse_query(&question)) {
+        Ok(users) => users,
+        Err(invalid) => {
+            warn!(connection_id, error = %invalid, "refusing a presence question");
+            return frame(
+                400,
+                &error_frame(ERROR_INVALID_REQUEST, &invalid.to_string()),
+            );
+        }
+    };
+    match answer(&users, &deps.counter, deps.query_concurrency, now).await {
+        Ok(answer) => frame(200, &json!(answer)),
+        Err(failure) => {
+            error!(connection_id, error = %failure, "answering a presence question failed");
+            frame(
+                500,
+                &error_frame(
+                    ERROR_UNAVAILABLE,
+                    "presence is unavailable right now; try again",
+                ),
+            )
+        }
+    }
+}
+
+/// The error frame, shaped like the `$default` route's.
+pub fn error_frame(code: &str, message: &str) -> Value {
+    json!({"type": "error", "error": code, "message": message})
+}
+
+fn frame(status_code: i64, body: &Value) -> ApiGatewayProxyResponse {
+    let mut response = ApiGatewayProxyResponse::default();
+    response.status_code = status_code;
+    response.body = Some(Body::Text(body.to_string()));
+    response
+}

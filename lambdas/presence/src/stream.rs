@@ -1,0 +1,345 @@
+//! DynamoDB stream batches of the connections table → presence events.
+//!
+//! # What a batch produces
+//! Every INSERT (a new connection) yields ONLINE with the user's live connection count after
+//! it; a REMOVE yields OFFLINE only when the user has no live connection left after it; a
+//! MODIFY (`ping` touching `last_seen_at`) yields nothing. The stream is keys-only, so the
+//! counts come from one strongly consistent Query per user in the batch, made *after* the
+//! batch's writes: that is the count after the user's last record. The count after each
+//! earlier record of the same user is reconstructed backwards from it (an INSERT added one
+//! live connection, a disconnect removed one, a TTL removal removed an already expired and
+//! therefore not live one), so several records of one user produce the events that sequence
+//! implies, in order: two devices closing in one batch give one OFFLINE, on the second; a
+//! connect and disconnect of one connection in one batch give ONLINE then OFFLINE; two TTL
+//! removals leaving nothing give one OFFLINE.
+//!
+//! # Failures and ordering
+//! Lambda retries a stream batch *from the lowest sequence number reported as failed*: every
+//! record after it comes back anyway. So records are delivered one at a time in stream order,
+//! and at the first record that cannot be processed (its user's Query failed, or delivering
+//! its event failed) processing stops and only that record is reported. Nothing after it is
+//! delivered now, so a retry does not deliver it twice, and a user's events never overtake
+//! each other. A record that retrying cannot fix (no sequence number, unknown event name,
+//! missing or non-string keys, not a stream record at all) is logged and skipped. A record
+//! that keeps failing is retried until the event source mapping's `maximum_retry_attempts`
+//! or `maximum_record_age_in_seconds` runs out, then handed to its on-failure destination.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use aws_lambda_events::dynamodb::{Event, EventRecord};
+use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use futures::stream::{self, StreamExt};
+use serde::{Deserialize, Deserializer};
+use serde_dynamo::AttributeValue;
+use sumu_wire::{table, OfflineReason, Presence, PresenceEvent, PresenceEventType, PresenceStatus};
+use thiserror::Error;
+use tracing::{error, info, warn};
+
+use crate::{ConnectionCounter, Deps, EventSink};
+
+/// The `userIdentity` DynamoDB puts on records of items its TTL process deleted.
+pub const TTL_IDENTITY_TYPE: &str = "Service";
+pub const TTL_IDENTITY_PRINCIPAL: &str = "dynamodb.amazonaws.com";
+
+/// A stream batch whose records are read one by one, so that one record that is not even a
+/// stream record cannot fail the whole batch.
+#[derive(Debug, Clone, Default)]
+pub struct StreamBatch {
+    pub records: Vec<IncomingRecord>,
+}
+
+#[derive(Debug, Clone)]
+pub enum IncomingRecord {
+    Record(Box<EventRecord>),
+    /// Not a DynamoDB stream record; kept only to be logged and skipped.
+    Unreadable(String),
+}
+
+impl<'de> Deserialize<'de> for StreamBatch {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct RawBatch {
+            #[serde(rename = "Records")]
+            records: Vec<serde_json::Value>,
+        }
+        let raw = RawBatch::deserialize(deserializer)?;
+        let records = raw
+            .records
+            .into_iter()
+            .map(
+                |record| match serde_json::from_value::<EventRecord>(record) {
+                    Ok(record) => IncomingRecord::Record(Box::new(record)),
+                    Err(error) => IncomingRecord::Unreadable(error.to_string()),
+                },
+            )
+            .collect();
+        Ok(StreamBatch { records })
+    }
+}
+
+/// sumu-local reads the stream with the SDK and hands over typed events.
+impl From<Event> for StreamBatch {
+    fn from(event: Event) -> Self {
+        StreamBatch {
+            records: event
+                .records
+                .into_iter()
+                .map(|record| IncomingRecord::Record(Box::new(record)))
+                .collect(),
+        }
+    }
+}
+
+/// What happened to one connection, read from one stream record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionChange {
+    pub sequence_number: String,
+    pub user_id: String,
+    pub connection_id: String,
+    pub kind: ChangeKind,
+    /// Epoch milliseconds of the change (the record's creation time).
+    pub timestamp: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// INSERT: a new connection.
+    Connected,
+    /// REMOVE, with why.
+    Removed(OfflineReason),
+    /// MODIFY: `ping` updated `last_seen_at`.
+    Touched,
+}
+
+/// Why a record is skipped instead of retried: retrying cannot fix any of these.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+pub enum MalformedRecord {
+    #[error("not a DynamoDB stream record: {0}")]
+    Unreadable(String),
+    #[error("the record has no sequence number")]
+    NoSequenceNumber,
+    #[error("unknown event name {0:?}")]
+    UnknownEventName(String),
+    #[error("key {0} is missing or not a non-empty string")]
+    MissingKey(&'static str),
+}
+
+/// Reads one stream record. `now_ms` stands in for a missing creation time.
+pub fn read_record(record: &EventRecord, now_ms: i64) -> Result<ConnectionChange, MalformedRecord> {
+    let sequence_number = record
+        .change
+        .sequence_number
+        .clone()
+        .filter(|sequence| !sequence.is_empty())
+        .ok_or(MalformedRecord::NoSequenceNumber)?;
+    let kind = match record.event_name.as_str() {
+        "INSERT" => ChangeKind::Connected,
+        "MODIFY" => ChangeKind::Touched,
+        "REMOVE" if is_ttl_removal(record) => ChangeKind::Removed(OfflineReason::Expired),
+        "REMOVE" => ChangeKind::Removed(OfflineReason::Disconnected),
+        other => return Err(MalformedRecord::UnknownEventName(other.to_owned())),
+    };
+    let key = |name: &'static str| match record.change.keys.get(name) {
+        Some(AttributeValue::S(value)) if !value.is_empty() => Ok(value.clone()),
+        _ => Err(MalformedRecord::MissingKey(name)),
+    };
+    let created_ms = record
+        .change
+        .approximate_creation_date_time
+        .timestamp_millis();
+    Ok(ConnectionChange {
+        sequence_number,
+        user_id: key(table::USER_ID)?,
+        connection_id: key(table::CONNECTION_ID)?,
+        kind,
+        // A record without ApproximateCreationDateTime deserializes to the epoch.
+        timestamp: if created_ms > 0 { created_ms } else { now_ms },
+    })
+}
+
+fn is_ttl_removal(record: &EventRecord) -> bool {
+    record.user_identity.as_ref().is_some_and(|identity| {
+        identity.type_ == TTL_IDENTITY_TYPE && identity.principal_id == TTL_IDENTITY_PRINCIPAL
+    })
+}
+
+/// What to do for one change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Deliver(PresenceEvent),
+    /// The change implies no event (MODIFY, or a removal that leaves the user online).
+    Nothing,
+    /// The user's live connections could not be counted: the record must be retried.
+    CountUnavailable,
+}
+
+/// The step each change implies, given each user's live connection count after the batch
+/// (`final_counts`; a user missing from it could not be counted). See the module docs.
+pub fn plan(changes: &[ConnectionChange], final_counts: &HashMap<String, u32>) -> Vec<Step> {
+    let mut steps = vec![Step::Nothing; changes.len()];
+    let mut by_user: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (index, change) in changes.iter().enumerate() {
+        if change.kind != ChangeKind::Touched {
+            by_user
+                .entry(change.user_id.as_str())
+                .or_default()
+                .push(index);
+        }
+    }
+    for (user_id, indices) in by_user {
+        let Some(&final_count) = final_counts.get(user_id) else {
+            for index in indices {
+                steps[index] = Step::CountUnavailable;
+            }
+            continue;
+        };
+        // Live connections right after each of the user's changes, walking back from now.
+        let mut live_after = vec![0_u32; indices.len()];
+        let mut live = final_count;
+        for (position, &index) in indices.iter().enumerate().rev() {
+            live_after[position] = live;
+            live = match changes[index].kind {
+                ChangeKind::Connected => live.saturating_sub(1),
+                ChangeKind::Removed(OfflineReason::Disconnected) => live.saturating_add(1),
+                ChangeKind::Removed(OfflineReason::Expired) | ChangeKind::Touched => live,
+            };
+        }
+        let mut reported_offline = false;
+        for (position, &index) in indices.iter().enumerate() {
+            let change = &changes[index];
+            match change.kind {
+                ChangeKind::Connected => {
+                    // The connection itself is live when it arrives, even if the table has
+                    // already moved on (its removal then follows in a later batch).
+                    steps[index] = Step::Deliver(event(
+                        change,
+                        PresenceStatus::Online,
+                        live_after[position].max(1),
+                        None,
+                    ));
+                    reported_offline = false;
+                }
+                ChangeKind::Removed(reason) if live_after[position] == 0 && !reported_offline => {
+                    steps[index] =
+                        Step::Deliver(event(change, PresenceStatus::Offline, 0, Some(reason)));
+                    reported_offline = true;
+                }
+                ChangeKind::Removed(_) | ChangeKind::Touched => {}
+            }
+        }
+    }
+    steps
+}
+
+fn event(
+    change: &ConnectionChange,
+    status: PresenceStatus,
+    connections: u32,
+    reason: Option<OfflineReason>,
+) -> PresenceEvent {
+    PresenceEvent {
+        kind: PresenceEventType::Presence,
+        message: Presence {
+            user_id: change.user_id.clone(),
+            status,
+            connection_id: change.connection_id.clone(),
+            connections,
+            timestamp: change.timestamp,
+            reason,
+        },
+    }
+}
+
+/// Processes one stream batch; never fails as a whole (see the module docs).
+pub async fn handle_batch<C: ConnectionCounter, S: EventSink>(
+    batch: StreamBatch,
+    deps: &Deps<C, S>,
+    now: SystemTime,
+) -> DynamoDbEventResponse {
+    let now_ms = epoch_millis(now);
+    let changes: Vec<ConnectionChange> = batch
+        .records
+        .iter()
+        .filter_map(|incoming| {
+            let result = match incoming {
+                IncomingRecord::Record(record) => read_record(record, now_ms).map_err(|error| (record.event_id.as_str(), record.change.sequence_number.as_deref(), error)),
+                IncomingRecord::Unreadable(reason) => Err(("", None, MalformedRecord::Unreadable(reason.clone()))),
+            };
+            result
+                .map_err(|(event_id, sequence_number, error)| {
+                    warn!(event_id, sequence_number, %error, "skipping a malformed stream record: retrying cannot fix it");
+                })
+                .ok()
+        })
+        .collect();
+
+    let users: HashSet<&str> = changes
+        .iter()
+        .filter(|change| change.kind != ChangeKind::Touched)
+        .map(|change| change.user_id.as_str())
+        .collect();
+    let now_seconds = now_ms.div_euclid(1000);
+    let counted: Vec<(&str, Result<u32, _>)> = stream::iter(users)
+        .map(|user_id| async move {
+            (
+                user_id,
+                deps.counter.live_connections(user_id, now_seconds).await,
+            )
+        })
+        .buffer_unordered(deps.query_concurrency.max(1))
+        .collect()
+        .await;
+    let mut final_counts = HashMap::new();
+    for (user_id, result) in counted {
+        match result {
+            Ok(live) => {
+                final_counts.insert(user_id.to_owned(), live);
+            }
+            Err(error) => error!(user_id, %error, "counting live connections failed"),
+        }
+    }
+
+    let mut response = DynamoDbEventResponse::default();
+    for (change, step) in changes.iter().zip(plan(&changes, &final_counts)) {
+        let failed = match step {
+            Step::Nothing => false,
+            Step::CountUnavailable => true,
+            Step::Deliver(event) => match deps.sink.deliver(&event).await {
+                Ok(()) => {
+                    info!(
+                        user_id = %change.user_id,
+                        connection_id = %change.connection_id,
+                        status = ?event.message.status,
+                        connections = event.message.connections,
+                        reason = ?event.message.reason,
+                        "presence event delivered"
+                    );
+                    false
+                }
+                Err(error) => {
+                    error!(user_id = %change.user_id, %error, "delivering a presence event failed");
+                    true
+                }
+            },
+        };
+        if failed {
+            error!(
+                sequence_number = %change.sequence_number,
+                user_id = %change.user_id,
+                "reporting the record as failed: the stream retries from it (bounded by the event source mapping's retry settings)"
+            );
+            let mut failure = DynamoDbBatchItemFailure::default();
+            failure.item_identifier = Some(change.sequence_number.clone());
+            response.batch_item_failures.push(failure);
+            break;
+        }
+    }
+    response
+}
+
+pub(crate) fn epoch_millis(time: SystemTime) -> i64 {
+    time.duration_since(UNIX_EPOCH)
+        .map(|elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
