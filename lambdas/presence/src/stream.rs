@@ -343,3 +343,186 @@ pub(crate) fn epoch_millis(time: SystemTime) -> i64 {
         .map(|elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(
+        sequence: u32,
+        user_id: &str,
+        connection_id: &str,
+        kind: ChangeKind,
+    ) -> ConnectionChange {
+        ConnectionChange {
+            sequence_number: sequence.to_string(),
+            user_id: user_id.into(),
+            connection_id: connection_id.into(),
+            kind,
+            timestamp: i64::from(sequence),
+        }
+    }
+
+    /// (connection, status, connections, reason) per delivered step, in order.
+    fn delivered(steps: &[Step]) -> Vec<(String, PresenceStatus, u32, Option<OfflineReason>)> {
+        steps
+            .iter()
+            .filter_map(|step| match step {
+                Step::Deliver(event) => Some((
+                    event.message.connection_id.clone(),
+                    event.message.status,
+                    event.message.connections,
+                    event.message.reason,
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn counts(pairs: &[(&str, u32)]) -> HashMap<String, u32> {
+        pairs
+            .iter()
+            .map(|(user, n)| (user.to_string(), *n))
+            .collect()
+    }
+
+    use ChangeKind::{Connected, Removed, Touched};
+    use OfflineReason::{Disconnected, Expired};
+    use PresenceStatus::{Offline, Online};
+
+    #[test]
+    fn two_connects_in_one_batch_count_up() {
+        let changes = [
+            change(1, "u1", "a", Connected),
+            change(2, "u1", "b", Connected),
+        ];
+        assert_eq!(
+            delivered(&plan(&changes, &counts(&[("u1", 2)]))),
+            vec![("a".into(), Online, 1, None), ("b".into(), Online, 2, None)]
+        );
+    }
+
+    #[test]
+    fn a_reconnect_in_one_batch_gives_offline_then_online() {
+        let changes = [
+            change(1, "u1", "a", Removed(Disconnected)),
+            change(2, "u1", "b", Connected),
+        ];
+        assert_eq!(
+            delivered(&plan(&changes, &counts(&[("u1", 1)]))),
+            vec![
+                ("a".into(), Offline, 0, Some(Disconnected)),
+                ("b".into(), Online, 1, None)
+            ]
+        );
+    }
+
+    #[test]
+    fn two_ttl_removals_leaving_nothing_give_one_offline() {
+        let changes = [
+            change(1, "u1", "a", Removed(Expired)),
+            change(2, "u1", "b", Removed(Expired)),
+        ];
+        assert_eq!(
+            delivered(&plan(&changes, &counts(&[("u1", 0)]))),
+            vec![("a".into(), Offline, 0, Some(Expired))]
+        );
+    }
+
+    #[test]
+    fn a_ttl_removal_does_not_count_as_a_live_connection_going_away() {
+        // The expired item was not live: the new connection is the user's only one.
+        let changes = [
+            change(1, "u1", "a", Connected),
+            change(2, "u1", "old", Removed(Expired)),
+        ];
+        assert_eq!(
+            delivered(&plan(&changes, &counts(&[("u1", 1)]))),
+            vec![("a".into(), Online, 1, None)]
+        );
+    }
+
+    #[test]
+    fn users_are_planned_independently_and_pings_yield_nothing() {
+        let changes = [
+            change(1, "u1", "a", Touched),
+            change(2, "u2", "b", Removed(Disconnected)),
+            change(3, "u1", "a", Removed(Disconnected)),
+        ];
+        let steps = plan(&changes, &counts(&[("u1", 1), ("u2", 0)]));
+        assert_eq!(steps[0], Step::Nothing);
+        assert!(matches!(&steps[1], Step::Deliver(event) if event.message.user_id == "u2"));
+        assert_eq!(steps[2], Step::Nothing, "u1 still has a live connection");
+    }
+
+    #[test]
+    fn an_uncounted_user_cannot_be_planned() {
+        let changes = [
+            change(1, "u1", "a", Touched),
+            change(2, "u1", "a", Removed(Disconnected)),
+        ];
+        assert_eq!(
+            plan(&changes, &counts(&[])),
+            vec![Step::Nothing, Step::CountUnavailable]
+        );
+    }
+
+    #[test]
+    fn only_the_dynamodb_service_identity_marks_a_ttl_removal() {
+        let record = |identity: serde_json::Value| -> EventRecord {
+            serde_json::from_value(serde_json::json!({
+                "eventID": "1", "eventName": "REMOVE", "awsRegion": "us-east-1",
+                "userIdentity": identity,
+                "dynamodb": {"Keys": {"user_id": {"S": "u1"}, "connection_id": {"S": "a"}},
+                             "SequenceNumber": "7", "SizeBytes": 10}
+            }))
+            .unwrap()
+        };
+        let ttl =
+            record(serde_json::json!({"type": "Service", "principalId": "dynamodb.amazonaws.com"}));
+        assert_eq!(read_record(&ttl, 5).unwrap().kind, Removed(Expired));
+        let other =
+            record(serde_json::json!({"type": "Service", "principalId": "lambda.amazonaws.com"}));
+        assert_eq!(read_record(&other, 5).unwrap().kind, Removed(Disconnected));
+        // No creation time in the record: the processing time stands in.
+        assert_eq!(read_record(&other, 5).unwrap().timestamp, 5);
+    }
+
+    #[test]
+    fn records_retrying_cannot_fix_are_named() {
+        let record = |dynamodb: serde_json::Value, name: &str| -> EventRecord {
+            serde_json::from_value(serde_json::json!({
+                "eventID": "1", "eventName": name, "awsRegion": "us-east-1", "dynamodb": dynamodb
+            }))
+            .unwrap()
+        };
+        let keys = serde_json::json!({"user_id": {"S": "u1"}, "connection_id": {"S": "a"}});
+        assert_eq!(
+            read_record(
+                &record(serde_json::json!({"Keys": keys, "SizeBytes": 1}), "INSERT"),
+                0
+            ),
+            Err(MalformedRecord::NoSequenceNumber)
+        );
+        assert_eq!(
+            read_record(
+                &record(
+                    serde_json::json!({"Keys": keys, "SequenceNumber": "1", "SizeBytes": 1}),
+                    "TRUNCATE"
+                ),
+                0
+            ),
+            Err(MalformedRecord::UnknownEventName("TRUNCATE".into()))
+        );
+        assert_eq!(
+            read_record(
+                &record(
+                    serde_json::json!({"Keys": {"user_id": {"S": "u1"}}, "SequenceNumber": "1", "SizeBytes": 1}),
+                    "INSERT"
+                ),
+                0
+            ),
+            Err(MalformedRecord::MissingKey("connection_id"))
+        );
+    }
+}

@@ -156,6 +156,25 @@ mod tests {
     }
 
     #[test]
+    fn presence_answer_has_the_documented_shape() {
+        let answer = PresenceAnswer {
+            kind: PresenceEventType::Presence,
+            users: vec![UserPresence {
+                user_id: "u1".into(),
+                status: PresenceStatus::Offline,
+                connections: 0,
+            }],
+        };
+        assert_eq!(
+            serde_json::to_value(&answer).unwrap(),
+            serde_json::json!({"type":"presence","users":[{"user_id":"u1","status":"OFFLINE","connections":0}]})
+        );
+        let query: PresenceQuery =
+            serde_json::from_str(r#"{"action":"presence","users":["u1"]}"#).unwrap();
+        assert_eq!(query.users, vec!["u1".to_owned()]);
+    }
+
+    #[test]
     fn notification_request_without_targets_is_a_broadcast() {
         let request: NotificationRequest =
             serde_json::from_str(r#"{"exclude_users":["u3"],"data":{"x":1}}"#).unwrap();
