@@ -251,6 +251,29 @@ fn event(
     }
 }
 
+/// The batch's changes in stream order; malformed records are logged and left out.
+fn read_changes(batch: &StreamBatch, now_ms: i64) -> Vec<ConnectionChange> {
+    let mut changes = Vec::with_capacity(batch.records.len());
+    for incoming in &batch.records {
+        match incoming {
+            IncomingRecord::Record(record) => match read_record(record, now_ms) {
+                Ok(change) => changes.push(change),
+                Err(error) => warn!(
+                    event_id = %record.event_id,
+                    sequence_number = record.change.sequence_number.as_deref(),
+                    %error,
+                    "skipping a malformed stream record: retrying cannot fix it"
+                ),
+            },
+            IncomingRecord::Unreadable(reason) => warn!(
+                error = %MalformedRecord::Unreadable(reason.clone()),
+                "skipping a malformed stream record: retrying cannot fix it"
+            ),
+        }
+    }
+    changes
+}
+
 /// Processes one stream batch; never fails as a whole (see the module docs).
 pub async fn handle_batch<C: ConnectionCounter, S: EventSink>(
     batch: StreamBatch,
@@ -258,21 +281,7 @@ pub async fn handle_batch<C: ConnectionCounter, S: EventSink>(
     now: SystemTime,
 ) -> DynamoDbEventResponse {
     let now_ms = epoch_millis(now);
-    let changes: Vec<ConnectionChange> = batch
-        .records
-        .iter()
-        .filter_map(|incoming| {
-            let result = match incoming {
-                IncomingRecord::Record(record) => read_record(record, now_ms).map_err(|error| (record.event_id.as_str(), record.change.sequence_number.as_deref(), error)),
-                IncomingRecord::Unreadable(reason) => Err(("", None, MalformedRecord::Unreadable(reason.clone()))),
-            };
-            result
-                .map_err(|(event_id, sequence_number, error)| {
-                    warn!(event_id, sequence_number, %error, "skipping a malformed stream record: retrying cannot fix it");
-                })
-                .ok()
-        })
-        .collect();
+    let changes = read_changes(&batch, now_ms);
 
     let users: HashSet<&str> = changes
         .iter()
@@ -313,7 +322,7 @@ pub async fn handle_batch<C: ConnectionCounter, S: EventSink>(
                         status = ?event.message.status,
                         connections = event.message.connections,
                         reason = ?event.message.reason,
-                        "presence event delivered"
+                        "presence event emitted"
                     );
                     false
                 }
