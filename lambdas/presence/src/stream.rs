@@ -34,7 +34,7 @@ use serde::{Deserialize, Deserializer};
 use serde_dynamo::AttributeValue;
 use sumu_wire::{table, OfflineReason, Presence, PresenceEvent, PresenceEventType, PresenceStatus};
 use thiserror::Error;
-use tracing::{error, info, warn};
+use tracing::{error, info, info_span, warn, Instrument};
 
 use crate::{ConnectionCounter, Deps, EventSink};
 
@@ -311,33 +311,25 @@ pub async fn handle_batch<C: ConnectionCounter, S: EventSink>(
 
     let mut response = DynamoDbEventResponse::default();
     for (change, step) in changes.iter().zip(plan(&changes, &final_counts)) {
+        // One span per record, so every line about it carries its identity.
+        let span = info_span!(
+            "record",
+            sequence_number = %change.sequence_number,
+            user_id = %change.user_id,
+            connection_id = %change.connection_id,
+        );
         let failed = match step {
             Step::Nothing => false,
             Step::CountUnavailable => true,
-            Step::Deliver(event) => match deps.sink.deliver(&event).await {
-                Ok(()) => {
-                    info!(
-                        user_id = %change.user_id,
-                        connection_id = %change.connection_id,
-                        status = ?event.message.status,
-                        connections = event.message.connections,
-                        reason = ?event.message.reason,
-                        "presence event emitted"
-                    );
-                    false
-                }
-                Err(error) => {
-                    error!(user_id = %change.user_id, %error, "delivering a presence event failed");
-                    true
-                }
-            },
+            Step::Deliver(event) => deliver(&deps.sink, &event).instrument(span.clone()).await,
         };
         if failed {
-            error!(
-                sequence_number = %change.sequence_number,
-                user_id = %change.user_id,
-                "reporting the record as failed: the stream retries from it (bounded by the event source mapping's retry settings)"
-            );
+            span.in_scope(|| {
+                error!(
+                    "reporting the record as failed: the stream retries from it \
+                     (bounded by the event source mapping's retry settings)"
+                )
+            });
             let mut failure = DynamoDbBatchItemFailure::default();
             failure.item_identifier = Some(change.sequence_number.clone());
             response.batch_item_failures.push(failure);
@@ -345,6 +337,25 @@ pub async fn handle_batch<C: ConnectionCounter, S: EventSink>(
         }
     }
     response
+}
+
+/// Delivers one event; `true` when it failed.
+async fn deliver<S: EventSink>(sink: &S, event: &PresenceEvent) -> bool {
+    match sink.deliver(event).await {
+        Ok(()) => {
+            info!(
+                status = ?event.message.status,
+                connections = event.message.connections,
+                reason = ?event.message.reason,
+                "presence event emitted"
+            );
+            false
+        }
+        Err(error) => {
+            error!(%error, "delivering a presence event failed");
+            true
+        }
+    }
 }
 
 pub(crate) fn epoch_millis(time: SystemTime) -> i64 {
