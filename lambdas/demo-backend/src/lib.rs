@@ -67,6 +67,11 @@ impl<N: Notifier, U: OnlineUsers> DemoBackend<N, U> {
     pub fn new(notifier: N, online: U) -> DemoBackend<N, U> {
         DemoBackend { notifier, online }
     }
+
+    /// Where this back end sends notification requests.
+    pub fn notifier(&self) -> &N {
+        &self.notifier
+    }
 }
 
 /// The back end as deployed: SQS for requests, DynamoDB for who is online.
