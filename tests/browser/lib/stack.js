@@ -10,7 +10,7 @@ export const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 export const ARTIFACTS = join(REPO, 'tests/browser/artifacts');
 
 /** Assumed sumu-local command line (see docs/demo.md); SUMU_LOCAL_ARGS replaces it. */
-export const DEFAULT_ARGS = '--port {port} --aws-endpoint {moto}';
+export const DEFAULT_ARGS = '--port {port} --aws-endpoint {moto} --stage {stage} --prefix {prefix}';
 
 export function freePort() {
   return new Promise((resolve, reject) => {
@@ -94,11 +94,15 @@ export async function startStack({ stage = process.env.SUMU_STAGE || 'local', ti
     ? { endpoint: process.env.SUMU_MOTO_ENDPOINT, stop: async () => {} }
     : await startMoto();
   const port = await freePort();
+  // Fresh table, topics and queues per run: a shared moto server may hold an earlier run's items.
+  const prefix = `sumu-browser-${process.pid}-${Date.now().toString(36)}`;
   const template = process.env.SUMU_LOCAL_ARGS || DEFAULT_ARGS;
   const args = template.split(/\s+/).filter(Boolean).map((arg) => arg
-    .replaceAll('{port}', String(port)).replaceAll('{moto}', moto.endpoint).replaceAll('{stage}', stage));
+    .replaceAll('{port}', String(port)).replaceAll('{moto}', moto.endpoint).replaceAll('{stage}', stage)
+    .replaceAll('{prefix}', prefix));
   const sumuLocal = startLogged('sumu-local', binary, args, {
     SUMU_MOTO_ENDPOINT: moto.endpoint,
+    SUMU_AWS_ENDPOINT: moto.endpoint,
     AWS_ENDPOINT_URL: moto.endpoint,
     AWS_ACCESS_KEY_ID: 'test',
     AWS_SECRET_ACCESS_KEY: 'test',
@@ -114,7 +118,7 @@ export async function startStack({ stage = process.env.SUMU_STAGE || 'local', ti
     if (sumuLocal.child.exitCode !== null || sumuLocal.child.signalCode !== null) {
       await stop();
       throw new Error(`sumu-local exited (${sumuLocal.child.exitCode ?? sumuLocal.child.signalCode}) before serving the demo page.\n` +
-        `command: ${command}\n(set SUMU_LOCAL_ARGS if its flags differ; placeholders {port} {moto} {stage})\n` +
+        `command: ${command}\n(set SUMU_LOCAL_ARGS if its flags differ; placeholders {port} {moto} {stage} {prefix})\n` +
         `last output (${sumuLocal.logPath}):\n${sumuLocal.tail()}`);
     }
     try {
