@@ -84,6 +84,23 @@ test('the online list follows the who-is-online answer and presence events', asy
   });
 });
 
+test('a who-is-online answer never undoes a presence event that overtook it', async () => {
+  await withPage('', async (page) => {
+    await signIn(page, 'alice');
+    await waitForState(page, 'open');
+    await until(() => gateway.open()[0]?.received.length >= 1, 'the who_is_online request');
+    // After the page asked: dave came, bob left. Then the (older) answer arrives.
+    push({ type: 'presence', users: [{ user_id: 'dave', status: 'ONLINE', connections: 1 }], timestamp: 5 });
+    push({ type: 'presence', users: [{ user_id: 'bob', status: 'OFFLINE', connections: 0 }], timestamp: 6 });
+    push({ type: 'online_users', users: [
+      { user_id: 'alice', status: 'ONLINE', connections: 1 },
+      { user_id: 'bob', status: 'ONLINE', connections: 1 },
+      { user_id: 'carol', status: 'ONLINE', connections: 1 },
+    ], truncated: false, timestamp: 4 });
+    await waitForOnline(page, ['alice', 'carol', 'dave']);
+  });
+});
+
 test('each push mode and route sends exactly the documented frame', async () => {
   await withPage('', async (page) => {
     await signIn(page, 'alice');

@@ -95,6 +95,7 @@ function onOpen(socket) {
   if (socket !== app.socket) return;
   app.attempt = 0;
   setState('open', app.user);
+  clearInterval(app.pingTimer);
   logFrame('event', 'connected');
   app.online.set(app.user, null);
   renderOnline();
@@ -128,6 +129,7 @@ function scheduleReconnect() {
 function disconnect() {
   app.wantOpen = false;
   clearTimeout(app.retryTimer);
+  clearInterval(app.pingTimer);
   app.attempt = 0;
   if (app.socket) app.socket.close(1000, 'bye');
   else setState('disconnected');
