@@ -297,3 +297,29 @@ async fn the_aws_backend_answers_who_is_online_from_a_real_queue_message() {
                {"user_id":"bob","status":"ONLINE","connections":1}])
     );
 }
+
+/// sumu-local runs the back end in-process on a multi-threaded runtime: its futures must be
+/// `Send` and the back end shareable (`Send + Sync`), or `tokio::spawn` will not take them.
+#[tokio::test]
+async fn the_aws_backend_can_be_spawned_on_a_multi_threaded_runtime() {
+    fn spawnable<T: std::future::Future + Send + 'static>(future: T) -> T {
+        future
+    }
+    let sdk = aws_config().await;
+    let backend = std::sync::Arc::new(AwsDemoBackend::from_sdk_config(
+        &sdk,
+        Config {
+            notifications_queue_url: "unused".into(),
+            connections_table: "unused".into(),
+        },
+    ));
+    let empty: aws_lambda_events::event::sqs::SqsEvent =
+        serde_json::from_value(json!({"Records": []})).unwrap();
+    let response = tokio::spawn(spawnable({
+        let backend = backend.clone();
+        async move { backend.handle_sqs(empty).await }
+    }))
+    .await
+    .unwrap();
+    assert!(response.batch_item_failures.is_empty());
+}
