@@ -15,15 +15,20 @@ ensure_chromium() {
   [ -x "$CHROMIUM" ] || { echo "chromium was installed but $CHROMIUM does not exist" >&2; return 1; }
 }
 
-# Node.js and the pinned packages of tests/browser (npm ci from the committed lock file);
-# reinstalled only when package-lock.json changes.
+# Node.js (>= 20, which playwright-core needs) and the pinned packages of tests/browser (npm ci
+# from the committed lock file); reinstalled only when package-lock.json changes.
 ensure_browser_test_deps() {
   if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-    log "installing Debian's nodejs and npm (for the browser test)"
+    log "installing nodejs and npm (for the browser test)"
     local sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends nodejs npm
+  fi
+  local major; major=$(node -p 'process.versions.node.split(".")[0]')
+  if [ "$major" -lt 20 ]; then
+    echo "the browser test needs Node.js >= 20 (playwright-core); this machine has $(node --version)" >&2
+    return 1
   fi
   local stamp="$BROWSER_TESTS/node_modules/.package-lock.sha256" want
   want=$(sha256sum "$BROWSER_TESTS/package-lock.json" | cut -d' ' -f1)

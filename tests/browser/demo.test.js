@@ -3,7 +3,7 @@
 // online, exchange UNICAST, MULTICAST and BROADCAST messages through both `publish` and `send`,
 // and each page shows exactly the messages meant for it; bob closes his window and alice sees
 // him go offline. Screenshots go to tests/browser/artifacts/ and the two windows to docs/demo.png.
-import { describe, test, before, after } from 'node:test';
+import { describe, test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -21,11 +21,6 @@ const people = {};
 /** The messages each page must show, and only those, once everything was sent. */
 const expected = { alice: [], bob: [] };
 
-before(async () => {
-  stack = await startStack();
-  browser = await launchChromium();
-});
-
 after(async () => {
   for (const person of Object.values(people)) {
     for (const problem of person.problems) console.error(`${person.name}: ${problem}`);
@@ -34,8 +29,33 @@ after(async () => {
   await stack?.stop();
 });
 
+/**
+ * A step of the story. Steps run in order and build on each other: once one fails, the rest
+ * are skipped (reported as such) instead of failing with consequential errors.
+ */
+let broken = null;
+function step(name, body) {
+  test(name, { timeout: 180_000 }, async (t) => {
+    if (broken) {
+      t.skip(`needs "${broken}"`);
+      return;
+    }
+    try {
+      await body();
+    } catch (error) {
+      broken = name;
+      throw error;
+    }
+  });
+}
+
 describe('the demo, in two browser windows', { concurrency: 1 }, () => {
-  test('alice and bob sign in and see each other online', async () => {
+  step('sumu-local starts with moto and serves the demo page', async () => {
+    stack = await startStack();
+    browser = await launchChromium();
+  });
+
+  step('alice and bob sign in and see each other online', async () => {
     // Keep-alive every 2 s, so the test also sees ping → pong through the real stack.
     const url = `${stack.baseUrl}/demo/?stage=${encodeURIComponent(stack.stage)}&ping_ms=2000`;
     for (const name of ['alice', 'bob']) {
@@ -48,7 +68,7 @@ describe('the demo, in two browser windows', { concurrency: 1 }, () => {
     await waitForOnline(people.bob.page, ['alice', 'bob']);
   });
 
-  test('keep-alive pings are answered with pongs', async () => {
+  step('keep-alive pings are answered with pongs', async () => {
     await people.alice.page.waitForFunction(
       () => [...document.querySelectorAll('[data-testid=log] [data-direction=in] .frame')]
         .some((node) => JSON.parse(node.textContent).type === 'pong'),
@@ -58,14 +78,14 @@ describe('the demo, in two browser windows', { concurrency: 1 }, () => {
   });
 
   for (const route of ROUTES) {
-    test(`UNICAST via ${route} echoes to the sender only`, async () => {
+    step(`UNICAST via ${route} echoes to the sender only`, async () => {
       const text = `unicast via ${route} from alice`;
       await sendChat(people.alice.page, { mode: 'unicast', route, text });
       expected.alice.push({ from: 'alice', mode: 'unicast', route, text });
       assert.deepEqual(await waitForChat(people.alice.page, text), { from: 'alice', mode: 'unicast', route, text });
     });
 
-    test(`MULTICAST via ${route} reaches the picked users and the sender`, async () => {
+    step(`MULTICAST via ${route} reaches the picked users and the sender`, async () => {
       const text = `multicast via ${route} from bob to alice`;
       await sendChat(people.bob.page, { mode: 'multicast', route, text, to: ['alice'] });
       const message = { from: 'bob', mode: 'multicast', route, text };
@@ -75,7 +95,7 @@ describe('the demo, in two browser windows', { concurrency: 1 }, () => {
       assert.deepEqual(await waitForChat(people.bob.page, text), message);
     });
 
-    test(`BROADCAST via ${route} reaches everyone but the sender`, async () => {
+    step(`BROADCAST via ${route} reaches everyone but the sender`, async () => {
       const text = `broadcast via ${route} from alice`;
       await sendChat(people.alice.page, { mode: 'broadcast', route, text });
       const message = { from: 'alice', mode: 'broadcast', route, text };
@@ -84,7 +104,7 @@ describe('the demo, in two browser windows', { concurrency: 1 }, () => {
     });
   }
 
-  test('each window shows exactly the messages meant for it, and nothing else', async () => {
+  step('each window shows exactly the messages meant for it, and nothing else', async () => {
     // A last message to each person, sent after all the others: once it has arrived, a stray
     // delivery of an earlier message would most likely have arrived too (queues do not order
     // strictly, so this narrows the window; it cannot close it).
@@ -106,7 +126,7 @@ describe('the demo, in two browser windows', { concurrency: 1 }, () => {
       [artifact('two-windows.png'), ensureDir(join(REPO, 'docs/demo.png'))]);
   });
 
-  test('bob closes his window and alice sees him go offline', async () => {
+  step('bob closes his window and alice sees him go offline', async () => {
     await people.bob.context.close();
     await waitForOnline(people.alice.page, ['alice']);
     await people.alice.page.screenshot({ path: artifact('alice-after-bob-left.png') });

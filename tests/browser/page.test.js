@@ -12,12 +12,14 @@ import {
 } from './lib/browser.js';
 
 const demoDir = fileURLToPath(new URL('../../local/sumu-local/demo/', import.meta.url));
+// Generous per-test limit (Node 18's runner has no --test-timeout flag).
+const LIMIT = { timeout: 120_000 };
 let browser;
 let gateway;
 
 before(async () => {
   browser = await launchChromium();
-});
+}, LIMIT);
 
 after(async () => {
   await browser?.close();
@@ -48,7 +50,7 @@ const push = (frame) => {
   for (const connection of gateway.open()) connection.socket.send(JSON.stringify(frame));
 };
 
-test('signing in fetches a token for the name, connects and asks who is online', async () => {
+test('signing in fetches a token for the name, connects and asks who is online', LIMIT, async () => {
   await withPage('', async (page) => {
     assert.equal(await page.getByTestId('state').getAttribute('data-state'), 'signed-out');
     await signIn(page, 'alice');
@@ -63,7 +65,7 @@ test('signing in fetches a token for the name, connects and asks who is online',
   });
 });
 
-test('the online list follows the who-is-online answer and presence events', async () => {
+test('the online list follows the who-is-online answer and presence events', LIMIT, async () => {
   await withPage('', async (page) => {
     await signIn(page, 'alice');
     await waitForState(page, 'open');
@@ -84,7 +86,7 @@ test('the online list follows the who-is-online answer and presence events', asy
   });
 });
 
-test('a who-is-online answer never undoes a presence event that overtook it', async () => {
+test('a who-is-online answer never undoes a presence event that overtook it', LIMIT, async () => {
   await withPage('', async (page) => {
     await signIn(page, 'alice');
     await waitForState(page, 'open');
@@ -101,7 +103,7 @@ test('a who-is-online answer never undoes a presence event that overtook it', as
   });
 });
 
-test('each push mode and route sends exactly the documented frame', async () => {
+test('each push mode and route sends exactly the documented frame', LIMIT, async () => {
   await withPage('', async (page) => {
     await signIn(page, 'alice');
     await waitForState(page, 'open');
@@ -133,7 +135,7 @@ test('each push mode and route sends exactly the documented frame', async () => 
   });
 });
 
-test('chat frames are shown with sender, mode and route, and text is never parsed as HTML', async () => {
+test('chat frames are shown with sender, mode and route, and text is never parsed as HTML', LIMIT, async () => {
   await withPage('', async (page) => {
     await signIn(page, 'alice');
     await waitForState(page, 'open');
@@ -151,7 +153,7 @@ test('chat frames are shown with sender, mode and route, and text is never parse
   });
 });
 
-test('keep-alive pings go out at the interval given by ping_ms', async () => {
+test('keep-alive pings go out at the interval given by ping_ms', LIMIT, async () => {
   await withPage('?ping_ms=200', async (page) => {
     await signIn(page, 'alice');
     await waitForState(page, 'open');
@@ -161,7 +163,7 @@ test('keep-alive pings go out at the interval given by ping_ms', async () => {
   });
 });
 
-test('a dropped connection is re-established with a fresh token; refused attempts back off and retry', async () => {
+test('a dropped connection is re-established with a fresh token; refused attempts back off and retry', LIMIT, async () => {
   await withPage('?backoff_ms=50', async (page) => {
     await signIn(page, 'alice');
     await waitForState(page, 'open');
@@ -178,7 +180,7 @@ test('a dropped connection is re-established with a fresh token; refused attempt
   });
 });
 
-test('disconnect closes the socket and stops reconnecting; connect opens it again', async () => {
+test('disconnect closes the socket and stops reconnecting; connect opens it again', LIMIT, async () => {
   await withPage('?backoff_ms=50', async (page) => {
     await signIn(page, 'alice');
     await waitForState(page, 'open');
