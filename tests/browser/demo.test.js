@@ -44,6 +44,11 @@ function step(name, body) {
       await body();
     } catch (error) {
       broken = name;
+      // What each window showed when it went wrong, and where the stack's logs are.
+      for (const person of Object.values(people)) {
+        await person.page.screenshot({ path: artifact(`failed-${person.name}.png`) }).catch(() => {});
+      }
+      if (stack) error.message += `\n(screenshots and sumu-local's log: ${stack.logPath.replace(/[^/]*$/, '')})`;
       throw error;
     }
   });

@@ -65,7 +65,8 @@ export async function waitForOnline(page, users, timeout = WAIT_MS) {
     want,
     { timeout },
   ).catch(async (error) => {
-    throw new Error(`online list never became ${JSON.stringify(want)} (shows ${JSON.stringify(await onlineUsers(page))}): ${error.message}`);
+    const who = await page.getByTestId('me').textContent().catch(() => '?');
+    throw new Error(`${who}'s online list never became ${JSON.stringify(want)} (shows ${JSON.stringify(await onlineUsers(page))}): ${error.message}`);
   });
 }
 
@@ -87,7 +88,8 @@ export async function waitForChat(page, text, timeout = WAIT_MS) {
     { timeout },
   ).catch(async (error) => {
     const shown = (await chatMessages(page)).map((message) => message.text);
-    throw new Error(`message "${text}" never arrived (page shows ${JSON.stringify(shown)}): ${error.message}`);
+    const who = await page.getByTestId('me').textContent().catch(() => '?');
+    throw new Error(`message "${text}" never arrived in ${who}'s window (it shows ${JSON.stringify(shown)}): ${error.message}`);
   });
   return (await chatMessages(page)).find((message) => message.text === text);
 }

@@ -1,7 +1,7 @@
 // Starts the real local stack for the browser test: a moto server (unless SUMU_MOTO_ENDPOINT
 // names one) and the sumu-local binary on a free port, and waits until it serves the demo page.
 import { spawn } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -86,6 +86,7 @@ async function startMoto() {
  * Returns {baseUrl, stage, stop()}.
  */
 export async function startStack({ stage = process.env.SUMU_STAGE || 'local', timeoutMs = 90_000 } = {}) {
+  rmSync(ARTIFACTS, { recursive: true, force: true }); // no stale screenshots from an earlier run
   const binary = process.env.SUMU_LOCAL_BIN || join(REPO, 'target/debug/sumu-local');
   if (!existsSync(binary)) {
     throw new Error(`sumu-local binary not found at ${binary}: build it (cargo build --workspace --bins) or set SUMU_LOCAL_BIN`);
