@@ -1,0 +1,73 @@
+// A stand-in for sumu-local, for testing the demo page's own logic: it serves the page's static
+// files and a token endpoint like sumu-local does, accepts WebSockets at /<stage>, records every
+// frame a page sends, and lets the test push frames or drop connections. It routes nothing:
+// the real stack is tested by demo.test.js.
+import { createServer } from 'node:http';
+import { readFile } from 'node:fs/promises';
+import { extname, join } from 'node:path';
+import { WebSocketServer } from 'ws';
+
+const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css' };
+
+export async function startFakeGateway({ demoDir, stage = 'local' }) {
+  const sockets = [];        // every accepted connection: {user, socket, received: [parsed frames]}
+  const tokenRequests = [];  // the `sub` of each /dev/token call
+  let refuseUpgrades = false;
+
+  const server = createServer(async (request, response) => {
+    const url = new URL(request.url, 'http://localhost');
+    if (url.pathname === '/dev/token') {
+      const sub = url.searchParams.get('sub');
+      tokenRequests.push(sub);
+      response.writeHead(200, { 'content-type': 'application/json' });
+      response.end(JSON.stringify({ token: `token-for-${sub}` }));
+      return;
+    }
+    const file = url.pathname === '/demo/' ? 'index.html' : url.pathname.replace(/^\/demo\//, '');
+    if (!url.pathname.startsWith('/demo/') || file.includes('..') || file.includes('/')) {
+      response.writeHead(404).end();
+      return;
+    }
+    try {
+      const body = await readFile(join(demoDir, file));
+      response.writeHead(200, { 'content-type': TYPES[extname(file)] || 'application/octet-stream' });
+      response.end(body);
+    } catch {
+      response.writeHead(404).end();
+    }
+  });
+
+  const wss = new WebSocketServer({ noServer: true });
+  server.on('upgrade', (request, socket, head) => {
+    const url = new URL(request.url, 'http://localhost');
+    const token = url.searchParams.get('authorization') || '';
+    if (url.pathname !== `/${stage}` || !token.startsWith('token-for-') || refuseUpgrades) {
+      socket.end('HTTP/1.1 401 Unauthorized\r\n\r\n');
+      return;
+    }
+    wss.handleUpgrade(request, socket, head, (ws) => {
+      const connection = { user: token.slice('token-for-'.length), socket: ws, received: [] };
+      sockets.push(connection);
+      ws.on('message', (data) => {
+        const frame = JSON.parse(String(data));
+        connection.received.push(frame);
+        if (frame.action === 'ping') ws.send(JSON.stringify({ type: 'pong' }));
+      });
+    });
+  });
+
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address();
+  return {
+    url: `http://127.0.0.1:${port}/demo/`,
+    sockets,
+    tokenRequests,
+    open: () => sockets.filter((c) => c.socket.readyState === c.socket.OPEN),
+    refuseUpgrades(refuse) { refuseUpgrades = refuse; },
+    async close() {
+      for (const connection of sockets) connection.socket.terminate();
+      wss.close();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}

@@ -1,0 +1,156 @@
+// Starts the real local stack for the browser test: a moto server (unless SUMU_MOTO_ENDPOINT
+// names one) and the sumu-local binary on a free port, and waits until it serves the demo page.
+import { spawn } from 'node:child_process';
+import { createWriteStream, existsSync, mkdirSync, rmSync } from 'node:fs';
+import { createServer, connect } from 'node:net';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const REPO = fileURLToPath(new URL('../../../', import.meta.url));
+export const ARTIFACTS = join(REPO, 'tests/browser/artifacts');
+
+/** Assumed sumu-local command line (see docs/demo.md); SUMU_LOCAL_ARGS replaces it. */
+export const DEFAULT_ARGS = '--port {port} --aws-endpoint {moto} --stage {stage} --prefix {prefix}';
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function portAccepts(port) {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    socket.once('connect', () => { socket.destroy(); resolve(true); });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A child process whose output goes to a log file, with the last lines kept for errors. */
+function startLogged(name, command, args, env) {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const logPath = join(ARTIFACTS, `${name}.log`);
+  const log = createWriteStream(logPath);
+  const child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const tail = [];
+  const keep = (chunk) => {
+    log.write(chunk);
+    tail.push(...String(chunk).split('\n').filter(Boolean));
+    tail.splice(0, Math.max(0, tail.length - 30));
+  };
+  child.stdout.on('data', keep);
+  child.stderr.on('data', keep);
+  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  child.once('error', (error) => keep(`failed to start ${command}: ${error.message}\n`));
+  process.once('exit', () => child.kill('SIGKILL'));
+  return {
+    child, logPath, exited,
+    tail: () => tail.join('\n'),
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      const stopped = await Promise.race([exited, pause(10_000).then(() => null)]);
+      if (!stopped) child.kill('SIGKILL');
+      log.end();
+    },
+  };
+}
+
+async function startMoto() {
+  const server = join(REPO, '.venv/bin/moto_server');
+  if (!existsSync(server)) {
+    throw new Error(`SUMU_MOTO_ENDPOINT is not set and ${server} does not exist: run scripts/test, or start moto and set SUMU_MOTO_ENDPOINT`);
+  }
+  const port = await freePort();
+  const moto = startLogged('moto', server, ['-H', '127.0.0.1', '-p', String(port)], { MOTO_IAM_LOAD_MANAGED_POLICIES: 'true' });
+  const deadline = Date.now() + 60_000;
+  while (!(await portAccepts(port))) {
+    if (Date.now() > deadline || moto.child.exitCode !== null) {
+      await moto.stop();
+      throw new Error(`moto_server did not listen on 127.0.0.1:${port}:\n${moto.tail()}`);
+    }
+    await pause(100);
+  }
+  return { endpoint: `http://127.0.0.1:${port}`, stop: () => moto.stop() };
+}
+
+/**
+ * Starts moto (if needed) and sumu-local; resolves when `GET /demo/` answers 200.
+ * Returns {baseUrl, stage, stop()}.
+ */
+export async function startStack({ stage = process.env.SUMU_STAGE || 'local', timeoutMs = 90_000 } = {}) {
+  rmSync(ARTIFACTS, { recursive: true, force: true }); // no stale screenshots from an earlier run
+  const binary = process.env.SUMU_LOCAL_BIN || join(REPO, 'target/debug/sumu-local');
+  if (!existsSync(binary)) {
+    throw new Error(`sumu-local binary not found at ${binary}: build it (cargo build --workspace --bins) or set SUMU_LOCAL_BIN`);
+  }
+  const moto = process.env.SUMU_MOTO_ENDPOINT
+    ? { endpoint: process.env.SUMU_MOTO_ENDPOINT, stop: async () => {} }
+    : await startMoto();
+  const port = await freePort();
+  // Fresh table, topics and queues per run: a shared moto server may hold an earlier run's items.
+  const prefix = `sumu-browser-${process.pid}-${Date.now().toString(36)}`;
+  const template = process.env.SUMU_LOCAL_ARGS || DEFAULT_ARGS;
+  const args = template.split(/\s+/).filter(Boolean).map((arg) => arg
+    .replaceAll('{port}', String(port)).replaceAll('{moto}', moto.endpoint).replaceAll('{stage}', stage)
+    .replaceAll('{prefix}', prefix));
+  const sumuLocal = startLogged('sumu-local', binary, args, {
+    SUMU_MOTO_ENDPOINT: moto.endpoint,
+    SUMU_AWS_ENDPOINT: moto.endpoint,
+    AWS_ENDPOINT_URL: moto.endpoint,
+    AWS_ACCESS_KEY_ID: 'test',
+    AWS_SECRET_ACCESS_KEY: 'test',
+    AWS_REGION: 'us-east-1',
+    RUST_LOG: process.env.RUST_LOG || 'info',
+  });
+  const stop = async () => { await sumuLocal.stop(); await moto.stop(); };
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const command = `${binary} ${args.join(' ')}`;
+  const deadline = Date.now() + timeoutMs;
+  let lastAnswer = 'no answer yet';
+  for (;;) {
+    if (sumuLocal.child.exitCode !== null || sumuLocal.child.signalCode !== null) {
+      await stop();
+      throw new Error(`sumu-local exited (${sumuLocal.child.exitCode ?? sumuLocal.child.signalCode}) before serving the demo page.\n` +
+        `command: ${command}\n(set SUMU_LOCAL_ARGS if its flags differ; placeholders {port} {moto} {stage} {prefix})\n` +
+        `last output (${sumuLocal.logPath}):\n${sumuLocal.tail()}`);
+    }
+    try {
+      const response = await fetch(`${baseUrl}/demo/`);
+      if (response.ok) break;
+      lastAnswer = `HTTP ${response.status}`;
+    } catch (error) {
+      lastAnswer = error.cause?.code || error.message;
+    }
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(`sumu-local does not serve the demo page at ${baseUrl}/demo/ after ${timeoutMs / 1000} s ` +
+        `(last answer: ${lastAnswer}): is local/sumu-local/demo/ wired in?\ncommand: ${command}\n` +
+        `last output (${sumuLocal.logPath}):\n${sumuLocal.tail()}`);
+    }
+    await pause(200);
+  }
+  const token = await fetch(`${baseUrl}/dev/token?sub=probe`).then((r) => (r.ok ? r.json() : null)).catch(() => null);
+  if (!token?.token) {
+    await stop();
+    throw new Error(`sumu-local serves /demo/ but GET ${baseUrl}/dev/token?sub=probe does not answer {"token":…}: the dev token endpoint is not wired in`);
+  }
+  return { baseUrl, stage, stop, logPath: sumuLocal.logPath };
+}
+
+export function artifact(name) {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  return join(ARTIFACTS, name);
+}
+
+export function ensureDir(path) {
+  mkdirSync(dirname(path), { recursive: true });
+  return path;
+}

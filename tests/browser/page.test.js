@@ -1,0 +1,197 @@
+// The demo page's own logic in real headless Chromium, against a fake gateway that records what
+// the page sends and lets the test push frames: sign-in, state display, who-is-online, the
+// frames each push mode and route produce, rendering, keep-alive, reconnect with backoff, and
+// disconnect. Runs without sumu-local (demo.test.js covers the real stack).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { fileURLToPath } from 'node:url';
+import { startFakeGateway } from './lib/fake-gateway.js';
+import {
+  launchChromium, openDemo, signIn, waitForState, waitForOnline, waitForChat, chatMessages,
+  sendChat, loggedFrames, WAIT_MS,
+} from './lib/browser.js';
+
+const demoDir = fileURLToPath(new URL('../../local/sumu-local/demo/', import.meta.url));
+// Generous per-test limit (Node 18's runner has no --test-timeout flag).
+const LIMIT = { timeout: 120_000 };
+let browser;
+let gateway;
+
+before(async () => {
+  browser = await launchChromium();
+}, LIMIT);
+
+after(async () => {
+  await browser?.close();
+});
+
+async function withPage(query, body) {
+  gateway = await startFakeGateway({ demoDir });
+  const { page, context, problems } = await openDemo(browser, `${gateway.url}${query}`);
+  try {
+    await body(page);
+    assert.deepEqual(problems, [], 'no script errors on the page');
+  } finally {
+    await context.close();
+    await gateway.close();
+  }
+}
+
+/** Polls `condition` (a function of the gateway) until true. */
+async function until(condition, what, timeout = WAIT_MS) {
+  const deadline = Date.now() + timeout;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+const push = (frame) => {
+  for (const connection of gateway.open()) connection.socket.send(JSON.stringify(frame));
+};
+
+test('signing in fetches a token for the name, connects and asks who is online', LIMIT, async () => {
+  await withPage('', async (page) => {
+    assert.equal(await page.getByTestId('state').getAttribute('data-state'), 'signed-out');
+    await signIn(page, 'alice');
+    await waitForState(page, 'open');
+    assert.deepEqual(gateway.tokenRequests, ['alice']);
+    assert.equal(gateway.open().length, 1);
+    assert.equal(gateway.open()[0].user, 'alice');
+    await until(() => gateway.open()[0].received.length >= 1, 'the who_is_online request');
+    assert.deepEqual(gateway.open()[0].received[0], { action: 'send', message: { type: 'who_is_online' } });
+    await waitForOnline(page, ['alice']);
+    assert.equal(await page.getByTestId('me').textContent(), 'alice');
+  });
+});
+
+test('the online list follows the who-is-online answer and presence events', LIMIT, async () => {
+  await withPage('', async (page) => {
+    await signIn(page, 'alice');
+    await waitForState(page, 'open');
+    await until(() => gateway.open()[0]?.received.length >= 1, 'the who_is_online request');
+    push({ type: 'online_users', users: [
+      { user_id: 'alice', status: 'ONLINE', connections: 1 },
+      { user_id: 'bob', status: 'ONLINE', connections: 2 },
+      { user_id: 'carol', status: 'ONLINE', connections: 1 },
+    ], truncated: false, timestamp: 1 });
+    await waitForOnline(page, ['alice', 'bob', 'carol']);
+    push({ type: 'presence', users: [{ user_id: 'dave', status: 'ONLINE', connections: 1 }], timestamp: 2 });
+    await waitForOnline(page, ['alice', 'bob', 'carol', 'dave']);
+    push({ type: 'presence', users: [{ user_id: 'bob', status: 'OFFLINE', connections: 0 }], timestamp: 3, reason: 'disconnected' });
+    await waitForOnline(page, ['alice', 'carol', 'dave']);
+    // Only other users can be picked for a multicast.
+    assert.equal(await page.getByTestId('pick-alice').count(), 0);
+    assert.equal(await page.getByTestId('pick-carol').count(), 1);
+  });
+});
+
+test('a who-is-online answer never undoes a presence event that overtook it', LIMIT, async () => {
+  await withPage('', async (page) => {
+    await signIn(page, 'alice');
+    await waitForState(page, 'open');
+    await until(() => gateway.open()[0]?.received.length >= 1, 'the who_is_online request');
+    // After the page asked: dave came, bob left. Then the (older) answer arrives.
+    push({ type: 'presence', users: [{ user_id: 'dave', status: 'ONLINE', connections: 1 }], timestamp: 5 });
+    push({ type: 'presence', users: [{ user_id: 'bob', status: 'OFFLINE', connections: 0 }], timestamp: 6 });
+    push({ type: 'online_users', users: [
+      { user_id: 'alice', status: 'ONLINE', connections: 1 },
+      { user_id: 'bob', status: 'ONLINE', connections: 1 },
+      { user_id: 'carol', status: 'ONLINE', connections: 1 },
+    ], truncated: false, timestamp: 4 });
+    await waitForOnline(page, ['alice', 'carol', 'dave']);
+  });
+});
+
+test('each push mode and route sends exactly the documented frame', LIMIT, async () => {
+  await withPage('', async (page) => {
+    await signIn(page, 'alice');
+    await waitForState(page, 'open');
+    push({ type: 'online_users', users: [
+      { user_id: 'alice', connections: 1 }, { user_id: 'bob', connections: 1 }, { user_id: 'carol', connections: 1 },
+    ] });
+    await waitForOnline(page, ['alice', 'bob', 'carol']);
+    const sent = [
+      { mode: 'unicast', route: 'publish', text: 'u-pub' },
+      { mode: 'unicast', route: 'send', text: 'u-send' },
+      { mode: 'multicast', route: 'publish', text: 'm-pub', to: ['bob'] },
+      { mode: 'multicast', route: 'send', text: 'm-send', to: ['bob', 'carol'] },
+      { mode: 'broadcast', route: 'publish', text: 'b-pub' },
+      { mode: 'broadcast', route: 'send', text: 'b-send' },
+    ];
+    for (const message of sent) await sendChat(page, message);
+    const connection = gateway.open()[0];
+    await until(() => connection.received.length >= 1 + sent.length, 'six chat frames');
+    assert.deepEqual(connection.received.slice(1), [
+      { action: 'publish', message: { type: 'chat', mode: 'unicast', text: 'u-pub' } },
+      { action: 'send', message: { type: 'chat', mode: 'unicast', text: 'u-send' } },
+      { action: 'publish', message: { type: 'chat', mode: 'multicast', text: 'm-pub', to: ['bob'] } },
+      { action: 'send', message: { type: 'chat', mode: 'multicast', text: 'm-send', to: ['bob', 'carol'] } },
+      { action: 'publish', message: { type: 'chat', mode: 'broadcast', text: 'b-pub' } },
+      { action: 'send', message: { type: 'chat', mode: 'broadcast', text: 'b-send' } },
+    ]);
+    const outgoing = (await loggedFrames(page)).filter((frame) => frame.direction === 'out');
+    assert.equal(outgoing.length, 1 + sent.length, 'every frame out is logged');
+  });
+});
+
+test('chat frames are shown with sender, mode and route, and text is never parsed as HTML', LIMIT, async () => {
+  await withPage('', async (page) => {
+    await signIn(page, 'alice');
+    await waitForState(page, 'open');
+    push({ type: 'chat', from: 'bob', mode: 'multicast', to: ['alice'], text: 'hi alice', route: 'send', timestamp: 1 });
+    push({ type: 'chat', from: 'bob', mode: 'broadcast', text: '<img src=x onerror="window.pwned=1">', route: 'publish', timestamp: 2 });
+    await waitForChat(page, '<img src=x onerror="window.pwned=1">');
+    assert.deepEqual(await chatMessages(page), [
+      { from: 'bob', mode: 'multicast', route: 'send', text: 'hi alice' },
+      { from: 'bob', mode: 'broadcast', route: 'publish', text: '<img src=x onerror="window.pwned=1">' },
+    ]);
+    assert.equal(await page.evaluate(() => window.pwned), undefined);
+    assert.equal(await page.locator('[data-testid=chat] img').count(), 0);
+    const incoming = (await loggedFrames(page)).filter((frame) => frame.direction === 'in');
+    assert.equal(incoming.length, 2, 'every frame in is logged');
+  });
+});
+
+test('keep-alive pings go out at the interval given by ping_ms', LIMIT, async () => {
+  await withPage('?ping_ms=200', async (page) => {
+    await signIn(page, 'alice');
+    await waitForState(page, 'open');
+    await until(() => gateway.open()[0].received.filter((f) => f.action === 'ping').length >= 2, 'two pings');
+    await page.waitForFunction(() => [...document.querySelectorAll('[data-testid=log] .frame')]
+      .some((node) => node.textContent === '{"type":"pong"}'), null, { timeout: WAIT_MS });
+  });
+});
+
+test('a dropped connection is re-established with a fresh token; refused attempts back off and retry', LIMIT, async () => {
+  await withPage('?backoff_ms=50', async (page) => {
+    await signIn(page, 'alice');
+    await waitForState(page, 'open');
+    gateway.refuseUpgrades(true);
+    gateway.open()[0].socket.terminate();
+    await waitForState(page, 'reconnecting');
+    await until(() => gateway.tokenRequests.length >= 4, 'three refused reconnect attempts');
+    gateway.refuseUpgrades(false);
+    await waitForState(page, 'open');
+    assert.equal(gateway.open().length, 1);
+    assert.ok(gateway.tokenRequests.every((sub) => sub === 'alice'));
+    // The new connection asks who is online again.
+    await until(() => gateway.open()[0].received.some((f) => f.message?.type === 'who_is_online'), 'who_is_online after reconnect');
+  });
+});
+
+test('disconnect closes the socket and stops reconnecting; connect opens it again', LIMIT, async () => {
+  await withPage('?backoff_ms=50', async (page) => {
+    await signIn(page, 'alice');
+    await waitForState(page, 'open');
+    await page.getByTestId('disconnect').click();
+    await waitForState(page, 'disconnected');
+    await until(() => gateway.open().length === 0, 'the server to see the close');
+    assert.equal(await page.evaluate(() => app.wantOpen), false, 'no reconnect is wanted');
+    assert.equal(await page.getByTestId('send').isDisabled(), true);
+    assert.deepEqual(await page.$$eval('[data-testid=online-user]', (items) => items.length), 0);
+    await page.getByTestId('connect').click();
+    await waitForState(page, 'open');
+    assert.equal(gateway.open().length, 1);
+  });
+});
