@@ -1,7 +1,6 @@
 //! The SDK-backed seams against a real moto server: requests land on the notifications queue as
 //! the pusher reads them, and "who is online" counts exactly the live connections.
 
-use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::types::{
@@ -15,22 +14,9 @@ use demo_backend::{
 use serde_json::{json, Value};
 use sumu_wire::{table, NotificationRequest};
 
-/// The SDK configuration for moto. testkit starts a private moto server with
-/// `PR_SET_PDEATHSIG`, which fires when the *thread* that started it exits — and each test runs
-/// on its own thread. So the server is started from a thread that lives as long as the process.
+/// The SDK configuration for the shared (or private) moto server.
 async fn aws_config() -> aws_config::SdkConfig {
-    static ENDPOINT: OnceLock<String> = OnceLock::new();
-    let endpoint = ENDPOINT.get_or_init(|| {
-        let (sender, receiver) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let _ = sender.send(testkit::moto_endpoint());
-            loop {
-                std::thread::park();
-            }
-        });
-        receiver.recv().expect("moto endpoint")
-    });
-    testkit::aws_config_for(endpoint).await
+    testkit::aws_config().await
 }
 
 async fn create_queue(sqs: &aws_sdk_sqs::Client, prefix: &str) -> String {
