@@ -247,7 +247,7 @@ pub fn common_log_time(epoch_ms: i64) -> String {
 mod tests {
     use super::*;
 
-    fn routes(keys: &[&'static str]) -> impl Fn(&str) -> bool + '_ {
+    fn routes<'a>(keys: &'a [&'static str]) -> impl Fn(&str) -> bool + 'a {
         move |key| keys.contains(&key)
     }
 
