@@ -225,20 +225,14 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Emulator, St
 
 /// The authorizer configuration that trusts the development identity provider only.
 pub fn dev_authorizer_config(jwks_url: &str) -> authorizer::Config {
-    authorizer::Config {
-        issuers: vec![IssuerConfig {
-            issuer: DEV_ISSUER.to_string(),
-            jwks_uri: jwks_url.to_string(),
-            audiences: vec![DEV_AUDIENCE.to_string()],
-        }],
-        leeway: Duration::from_secs(5),
-        principal_claim: "sub".to_string(),
-        context_claims: Vec::new(),
-        hs256_secret: None,
-        jwks_timeout: Duration::from_secs(2),
-        refetch_interval: Duration::from_secs(1),
-        max_cache_age: Duration::from_secs(300),
-    }
+    let mut config = authorizer::Config::new(vec![IssuerConfig {
+        issuer: DEV_ISSUER.to_string(),
+        jwks_uri: jwks_url.to_string(),
+        audiences: vec![DEV_AUDIENCE.to_string()],
+    }]);
+    // The JWKS is served by this process: a short timeout is plenty.
+    config.jwks_timeout = Duration::from_secs(2);
+    config
 }
 
 impl Emulator {
