@@ -12,6 +12,7 @@ use aws_sdk_dynamodb::types::{
     TimeToLiveSpecification,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
+use aws_smithy_types::error::display::DisplayErrorContext;
 use sumu_wire::table;
 
 use crate::config::ResourceNames;
@@ -39,10 +40,18 @@ pub struct ProvisionError {
     pub message: String,
 }
 
-fn failed(resource: &str, error: impl std::fmt::Display) -> ProvisionError {
+fn failed(resource: &str, error: impl std::error::Error) -> ProvisionError {
     ProvisionError {
         resource: resource.to_string(),
-        message: error.to_string(),
+        // The SDK's Display hides the cause ("unhandled error"); show the whole chain.
+        message: DisplayErrorContext(&error).to_string(),
+    }
+}
+
+fn missing(resource: &str, what: &str) -> ProvisionError {
+    ProvisionError {
+        resource: resource.to_string(),
+        message: what.to_string(),
     }
 }
 
@@ -78,7 +87,7 @@ pub async fn provision(
         .attributes("RawMessageDelivery", "true")
         .send()
         .await
-        .map_err(|error| failed(&names.messages_queue, error.into_service_error()))?;
+        .map_err(|error| failed(&names.messages_queue, error))?;
 
     let notifications_topic_arn = topic(&sns, &names.notifications_topic).await?;
     let notifications_dlq_url = queue(&sqs, &names.notifications_dlq, None).await?;
@@ -163,7 +172,7 @@ async fn connections_table(
                 )
                 .send()
                 .await
-                .map_err(|error| failed(name, error.into_service_error()))?;
+                .map_err(|error| failed(name, error))?;
         }
         Err(error) => {
             let error = error.into_service_error();
@@ -177,7 +186,7 @@ async fn connections_table(
         .table_name(name)
         .send()
         .await
-        .map_err(|error| failed(name, error.into_service_error()))?;
+        .map_err(|error| failed(name, error))?;
     Ok(described
         .table()
         .and_then(|table| table.latest_stream_arn())
@@ -190,11 +199,11 @@ async fn topic(sns: &aws_sdk_sns::Client, name: &str) -> Result<String, Provisio
         .name(name)
         .send()
         .await
-        .map_err(|error| failed(name, error.into_service_error()))?;
+        .map_err(|error| failed(name, error))?;
     created
         .topic_arn()
         .map(str::to_string)
-        .ok_or_else(|| failed(name, "CreateTopic returned no ARN"))
+        .ok_or_else(|| missing(name, "CreateTopic returned no ARN"))
 }
 
 async fn queue(
@@ -214,7 +223,7 @@ async fn queue(
         Ok(created) => created
             .queue_url()
             .map(str::to_string)
-            .ok_or_else(|| failed(name, "CreateQueue returned no URL")),
+            .ok_or_else(|| missing(name, "CreateQueue returned no URL")),
         // An existing queue with other attributes: keep it as it is.
         Err(error) => {
             let error = error.into_service_error();
@@ -223,11 +232,11 @@ async fn queue(
                 .queue_name(name)
                 .send()
                 .await
-                .map_err(|_| failed(name, &error))?;
+                .map_err(|_| failed(name, error))?;
             existing
                 .queue_url()
                 .map(str::to_string)
-                .ok_or_else(|| failed(name, "GetQueueUrl returned no URL"))
+                .ok_or_else(|| missing(name, "GetQueueUrl returned no URL"))
         }
     }
 }
@@ -239,10 +248,10 @@ async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<String, Provi
         .attribute_names(QueueAttributeName::QueueArn)
         .send()
         .await
-        .map_err(|error| failed(url, error.into_service_error()))?;
+        .map_err(|error| failed(url, error))?;
     attributes
         .attributes()
         .and_then(|map| map.get(&QueueAttributeName::QueueArn))
         .cloned()
-        .ok_or_else(|| failed(url, "GetQueueAttributes returned no QueueArn"))
+        .ok_or_else(|| missing(url, "GetQueueAttributes returned no QueueArn"))
 }

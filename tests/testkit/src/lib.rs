@@ -65,9 +65,22 @@ fn start_private_moto() -> String {
             Ok(())
         });
     }
-    let mut child = command.spawn().expect("start moto_server");
-    // Reap the server if it ever exits, so it cannot linger as a zombie.
-    std::thread::spawn(move || child.wait());
+    // PR_SET_PDEATHSIG fires when the *thread* that spawned the child exits, and each test runs
+    // on its own thread: spawn from a thread that lives as long as the server (it reaps it).
+    let (spawned, outcome) = std::sync::mpsc::channel();
+    std::thread::spawn(move || match command.spawn() {
+        Ok(mut child) => {
+            let _ = spawned.send(Ok(()));
+            let _ = child.wait();
+        }
+        Err(error) => {
+            let _ = spawned.send(Err(error));
+        }
+    });
+    outcome
+        .recv()
+        .expect("the moto spawner thread answers")
+        .expect("start moto_server");
     let endpoint = format!("http://127.0.0.1:{port}");
     wait_for_port(port, Duration::from_secs(30));
     endpoint
