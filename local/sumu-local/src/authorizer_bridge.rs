@@ -331,8 +331,10 @@ mod tests {
             map_response(&no_principal, ARN).unwrap_err(),
             Refusal::Internal
         );
-        let nested = response(json!({"principalId":"a","policyDocument": policy("Allow", "*"),
-            "context": {"groups": ["x"]}}));
+        let nested = response(
+            json!({"principalId":"a","policyDocument": policy("Allow", "*"),
+            "context": {"groups": ["x"]}}),
+        );
         assert_eq!(map_response(&nested, ARN).unwrap_err(), Refusal::Internal);
     }
 

@@ -81,12 +81,13 @@ impl DevIdentityProvider {
     }
 
     fn from_pkcs8(pkcs8: &[u8], shown: &str) -> Result<DevIdentityProvider, IdpError> {
-        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8).map_err(
-            |error| IdpError::BadKey {
-                path: shown.to_string(),
-                reason: error.to_string(),
-            },
-        )?;
+        let pair =
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8).map_err(|error| {
+                IdpError::BadKey {
+                    path: shown.to_string(),
+                    reason: error.to_string(),
+                }
+            })?;
         // Uncompressed SEC1 point: 0x04 ‖ x (32 bytes) ‖ y (32 bytes).
         let point = pair.public_key().as_ref();
         let (x, y) = match point {
@@ -171,7 +172,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "m" => value.saturating_mul(60),
         "h" => value.saturating_mul(3600),
         "d" => value.saturating_mul(86_400),
-        _ => return Err(format!("invalid duration unit in {text:?} (ms, s, m, h, d)")),
+        _ => {
+            return Err(format!(
+                "invalid duration unit in {text:?} (ms, s, m, h, d)"
+            ))
+        }
     };
     Ok(Duration::from_secs(seconds))
 }
@@ -184,7 +189,9 @@ mod tests {
     #[test]
     fn minted_tokens_verify_with_the_served_jwk() {
         let idp = DevIdentityProvider::generate().unwrap();
-        let token = idp.mint("alice", Duration::from_secs(3600), 1_900_000_000).unwrap();
+        let token = idp
+            .mint("alice", Duration::from_secs(3600), 1_900_000_000)
+            .unwrap();
         let jwk: jsonwebtoken::jwk::Jwk =
             serde_json::from_value(idp.jwks()["keys"][0].clone()).unwrap();
         let key = DecodingKey::from_jwk(&jwk).unwrap();

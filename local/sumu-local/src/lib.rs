@@ -39,8 +39,8 @@ use tokio::sync::watch;
 
 pub use config::{AuthorizerSetup, Config, Limits, ResourceNames};
 use dev_idp::{DevIdentityProvider, DEV_AUDIENCE, DEV_ISSUER, JWKS_PATH};
-pub use provision::Resources;
 use protocol::ApiInfo;
+pub use provision::Resources;
 use routes::RouteTable;
 use runners::{Runner, RunnerContext};
 
@@ -97,7 +97,10 @@ pub fn app(state: Arc<AppState>) -> Router {
 
 async fn jwks(State(state): State<Arc<AppState>>) -> Response {
     (
-        [("content-type", "application/json"), ("cache-control", "max-age=300")],
+        [
+            ("content-type", "application/json"),
+            ("cache-control", "max-age=300"),
+        ],
         state.identity_provider.jwks().to_string(),
     )
         .into_response()
@@ -182,7 +185,10 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Emulator, St
     ]);
     for name in &routes.stage_variables {
         if !stage_variables.contains_key(name) {
-            tracing::warn!(name, "routes.json names a stage variable sumu-local does not set");
+            tracing::warn!(
+                name,
+                "routes.json names a stage variable sumu-local does not set"
+            );
         }
     }
     let (shutdown_sender, shutdown) = watch::channel(false);

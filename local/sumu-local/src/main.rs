@@ -60,7 +60,11 @@ struct ServeArgs {
     #[arg(long, env = "SUMU_LOCAL_PORT", default_value_t = 8080)]
     port: u16,
     /// The AWS-compatible endpoint (moto) integrations call.
-    #[arg(long, env = "SUMU_AWS_ENDPOINT", default_value = "http://127.0.0.1:5000")]
+    #[arg(
+        long,
+        env = "SUMU_AWS_ENDPOINT",
+        default_value = "http://127.0.0.1:5000"
+    )]
     aws_endpoint: String,
     #[arg(long, env = "SUMU_LOCAL_STAGE", default_value = "dev")]
     stage: String,
@@ -79,8 +83,12 @@ struct ServeArgs {
     #[arg(long, env = "SUMU_LOCAL_MAX_DURATION", default_value = "2h", value_parser = parse_duration)]
     max_duration: Duration,
     /// Identity sources of the authorizer (all required, as on AWS).
-    #[arg(long = "identity-source", env = "SUMU_LOCAL_IDENTITY_SOURCES", value_delimiter = ',',
-          default_value = "route.request.querystring.authorization")]
+    #[arg(
+        long = "identity-source",
+        env = "SUMU_LOCAL_IDENTITY_SOURCES",
+        value_delimiter = ',',
+        default_value = "route.request.querystring.authorization"
+    )]
     identity_sources: Vec<IdentitySource>,
     /// The development signing key (created on first use).
     #[arg(long, env = "SUMU_LOCAL_KEY_FILE", default_value_os_t = default_key_file())]

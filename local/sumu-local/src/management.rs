@@ -42,17 +42,32 @@ fn gone(reason: Unreachable) -> Response {
     aws_error(StatusCode::GONE, "GoneException", message)
 }
 
-/// The open connection a path names, or the AWS error response.
+/// Why a path names no open connection.
+enum Rejection {
+    Forbidden,
+    Gone(Unreachable),
+}
+
+impl IntoResponse for Rejection {
+    fn into_response(self) -> Response {
+        match self {
+            Rejection::Forbidden => forbidden(),
+            Rejection::Gone(reason) => gone(reason),
+        }
+    }
+}
+
+/// The open connection a path names.
 fn target(
     state: &AppState,
     stage: &str,
     collection: &str,
     id: &str,
-) -> Result<Arc<Connection>, Response> {
+) -> Result<Arc<Connection>, Rejection> {
     if stage != state.api.stage || collection != COLLECTION {
-        return Err(forbidden());
+        return Err(Rejection::Forbidden);
     }
-    state.registry.open(id).map_err(gone)
+    state.registry.open(id).map_err(Rejection::Gone)
 }
 
 /// `POST /{stage}/@connections/{id}`: the body (≤ 128 KB) goes to the client as one frame —
@@ -74,7 +89,7 @@ pub async fn post(
     }
     let connection = match target(&state, &stage, &collection, &id) {
         Ok(connection) => connection,
-        Err(response) => return response,
+        Err(rejection) => return rejection.into_response(),
     };
     let frame = match String::from_utf8(body.to_vec()) {
         Ok(text) => Outbound::Text(text),
@@ -94,7 +109,7 @@ pub async fn get(
 ) -> Response {
     let connection = match target(&state, &stage, &collection, &id) {
         Ok(connection) => connection,
-        Err(response) => return response,
+        Err(rejection) => return rejection.into_response(),
     };
     let body = json!({
         "connectedAt": iso8601(connection.connected_at),
@@ -119,7 +134,7 @@ pub async fn delete(
 ) -> Response {
     let connection = match target(&state, &stage, &collection, &id) {
         Ok(connection) => connection,
-        Err(response) => return response,
+        Err(rejection) => return rejection.into_response(),
     };
     let closing = connection.send(Outbound::Close {
         code: CLOSE_NORMAL,

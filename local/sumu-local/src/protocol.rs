@@ -70,7 +70,9 @@ pub fn select_route(
     has_route: impl Fn(&str) -> bool,
 ) -> Option<String> {
     match expression.evaluate(body) {
-        Some(key) if key != CONNECT_ROUTE && key != DISCONNECT_ROUTE && has_route(&key) => Some(key),
+        Some(key) if key != CONNECT_ROUTE && key != DISCONNECT_ROUTE && has_route(&key) => {
+            Some(key)
+        }
         _ if has_route(DEFAULT_ROUTE) => Some(DEFAULT_ROUTE.to_string()),
         _ => None,
     }
@@ -158,10 +160,7 @@ impl RequestContext<'_> {
         );
         if let Some(principal) = self.principal {
             let mut authorizer = principal.context.clone();
-            authorizer.insert(
-                "principalId".into(),
-                principal.principal_id.as_str().into(),
-            );
+            authorizer.insert("principalId".into(), principal.principal_id.as_str().into());
             context.insert("authorizer".into(), Value::Object(authorizer));
         }
         if let Some((code, reason)) = self.disconnect {
@@ -270,7 +269,10 @@ mod tests {
     #[test]
     fn a_message_cannot_select_connect_or_disconnect() {
         let keys = ["$connect", "$disconnect", "$default"];
-        assert_eq!(select(r#"{"action":"$connect"}"#, &keys).unwrap(), "$default");
+        assert_eq!(
+            select(r#"{"action":"$connect"}"#, &keys).unwrap(),
+            "$default"
+        );
         assert_eq!(
             select(r#"{"action":"$disconnect"}"#, &keys).unwrap(),
             "$default"

@@ -207,10 +207,7 @@ fn build_route(dir: &Path, key: &str, spec: RouteSpec) -> Result<Route, RouteErr
         },
         "MOCK" => Integration::Mock { request },
         "AWS_PROXY" => Integration::Proxy {
-            function: spec
-                .integration
-                .function
-                .unwrap_or_else(|| key.to_string()),
+            function: spec.integration.function.unwrap_or_else(|| key.to_string()),
         },
         other => return Err(invalid(&format!("unsupported integration type {other}"))),
     };
@@ -222,7 +219,11 @@ fn build_route(dir: &Path, key: &str, spec: RouteSpec) -> Result<Route, RouteErr
             let regex = selector
                 .strip_prefix('/')
                 .and_then(|rest| rest.strip_suffix('/'))
-                .ok_or_else(|| invalid(&format!("response key {selector} is not $default or /regex/")))?;
+                .ok_or_else(|| {
+                    invalid(&format!(
+                        "response key {selector} is not $default or /regex/"
+                    ))
+                })?;
             StatusPattern::Regex(
                 regex_lite::Regex::new(regex)
                     .map_err(|error| invalid(&format!("response key {selector}: {error}")))?,

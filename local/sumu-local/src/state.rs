@@ -15,7 +15,10 @@ pub enum Outbound {
     Text(String),
     Binary(Vec<u8>),
     /// Send a close frame with this code and end the session (`$disconnect` follows).
-    Close { code: u16, reason: String },
+    Close {
+        code: u16,
+        reason: String,
+    },
 }
 
 /// The client as API Gateway's `$context.identity` describes it.

@@ -41,10 +41,14 @@ const WRITE_BUFFER_BYTES: usize = 0;
 
 /// A JSON error answer to the upgrade request, as API Gateway sends (`{"message":"…"}`).
 fn refuse(refusal: Refusal) -> Response {
-    let status = StatusCode::from_u16(refusal.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let status =
+        StatusCode::from_u16(refusal.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (
         status,
-        [("content-type", "application/json"), ("x-amzn-ErrorType", error_type(refusal))],
+        [
+            ("content-type", "application/json"),
+            ("x-amzn-ErrorType", error_type(refusal)),
+        ],
         serde_json::json!({"message": refusal.to_string()}).to_string(),
     )
         .into_response()

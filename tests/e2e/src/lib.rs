@@ -270,7 +270,7 @@ pub async fn next_text(client: &mut Client) -> serde_json::Value {
     })
     .await
     .expect("a text frame arrives");
-    serde_json::from_str(&frame).unwrap_or_else(|_| serde_json::Value::String(frame))
+    serde_json::from_str(&frame).unwrap_or(serde_json::Value::String(frame))
 }
 
 /// Reads until the server's close frame and returns it.

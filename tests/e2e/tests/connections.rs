@@ -18,7 +18,10 @@ async fn a_valid_token_stores_the_connection_and_closing_removes_it() {
     let connection_id = string(&item, table::CONNECTION_ID);
     assert_eq!(connection_id.len(), 16, "an API Gateway-shaped id");
     let connected_at = number(&item, table::CONNECTED_AT);
-    assert!(connected_at >= before * 1000, "connected_at is epoch milliseconds");
+    assert!(
+        connected_at >= before * 1000,
+        "connected_at is epoch milliseconds"
+    );
     let expires_at = number(&item, table::EXPIRES_AT);
     assert_eq!(
         expires_at,
@@ -46,7 +49,8 @@ async fn a_client_that_vanishes_without_a_close_frame_is_removed() {
         tokio_tungstenite::MaybeTlsStream::Plain(tcp) => {
             // Zero linger never blocks: the kernel sends RST at once.
             #[allow(deprecated)]
-            tcp.set_linger(Some(std::time::Duration::ZERO)).expect("linger");
+            tcp.set_linger(Some(std::time::Duration::ZERO))
+                .expect("linger");
             drop(tcp);
         }
         _ => unreachable!("plain ws:// connection"),
@@ -57,7 +61,10 @@ async fn a_client_that_vanishes_without_a_close_frame_is_removed() {
 #[tokio::test]
 async fn no_token_is_refused_with_401_and_nothing_is_written() {
     let local = Local::start().await;
-    assert_eq!(local.refused_status(&local.endpoints.websocket_url).await, 401);
+    assert_eq!(
+        local.refused_status(&local.endpoints.websocket_url).await,
+        401
+    );
     let empty = format!("{}?authorization=", local.endpoints.websocket_url);
     assert_eq!(local.refused_status(&empty).await, 401);
     assert!(local.all_items().await.is_empty());
@@ -69,28 +76,41 @@ async fn expired_and_foreign_tokens_are_refused_and_nothing_is_written() {
     let now = e2e::now_secs();
     let expired = local
         .idp
-        .mint_claims(&json!({"iss": DEV_ISSUER, "aud": DEV_AUDIENCE, "sub": "late",
-            "iat": now - 7200, "nbf": now - 7200, "exp": now - 3600}))
+        .mint_claims(
+            &json!({"iss": DEV_ISSUER, "aud": DEV_AUDIENCE, "sub": "late",
+            "iat": now - 7200, "nbf": now - 7200, "exp": now - 3600}),
+        )
         .expect("mint");
-    assert_eq!(local.refused_status(&local.url_with_token(&expired)).await, 401);
+    assert_eq!(
+        local.refused_status(&local.url_with_token(&expired)).await,
+        401
+    );
 
     let foreign = DevIdentityProvider::generate()
         .expect("key")
         .mint("mallory", std::time::Duration::from_secs(3600), now)
         .expect("mint");
-    assert_eq!(local.refused_status(&local.url_with_token(&foreign)).await, 401);
+    assert_eq!(
+        local.refused_status(&local.url_with_token(&foreign)).await,
+        401
+    );
 
     let wrong_audience = local
         .idp
-        .mint_claims(&json!({"iss": DEV_ISSUER, "aud": "someone-else", "sub": "x",
-            "iat": now, "exp": now + 600}))
+        .mint_claims(
+            &json!({"iss": DEV_ISSUER, "aud": "someone-else", "sub": "x",
+            "iat": now, "exp": now + 600}),
+        )
         .expect("mint");
     let status = local
         .refused_status(&local.url_with_token(&wrong_audience))
         .await;
     assert!(status == 401 || status == 403, "got {status}");
 
-    assert_eq!(local.refused_status(&local.url_with_token("garbage")).await, 401);
+    assert_eq!(
+        local.refused_status(&local.url_with_token("garbage")).await,
+        401
+    );
     assert!(local.all_items().await.is_empty());
 }
 

@@ -40,7 +40,10 @@ async fn get_returns_connected_at_last_active_at_and_identity() {
         .expect("GetConnection succeeds");
     let connected_at = connection.connected_at().expect("connectedAt");
     let last_active_at = connection.last_active_at().expect("lastActiveAt");
-    assert!(connected_at.secs() > 1_700_000_000, "a real date: {connected_at}");
+    assert!(
+        connected_at.secs() > 1_700_000_000,
+        "a real date: {connected_at}"
+    );
     assert!(last_active_at >= connected_at);
     let identity = connection.identity().expect("identity");
     assert_eq!(identity.source_ip(), Some("127.0.0.1"));

@@ -43,7 +43,10 @@ async fn ping_after_the_item_was_deleted_does_not_recreate_it() {
 
     send_text(&mut client, r#"{"action":"ping"}"#).await;
     let answer = next_text(&mut client).await;
-    assert_ne!(answer["type"], "pong", "a deleted connection is not told all is well: {answer}");
+    assert_ne!(
+        answer["type"], "pong",
+        "a deleted connection is not told all is well: {answer}"
+    );
     assert!(
         local.items_of(&user).await.is_empty(),
         "the ping re-created the item"
@@ -83,8 +86,14 @@ async fn assert_trusted_attributes(
         .expect("timestamp value")
         .parse()
         .expect("a whole number");
-    assert!(timestamp >= sent_after_ms, "timestamp is the request's epoch ms");
-    assert_eq!(attribute(message, attributes::SOURCE).string_value(), Some(source));
+    assert!(
+        timestamp >= sent_after_ms,
+        "timestamp is the request's epoch ms"
+    );
+    assert_eq!(
+        attribute(message, attributes::SOURCE).string_value(),
+        Some(source)
+    );
 }
 
 /// A client message that tries to pass itself off as someone else.
@@ -114,8 +123,14 @@ async fn publish_reaches_the_messages_topic_with_trusted_attributes() {
     let message = local.receive_one(&tap).await;
     let body: Value = serde_json::from_str(message.body().expect("body")).expect("JSON body");
     assert_eq!(body, json!({"text": "hello", "user_id": "mallory"}));
-    assert_trusted_attributes(&local, &message, &user, attributes::SOURCE_PUBLISH, sent_after)
-        .await;
+    assert_trusted_attributes(
+        &local,
+        &message,
+        &user,
+        attributes::SOURCE_PUBLISH,
+        sent_after,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -142,7 +157,12 @@ async fn unknown_actions_and_non_json_text_get_the_unknown_action_frame() {
     let mut client = local.connect(&user).await;
     let connection_id = local.connection_id_of(&user).await;
 
-    for text in [r#"{"action":"fly"}"#, "this is not JSON", r#"{"no":"action"}"#, "[1,2]"] {
+    for text in [
+        r#"{"action":"fly"}"#,
+        "this is not JSON",
+        r#"{"no":"action"}"#,
+        "[1,2]",
+    ] {
         send_text(&mut client, text).await;
         let frame = next_text(&mut client).await;
         assert_eq!(frame["type"], "error", "{text:?} → {frame}");

@@ -70,15 +70,16 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[index.min(sorted.len() - 1)]
 }
 
-type Client = tokio_tungstenite::WebSocketStream<
-    tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
->;
+type Client =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn round_trips(clients: &mut [Client], text: &str, samples: usize) -> Vec<Duration> {
     let mut times = Vec::with_capacity(samples);
     let count = clients.len().max(1);
     for sample in 0..samples {
-        let Some(client) = clients.get_mut(sample % count) else { break };
+        let Some(client) = clients.get_mut(sample % count) else {
+            break;
+        };
         let start = Instant::now();
         if client.send(Message::Text(text.into())).await.is_err() {
             continue;
