@@ -20,7 +20,9 @@ pub const MAX_FOREACH_ITERATIONS: usize = 1_000;
 /// API Gateway's payload limit is 10 MB; no rendered body can usefully be larger.
 pub const MAX_OUTPUT_BYTES: usize = 10 * 1024 * 1024;
 /// Evaluation steps (nodes, expressions, collection elements) per render.
-pub const MAX_STEPS: u64 = 5_000_000;
+/// A legitimate template takes a few thousand; a million keeps the worst case in the tens of
+/// milliseconds.
+pub const MAX_STEPS: u64 = 1_000_000;
 
 /// An evaluation error at a byte offset of the source.
 #[derive(Debug)]
@@ -38,6 +40,13 @@ fn error<T>(pos: usize, message: impl Into<String>) -> Result<T> {
     })
 }
 
+/// Where a `#foreach` loop is: `$foreach.index`, `.count`, `.hasNext`, `.first`, `.last`.
+#[derive(Debug, Clone, Copy)]
+struct LoopState {
+    index: usize,
+    total: usize,
+}
+
 /// What a rendered node asks of its enclosing nodes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Flow {
@@ -50,6 +59,8 @@ pub struct Renderer<'a> {
     pub(crate) input: &'a RenderInput,
     pub(crate) heap: Heap,
     vars: HashMap<String, Value>,
+    /// The running `#foreach` loops, innermost last (what `$foreach` describes).
+    loops: Vec<LoopState>,
     steps: u64,
     /// The parsed request body, parsed on first use (`None` inside: not JSON).
     pub(crate) body: Option<Option<serde_json::Value>>,
@@ -85,6 +96,7 @@ impl<'a> Renderer<'a> {
             input,
             heap,
             vars,
+            loops: Vec::new(),
             steps: 0,
             body: None,
         }
@@ -216,12 +228,18 @@ impl<'a> Renderer<'a> {
         out: &mut String,
     ) -> Result<Flow> {
         let items: Vec<Value> = match self.expr(iterable)? {
-            Value::List(id) => self.heap.list(id).to_vec(),
+            Value::List(id) => self
+                .heap
+                .list(id)
+                .iter()
+                .take(MAX_FOREACH_ITERATIONS)
+                .cloned()
+                .collect(),
             // Velocity iterates a map's values.
             Value::Map(id) => self
                 .heap
                 .map(id)
-                .map(|map| map.values().cloned().collect())
+                .map(|map| map.values().take(MAX_FOREACH_ITERATIONS).cloned().collect())
                 .unwrap_or_default(),
             _ => Vec::new(),
         };
@@ -232,24 +250,16 @@ impl<'a> Renderer<'a> {
                 .collect();
         let total = items.len().min(MAX_FOREACH_ITERATIONS);
         let mut flow = Flow::Normal;
+        let depth = self.loops.len();
+        self.loops.push(LoopState { index: 0, total });
         for (index, item) in items.into_iter().take(total).enumerate() {
             self.spend(0, 1)?;
             let has_next = index + 1 < total;
             let count = Value::integer(i64::try_from(index + 1).unwrap_or(i64::MAX));
-            let mut scope = Map::new();
-            scope.insert(
-                Rc::from("index"),
-                Value::integer(i64::try_from(index).unwrap_or(i64::MAX)),
-            );
-            scope.insert(Rc::from("count"), count.clone());
-            scope.insert(Rc::from("hasNext"), Value::Bool(has_next));
-            scope.insert(Rc::from("first"), Value::Bool(index == 0));
-            scope.insert(Rc::from("last"), Value::Bool(!has_next));
-            if let Some(parent) = saved.get(1).and_then(|(_, value)| value.clone()) {
-                scope.insert(Rc::from("parent"), parent);
+            if let Some(state) = self.loops.get_mut(depth) {
+                state.index = index;
             }
-            let scope = self.heap.new_map(scope);
-            self.vars.insert("foreach".to_owned(), scope);
+            self.vars.insert("foreach".to_owned(), Value::Loop(depth));
             self.vars.insert("velocityCount".to_owned(), count);
             self.vars
                 .insert("velocityHasNext".to_owned(), Value::Bool(has_next));
@@ -263,6 +273,7 @@ impl<'a> Renderer<'a> {
                 }
             }
         }
+        self.loops.truncate(depth);
         for (name, value) in saved {
             match value {
                 Some(value) => self.vars.insert(name.to_owned(), value),
@@ -306,6 +317,21 @@ impl<'a> Renderer<'a> {
     /// `$x.name`: a map entry, or a bean property (`isEmpty()` as `.empty`, `$input.body`).
     fn property(&mut self, value: &Value, name: &str) -> Value {
         match value {
+            Value::Loop(depth) => {
+                let Some(state) = self.loops.get(*depth) else {
+                    return Value::Null;
+                };
+                let position = |n: usize| Value::integer(i64::try_from(n).unwrap_or(i64::MAX));
+                match name {
+                    "index" => position(state.index),
+                    "count" => position(state.index + 1),
+                    "hasNext" => Value::Bool(state.index + 1 < state.total),
+                    "first" => Value::Bool(state.index == 0),
+                    "last" => Value::Bool(state.index + 1 == state.total),
+                    "parent" if *depth > 0 => Value::Loop(depth - 1),
+                    _ => Value::Null,
+                }
+            }
             Value::Map(id) => self
                 .heap
                 .map(*id)

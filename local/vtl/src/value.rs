@@ -23,6 +23,8 @@ pub enum Value {
     Input,
     /// API Gateway's `$util`.
     Util,
+    /// `$foreach` of the loop at this depth (its properties are computed, not stored).
+    Loop(usize),
 }
 
 impl Value {
@@ -171,8 +173,8 @@ impl Heap {
                 }
                 out.push('}');
             }
-            // The Java objects behind `$input`/`$util` have no useful text form.
-            Value::Input | Value::Util => {}
+            // The Java objects behind `$input`, `$util` and `$foreach` have no useful text form.
+            Value::Input | Value::Util | Value::Loop(_) => {}
         }
         Ok(())
     }
@@ -183,7 +185,7 @@ impl Heap {
             return Err(TooDeep);
         }
         Ok(match value {
-            Value::Null | Value::Input | Value::Util => serde_json::Value::Null,
+            Value::Null | Value::Input | Value::Util | Value::Loop(_) => serde_json::Value::Null,
             Value::Bool(value) => serde_json::Value::Bool(*value),
             Value::Int(value) => (*value).into(),
             Value::Long(value) => (*value).into(),
