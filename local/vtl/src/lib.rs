@@ -5,28 +5,46 @@
 //! Pure: no I/O. Parse once with [`Template::parse`], render many times with
 //! [`Template::render`].
 
+mod apigw;
+mod ast;
+mod eval;
+mod java;
+mod methods;
+mod parser;
+mod value;
+
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+pub use eval::{MAX_FOREACH_ITERATIONS, MAX_OUTPUT_BYTES, MAX_STEPS};
+
 /// A parsed template, ready to render any number of times.
 #[derive(Debug, Clone)]
 pub struct Template {
-    source_len: usize,
+    /// Kept to turn byte offsets into line and column when rendering fails.
+    source: String,
+    nodes: Vec<ast::Node>,
 }
 
 impl Template {
     /// Parses a template; a syntax error names its line and column.
     pub fn parse(source: &str) -> Result<Template, VtlError> {
-        Ok(Template {
-            source_len: source.len(),
-        })
+        match parser::parse(source) {
+            Ok(nodes) => Ok(Template {
+                source: source.to_owned(),
+                nodes,
+            }),
+            Err(error) => Err(VtlError::at(source, error.pos, error.message)),
+        }
     }
 
-    /// Renders the template with API Gateway's variables taken from `input`.
-    pub fn render(&self, _input: &RenderInput) -> Result<String, VtlError> {
-        let _ = self.source_len;
-        Err(VtlError::new(1, 1, "rendering is not implemented yet"))
+    /// Renders the template with API Gateway's variables taken from `input`. An error
+    /// (a Java method that throws, invalid JSON for `$util.parseJson`, the render budget
+    /// exceeded) names the line and column of the expression that failed.
+    pub fn render(&self, input: &RenderInput) -> Result<String, VtlError> {
+        eval::render(&self.nodes, input)
+            .map_err(|error| VtlError::at(&self.source, error.pos, error.message))
     }
 }
 
@@ -63,11 +81,20 @@ pub struct VtlError {
 }
 
 impl VtlError {
-    pub(crate) fn new(line: usize, column: usize, message: impl Into<String>) -> VtlError {
+    /// An error at byte offset `pos` of `source`; the column counts characters, from 1.
+    fn at(source: &str, pos: usize, message: String) -> VtlError {
+        let mut pos = pos.min(source.len());
+        while !source.is_char_boundary(pos) {
+            pos -= 1;
+        }
+        let before = source.get(..pos).unwrap_or("");
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |newline| newline + 1);
+        let column = before.get(line_start..).unwrap_or("").chars().count() + 1;
         VtlError {
             line,
             column,
-            message: message.into(),
+            message,
         }
     }
 }
