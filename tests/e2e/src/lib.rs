@@ -45,12 +45,17 @@ impl Local {
 
     /// Starts with these limits (tests shorten the idle timeout and maximum duration).
     pub async fn start_with(limits: Limits) -> Local {
+        Local::start_configured(|config| config.limits = limits).await
+    }
+
+    /// Starts with the test defaults changed by `configure`.
+    pub async fn start_configured(configure: impl FnOnce(&mut Config)) -> Local {
         let endpoint = testkit::moto_endpoint();
         let idp = Arc::new(DevIdentityProvider::generate().expect("generate a dev key"));
         let mut config = Config::new(&endpoint, Arc::clone(&idp));
         config.names = ResourceNames::with_prefix(&testkit::unique_name("e2e"));
         config.templates_dir = testkit::repo_root().join("mapping-templates");
-        config.limits = limits;
+        configure(&mut config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind 127.0.0.1:0");

@@ -167,10 +167,69 @@ async fn unknown_actions_and_non_json_text_get_the_unknown_action_frame() {
         let frame = next_text(&mut client).await;
         assert_eq!(frame["type"], "error", "{text:?} → {frame}");
         assert_eq!(frame["error"], "unknown_action", "{text:?} → {frame}");
-        let _ = &connection_id;
+        assert_eq!(frame["connection_id"], connection_id.as_str(), "{frame}");
     }
     // The connection stays usable.
     send_text(&mut client, r#"{"action":"ping"}"#).await;
     assert_eq!(next_text(&mut client).await["type"], "pong");
     assert_eq!(string(&local.item_of(&user).await, table::USER_ID), user);
+}
+
+#[tokio::test]
+async fn a_failing_integration_sends_the_internal_server_error_frame() {
+    let local = Local::start().await;
+    let user = testkit::unique_name("failing");
+    let mut client = local.connect(&user).await;
+    let connection_id = local.connection_id_of(&user).await;
+
+    // The messages queue disappears: SQS answers 400 (no such queue) and the `send` route has no
+    // integration response for it.
+    local
+        .sqs
+        .delete_queue()
+        .queue_url(&local.endpoints.resources.messages_queue_url)
+        .send()
+        .await
+        .expect("delete the messages queue");
+    send_text(&mut client, r#"{"action":"send","message":{"x":1}}"#).await;
+    let frame = next_text(&mut client).await;
+    assert_eq!(frame["message"], "Internal server error", "{frame}");
+    assert_eq!(frame["connectionId"], connection_id.as_str());
+    assert!(frame["requestId"].as_str().is_some_and(|id| !id.is_empty()));
+}
+
+#[tokio::test]
+async fn without_a_default_route_an_unknown_action_gets_the_forbidden_frame() {
+    // A copy of the route table without $default.
+    let templates = std::env::temp_dir().join(testkit::unique_name("templates"));
+    std::fs::create_dir_all(&templates).expect("mkdir");
+    let source = testkit::repo_root().join("mapping-templates");
+    for entry in std::fs::read_dir(&source).expect("read mapping-templates") {
+        let path = entry.expect("entry").path();
+        if path.is_file() {
+            std::fs::copy(&path, templates.join(path.file_name().expect("name"))).expect("copy");
+        }
+    }
+    let mut routes: Value = serde_json::from_str(
+        &std::fs::read_to_string(source.join("routes.json")).expect("routes.json"),
+    )
+    .expect("JSON");
+    routes["routes"]
+        .as_object_mut()
+        .expect("routes")
+        .remove("$default");
+    std::fs::write(templates.join("routes.json"), routes.to_string()).expect("write");
+
+    let local = Local::start_configured(|config| config.templates_dir = templates.clone()).await;
+    let user = testkit::unique_name("lost");
+    let mut client = local.connect(&user).await;
+    let connection_id = local.connection_id_of(&user).await;
+    for text in [r#"{"action":"fly"}"#, "not JSON"] {
+        send_text(&mut client, text).await;
+        let frame = next_text(&mut client).await;
+        assert_eq!(frame["message"], "Forbidden", "{frame}");
+        assert_eq!(frame["connectionId"], connection_id.as_str());
+        assert!(frame["requestId"].is_string());
+    }
+    std::fs::remove_dir_all(templates).expect("cleanup");
 }
