@@ -143,6 +143,11 @@ pub async fn connect(
     // Registered (but not open) during `$connect`: management calls get 410 meanwhile.
     state.registry.insert(Arc::clone(&connection));
     state.sessions.started();
+    let mut handshake = Handshake {
+        state: Arc::clone(&state),
+        connection: Arc::clone(&connection),
+        armed: true,
+    };
 
     if let Some(route) = state.routes.get(CONNECT_ROUTE) {
         let context = request_context(
@@ -176,12 +181,14 @@ pub async fn connect(
         };
         if !accepted {
             tracing::warn!(connection_id = %connection.id, ?outcome, "$connect integration failed: upgrade rejected");
+            handshake.armed = false;
             state.registry.remove(&connection.id);
             state.sessions.ended();
             return refuse(Refusal::Internal);
         }
     }
 
+    handshake.armed = false;
     let limits = state.limits;
     let failed_state = Arc::clone(&state);
     let failed_connection = Arc::clone(&connection);
@@ -200,6 +207,33 @@ pub async fn connect(
             });
         })
         .on_upgrade(move |socket| session(state, connection, receiver, socket))
+}
+
+/// Cleans up after a handshake abandoned during `$connect` (the client went away, so the handler
+/// was dropped mid-way): the connection is unregistered and `$disconnect` runs, so no item is
+/// left behind for a connection that never opened.
+struct Handshake {
+    state: Arc<AppState>,
+    connection: Arc<Connection>,
+    armed: bool,
+}
+
+impl Drop for Handshake {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let state = Arc::clone(&self.state);
+        let connection = Arc::clone(&self.connection);
+        runtime.spawn(async move {
+            state.registry.remove(&connection.id);
+            disconnect(&state, &connection, CLOSE_ABNORMAL, "Connection lost").await;
+            state.sessions.ended();
+        });
+    }
 }
 
 /// The `$context` of a request on `connection`.
