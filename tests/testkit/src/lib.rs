@@ -65,9 +65,23 @@ fn start_private_moto() -> String {
             Ok(())
         });
     }
-    let mut child = command.spawn().expect("start moto_server");
-    // Reap the server if it ever exits, so it cannot linger as a zombie.
-    std::thread::spawn(move || child.wait());
+    // PR_SET_PDEATHSIG fires when the *thread* that forked the child exits, and a test's
+    // thread ends with its test: spawn from a thread that lives as long as the server (it
+    // waits on it, which also reaps it so it cannot linger as a zombie).
+    let (spawned, started) = std::sync::mpsc::channel();
+    std::thread::spawn(move || match command.spawn() {
+        Ok(mut child) => {
+            let _ = spawned.send(Ok(()));
+            let _ = child.wait();
+        }
+        Err(error) => {
+            let _ = spawned.send(Err(error));
+        }
+    });
+    started
+        .recv()
+        .expect("moto spawner thread")
+        .expect("start moto_server");
     let endpoint = format!("http://127.0.0.1:{port}");
     wait_for_port(port, Duration::from_secs(30));
     endpoint
