@@ -73,6 +73,15 @@ fn string_method(
     let first = string_arg(args, 0);
     let second = string_arg(args, 1);
     let java_error = |message: String| error(pos, format!("{name}: {message}"));
+    // Work proportional to the string's length is paid for up front: a byte per step for
+    // regular expressions (the slowest), a step per 64 bytes otherwise.
+    let regex_method = matches!(name, "replaceAll" | "replaceFirst" | "matches" | "split");
+    let cost = if regex_method {
+        text.len()
+    } else {
+        text.len() / 64
+    };
+    r.spend(pos, cost as u64 + 1)?;
     Ok(match (name, args.len()) {
         ("length", 0) => int_value(text.encode_utf16().count() as i64),
         ("isEmpty", 0) => Value::Bool(text.is_empty()),
