@@ -5,5 +5,8 @@ use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 async fn main() -> Result<(), Error> {
     tracing_subscriber::fmt().json().without_time().init();
     let authorizer = Authorizer::new(Config::from_env()?);
-    run(service_fn(|event: LambdaEvent<_>| handle(event, &authorizer))).await
+    run(service_fn(|event: LambdaEvent<_>| {
+        handle(event, &authorizer)
+    }))
+    .await
 }
