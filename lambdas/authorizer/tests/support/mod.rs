@@ -42,18 +42,16 @@ impl TestKey {
         if algorithm == Algorithm::EdDSA {
             return TestKey::generate_ed25519(kid);
         }
-        let (rcgen_alg, from_pem): (_, PemLoader) =
-            match algorithm {
-                Algorithm::RS256 => (&rcgen::PKCS_RSA_SHA256, EncodingKey::from_rsa_pem),
-                Algorithm::ES256 => (&rcgen::PKCS_ECDSA_P256_SHA256, EncodingKey::from_ec_pem),
-                Algorithm::ES384 => (&rcgen::PKCS_ECDSA_P384_SHA384, EncodingKey::from_ec_pem),
-                Algorithm::EdDSA => (&rcgen::PKCS_ED25519, EncodingKey::from_ed_pem),
-                other => panic!("no test key for {other:?}"),
-            };
+        let (rcgen_alg, from_pem): (_, PemLoader) = match algorithm {
+            Algorithm::RS256 => (&rcgen::PKCS_RSA_SHA256, EncodingKey::from_rsa_pem),
+            Algorithm::ES256 => (&rcgen::PKCS_ECDSA_P256_SHA256, EncodingKey::from_ec_pem),
+            Algorithm::ES384 => (&rcgen::PKCS_ECDSA_P384_SHA384, EncodingKey::from_ec_pem),
+            Algorithm::EdDSA => (&rcgen::PKCS_ED25519, EncodingKey::from_ed_pem),
+            other => panic!("no test key for {other:?}"),
+        };
         let (private_pem, certificate, public_pem) = if algorithm == Algorithm::RS256 {
             // RSA generation takes seconds in an unoptimised build: one key per kid per process.
-            static RSA_KEYS: Mutex<Vec<(String, KeyMaterial)>> =
-                Mutex::new(Vec::new());
+            static RSA_KEYS: Mutex<Vec<(String, KeyMaterial)>> = Mutex::new(Vec::new());
             let mut keys = RSA_KEYS.lock().unwrap();
             match keys.iter().find(|(k, _)| k == kid) {
                 Some((_, material)) => material.clone(),
