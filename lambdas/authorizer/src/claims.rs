@@ -25,7 +25,11 @@ pub enum ClaimError {
 }
 
 /// `exp` (required), `nbf` and `iat` (when present) against `now` (seconds since the epoch).
-pub fn check_times(claims: &Map<String, Value>, now: u64, leeway: Duration) -> Result<(), ClaimError> {
+pub fn check_times(
+    claims: &Map<String, Value>,
+    now: u64,
+    leeway: Duration,
+) -> Result<(), ClaimError> {
     let now = now as f64;
     let leeway = leeway.as_secs_f64();
     let exp = claims
@@ -57,7 +61,11 @@ pub fn check_audience(claims: &Map<String, Value>, accepted: &[String]) -> Resul
     if accepted.is_empty() {
         return Ok(());
     }
-    let accepts = |value: &Value| value.as_str().is_some_and(|aud| accepted.iter().any(|a| a == aud));
+    let accepts = |value: &Value| {
+        value
+            .as_str()
+            .is_some_and(|aud| accepted.iter().any(|a| a == aud))
+    };
     let matched = match claims.get("aud") {
         Some(Value::Array(auds)) => auds.iter().any(accepts),
         Some(aud) => accepts(aud),
@@ -117,11 +125,23 @@ mod tests {
         assert_eq!(ok(json!({"exp": NOW - 10})), Ok(()), "within leeway");
         assert_eq!(ok(json!({"exp": NOW - 31})), Err(ClaimError::Expired));
         assert_eq!(ok(json!({})), Err(ClaimError::MissingExpiry));
-        assert_eq!(ok(json!({"exp": "tomorrow"})), Err(ClaimError::MissingExpiry));
+        assert_eq!(
+            ok(json!({"exp": "tomorrow"})),
+            Err(ClaimError::MissingExpiry)
+        );
         assert_eq!(ok(json!({"exp": NOW + 60, "nbf": NOW + 10})), Ok(()));
-        assert_eq!(ok(json!({"exp": NOW + 600, "nbf": NOW + 60})), Err(ClaimError::NotYetValid));
-        assert_eq!(ok(json!({"exp": NOW + 600, "nbf": "x"})), Err(ClaimError::BadNotBefore));
-        assert_eq!(ok(json!({"exp": NOW + 600, "iat": NOW + 60})), Err(ClaimError::IssuedInFuture));
+        assert_eq!(
+            ok(json!({"exp": NOW + 600, "nbf": NOW + 60})),
+            Err(ClaimError::NotYetValid)
+        );
+        assert_eq!(
+            ok(json!({"exp": NOW + 600, "nbf": "x"})),
+            Err(ClaimError::BadNotBefore)
+        );
+        assert_eq!(
+            ok(json!({"exp": NOW + 600, "iat": NOW + 60})),
+            Err(ClaimError::IssuedInFuture)
+        );
         assert_eq!(ok(json!({"exp": NOW + 600, "iat": NOW})), Ok(()));
     }
 
@@ -132,15 +152,23 @@ mod tests {
         assert_eq!(check(json!({"aud": "app"})), Ok(()));
         assert_eq!(check(json!({"aud": ["other", "app"]})), Ok(()));
         assert_eq!(check(json!({"client_id": "app"})), Ok(()));
-        assert_eq!(check(json!({"aud": "other", "client_id": "app"})), Err(ClaimError::WrongAudience));
-        assert_eq!(check(json!({"aud": ["other"]})), Err(ClaimError::WrongAudience));
+        assert_eq!(
+            check(json!({"aud": "other", "client_id": "app"})),
+            Err(ClaimError::WrongAudience)
+        );
+        assert_eq!(
+            check(json!({"aud": ["other"]})),
+            Err(ClaimError::WrongAudience)
+        );
         assert_eq!(check(json!({})), Err(ClaimError::WrongAudience));
         assert_eq!(check_audience(&claims(json!({"aud": "x"})), &[]), Ok(()));
     }
 
     #[test]
     fn context_keeps_scalars_and_stringifies_the_rest() {
-        let c = claims(json!({"email": "a@b", "n": 3, "ok": true, "groups": ["a","b"], "obj": {"k": 1}, "nil": null}));
+        let c = claims(
+            json!({"email": "a@b", "n": 3, "ok": true, "groups": ["a","b"], "obj": {"k": 1}, "nil": null}),
+        );
         let selected: Vec<String> = ["email", "n", "ok", "groups", "obj", "nil", "absent"]
             .iter()
             .map(|s| s.to_string())

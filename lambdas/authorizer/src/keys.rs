@@ -64,8 +64,8 @@ pub enum KeyDocumentError {
 /// Parses a JWKS or an x509 certificate map. Keys that cannot be used are skipped (and logged);
 /// a document without any usable key is an error, so it never replaces a good cached set.
 pub fn parse_key_document(body: &[u8]) -> Result<KeySet, KeyDocumentError> {
-    let document: Value =
-        serde_json::from_slice(body).map_err(|error| KeyDocumentError::NotJson(error.to_string()))?;
+    let document: Value = serde_json::from_slice(body)
+        .map_err(|error| KeyDocumentError::NotJson(error.to_string()))?;
     let Value::Object(object) = document else {
         return Err(KeyDocumentError::UnknownFormat);
     };
@@ -106,7 +106,8 @@ impl KeySet {
 }
 
 fn jwk_to_key(entry: &Value) -> Result<(Option<String>, VerificationKey), &'static str> {
-    let jwk: Jwk = serde_json::from_value(entry.clone()).map_err(|_| "unreadable or unsupported JWK")?;
+    let jwk: Jwk =
+        serde_json::from_value(entry.clone()).map_err(|_| "unreadable or unsupported JWK")?;
     if matches!(&jwk.common.public_key_use, Some(usage) if *usage != PublicKeyUse::Signature) {
         return Err("key is not for signatures (`use` is not `sig`)");
     }
@@ -134,7 +135,8 @@ fn jwk_to_key(entry: &Value) -> Result<(Option<String>, VerificationKey), &'stat
     // A key that names its algorithm verifies only that one.
     let algorithms = match jwk.common.key_algorithm {
         Some(named) => {
-            let named = Algorithm::try_from(named).map_err(|_| "key algorithm is not a signature algorithm")?;
+            let named = Algorithm::try_from(named)
+                .map_err(|_| "key algorithm is not a signature algorithm")?;
             if !family_algorithms.contains(&named) {
                 return Err("key algorithm does not match its key type");
             }

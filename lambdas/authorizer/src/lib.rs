@@ -150,12 +150,19 @@ pub async fn handle(
         .method_arn
         .as_deref()
         .and_then(policy::stage_resource)
-        .ok_or(AuthorizerError::InvalidRequest("missing or malformed methodArn"))?;
+        .ok_or(AuthorizerError::InvalidRequest(
+            "missing or malformed methodArn",
+        ))?;
     let request_id = request.request_context.request_id.as_deref().unwrap_or("");
     match authorize(request, authorizer).await {
         Ok((principal, context)) => {
             tracing::info!(principal = %principal, request_id, "allow");
-            Ok(policy::response(IamPolicyEffect::Allow, principal, resource, context))
+            Ok(policy::response(
+                IamPolicyEffect::Allow,
+                principal,
+                resource,
+                context,
+            ))
         }
         Err(Refusal::Unauthenticated(reason)) => {
             tracing::info!(reason, request_id, "unauthorized");
@@ -163,7 +170,12 @@ pub async fn handle(
         }
         Err(Refusal::Forbidden(reason)) => {
             tracing::info!(reason, request_id, "deny");
-            Ok(policy::response(IamPolicyEffect::Deny, "unknown".to_string(), resource, Map::new()))
+            Ok(policy::response(
+                IamPolicyEffect::Deny,
+                "unknown".to_string(),
+                resource,
+                Map::new(),
+            ))
         }
         Err(Refusal::KeysUnavailable(issuer)) => {
             tracing::error!(issuer, request_id, "no keys available");
@@ -191,21 +203,34 @@ async fn authorize(
         .claims
         .get("iss")
         .and_then(|iss| iss.as_str())
-        .and_then(|iss| authorizer.issuers.iter().find(|trusted| trusted.config.issuer == iss))
+        .and_then(|iss| {
+            authorizer
+                .issuers
+                .iter()
+                .find(|trusted| trusted.config.issuer == iss)
+        })
         .ok_or_else(|| Refusal::Unauthenticated("unknown or missing issuer".to_string()))?;
 
     verify_signature(&token, issuer, authorizer).await?;
 
     claims::check_times(&token.claims, now_seconds(), config.leeway)
         .map_err(|error| Refusal::Unauthenticated(error.to_string()))?;
-    claims::check_audience(&token.claims, &issuer.config.audiences).map_err(|error| match error {
-        ClaimError::WrongAudience => Refusal::Forbidden(error.to_string()),
-        other => Refusal::Unauthenticated(other.to_string()),
-    })?;
+    claims::check_audience(&token.claims, &issuer.config.audiences).map_err(
+        |error| match error {
+            ClaimError::WrongAudience => Refusal::Forbidden(error.to_string()),
+            other => Refusal::Unauthenticated(other.to_string()),
+        },
+    )?;
     let principal = claims::principal(&token.claims, &config.principal_claim).ok_or_else(|| {
-        Refusal::Forbidden(format!("no usable principal claim `{}`", config.principal_claim))
+        Refusal::Forbidden(format!(
+            "no usable principal claim `{}`",
+            config.principal_claim
+        ))
     })?;
-    Ok((principal, claims::context(&token.claims, &config.context_claims)))
+    Ok((
+        principal,
+        claims::context(&token.claims, &config.context_claims),
+    ))
 }
 
 async fn verify_signature(

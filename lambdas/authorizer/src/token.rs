@@ -101,8 +101,8 @@ pub fn parse(token: &str) -> Result<UnverifiedToken<'_>, TokenError> {
     if header.is_empty() || payload.is_empty() || signature.is_empty() {
         return Err(TokenError::Malformed);
     }
-    let header: Header = serde_json::from_slice(&decode_segment(header)?)
-        .map_err(|_| TokenError::BadHeader)?;
+    let header: Header =
+        serde_json::from_slice(&decode_segment(header)?).map_err(|_| TokenError::BadHeader)?;
     let algorithm = header
         .alg
         .parse::<Algorithm>()
@@ -114,7 +114,9 @@ pub fn parse(token: &str) -> Result<UnverifiedToken<'_>, TokenError> {
         algorithm,
         kid: header.kid,
         claims,
-        signing_input: token.get(..signing_input_len).ok_or(TokenError::Malformed)?,
+        signing_input: token
+            .get(..signing_input_len)
+            .ok_or(TokenError::Malformed)?,
         signature,
     })
 }
