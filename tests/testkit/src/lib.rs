@@ -65,9 +65,10 @@ fn start_private_moto() -> String {
             Ok(())
         });
     }
-    // PR_SET_PDEATHSIG fires when the *thread* that spawned the child exits, and each test runs
-    // on its own thread: spawn from a thread that lives as long as the server (it reaps it).
-    let (spawned, outcome) = std::sync::mpsc::channel();
+    // PR_SET_PDEATHSIG fires when the *thread* that forked the child exits, and a test's
+    // thread ends with its test: spawn from a thread that lives as long as the server (it
+    // waits on it, which also reaps it so it cannot linger as a zombie).
+    let (spawned, started) = std::sync::mpsc::channel();
     std::thread::spawn(move || match command.spawn() {
         Ok(mut child) => {
             let _ = spawned.send(Ok(()));
@@ -77,9 +78,9 @@ fn start_private_moto() -> String {
             let _ = spawned.send(Err(error));
         }
     });
-    outcome
+    started
         .recv()
-        .expect("the moto spawner thread answers")
+        .expect("moto spawner thread")
         .expect("start moto_server");
     let endpoint = format!("http://127.0.0.1:{port}");
     wait_for_port(port, Duration::from_secs(30));

@@ -1,0 +1,227 @@
+//! `sumu-local`: argument parsing, then the library's `start`/`serve`, `mint` or `render`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use sumu_local::authorizer_bridge::IdentitySource;
+use sumu_local::dev_idp::{parse_duration, DevIdentityProvider};
+use sumu_local::{AuthorizerSetup, Config, Endpoints, ResourceNames};
+
+#[derive(Parser)]
+#[command(
+    name = "sumu-local",
+    about = "API Gateway WebSocket emulator for sumu",
+    version
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the WebSocket and management APIs (the default).
+    Serve(ServeArgs),
+    /// Print a development token the running emulator accepts.
+    Token {
+        #[arg(long, default_value = "alice")]
+        sub: String,
+        #[arg(long, default_value = "1h", value_parser = parse_duration)]
+        ttl: Duration,
+        #[arg(long, env = "SUMU_LOCAL_KEY_FILE", default_value_os_t = default_key_file())]
+        key_file: PathBuf,
+    },
+    /// Render a mapping template and print the result (or the error with its position).
+    Render {
+        template: PathBuf,
+        /// JSON file with the `$context` object.
+        #[arg(long)]
+        context: Option<PathBuf>,
+        /// File with the raw request body (`$input.body`).
+        #[arg(long)]
+        body: Option<PathBuf>,
+        /// JSON file with an object of stage variables.
+        #[arg(long)]
+        stage_variables: Option<PathBuf>,
+    },
+}
+
+#[derive(Args, Clone)]
+struct ServeArgs {
+    /// Address to listen on (keep it local: nothing is authenticated but `$connect`).
+    #[arg(long, env = "SUMU_LOCAL_HOST", default_value = "127.0.0.1")]
+    host: String,
+    /// Port for the WebSocket API, management API and JWKS (0: any free port).
+    #[arg(long, env = "SUMU_LOCAL_PORT", default_value_t = 8080)]
+    port: u16,
+    /// The AWS-compatible endpoint (moto) integrations call.
+    #[arg(
+        long,
+        env = "SUMU_AWS_ENDPOINT",
+        default_value = "http://127.0.0.1:5000"
+    )]
+    aws_endpoint: String,
+    #[arg(long, env = "SUMU_LOCAL_STAGE", default_value = "dev")]
+    stage: String,
+    #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
+    region: String,
+    /// Prefix of the table, topic and queue names.
+    #[arg(long, env = "SUMU_LOCAL_PREFIX", default_value = "sumu-local")]
+    prefix: String,
+    /// Directory with routes.json and the templates.
+    #[arg(long, env = "SUMU_LOCAL_TEMPLATES", default_value_os_t = sumu_local::routes::default_templates_dir())]
+    templates: PathBuf,
+    /// Idle timeout (API Gateway: 10 minutes).
+    #[arg(long, env = "SUMU_LOCAL_IDLE_TIMEOUT", default_value = "10m", value_parser = parse_duration)]
+    idle_timeout: Duration,
+    /// Maximum connection duration (API Gateway: 2 hours).
+    #[arg(long, env = "SUMU_LOCAL_MAX_DURATION", default_value = "2h", value_parser = parse_duration)]
+    max_duration: Duration,
+    /// Identity sources of the authorizer (all required, as on AWS).
+    #[arg(
+        long = "identity-source",
+        env = "SUMU_LOCAL_IDENTITY_SOURCES",
+        value_delimiter = ',',
+        default_value = "route.request.querystring.authorization"
+    )]
+    identity_sources: Vec<IdentitySource>,
+    /// The development signing key (created on first use).
+    #[arg(long, env = "SUMU_LOCAL_KEY_FILE", default_value_os_t = default_key_file())]
+    key_file: PathBuf,
+    /// Configure the authorizer from the Lambda's environment variables (JWT_ISSUER …)
+    /// instead of trusting only development tokens.
+    #[arg(long, env = "SUMU_LOCAL_AUTHORIZER_FROM_ENV")]
+    authorizer_from_env: bool,
+}
+
+/// `.tools/sumu-local/dev-signing-key.p8` in the repository: shared by `serve` and `token`.
+fn default_key_file() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.tools/sumu-local/dev-signing-key.p8")
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "sumu_local=info,authorizer=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        None => serve(cli.serve).await,
+        Some(Command::Serve(args)) => serve(args).await,
+        Some(Command::Token { sub, ttl, key_file }) => token(&sub, ttl, &key_file),
+        Some(Command::Render {
+            template,
+            context,
+            body,
+            stage_variables,
+        }) => render(&template, context, body, stage_variables),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("sumu-local: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type Failure = Box<dyn std::error::Error>;
+
+async fn serve(args: ServeArgs) -> Result<(), Failure> {
+    let idp = Arc::new(DevIdentityProvider::load_or_create(&args.key_file)?);
+    let mut config = Config::new(&args.aws_endpoint, Arc::clone(&idp));
+    config.stage = args.stage;
+    config.region = args.region;
+    config.templates_dir = args.templates;
+    config.names = ResourceNames::with_prefix(&args.prefix);
+    config.limits.idle_timeout = args.idle_timeout;
+    config.limits.max_duration = args.max_duration;
+    config.identity_sources = args.identity_sources;
+    if args.authorizer_from_env {
+        config.authorizer = AuthorizerSetup::Custom(authorizer::Config::from_env()?);
+    }
+    let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port)).await?;
+    let emulator = sumu_local::start(listener, config).await?;
+    let token = idp.mint("alice", Duration::from_secs(3600), now_secs())?;
+    print_banner(emulator.endpoints(), &token);
+    emulator
+        .serve(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}
+
+fn print_banner(endpoints: &Endpoints, token: &str) {
+    let r = &endpoints.resources;
+    println!(
+        "sumu-local is ready.\n\
+         \n  WebSocket API        {ws}?authorization=<JWT>\
+         \n  Management API       {mgmt}/@connections/{{connectionId}}   (endpoint_url = {mgmt})\
+         \n  Dev JWKS             {jwks}\
+         \n  Connections table    {table}\
+         \n  Messages topic       {mtopic}   (publish route)\
+         \n  Messages queue       {mqueue}   (send route + everything published; read from here)\
+         \n  Notifications topic  {ntopic}   (write notification requests here …)\
+         \n  Notifications queue  {nqueue}   (… or here)\
+         \n\n  Try it (token for `alice`, valid 1 h; more with `sumu-local token --sub bob`):\
+         \n    websocat '{ws}?authorization={token}'\
+         \n    then type: {{\"action\":\"ping\"}}\n",
+        ws = endpoints.websocket_url,
+        mgmt = endpoints.management_url,
+        jwks = endpoints.jwks_url,
+        table = r.connections_table,
+        mtopic = r.messages_topic_arn,
+        mqueue = r.messages_queue_url,
+        ntopic = r.notifications_topic_arn,
+        nqueue = r.notifications_queue_url,
+    );
+}
+
+fn now_secs() -> i64 {
+    sumu_local::protocol::now_ms() / 1000
+}
+
+fn token(sub: &str, ttl: Duration, key_file: &Path) -> Result<(), Failure> {
+    let idp = DevIdentityProvider::load_or_create(key_file)?;
+    println!("{}", idp.mint(sub, ttl, now_secs())?);
+    Ok(())
+}
+
+fn render(
+    template: &Path,
+    context: Option<PathBuf>,
+    body: Option<PathBuf>,
+    stage_variables: Option<PathBuf>,
+) -> Result<(), Failure> {
+    let read = |path: &Path| {
+        std::fs::read_to_string(path).map_err(|error| format!("{}: {error}", path.display()))
+    };
+    let source = read(template)?;
+    let mut input = vtl::RenderInput::default();
+    if let Some(path) = context {
+        input.context = serde_json::from_str(&read(&path)?)
+            .map_err(|error| format!("{}: {error}", path.display()))?;
+    }
+    if let Some(path) = body {
+        input.body = read(&path)?;
+    }
+    if let Some(path) = stage_variables {
+        input.stage_variables = serde_json::from_str(&read(&path)?)
+            .map_err(|error| format!("{}: {error}", path.display()))?;
+    }
+    let rendered = vtl::Template::parse(&source)
+        .and_then(|parsed| parsed.render(&input))
+        .map_err(|error| format!("{}: {error}", template.display()))?;
+    print!("{rendered}");
+    Ok(())
+}

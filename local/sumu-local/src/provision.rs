@@ -1,0 +1,257 @@
+//! Creates, idempotently, what the Terraform module would create and the templates need: the
+//! connections table (keys, TTL on `expires_at`, keys-only stream, `connection_id` index), the
+//! messages topic and queue (the queue subscribed to the topic with raw delivery, so a back end
+//! reading the queue sees `publish` and `send` alike), the notifications topic and queue, and a
+//! dead-letter queue behind each queue.
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::Credentials;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TimeToLiveSpecification,
+};
+use aws_sdk_sqs::types::QueueAttributeName;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use sumu_wire::table;
+
+use crate::config::ResourceNames;
+
+/// Identifiers of the provisioned resources.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resources {
+    pub connections_table: String,
+    pub connections_stream_arn: Option<String>,
+    pub messages_topic_arn: String,
+    pub messages_queue_url: String,
+    pub messages_dlq_url: String,
+    pub notifications_topic_arn: String,
+    pub notifications_queue_url: String,
+    pub notifications_dlq_url: String,
+}
+
+/// Receives before a message moves to its dead-letter queue.
+const MAX_RECEIVE_COUNT: u32 = 5;
+
+#[derive(Debug, thiserror::Error)]
+#[error("provisioning {resource} on the AWS endpoint: {message}")]
+pub struct ProvisionError {
+    pub resource: String,
+    pub message: String,
+}
+
+fn failed(resource: &str, error: impl std::error::Error) -> ProvisionError {
+    ProvisionError {
+        resource: resource.to_string(),
+        // The SDK's Display hides the cause ("unhandled error"); show the whole chain.
+        message: DisplayErrorContext(&error).to_string(),
+    }
+}
+
+fn missing(resource: &str, what: &str) -> ProvisionError {
+    ProvisionError {
+        resource: resource.to_string(),
+        message: what.to_string(),
+    }
+}
+
+/// The SDK configuration for the local endpoint, with the fixed local credentials.
+pub async fn sdk_config(endpoint: &str, region: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(region.to_string()))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new("test", "test", None, None, "sumu-local"))
+        .load()
+        .await
+}
+
+pub async fn provision(
+    aws: &SdkConfig,
+    names: &ResourceNames,
+) -> Result<Resources, ProvisionError> {
+    let dynamodb = aws_sdk_dynamodb::Client::new(aws);
+    let sns = aws_sdk_sns::Client::new(aws);
+    let sqs = aws_sdk_sqs::Client::new(aws);
+
+    let connections_stream_arn = connections_table(&dynamodb, &names.connections_table).await?;
+
+    let messages_topic_arn = topic(&sns, &names.messages_topic).await?;
+    let messages_dlq_url = queue(&sqs, &names.messages_dlq, None).await?;
+    let messages_dlq_arn = queue_arn(&sqs, &messages_dlq_url).await?;
+    let messages_queue_url = queue(&sqs, &names.messages_queue, Some(&messages_dlq_arn)).await?;
+    let messages_queue_arn = queue_arn(&sqs, &messages_queue_url).await?;
+    sns.subscribe()
+        .topic_arn(&messages_topic_arn)
+        .protocol("sqs")
+        .endpoint(&messages_queue_arn)
+        .attributes("RawMessageDelivery", "true")
+        .send()
+        .await
+        .map_err(|error| failed(&names.messages_queue, error))?;
+
+    let notifications_topic_arn = topic(&sns, &names.notifications_topic).await?;
+    let notifications_dlq_url = queue(&sqs, &names.notifications_dlq, None).await?;
+    let notifications_dlq_arn = queue_arn(&sqs, &notifications_dlq_url).await?;
+    let notifications_queue_url = queue(
+        &sqs,
+        &names.notifications_queue,
+        Some(&notifications_dlq_arn),
+    )
+    .await?;
+
+    Ok(Resources {
+        connections_table: names.connections_table.clone(),
+        connections_stream_arn,
+        messages_topic_arn,
+        messages_queue_url,
+        messages_dlq_url,
+        notifications_topic_arn,
+        notifications_queue_url,
+        notifications_dlq_url,
+    })
+}
+
+/// Creates the table unless it exists; returns its stream ARN.
+async fn connections_table(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    name: &str,
+) -> Result<Option<String>, ProvisionError> {
+    let attribute = |attribute: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(attribute)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .map_err(|error| failed(name, error))
+    };
+    let key = |attribute: &str, kind: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(attribute)
+            .key_type(kind)
+            .build()
+            .map_err(|error| failed(name, error))
+    };
+    let index = GlobalSecondaryIndex::builder()
+        .index_name(table::CONNECTION_INDEX)
+        .key_schema(key(table::CONNECTION_ID, KeyType::Hash)?)
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::KeysOnly)
+                .build(),
+        )
+        .build()
+        .map_err(|error| failed(name, error))?;
+    let created = dynamodb
+        .create_table()
+        .table_name(name)
+        .attribute_definitions(attribute(table::USER_ID)?)
+        .attribute_definitions(attribute(table::CONNECTION_ID)?)
+        .key_schema(key(table::USER_ID, KeyType::Hash)?)
+        .key_schema(key(table::CONNECTION_ID, KeyType::Range)?)
+        .global_secondary_indexes(index)
+        .billing_mode(BillingMode::PayPerRequest)
+        .stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::KeysOnly)
+                .build()
+                .map_err(|error| failed(name, error))?,
+        )
+        .send()
+        .await;
+    match created {
+        Ok(_) => {
+            dynamodb
+                .update_time_to_live()
+                .table_name(name)
+                .time_to_live_specification(
+                    TimeToLiveSpecification::builder()
+                        .attribute_name(table::EXPIRES_AT)
+                        .enabled(true)
+                        .build()
+                        .map_err(|error| failed(name, error))?,
+                )
+                .send()
+                .await
+                .map_err(|error| failed(name, error))?;
+        }
+        Err(error) => {
+            let error = error.into_service_error();
+            if !error.is_resource_in_use_exception() {
+                return Err(failed(name, error));
+            }
+        }
+    }
+    let described = dynamodb
+        .describe_table()
+        .table_name(name)
+        .send()
+        .await
+        .map_err(|error| failed(name, error))?;
+    Ok(described
+        .table()
+        .and_then(|table| table.latest_stream_arn())
+        .map(str::to_string))
+}
+
+async fn topic(sns: &aws_sdk_sns::Client, name: &str) -> Result<String, ProvisionError> {
+    let created = sns
+        .create_topic()
+        .name(name)
+        .send()
+        .await
+        .map_err(|error| failed(name, error))?;
+    created
+        .topic_arn()
+        .map(str::to_string)
+        .ok_or_else(|| missing(name, "CreateTopic returned no ARN"))
+}
+
+async fn queue(
+    sqs: &aws_sdk_sqs::Client,
+    name: &str,
+    dead_letter_arn: Option<&str>,
+) -> Result<String, ProvisionError> {
+    let mut request = sqs.create_queue().queue_name(name);
+    if let Some(arn) = dead_letter_arn {
+        request = request.attributes(
+            QueueAttributeName::RedrivePolicy,
+            serde_json::json!({"deadLetterTargetArn": arn, "maxReceiveCount": MAX_RECEIVE_COUNT})
+                .to_string(),
+        );
+    }
+    match request.send().await {
+        Ok(created) => created
+            .queue_url()
+            .map(str::to_string)
+            .ok_or_else(|| missing(name, "CreateQueue returned no URL")),
+        // An existing queue with other attributes: keep it as it is.
+        Err(error) => {
+            let error = error.into_service_error();
+            let existing = sqs
+                .get_queue_url()
+                .queue_name(name)
+                .send()
+                .await
+                .map_err(|_| failed(name, error))?;
+            existing
+                .queue_url()
+                .map(str::to_string)
+                .ok_or_else(|| missing(name, "GetQueueUrl returned no URL"))
+        }
+    }
+}
+
+async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<String, ProvisionError> {
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|error| failed(url, error))?;
+    attributes
+        .attributes()
+        .and_then(|map| map.get(&QueueAttributeName::QueueArn))
+        .cloned()
+        .ok_or_else(|| missing(url, "GetQueueAttributes returned no QueueArn"))
+}

@@ -1,0 +1,42 @@
+//! Background tasks started with the server and stopped with it: the event-source runners that
+//! play Lambda's event source mappings locally (issue 5: the connections table's stream into the
+//! presence handler; issue 6: the notifications queue/topic into the pusher).
+//!
+//! A runner is a function of [`RunnerContext`] returning a future; it must return soon after
+//! `shutdown` turns `true`. Add one to [`default_runners`] to run it with `sumu-local serve`.
+
+use aws_config::SdkConfig;
+use futures::future::BoxFuture;
+use tokio::sync::watch;
+
+use crate::provision::Resources;
+
+/// What a runner gets: the AWS endpoint's SDK configuration, the provisioned resources, the
+/// management API's endpoint (for `aws-sdk-apigatewaymanagement`'s `endpoint_url`) and the
+/// shutdown signal.
+#[derive(Clone)]
+pub struct RunnerContext {
+    pub aws: SdkConfig,
+    pub resources: Resources,
+    /// `http://127.0.0.1:PORT/{stage}`.
+    pub management_url: String,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl RunnerContext {
+    /// Resolves when the emulator shuts down.
+    pub async fn stopped(&mut self) {
+        while !*self.shutdown.borrow_and_update() {
+            if self.shutdown.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+pub type Runner = Box<dyn FnOnce(RunnerContext) -> BoxFuture<'static, ()> + Send>;
+
+/// The runners `sumu-local serve` starts.
+pub fn default_runners() -> Vec<Runner> {
+    Vec::new()
+}

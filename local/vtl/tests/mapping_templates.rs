@@ -1,0 +1,312 @@
+//! Every template in `mapping-templates/` renders, with the example inputs, to what its
+//! integration expects; trusted values come from `$context` only; and no identifier of a
+//! table, topic or queue is written into a template. (The same bodies are sent to moto in
+//! `local/sumu-local/tests/templates_against_moto.rs`.)
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde_json::{json, Value};
+use vtl::{RenderInput, Template};
+
+fn templates_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../mapping-templates")
+}
+
+fn read(path: PathBuf) -> String {
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Renders `template` with `examples/<context>.context.json` and `examples/<body>.body.json`.
+fn render_example(template: &str, context: &str, body: &str) -> String {
+    let mut input: RenderInput = serde_json::from_str(&read(
+        templates_dir().join(format!("examples/{context}.context.json")),
+    ))
+    .expect("example context deserializes");
+    input.body = read(templates_dir().join(format!("examples/{body}.body.json")));
+    render(template, &input)
+}
+
+fn render(template: &str, input: &RenderInput) -> String {
+    let source = read(templates_dir().join(template));
+    let parsed = Template::parse(&source).unwrap_or_else(|e| panic!("{template}: {e}"));
+    parsed
+        .render(input)
+        .unwrap_or_else(|e| panic!("{template}: {e}"))
+}
+
+fn json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"))
+}
+
+/// Decodes an `application/x-www-form-urlencoded` body.
+fn form(text: &str) -> BTreeMap<String, String> {
+    fn decode(part: &str) -> String {
+        let bytes = part.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while let Some(&b) = bytes.get(i) {
+            match b {
+                b'+' => out.push(b' '),
+                b'%' => {
+                    let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap();
+                    out.push(u8::from_str_radix(hex, 16).unwrap());
+                    i += 2;
+                }
+                _ => out.push(b),
+            }
+            i += 1;
+        }
+        String::from_utf8(out).unwrap()
+    }
+    assert!(
+        !text.contains(['\n', '\r', ' ']),
+        "form body has whitespace: {text:?}"
+    );
+    text.split('&')
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (decode(key), decode(value))
+        })
+        .collect()
+}
+
+fn example_context(name: &str) -> Value {
+    json(&read(
+        templates_dir().join(format!("examples/{name}.context.json")),
+    ))
+}
+
+#[test]
+fn every_template_in_the_route_table_exists_and_parses() {
+    let routes = json(&read(templates_dir().join("routes.json")));
+    let mut names = Vec::new();
+    for (route, definition) in routes["routes"].as_object().expect("routes") {
+        if let Some(name) = definition["integration"]["request_template"].as_str() {
+            names.push(name.to_owned());
+        }
+        for name in definition["integration_responses"]
+            .as_object()
+            .expect(route)
+            .values()
+        {
+            names.push(name.as_str().expect("template name").to_owned());
+        }
+    }
+    assert_eq!(names.len(), 9, "{names:?}");
+    for name in names {
+        let source = read(templates_dir().join(&name));
+        Template::parse(&source).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}
+
+#[test]
+fn no_template_names_a_table_topic_or_queue() {
+    for entry in std::fs::read_dir(templates_dir()).expect("directory") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|ext| ext == "vtl") {
+            let source = read(path.clone());
+            for literal in ["arn:aws", "sqs.", "amazonaws.com", "sumu-", "connections\""] {
+                assert!(
+                    !source.contains(literal),
+                    "{} contains {literal}",
+                    path.display()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn connect_puts_the_connection_item_with_typed_attributes() {
+    let item = json(&render_example("connect.request.vtl", "connect", "empty"));
+    let user_agent = example_context("connect")["context"]["identity"]["userAgent"].clone();
+    assert_eq!(
+        item,
+        json!({
+            "TableName": "sumu-dev-connections",
+            "Item": {
+                "user_id": {"S": "user-42"},
+                "connection_id": {"S": "L0SM9cOFvHcCIhw="},
+                "connected_at": {"N": "1700000000123"},
+                // 1700000000123 ms → 1700000000 s, + 7200 s.
+                "expires_at": {"N": "1700007200"},
+                "source_ip": {"S": "203.0.113.7"},
+                "user_agent": {"S": user_agent}
+            }
+        })
+    );
+}
+
+#[test]
+fn hostile_context_strings_stay_inside_their_json_strings() {
+    let mut input: RenderInput =
+        serde_json::from_value(example_context("connect")).expect("deserializes");
+    let hostile = "a\"}, \"admin\": {\"BOOL\": true}, \"x\": {\"S\": \"\\'\n\t\u{1}ü😀</script>";
+    input.context["authorizer"]["principalId"] = json!(hostile);
+    input.context["identity"]["userAgent"] = json!(hostile);
+    input.context["connectionId"] = json!(hostile);
+    for template in [
+        "connect.request.vtl",
+        "disconnect.request.vtl",
+        "ping.request.vtl",
+    ] {
+        let rendered = json(&render(template, &input));
+        let key = if template.starts_with("connect") {
+            "Item"
+        } else {
+            "Key"
+        };
+        assert_eq!(rendered[key]["user_id"]["S"], json!(hostile), "{template}");
+        assert_eq!(
+            rendered[key]["connection_id"]["S"],
+            json!(hostile),
+            "{template}"
+        );
+        assert!(rendered[key].get("admin").is_none(), "{template}");
+    }
+    for template in ["ping.response.vtl", "default.response.vtl"] {
+        let frame = json(&render(template, &input));
+        assert_eq!(frame["connection_id"], json!(hostile), "{template}");
+    }
+}
+
+#[test]
+fn disconnect_deletes_by_both_keys() {
+    assert_eq!(
+        json(&render_example(
+            "disconnect.request.vtl",
+            "disconnect",
+            "empty"
+        )),
+        json!({
+            "TableName": "sumu-dev-connections",
+            "Key": {"user_id": {"S": "user-42"}, "connection_id": {"S": "L0SM9cOFvHcCIhw="}}
+        })
+    );
+}
+
+#[test]
+fn ping_updates_last_seen_only_if_the_item_exists() {
+    let request = json(&render_example("ping.request.vtl", "ping", "ping"));
+    assert_eq!(
+        request["ConditionExpression"],
+        "attribute_exists(connection_id)"
+    );
+    assert_eq!(request["UpdateExpression"], "SET last_seen_at = :now");
+    assert_eq!(
+        request["ExpressionAttributeValues"][":now"],
+        json!({"N": "1700000060789"})
+    );
+    assert_eq!(request["Key"]["user_id"], json!({"S": "user-42"}));
+}
+
+#[test]
+fn ping_answers_pong_or_tells_the_client_its_connection_is_gone() {
+    assert_eq!(
+        json(&render_example("ping.response.vtl", "ping", "empty")),
+        json!({"type": "pong", "connection_id": "L0SM9cOFvHcCIhw=", "timestamp": 1_700_000_060_789_i64})
+    );
+    let gone = json(&render_example(
+        "ping.gone.response.vtl",
+        "ping",
+        "ping.gone",
+    ));
+    assert_eq!(gone["type"], "error");
+    assert_eq!(gone["error"], "connection_gone");
+    assert!(gone["message"]
+        .as_str()
+        .expect("message")
+        .contains("reconnect"));
+
+    let mut input: RenderInput =
+        serde_json::from_value(example_context("ping")).expect("deserializes");
+    input.body = r#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"slow down"}"#.into();
+    let throttled = json(&render("ping.gone.response.vtl", &input));
+    assert_eq!(throttled["error"], "ping_failed");
+    input.body = "not json".into();
+    assert_eq!(
+        json(&render("ping.gone.response.vtl", &input))["error"],
+        "ping_failed"
+    );
+}
+
+fn assert_trusted_attributes(
+    fields: &BTreeMap<String, String>,
+    prefix: &str,
+    source: &str,
+    epoch: &str,
+) {
+    let expected = [
+        ("user_id", "String", "user-42"),
+        ("connection_id", "String", "L0SM9cOFvHcCIhw="),
+        ("timestamp", "Number", epoch),
+        ("source", "String", source),
+    ];
+    for (n, (name, data_type, value)) in expected.iter().enumerate() {
+        let n = n + 1;
+        assert_eq!(fields[&format!("{prefix}.{n}.Name")], *name);
+        assert_eq!(fields[&format!("{prefix}.{n}.Value.DataType")], *data_type);
+        assert_eq!(fields[&format!("{prefix}.{n}.Value.StringValue")], *value);
+    }
+    assert_eq!(
+        fields.keys().filter(|key| key.starts_with(prefix)).count(),
+        12
+    );
+}
+
+#[test]
+fn publish_is_an_sns_publish_with_the_clients_message_and_trusted_attributes() {
+    let rendered = render_example("publish.request.vtl", "publish", "publish");
+    let fields = form(&rendered);
+    assert_eq!(fields["Action"], "Publish");
+    assert_eq!(fields["Version"], "2010-03-31");
+    assert_eq!(
+        fields["TopicArn"],
+        "arn:aws:sns:eu-west-1:123456789012:sumu-dev-messages"
+    );
+    let body = json(&read(templates_dir().join("examples/publish.body.json")));
+    assert_eq!(json(&fields["Message"]), body["message"]);
+    // The client's "user_id"/"source" stay in its message; the attributes are the gateway's.
+    assert_trusted_attributes(
+        &fields,
+        "MessageAttributes.entry",
+        "apigw.route.publish",
+        "1700000061000",
+    );
+}
+
+#[test]
+fn send_is_an_sqs_send_message_with_singular_message_attribute_names() {
+    let rendered = render_example("send.request.vtl", "send", "send");
+    assert!(
+        !rendered.contains("MessageAttributes"),
+        "SQS reads MessageAttribute.N"
+    );
+    let fields = form(&rendered);
+    assert_eq!(fields["Action"], "SendMessage");
+    assert_eq!(
+        fields["QueueUrl"],
+        "https://sqs.eu-west-1.amazonaws.com/123456789012/sumu-dev-messages"
+    );
+    let body = json(&read(templates_dir().join("examples/send.body.json")));
+    assert_eq!(json(&fields["MessageBody"]), body["message"]);
+    assert_trusted_attributes(
+        &fields,
+        "MessageAttribute",
+        "apigw.route.send",
+        "1700000062000",
+    );
+}
+
+#[test]
+fn default_route_mocks_200_and_answers_unknown_action() {
+    assert_eq!(
+        json(&render_example("default.request.vtl", "default", "default")),
+        json!({"statusCode": 200})
+    );
+    let frame = json(&render_example("default.response.vtl", "default", "empty"));
+    assert_eq!(frame["type"], "error");
+    assert_eq!(frame["error"], "unknown_action");
+    assert_eq!(frame["request_id"], "L0SNAFmlIAMFqzA=");
+}

@@ -1,0 +1,180 @@
+//! `scripts/bench local`: opens N WebSocket clients with development tokens against a running
+//! sumu-local and reports connections per second, sumu-local's RSS per 1,000 open connections,
+//! and round-trip times: `ping` (a DynamoDB UpdateItem on moto, so moto's time is included) and
+//! an unknown action (the MOCK `$default` route: no AWS call, so it is sumu-local's own cost).
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use futures::{stream, SinkExt, StreamExt};
+use sumu_local::dev_idp::DevIdentityProvider;
+use tokio_tungstenite::tungstenite::Message;
+
+struct Args {
+    url: String,
+    key_file: PathBuf,
+    pid: u32,
+    clients: usize,
+    concurrency: usize,
+    samples: usize,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        url: String::new(),
+        key_file: PathBuf::new(),
+        pid: 0,
+        clients: 1000,
+        concurrency: 100,
+        samples: 1000,
+    };
+    let mut iter = std::env::args().skip(1);
+    while let Some(flag) = iter.next() {
+        let value = iter.next().ok_or(format!("{flag} needs a value"))?;
+        let number = || value.parse::<usize>().map_err(|e| format!("{flag}: {e}"));
+        match flag.as_str() {
+            "--url" => args.url = value.clone(),
+            "--key-file" => args.key_file = PathBuf::from(&value),
+            "--pid" => args.pid = value.parse().map_err(|e| format!("--pid: {e}"))?,
+            "--clients" => args.clients = number()?,
+            "--concurrency" => args.concurrency = number()?,
+            "--samples" => args.samples = number()?,
+            other => return Err(format!("unknown flag {other}")),
+        }
+    }
+    if args.url.is_empty() || args.pid == 0 {
+        return Err("usage: bench-local --url WS_URL --key-file PATH --pid PID [--clients N] [--concurrency C] [--samples S]".into());
+    }
+    Ok(args)
+}
+
+/// VmRSS of a process, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|line| line.starts_with("VmRSS:"))
+                .and_then(|line| line.split_whitespace().nth(1))
+                .and_then(|kib| kib.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+type Client =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn round_trips(clients: &mut [Client], text: &str, samples: usize) -> Vec<Duration> {
+    let mut times = Vec::with_capacity(samples);
+    let count = clients.len().max(1);
+    for sample in 0..samples {
+        let Some(client) = clients.get_mut(sample % count) else {
+            break;
+        };
+        let start = Instant::now();
+        if client.send(Message::Text(text.into())).await.is_err() {
+            continue;
+        }
+        loop {
+            match client.next().await {
+                Some(Ok(Message::Text(_))) => break,
+                Some(Ok(_)) => continue,
+                _ => break,
+            }
+        }
+        times.push(start.elapsed());
+    }
+    times.sort();
+    times
+}
+
+fn report(name: &str, times: &[Duration]) {
+    println!(
+        "{name:<40} p50 {:>8.3} ms   p99 {:>8.3} ms   ({} samples)",
+        percentile(times, 0.50).as_secs_f64() * 1000.0,
+        percentile(times, 0.99).as_secs_f64() * 1000.0,
+        times.len()
+    );
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = parse_args()?;
+    let idp = DevIdentityProvider::load_or_create(&args.key_file)?;
+    let now = sumu_local::protocol::now_ms() / 1000;
+    let tokens: Vec<String> = (0..args.clients)
+        .map(|index| idp.mint(&format!("bench-{index}"), Duration::from_secs(7200), now))
+        .collect::<Result<_, _>>()?;
+
+    let rss_before = rss_kib(args.pid);
+    let started = Instant::now();
+    let results: Vec<Result<Client, String>> = stream::iter(tokens)
+        .map(|token| {
+            let url = format!("{}?authorization={token}", args.url);
+            async move {
+                tokio_tungstenite::connect_async(url)
+                    .await
+                    .map(|(client, _)| client)
+                    .map_err(|error| error.to_string())
+            }
+        })
+        .buffer_unordered(args.concurrency)
+        .collect()
+        .await;
+    let elapsed = started.elapsed();
+    let mut clients = Vec::with_capacity(results.len());
+    let mut failures = 0;
+    for result in results {
+        match result {
+            Ok(client) => clients.push(client),
+            Err(error) => {
+                if failures < 3 {
+                    eprintln!("connect failed: {error}");
+                }
+                failures += 1;
+            }
+        }
+    }
+    // Let the sessions settle before measuring memory.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss_after = rss_kib(args.pid);
+    let open = clients.len();
+    println!("open connections                         {open} ({failures} failed)");
+    println!(
+        "connections per second                   {:.0}  ({open} in {:.1} s, {} at a time; each runs the authorizer and a PutItem on moto)",
+        open as f64 / elapsed.as_secs_f64(),
+        elapsed.as_secs_f64(),
+        args.concurrency
+    );
+    println!(
+        "sumu-local RSS                           {:.1} MiB before, {:.1} MiB with {open} open",
+        rss_before as f64 / 1024.0,
+        rss_after as f64 / 1024.0
+    );
+    if open > 0 {
+        let per_connection = rss_after.saturating_sub(rss_before) as f64 / open as f64;
+        println!(
+            "sumu-local RSS per 1,000 connections     {:.1} MiB  ({per_connection:.1} KiB per connection)",
+            per_connection * 1000.0 / 1024.0
+        );
+    }
+
+    let sample_clients = clients.len().min(50);
+    let (probe, _) = clients.split_at_mut(sample_clients);
+    let mock = round_trips(probe, r#"{"action":"bench-unknown"}"#, args.samples).await;
+    let ping = round_trips(probe, r#"{"action":"ping"}"#, args.samples).await;
+    println!("round trips with {open} connections open:");
+    report("unknown action ($default, MOCK: no moto)", &mock);
+    report("ping (UpdateItem on moto included)", &ping);
+    drop(clients);
+    Ok(())
+}
