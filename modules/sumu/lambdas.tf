@@ -79,8 +79,10 @@ resource "aws_lambda_function" "this" {
     mode = "Active"
   }
 
+  # Asynchronous invocations (the notifications topic's) that still fail after Lambda's retries.
+  # Only the pusher is invoked asynchronously, and only when the topic is attached to it.
   dynamic "dead_letter_config" {
-    for_each = each.key == "pusher" ? [1] : []
+    for_each = each.key == "pusher" && var.attach_event_sources ? [1] : []
     content {
       target_arn = aws_sqs_queue.notifications_dlq.arn
     }

@@ -46,13 +46,13 @@ variable "issuers" {
 }
 
 variable "authorizer_environment" {
-  description = "Extra environment variables for the authorizer Lambda (e.g. its leeway, principal claim or context claims; see lambdas/authorizer). Cannot override JWT_ISSUERS."
+  description = "Extra environment variables for the authorizer Lambda, e.g. JWT_LEEWAY_SECONDS, JWT_PRINCIPAL_CLAIM, JWT_CONTEXT_CLAIMS, JWT_ALGORITHMS, JWKS_TIMEOUT_MS (see the authorizer configuration table in the root README). The issuers themselves come from var.issuers."
   type        = map(string)
   default     = {}
 
   validation {
-    condition     = !contains(keys(var.authorizer_environment), "JWT_ISSUERS")
-    error_message = "authorizer_environment must not set JWT_ISSUERS: it is derived from var.issuers."
+    condition     = length(setintersection(keys(var.authorizer_environment), ["JWT_ISSUERS", "JWT_ISSUER", "JWT_JWKS_URI", "JWT_AUDIENCES"])) == 0
+    error_message = "authorizer_environment must not set JWT_ISSUERS, JWT_ISSUER, JWT_JWKS_URI or JWT_AUDIENCES: the issuers come from var.issuers."
   }
 }
 

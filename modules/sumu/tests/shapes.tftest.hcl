@@ -389,6 +389,10 @@ run "emulator_stack_has_no_event_sources" {
     condition     = alltrue([for f in aws_lambda_function.this : length(f.logging_config) == 0])
     error_message = "lambda_json_logging = false leaves logging_config unset."
   }
+  assert {
+    condition     = length(aws_lambda_function.this["pusher"].dead_letter_config) == 0
+    error_message = "Without the topic attached nothing invokes the pusher asynchronously, so it has no dead-letter config."
+  }
 }
 
 run "missing_lambda_package" {
