@@ -1,1 +1,3 @@
-//! Placeholder: filled in by its issue.
+//! sumu-local: the API Gateway WebSocket emulator.
+
+pub mod aws_service;
