@@ -1,0 +1,59 @@
+//! Cost of authorizing one `$connect` with a warm key cache: the whole `handle` call (token
+//! extraction, parsing, key lookup, signature verification, claim checks, policy), per algorithm.
+//! Run with `scripts/bench authorizer` (or `cargo bench -p authorizer`).
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use authorizer::{handle, Authorizer};
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use jsonwebtoken::Algorithm;
+use support::*;
+
+const ISSUER: &str = "https://issuer.bench";
+
+fn warm_cache_verification(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let keys = [
+        ("RS256", TestKey::generate(Algorithm::RS256, "rsa")),
+        ("ES256", TestKey::generate(Algorithm::ES256, "p256")),
+        ("ES384", TestKey::generate(Algorithm::ES384, "p384")),
+        ("EdDSA", TestKey::generate(Algorithm::EdDSA, "ed25519")),
+    ];
+    let server = runtime.block_on(KeyServer::start(jwks(
+        &keys.iter().map(|(_, k)| k).collect::<Vec<_>>(),
+    )));
+    let mut config = config(vec![issuer(ISSUER, server.uri())]);
+    config.refetch_interval = std::time::Duration::from_secs(3600);
+    let authorizer = Authorizer::new(config);
+
+    let mut group = c.benchmark_group("authorize_warm_cache");
+    for (name, key) in &keys {
+        let claims = good_claims(ISSUER);
+        let mut long_lived = claims.clone();
+        long_lived["exp"] = serde_json::json!(now() + 24 * 3600);
+        let event = connect_with_header(&key.sign(&long_lived));
+        // Warm the cache and prove the token is allowed: a benchmark of refusals would lie.
+        let warm = runtime.block_on(handle(event.clone(), &authorizer));
+        let allowed = warm.as_ref().is_ok_and(|response| {
+            response.policy_document.statement[0].effect
+                == aws_lambda_events::iam::IamPolicyEffect::Allow
+        });
+        assert!(allowed, "{name}: {warm:?}");
+        group.bench_function(*name, |b| {
+            b.iter_batched(
+                || event.clone(),
+                |event| runtime.block_on(handle(event, &authorizer)),
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    group.finish();
+    assert_eq!(server.hits(), 1, "the cache stayed warm");
+}
+
+criterion_group!(benches, warm_cache_verification);
+criterion_main!(benches);
