@@ -117,6 +117,13 @@ locals {
         Resource = [local.notifications_queue_arn]
       },
       {
+        # A request that still failed for some connections is re-queued narrowed to those.
+        Sid      = "RequeueNarrowedRequests"
+        Effect   = "Allow"
+        Action   = ["sqs:SendMessage"]
+        Resource = [local.notifications_queue_arn]
+      },
+      {
         Sid      = "DeadLetterRejectedRequests"
         Effect   = "Allow"
         Action   = ["sqs:SendMessage"]

@@ -6,18 +6,18 @@ locals {
     authorizer = merge(var.authorizer_environment, {
       JWT_ISSUERS = jsonencode(var.issuers)
     })
-    presence = {
+    presence = merge(var.presence_environment, {
       CONNECTIONS_TABLE    = aws_dynamodb_table.this.name
       PRESENCE_DESTINATION = var.presence_destination
       MESSAGES_TOPIC_ARN   = local.messages_topic_arn
       MESSAGES_QUEUE_URL   = local.messages_queue_url
-    }
-    pusher = {
+    })
+    pusher = merge(var.pusher_environment, {
       CONNECTIONS_TABLE       = aws_dynamodb_table.this.name
       MANAGEMENT_ENDPOINT     = local.management_endpoint
       NOTIFICATIONS_QUEUE_URL = local.notifications_queue_url
       DEAD_LETTER_QUEUE_URL   = aws_sqs_queue.notifications_dlq.url
-    }
+    })
   }
   lambda_memory_size = {
     authorizer = var.lambda_settings.authorizer_memory_size
@@ -33,6 +33,8 @@ locals {
 
 resource "aws_cloudwatch_log_group" "lambda" {
   for_each = local.functions
+
+  #checkov:skip=CKV_AWS_338:Retention is the log_retention_days input (default 30 days); set 365 or more where policy requires it.
 
   # The name Lambda uses by default, so logs land in the same place with or without logging_config.
   name              = "/aws/lambda/${local.function_names[each.key]}"

@@ -56,6 +56,30 @@ variable "authorizer_environment" {
   }
 }
 
+variable "presence_environment" {
+  description = "Extra environment variables for the presence Lambda, e.g. PRESENCE_QUERY_CONCURRENCY. The table and destination variables are set by the module."
+  type        = map(string)
+  default     = {}
+  nullable    = false
+
+  validation {
+    condition     = length(setintersection(keys(var.presence_environment), ["CONNECTIONS_TABLE", "PRESENCE_DESTINATION", "MESSAGES_TOPIC_ARN", "MESSAGES_QUEUE_URL"])) == 0
+    error_message = "presence_environment must not set CONNECTIONS_TABLE, PRESENCE_DESTINATION, MESSAGES_TOPIC_ARN or MESSAGES_QUEUE_URL: the module sets them."
+  }
+}
+
+variable "pusher_environment" {
+  description = "Extra environment variables for the pusher Lambda, e.g. PUSHER_POST_CONCURRENCY, PUSHER_SCAN_SEGMENTS, PUSHER_MAX_ATTEMPTS. The table, endpoint and queue variables are set by the module."
+  type        = map(string)
+  default     = {}
+  nullable    = false
+
+  validation {
+    condition     = length(setintersection(keys(var.pusher_environment), ["CONNECTIONS_TABLE", "MANAGEMENT_ENDPOINT", "NOTIFICATIONS_QUEUE_URL", "DEAD_LETTER_QUEUE_URL", "WEBSOCKET_API_ID", "WEBSOCKET_STAGE"])) == 0
+    error_message = "pusher_environment must not set CONNECTIONS_TABLE, MANAGEMENT_ENDPOINT, NOTIFICATIONS_QUEUE_URL, DEAD_LETTER_QUEUE_URL, WEBSOCKET_API_ID or WEBSOCKET_STAGE: the module sets the endpoint and queues."
+  }
+}
+
 variable "presence_destination" {
   description = "Where the presence Lambda publishes ONLINE/OFFLINE events: the messages `topic`, the messages `queue`, or `none`."
   type        = string

@@ -283,3 +283,23 @@ run "kms_key_alias_instead_of_arn" {
 
   expect_failures = [var.kms_key_arn]
 }
+
+run "presence_environment_overrides_module_settings" {
+  command = plan
+
+  variables {
+    presence_environment = { CONNECTIONS_TABLE = "other" }
+  }
+
+  expect_failures = [var.presence_environment]
+}
+
+run "pusher_environment_overrides_module_settings" {
+  command = plan
+
+  variables {
+    pusher_environment = { MANAGEMENT_ENDPOINT = "https://elsewhere.example.com/live" }
+  }
+
+  expect_failures = [var.pusher_environment]
+}
