@@ -29,8 +29,8 @@ def blocks(directory, kind):
         lines = text.splitlines()
         for block in hcl2.loads(text).get(kind, []):
             for name, attributes in block.items():
-                start, end = attributes["__start_line__"], attributes["__end_line__"]
-                found.append((name, attributes, lines[start - 1 : end]))
+                start, end = attributes.get("__start_line__"), attributes.get("__end_line__")
+                found.append((name, attributes, lines[start - 1 : end] if start and end else []))
     return sorted(found, key=lambda item: item[0])
 
 
@@ -49,7 +49,7 @@ def type_expression(source):
             parts.append(part)
             depth += sum(part.count(c) for c in "({[") - sum(part.count(c) for c in ")}]")
             if depth <= 0:
-                return "".join(parts)
+                return re.sub(r"\s+", " ", "".join(parts))
     return "any"
 
 

@@ -52,3 +52,8 @@ output "demo_client_id" {
   description = "The demo app client id: the audience of the demo ID tokens."
   value       = var.create_demo_user_pool ? aws_cognito_user_pool_client.demo[0].id : null
 }
+
+output "region" {
+  description = "The region the stack is in."
+  value       = var.region
+}
