@@ -81,8 +81,13 @@ terraform_integration() {
 
   if [ $status -eq 0 ]; then
     log "terraform plan after apply shows no changes"
-    "${tf[@]}" plan -detailed-exitcode -input=false -no-color "${vars[@]}" >"$work/plan.log" 2>&1 \
-      || { cat "$work/plan.log" >&2; echo "re-plan after apply is not clean (exit $?)" >&2; status=1; }
+    local plan_status=0
+    "${tf[@]}" plan -detailed-exitcode -input=false -no-color "${vars[@]}" >"$work/plan.log" 2>&1 || plan_status=$?
+    if [ $plan_status -ne 0 ]; then
+      cat "$work/plan.log" >&2
+      echo "re-plan after apply is not clean (terraform plan -detailed-exitcode: $plan_status; 2 = changes)" >&2
+      status=1
+    fi
   fi
 
   if [ $status -eq 0 ]; then

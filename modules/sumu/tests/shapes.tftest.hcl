@@ -240,6 +240,19 @@ run "lambdas" {
     condition     = aws_lambda_permission.authorizer.source_arn == "arn:aws:execute-api:eu-west-1:123456789012:abc123/authorizers/${aws_apigatewayv2_authorizer.this.id}"
     error_message = "Only this API's authorizer may invoke the authorizer."
   }
+  assert {
+    condition = alltrue([for k, r in jsondecode(file("../../mapping-templates/routes.json")).routes :
+      aws_apigatewayv2_integration.this[k].integration_uri == aws_lambda_function.this[try(r.integration.function, "presence")].invoke_arn
+      && aws_lambda_permission.proxy_route[k].source_arn == "arn:aws:execute-api:eu-west-1:123456789012:abc123/live/${k}"
+      && aws_lambda_permission.proxy_route[k].principal == "apigateway.amazonaws.com"
+      if r.integration.type == "AWS_PROXY"
+    ])
+    error_message = "Lambda proxy routes (presence) invoke their function, which only that route of this stage may call."
+  }
+  assert {
+    condition     = toset(keys(aws_lambda_permission.proxy_route)) == toset([for k, r in jsondecode(file("../../mapping-templates/routes.json")).routes : k if r.integration.type == "AWS_PROXY"])
+    error_message = "Exactly the proxy routes get an invoke permission."
+  }
 }
 
 run "event_sources" {
