@@ -96,8 +96,9 @@ resource "aws_sqs_queue_redrive_policy" "notifications" {
 }
 
 # SNS moves a notification it cannot hand to the pusher into the DLQ; the queue must let it.
-locals {
-  notifications_dlq_policy = {
+resource "aws_sqs_queue_policy" "notifications_dlq" {
+  queue_url = aws_sqs_queue.notifications_dlq.id
+  policy = jsonencode({
     Version = "2012-10-17"
     Statement = [{
       Sid       = "NotificationsTopicDeadLetters"
@@ -107,12 +108,7 @@ locals {
       Resource  = aws_sqs_queue.notifications_dlq.arn
       Condition = { ArnEquals = { "aws:SourceArn" = local.notifications_topic_arn } }
     }]
-  }
-}
-
-resource "aws_sqs_queue_policy" "notifications_dlq" {
-  queue_url = aws_sqs_queue.notifications_dlq.id
-  policy    = jsonencode(local.notifications_dlq_policy)
+  })
 }
 
 # Stream batches the presence Lambda keeps failing (after bisecting and retries) are recorded here.
