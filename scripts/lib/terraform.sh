@@ -43,9 +43,17 @@ terraform_static_checks() {
 
   log "checkov (static security scan of modules/ and terraform/)"
   # Offline: no module downloads, no platform calls. Every skip is written next to its resource.
-  BC_SKIP_MAPPING=TRUE CHECKOV_RUN_SCA_PACKAGE_SCAN_V2=false "$VENV/bin/checkov" \
+  # A check that crashes on an expression is silently not evaluated: treat that as a failure too.
+  local scan scan_status=0
+  scan=$(BC_SKIP_MAPPING=TRUE CHECKOV_RUN_SCA_PACKAGE_SCAN_V2=false "$VENV/bin/checkov" \
     --directory "$ROOT/modules" --directory "$ROOT/terraform" \
-    --framework terraform --skip-download --compact --quiet
+    --framework terraform --skip-download --compact --quiet 2>&1) || scan_status=$?
+  echo "$scan"
+  [ $scan_status -eq 0 ] || return $scan_status
+  if grep -q 'Failed to run check' <<<"$scan"; then
+    echo "checkov could not evaluate some checks (see above)" >&2
+    return 1
+  fi
 }
 
 # The local stack applied to moto with the Lambda zips built from this repository.
