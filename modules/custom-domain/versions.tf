@@ -1,0 +1,11 @@
+terraform {
+  # 1.9: validation rules may refer to other variables.
+  required_version = ">= 1.9"
+
+  required_providers {
+    aws = {
+      source  = "hashicorp/aws"
+      version = ">= 5.30, < 6.0"
+    }
+  }
+}

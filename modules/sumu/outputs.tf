@@ -1,0 +1,119 @@
+output "websocket_url" {
+  description = "The URL clients connect to: wss://…/{stage}?authorization=<JWT>."
+  value       = local.websocket_url
+}
+
+output "management_endpoint" {
+  description = "Base URL of the API Gateway management API (@connections) for this stage: https://…/{stage}."
+  value       = local.management_endpoint
+}
+
+output "api_id" {
+  description = "ID of the WebSocket API."
+  value       = aws_apigatewayv2_api.this.id
+}
+
+output "api_execution_arn" {
+  description = "Execution ARN of the WebSocket API (prefix for execute-api:ManageConnections grants)."
+  value       = aws_apigatewayv2_api.this.execution_arn
+}
+
+output "stage" {
+  description = "Name of the stage."
+  value       = aws_apigatewayv2_stage.this.name
+}
+
+output "table_name" {
+  description = "Name of the connections table."
+  value       = aws_dynamodb_table.this.name
+}
+
+output "table_arn" {
+  description = "ARN of the connections table."
+  value       = aws_dynamodb_table.this.arn
+}
+
+output "table_stream_arn" {
+  description = "ARN of the connections table's stream (keys only)."
+  value       = aws_dynamodb_table.this.stream_arn
+}
+
+output "messages_topic_arn" {
+  description = "ARN of the messages topic (client `publish` messages, presence events)."
+  value       = local.messages_topic_arn
+}
+
+output "messages_queue_arn" {
+  description = "ARN of the messages queue (client `send` messages, presence events with presence_destination = queue)."
+  value       = local.messages_queue_arn
+}
+
+output "messages_queue_url" {
+  description = "URL of the messages queue."
+  value       = local.messages_queue_url
+}
+
+output "messages_dlq_arn" {
+  description = "ARN of the messages queue's dead-letter queue (null when the queue is brought by the user)."
+  value       = var.create_messages_queue ? aws_sqs_queue.messages_dlq[0].arn : null
+}
+
+output "messages_dlq_url" {
+  description = "URL of the messages queue's dead-letter queue (null when the queue is brought by the user)."
+  value       = var.create_messages_queue ? aws_sqs_queue.messages_dlq[0].url : null
+}
+
+output "notifications_topic_arn" {
+  description = "ARN of the notifications topic: publish notification requests here."
+  value       = local.notifications_topic_arn
+}
+
+output "notifications_queue_arn" {
+  description = "ARN of the notifications queue: send notification requests here."
+  value       = local.notifications_queue_arn
+}
+
+output "notifications_queue_url" {
+  description = "URL of the notifications queue."
+  value       = local.notifications_queue_url
+}
+
+output "notifications_dlq_arn" {
+  description = "ARN of the pusher's dead-letter queue (rejected or undeliverable notification requests)."
+  value       = aws_sqs_queue.notifications_dlq.arn
+}
+
+output "notifications_dlq_url" {
+  description = "URL of the pusher's dead-letter queue."
+  value       = aws_sqs_queue.notifications_dlq.url
+}
+
+output "presence_failures_queue_arn" {
+  description = "ARN of the queue that records stream batches the presence Lambda could not process."
+  value       = aws_sqs_queue.presence_failures.arn
+}
+
+output "presence_failures_queue_url" {
+  description = "URL of the presence failures queue."
+  value       = aws_sqs_queue.presence_failures.url
+}
+
+output "function_names" {
+  description = "Names of the Lambdas, by role: authorizer, presence, pusher."
+  value       = { for fn, f in aws_lambda_function.this : fn => f.function_name }
+}
+
+output "function_arns" {
+  description = "ARNs of the Lambdas, by role."
+  value       = { for fn, f in aws_lambda_function.this : fn => f.arn }
+}
+
+output "api_gateway_role_arn" {
+  description = "ARN of the role API Gateway assumes for the DynamoDB, SNS and SQS integrations."
+  value       = aws_iam_role.api_gateway.arn
+}
+
+output "access_log_group_name" {
+  description = "Name of the log group of the stage's JSON access log."
+  value       = aws_cloudwatch_log_group.access.name
+}

@@ -1,0 +1,436 @@
+# Resource shapes of the module, against a mocked AWS provider (no credentials, no network).
+# Run from modules/sumu: `terraform test`.
+
+mock_provider "aws" {
+  source = "./tests"
+}
+
+variables {
+  name = "sumu-test"
+  issuers = [{
+    issuer    = "https://issuer.example.com/"
+    jwks_uri  = "https://issuer.example.com/.well-known/jwks.json"
+    audiences = ["app"]
+  }]
+  lambda_zips = {
+    authorizer = "tests/fixtures/bootstrap.zip"
+    presence   = "tests/fixtures/bootstrap.zip"
+    pusher     = "tests/fixtures/bootstrap.zip"
+  }
+}
+
+run "connections_table" {
+  command = apply
+
+  assert {
+    condition     = aws_dynamodb_table.this.name == "sumu-test-connections"
+    error_message = "The table name must default to {name}-connections."
+  }
+  assert {
+    condition     = aws_dynamodb_table.this.hash_key == "user_id" && aws_dynamodb_table.this.range_key == "connection_id"
+    error_message = "The table's keys must be user_id (partition) and connection_id (sort)."
+  }
+  assert {
+    condition     = toset([for a in aws_dynamodb_table.this.attribute : "${a.name}:${a.type}"]) == toset(["user_id:S", "connection_id:S"])
+    error_message = "Only the key attributes are declared, both strings."
+  }
+  assert {
+    condition     = aws_dynamodb_table.this.ttl[0].attribute_name == "expires_at" && aws_dynamodb_table.this.ttl[0].enabled
+    error_message = "TTL must be enabled on expires_at."
+  }
+  assert {
+    condition     = aws_dynamodb_table.this.stream_enabled && aws_dynamodb_table.this.stream_view_type == "KEYS_ONLY"
+    error_message = "The stream must be on, keys only."
+  }
+  assert {
+    condition = [for g in aws_dynamodb_table.this.global_secondary_index : [g.name, g.hash_key, g.projection_type]] == [
+      ["connection_id-index", "connection_id", "KEYS_ONLY"]
+    ]
+    error_message = "Exactly one GSI: connection_id-index on connection_id, keys only."
+  }
+  assert {
+    condition     = aws_dynamodb_table.this.point_in_time_recovery[0].enabled && aws_dynamodb_table.this.server_side_encryption[0].enabled
+    error_message = "Point-in-time recovery and server-side encryption must be on."
+  }
+}
+
+run "routes_follow_routes_json" {
+  command = apply
+
+  assert {
+    condition     = aws_apigatewayv2_api.this.protocol_type == "WEBSOCKET"
+    error_message = "The API must be a WebSocket API."
+  }
+  assert {
+    condition     = aws_apigatewayv2_api.this.route_selection_expression == jsondecode(file("../../mapping-templates/routes.json")).route_selection_expression
+    error_message = "The route selection expression must be routes.json's."
+  }
+  assert {
+    condition     = toset([for r in aws_apigatewayv2_route.this : r.route_key]) == toset(keys(jsondecode(file("../../mapping-templates/routes.json")).routes))
+    error_message = "The route set must equal routes.json's."
+  }
+  assert {
+    condition     = [for k, r in aws_apigatewayv2_route.this : k if r.authorization_type == "CUSTOM"] == ["$connect"]
+    error_message = "Only $connect is authorized (CUSTOM); every other route has NONE."
+  }
+  assert {
+    condition     = aws_apigatewayv2_route.this["$connect"].authorizer_id == aws_apigatewayv2_authorizer.this.id
+    error_message = "$connect must use the JWT authorizer."
+  }
+  assert {
+    condition     = aws_apigatewayv2_authorizer.this.authorizer_type == "REQUEST" && aws_apigatewayv2_authorizer.this.identity_sources == toset(["route.request.querystring.authorization"])
+    error_message = "The authorizer must be a REQUEST authorizer whose identity source is the authorization query parameter."
+  }
+  assert {
+    condition = alltrue([for k, r in jsondecode(file("../../mapping-templates/routes.json")).routes :
+      aws_apigatewayv2_integration.this[k].integration_type == r.integration.type
+    ])
+    error_message = "Every route's integration type must be routes.json's."
+  }
+  assert {
+    condition = alltrue([for k, r in jsondecode(file("../../mapping-templates/routes.json")).routes :
+      aws_apigatewayv2_integration.this[k].integration_uri == "arn:aws:apigateway:eu-west-1:${r.integration.service}:action/${r.integration.action}"
+      if r.integration.type == "AWS"
+    ])
+    error_message = "AWS integrations must call arn:aws:apigateway:{region}:{service}:action/{Action}."
+  }
+  assert {
+    condition = alltrue([for k, r in jsondecode(file("../../mapping-templates/routes.json")).routes :
+      aws_apigatewayv2_integration.this[k].credentials_arn == aws_iam_role.api_gateway.arn && aws_apigatewayv2_integration.this[k].integration_method == "POST"
+      if r.integration.type == "AWS"
+    ])
+    error_message = "AWS integrations must POST with the API Gateway role's credentials."
+  }
+  assert {
+    condition = alltrue([for k, r in jsondecode(file("../../mapping-templates/routes.json")).routes :
+      aws_apigatewayv2_integration.this[k].request_templates == tomap({ "$default" = file("../../mapping-templates/${r.integration.request_template}") })
+      && aws_apigatewayv2_integration.this[k].template_selection_expression == "\\$default"
+      && aws_apigatewayv2_integration.this[k].passthrough_behavior == "NEVER"
+      if try(r.integration.request_template, null) != null
+    ])
+    error_message = "Every templated integration must carry its template file byte for byte, always select it, and never pass a request through."
+  }
+  assert {
+    condition = alltrue([for k, r in jsondecode(file("../../mapping-templates/routes.json")).routes :
+      aws_apigatewayv2_integration.this[k].request_parameters == tomap({ "integration.request.header.Content-Type" = "'application/x-www-form-urlencoded'" })
+      if try(r.integration.content_type, "") == "application/x-www-form-urlencoded"
+    ])
+    error_message = "Query-protocol integrations (SNS, SQS) must send the form content type."
+  }
+  assert {
+    condition = toset(keys(aws_apigatewayv2_integration_response.this)) == toset(flatten([
+      for k, r in jsondecode(file("../../mapping-templates/routes.json")).routes : [for sel, t in r.integration_responses : "${k} ${sel}"]
+    ]))
+    error_message = "The integration responses must be exactly routes.json's."
+  }
+  assert {
+    condition = alltrue(flatten([for k, r in jsondecode(file("../../mapping-templates/routes.json")).routes : [
+      for sel, t in r.integration_responses :
+      aws_apigatewayv2_integration_response.this["${k} ${sel}"].integration_response_key == sel
+      && aws_apigatewayv2_integration_response.this["${k} ${sel}"].response_templates == tomap({ "$default" = file("../../mapping-templates/${t}") })
+    ]]))
+    error_message = "Each integration response must be keyed and templated as routes.json says."
+  }
+  assert {
+    condition     = toset(keys(aws_apigatewayv2_route_response.this)) == toset([for k, r in jsondecode(file("../../mapping-templates/routes.json")).routes : k if r.route_response])
+    error_message = "Route responses must exist exactly where routes.json says."
+  }
+  assert {
+    condition = alltrue([for k, r in jsondecode(file("../../mapping-templates/routes.json")).routes :
+      (aws_apigatewayv2_route.this[k].route_response_selection_expression == "$default") == r.route_response
+    ])
+    error_message = "Routes with a route response select it with $default; the others have no selection expression."
+  }
+}
+
+run "stage" {
+  command = apply
+
+  assert {
+    condition     = aws_apigatewayv2_stage.this.name == "live" && aws_apigatewayv2_stage.this.auto_deploy
+    error_message = "The stage defaults to 'live' and deploys itself."
+  }
+  assert {
+    condition     = toset(keys(aws_apigatewayv2_stage.this.stage_variables)) == toset(jsondecode(file("../../mapping-templates/routes.json")).stage_variables)
+    error_message = "The stage variables must be exactly those routes.json names."
+  }
+  assert {
+    condition     = aws_apigatewayv2_stage.this.stage_variables["connections_table"] == "sumu-test-connections"
+    error_message = "connections_table must carry the table's name."
+  }
+  assert {
+    condition     = aws_apigatewayv2_stage.this.default_route_settings[0].throttling_rate_limit == 1000 && aws_apigatewayv2_stage.this.default_route_settings[0].throttling_burst_limit == 500
+    error_message = "Default route throttling must be set."
+  }
+  assert {
+    condition     = !aws_apigatewayv2_stage.this.default_route_settings[0].data_trace_enabled
+    error_message = "Data tracing would log tokens and message bodies."
+  }
+  assert {
+    condition     = can(jsondecode(aws_apigatewayv2_stage.this.access_log_settings[0].format))
+    error_message = "The access log format must be JSON."
+  }
+  assert {
+    condition = alltrue([for k, v in jsondecode(aws_apigatewayv2_stage.this.access_log_settings[0].format) :
+      length(regexall("(?i)querystring|authorization|\\$input|\\$request|\\$context\\.(requestOverride|integration\\.response)", v)) == 0
+    ])
+    error_message = "The access log must never log the query string (it carries the JWT) or the request."
+  }
+  assert {
+    condition     = output.websocket_url == "wss://abc123.execute-api.eu-west-1.amazonaws.com/live"
+    error_message = "websocket_url must be wss://{api host}/{stage}."
+  }
+  assert {
+    condition     = output.management_endpoint == "https://abc123.execute-api.eu-west-1.amazonaws.com/live"
+    error_message = "management_endpoint must be https://{api host}/{stage}."
+  }
+  assert {
+    condition     = aws_cloudwatch_log_group.access.retention_in_days == 30
+    error_message = "The access log group must have the configured retention."
+  }
+}
+
+run "lambdas" {
+  command = apply
+
+  assert {
+    condition     = toset(keys(aws_lambda_function.this)) == toset(["authorizer", "presence", "pusher"])
+    error_message = "The three Lambdas must exist."
+  }
+  assert {
+    condition = alltrue([for f in aws_lambda_function.this :
+      f.runtime == "provided.al2023" && f.architectures == tolist(["arm64"]) && f.handler == "bootstrap"
+    ])
+    error_message = "Every Lambda runs provided.al2023 on arm64."
+  }
+  assert {
+    condition     = alltrue([for f in aws_lambda_function.this : f.logging_config[0].log_format == "JSON"])
+    error_message = "Every Lambda logs JSON."
+  }
+  assert {
+    condition     = alltrue([for k, g in aws_cloudwatch_log_group.lambda : g.name == "/aws/lambda/sumu-test-${k}" && g.retention_in_days == 30])
+    error_message = "Every Lambda has its own log group with retention."
+  }
+  assert {
+    condition     = output.function_names == { authorizer = "sumu-test-authorizer", presence = "sumu-test-presence", pusher = "sumu-test-pusher" }
+    error_message = "function_names must name the three functions."
+  }
+  assert {
+    condition     = aws_lambda_function.this["authorizer"].environment[0].variables["JWT_ISSUERS"] == jsonencode(var.issuers)
+    error_message = "The authorizer gets the issuers as JSON in JWT_ISSUERS."
+  }
+  assert {
+    condition = aws_lambda_function.this["presence"].environment[0].variables == tomap({
+      CONNECTIONS_TABLE    = "sumu-test-connections"
+      PRESENCE_DESTINATION = "topic"
+      MESSAGES_TOPIC_ARN   = "arn:aws:sns:eu-west-1:123456789012:mock"
+      MESSAGES_QUEUE_URL   = "https://sqs.eu-west-1.amazonaws.com/123456789012/mock"
+    })
+    error_message = "The presence Lambda's environment is wrong."
+  }
+  assert {
+    condition     = aws_lambda_function.this["pusher"].environment[0].variables["MANAGEMENT_ENDPOINT"] == "https://abc123.execute-api.eu-west-1.amazonaws.com/live"
+    error_message = "The pusher must post to the stage's management endpoint."
+  }
+  assert {
+    condition     = aws_lambda_function.this["pusher"].dead_letter_config[0].target_arn == aws_sqs_queue.notifications_dlq.arn
+    error_message = "The pusher's asynchronous invocations (SNS) must dead-letter to the notifications DLQ."
+  }
+  assert {
+    condition     = aws_lambda_permission.authorizer.source_arn == "arn:aws:execute-api:eu-west-1:123456789012:abc123/authorizers/${aws_apigatewayv2_authorizer.this.id}"
+    error_message = "Only this API's authorizer may invoke the authorizer."
+  }
+  assert {
+    condition = alltrue([for k, r in jsondecode(file("../../mapping-templates/routes.json")).routes :
+      aws_apigatewayv2_integration.this[k].integration_uri == aws_lambda_function.this[try(r.integration.function, "presence")].invoke_arn
+      && aws_lambda_permission.proxy_route[k].source_arn == "arn:aws:execute-api:eu-west-1:123456789012:abc123/live/${k}"
+      && aws_lambda_permission.proxy_route[k].principal == "apigateway.amazonaws.com"
+      if r.integration.type == "AWS_PROXY"
+    ])
+    error_message = "Lambda proxy routes (presence) invoke their function, which only that route of this stage may call."
+  }
+  assert {
+    condition     = toset(keys(aws_lambda_permission.proxy_route)) == toset([for k, r in jsondecode(file("../../mapping-templates/routes.json")).routes : k if r.integration.type == "AWS_PROXY"])
+    error_message = "Exactly the proxy routes get an invoke permission."
+  }
+}
+
+run "event_sources" {
+  command = apply
+
+  assert {
+    condition = (
+      aws_lambda_event_source_mapping.presence_stream[0].event_source_arn == aws_dynamodb_table.this.stream_arn
+      && aws_lambda_event_source_mapping.presence_stream[0].bisect_batch_on_function_error
+      && aws_lambda_event_source_mapping.presence_stream[0].maximum_retry_attempts == 5
+      && aws_lambda_event_source_mapping.presence_stream[0].function_response_types == toset(["ReportBatchItemFailures"])
+      && aws_lambda_event_source_mapping.presence_stream[0].destination_config[0].on_failure[0].destination_arn == aws_sqs_queue.presence_failures.arn
+    )
+    error_message = "stream → presence: bisect on error, bounded retries, per-record failures, on-failure destination."
+  }
+  assert {
+    condition = (
+      aws_lambda_event_source_mapping.pusher_queue[0].function_response_types == toset(["ReportBatchItemFailures"])
+      && aws_lambda_event_source_mapping.pusher_queue[0].scaling_config[0].maximum_concurrency == 20
+      && aws_lambda_event_source_mapping.pusher_queue[0].batch_size == 10
+    )
+    error_message = "notifications queue → pusher: partial batch failures and a maximum concurrency."
+  }
+  assert {
+    condition = (
+      aws_sns_topic_subscription.pusher[0].protocol == "lambda"
+      && jsondecode(aws_sns_topic_subscription.pusher[0].redrive_policy).deadLetterTargetArn == aws_sqs_queue.notifications_dlq.arn
+    )
+    error_message = "notifications topic → pusher, with a dead-letter queue."
+  }
+  assert {
+    condition     = aws_sqs_queue.notifications[0].visibility_timeout_seconds == 360
+    error_message = "The notifications queue's visibility timeout must be six times the pusher's timeout."
+  }
+  assert {
+    condition = (
+      jsondecode(aws_sqs_queue_redrive_policy.notifications[0].redrive_policy).deadLetterTargetArn == aws_sqs_queue.notifications_dlq.arn
+      && jsondecode(aws_sqs_queue_redrive_policy.messages[0].redrive_policy).deadLetterTargetArn == aws_sqs_queue.messages_dlq[0].arn
+    )
+    error_message = "Both queues redrive to their dead-letter queues."
+  }
+}
+
+run "iam_least_privilege" {
+  command = apply
+
+  assert {
+    condition = toset(jsondecode(aws_iam_role_policy.lambda["pusher"].policy).Statement[index(jsondecode(aws_iam_role_policy.lambda["pusher"].policy).Statement[*].Sid, "ManageConnections")].Resource) == toset([
+      "arn:aws:execute-api:eu-west-1:123456789012:abc123/live/POST/@connections/*",
+      "arn:aws:execute-api:eu-west-1:123456789012:abc123/live/GET/@connections/*",
+      "arn:aws:execute-api:eu-west-1:123456789012:abc123/live/DELETE/@connections/*",
+    ])
+    error_message = "The pusher may POST, GET and DELETE @connections of this stage only."
+  }
+  assert {
+    condition = alltrue(flatten([for p in concat(values(aws_iam_role_policy.lambda), [aws_iam_role_policy.api_gateway]) : [
+      for s in jsondecode(p.policy).Statement : s.Sid == "XRayTraces" || !contains(s.Resource, "*")
+    ]]))
+    error_message = "No statement but X-Ray's may use the * resource."
+  }
+  assert {
+    condition = toset(flatten([for s in jsondecode(aws_iam_role_policy.api_gateway.policy).Statement : s.Action])) == toset([
+      "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:UpdateItem", "sns:Publish", "sqs:SendMessage",
+    ])
+    error_message = "API Gateway may only write connections and publish/send messages."
+  }
+  assert {
+    condition     = !contains(flatten([for s in jsondecode(aws_iam_role_policy.lambda["presence"].policy).Statement : s.Action]), "sqs:SendMessage") || contains(jsondecode(aws_iam_role_policy.lambda["presence"].policy).Statement[*].Sid, "RecordFailedStreamBatches")
+    error_message = "presence may send only to its failure queue with presence_destination = topic."
+  }
+  assert {
+    condition     = contains(jsondecode(aws_iam_role_policy.lambda["presence"].policy).Statement[*].Sid, "PublishPresenceToTopic") && !contains(jsondecode(aws_iam_role_policy.lambda["presence"].policy).Statement[*].Sid, "SendPresenceToQueue")
+    error_message = "With presence_destination = topic, presence publishes to the topic and not to the queue."
+  }
+  assert {
+    condition     = length(jsondecode(aws_iam_role_policy.lambda["authorizer"].policy).Statement) == 2
+    error_message = "The authorizer may only write its logs and traces."
+  }
+}
+
+run "alarms" {
+  command = apply
+
+  assert {
+    condition     = toset(keys(aws_cloudwatch_metric_alarm.dead_letters)) == toset(["messages_dlq", "notifications_dlq", "presence_failures"])
+    error_message = "Every dead-letter queue has a depth alarm."
+  }
+  assert {
+    condition     = toset(keys(aws_cloudwatch_metric_alarm.lambda_errors)) == toset(["authorizer", "presence", "pusher"])
+    error_message = "Every Lambda has an errors alarm."
+  }
+}
+
+run "presence_to_queue_and_own_topics" {
+  command = apply
+
+  variables {
+    presence_destination       = "queue"
+    create_messages_topic      = false
+    messages_topic_arn         = "arn:aws:sns:eu-west-1:123456789012:existing-messages"
+    create_notifications_queue = false
+    notifications_queue = {
+      arn = "arn:aws:sqs:eu-west-1:123456789012:existing-notifications"
+      url = "https://sqs.eu-west-1.amazonaws.com/123456789012/existing-notifications"
+    }
+  }
+
+  assert {
+    condition     = length(aws_sns_topic.messages) == 0 && length(aws_sqs_queue.notifications) == 0
+    error_message = "Brought topics and queues are not created."
+  }
+  assert {
+    condition     = aws_apigatewayv2_stage.this.stage_variables["messages_topic_arn"] == "arn:aws:sns:eu-west-1:123456789012:existing-messages"
+    error_message = "The stage must publish to the brought topic."
+  }
+  assert {
+    condition     = aws_lambda_event_source_mapping.pusher_queue[0].event_source_arn == "arn:aws:sqs:eu-west-1:123456789012:existing-notifications"
+    error_message = "The pusher must consume the brought queue."
+  }
+  assert {
+    condition     = contains(jsondecode(aws_iam_role_policy.lambda["presence"].policy).Statement[*].Sid, "SendPresenceToQueue") && !contains(jsondecode(aws_iam_role_policy.lambda["presence"].policy).Statement[*].Sid, "PublishPresenceToTopic")
+    error_message = "With presence_destination = queue, presence sends to the queue and does not publish."
+  }
+  assert {
+    condition     = aws_lambda_function.this["presence"].environment[0].variables["PRESENCE_DESTINATION"] == "queue"
+    error_message = "The presence Lambda must be told its destination."
+  }
+  assert {
+    condition     = output.notifications_queue_url == "https://sqs.eu-west-1.amazonaws.com/123456789012/existing-notifications"
+    error_message = "Outputs must report the brought queue."
+  }
+}
+
+run "emulator_stack_has_no_event_sources" {
+  command = apply
+
+  variables {
+    attach_event_sources = false
+    lambda_json_logging  = false
+  }
+
+  assert {
+    condition     = length(aws_lambda_event_source_mapping.presence_stream) == 0 && length(aws_lambda_event_source_mapping.pusher_queue) == 0 && length(aws_sns_topic_subscription.pusher) == 0
+    error_message = "With attach_event_sources = false nothing consumes the stream, queue or topic (sumu-local does)."
+  }
+  assert {
+    condition     = alltrue([for f in aws_lambda_function.this : length(f.logging_config) == 0])
+    error_message = "lambda_json_logging = false leaves logging_config unset."
+  }
+  assert {
+    condition     = length(aws_lambda_function.this["pusher"].dead_letter_config) == 0
+    error_message = "Without the topic attached nothing invokes the pusher asynchronously, so it has no dead-letter config."
+  }
+}
+
+run "missing_lambda_package" {
+  command = plan
+
+  variables {
+    lambda_zips = { pusher = "tests/fixtures/does-not-exist.zip" }
+  }
+
+  expect_failures = [aws_lambda_function.this]
+}
+
+run "customer_managed_key" {
+  command = apply
+
+  variables {
+    kms_key_arn = "arn:aws:kms:eu-west-1:123456789012:key/11111111-2222-3333-4444-555555555555"
+  }
+
+  assert {
+    condition     = aws_dynamodb_table.this.server_side_encryption[0].kms_key_arn == var.kms_key_arn && aws_sqs_queue.notifications_dlq.kms_master_key_id == var.kms_key_arn && aws_sns_topic.messages[0].kms_master_key_id == var.kms_key_arn
+    error_message = "The key must encrypt the table, queues and topics."
+  }
+  assert {
+    condition     = contains(jsondecode(aws_iam_role_policy.api_gateway.policy).Statement[*].Sid, "UseStackKey")
+    error_message = "API Gateway must be allowed to use the key to publish/send encrypted messages."
+  }
+}

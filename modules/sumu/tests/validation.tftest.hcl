@@ -1,0 +1,305 @@
+# One plan-mode test per validation rule of variables.tf: each run breaks exactly one rule and
+# expects exactly that variable to fail. Run from modules/sumu: `terraform test`.
+
+mock_provider "aws" {
+  source = "./tests"
+}
+
+variables {
+  name = "sumu-test"
+  issuers = [{
+    issuer    = "https://issuer.example.com/"
+    jwks_uri  = "https://issuer.example.com/.well-known/jwks.json"
+    audiences = ["app"]
+  }]
+  lambda_zips = {
+    authorizer = "tests/fixtures/bootstrap.zip"
+    presence   = "tests/fixtures/bootstrap.zip"
+    pusher     = "tests/fixtures/bootstrap.zip"
+  }
+}
+
+run "valid_defaults_plan" {
+  command = plan
+}
+
+run "name_with_invalid_characters" {
+  command = plan
+
+  variables {
+    name = "sumu_test!"
+  }
+
+  expect_failures = [var.name]
+}
+
+run "stage_default_is_not_a_stage_name" {
+  command = plan
+
+  variables {
+    stage = "$default"
+  }
+
+  expect_failures = [var.stage]
+}
+
+run "no_issuer" {
+  command = plan
+
+  variables {
+    issuers = []
+  }
+
+  expect_failures = [var.issuers]
+}
+
+run "issuer_without_audience" {
+  command = plan
+
+  variables {
+    issuers = [{ issuer = "https://i.example.com/", jwks_uri = "https://i.example.com/jwks.json", audiences = [] }]
+  }
+
+  expect_failures = [var.issuers]
+}
+
+run "issuer_with_empty_audience" {
+  command = plan
+
+  variables {
+    issuers = [{ issuer = "https://i.example.com/", jwks_uri = "https://i.example.com/jwks.json", audiences = [""] }]
+  }
+
+  expect_failures = [var.issuers]
+}
+
+run "jwks_over_plain_http" {
+  command = plan
+
+  variables {
+    issuers = [{ issuer = "https://i.example.com/", jwks_uri = "http://i.example.com/jwks.json", audiences = ["app"] }]
+  }
+
+  expect_failures = [var.issuers]
+}
+
+run "authorizer_environment_overrides_issuers" {
+  command = plan
+
+  variables {
+    authorizer_environment = { JWT_ISSUERS = "[]" }
+  }
+
+  expect_failures = [var.authorizer_environment]
+}
+
+run "unknown_presence_destination" {
+  command = plan
+
+  variables {
+    presence_destination = "sns"
+  }
+
+  expect_failures = [var.presence_destination]
+}
+
+run "invalid_table_name" {
+  command = plan
+
+  variables {
+    table_name = "a"
+  }
+
+  expect_failures = [var.table_name]
+}
+
+run "own_messages_topic_without_arn" {
+  command = plan
+
+  variables {
+    create_messages_topic = false
+  }
+
+  expect_failures = [var.messages_topic_arn]
+}
+
+run "messages_topic_arn_while_creating_one" {
+  command = plan
+
+  variables {
+    messages_topic_arn = "arn:aws:sns:eu-west-1:123456789012:t"
+  }
+
+  expect_failures = [var.messages_topic_arn]
+}
+
+run "messages_topic_arn_not_an_sns_arn" {
+  command = plan
+
+  variables {
+    create_messages_topic = false
+    messages_topic_arn    = "arn:aws:sqs:eu-west-1:123456789012:t"
+  }
+
+  expect_failures = [var.messages_topic_arn]
+}
+
+run "own_messages_queue_without_queue" {
+  command = plan
+
+  variables {
+    create_messages_queue = false
+  }
+
+  expect_failures = [var.messages_queue]
+}
+
+run "own_notifications_topic_without_arn" {
+  command = plan
+
+  variables {
+    create_notifications_topic = false
+  }
+
+  expect_failures = [var.notifications_topic_arn]
+}
+
+run "notifications_queue_while_creating_one" {
+  command = plan
+
+  variables {
+    notifications_queue = { arn = "arn:aws:sqs:eu-west-1:123456789012:q", url = "https://sqs.eu-west-1.amazonaws.com/123456789012/q" }
+  }
+
+  expect_failures = [var.notifications_queue]
+}
+
+run "lambda_memory_out_of_range" {
+  command = plan
+
+  variables {
+    lambda_settings = { pusher_memory_size = 64 }
+  }
+
+  expect_failures = [var.lambda_settings]
+}
+
+run "authorizer_timeout_beyond_api_gateway" {
+  command = plan
+
+  variables {
+    lambda_settings = { authorizer_timeout = 30 }
+  }
+
+  expect_failures = [var.lambda_settings]
+}
+
+run "unknown_log_level" {
+  command = plan
+
+  variables {
+    lambda_log_level = "VERBOSE"
+  }
+
+  expect_failures = [var.lambda_log_level]
+}
+
+run "zero_throttling_rate" {
+  command = plan
+
+  variables {
+    limits = { throttling_rate_limit = 0 }
+  }
+
+  expect_failures = [var.limits]
+}
+
+run "integration_timeout_beyond_29s" {
+  command = plan
+
+  variables {
+    limits = { integration_timeout_ms = 30000 }
+  }
+
+  expect_failures = [var.limits]
+}
+
+run "presence_batch_too_large" {
+  command = plan
+
+  variables {
+    limits = { presence_batch_size = 20000 }
+  }
+
+  expect_failures = [var.limits]
+}
+
+run "pusher_concurrency_below_two" {
+  command = plan
+
+  variables {
+    limits = { pusher_max_concurrency = 1 }
+  }
+
+  expect_failures = [var.limits]
+}
+
+run "zero_max_receive_count" {
+  command = plan
+
+  variables {
+    limits = { queue_max_receive_count = 0 }
+  }
+
+  expect_failures = [var.limits]
+}
+
+run "unknown_stage_logging_level" {
+  command = plan
+
+  variables {
+    stage_logging_level = "DEBUG"
+  }
+
+  expect_failures = [var.stage_logging_level]
+}
+
+run "unsupported_retention" {
+  command = plan
+
+  variables {
+    log_retention_days = 10
+  }
+
+  expect_failures = [var.log_retention_days]
+}
+
+run "kms_key_alias_instead_of_arn" {
+  command = plan
+
+  variables {
+    kms_key_arn = "alias/aws/sns"
+  }
+
+  expect_failures = [var.kms_key_arn]
+}
+
+run "presence_environment_overrides_module_settings" {
+  command = plan
+
+  variables {
+    presence_environment = { CONNECTIONS_TABLE = "other" }
+  }
+
+  expect_failures = [var.presence_environment]
+}
+
+run "pusher_environment_overrides_module_settings" {
+  command = plan
+
+  variables {
+    pusher_environment = { MANAGEMENT_ENDPOINT = "https://elsewhere.example.com/live" }
+  }
+
+  expect_failures = [var.pusher_environment]
+}

@@ -1,0 +1,333 @@
+variable "name" {
+  description = "Prefix of every resource name (API, table, topics, queues, functions, roles). Several stacks may share an account and region as long as their names differ."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[A-Za-z][A-Za-z0-9-]{0,31}$", var.name))
+    error_message = "name must start with a letter and contain only letters, digits and hyphens (at most 32 characters): it prefixes IAM role and Lambda names, which have tight length limits."
+  }
+}
+
+variable "stage" {
+  description = "Name of the API Gateway stage; clients connect to wss://…/{stage}."
+  type        = string
+  default     = "live"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_-]{1,128}$", var.stage))
+    error_message = "stage must be 1-128 letters, digits, hyphens or underscores ($default is not allowed: the stage name is part of the URL and of IAM resource ARNs)."
+  }
+}
+
+variable "issuers" {
+  description = "Trusted JWT issuers: the issuer (`iss` claim), the URL of its JWKS (or Google/Firebase x509 certificate map), and the audiences it may mint tokens for. Passed to the authorizer as JSON in JWT_ISSUERS."
+  type = list(object({
+    issuer    = string
+    jwks_uri  = string
+    audiences = list(string)
+  }))
+
+  validation {
+    condition     = length(var.issuers) > 0
+    error_message = "issuers must name at least one trusted JWT issuer: without one every connection is refused."
+  }
+
+  validation {
+    condition     = alltrue([for i in var.issuers : length(i.audiences) > 0 && alltrue([for a in i.audiences : length(a) > 0])])
+    error_message = "every issuer needs at least one non-empty audience: a token minted for another application of the same issuer must not be accepted."
+  }
+
+  validation {
+    condition = alltrue([for i in var.issuers :
+      can(regex("^https://", i.jwks_uri)) || can(regex("^http://(127\\.0\\.0\\.1|localhost)(:[0-9]+)?/", i.jwks_uri))
+    ])
+    error_message = "every jwks_uri must be https:// (plain http:// is accepted only for 127.0.0.1 or localhost, for local development): keys fetched in clear text could be replaced in transit."
+  }
+}
+
+variable "authorizer_environment" {
+  description = "Extra environment variables for the authorizer Lambda, e.g. JWT_LEEWAY_SECONDS, JWT_PRINCIPAL_CLAIM, JWT_CONTEXT_CLAIMS, JWT_ALGORITHMS, JWKS_TIMEOUT_MS (see the authorizer configuration table in the root README). The issuers themselves come from var.issuers."
+  type        = map(string)
+  default     = {}
+
+  validation {
+    condition     = length(setintersection(keys(var.authorizer_environment), ["JWT_ISSUERS", "JWT_ISSUER", "JWT_JWKS_URI", "JWT_AUDIENCES"])) == 0
+    error_message = "authorizer_environment must not set JWT_ISSUERS, JWT_ISSUER, JWT_JWKS_URI or JWT_AUDIENCES: the issuers come from var.issuers."
+  }
+}
+
+variable "presence_environment" {
+  description = "Extra environment variables for the presence Lambda, e.g. PRESENCE_QUERY_CONCURRENCY. The table and destination variables are set by the module."
+  type        = map(string)
+  default     = {}
+  nullable    = false
+
+  validation {
+    condition     = length(setintersection(keys(var.presence_environment), ["CONNECTIONS_TABLE", "PRESENCE_DESTINATION", "MESSAGES_TOPIC_ARN", "MESSAGES_QUEUE_URL"])) == 0
+    error_message = "presence_environment must not set CONNECTIONS_TABLE, PRESENCE_DESTINATION, MESSAGES_TOPIC_ARN or MESSAGES_QUEUE_URL: the module sets them."
+  }
+}
+
+variable "pusher_environment" {
+  description = "Extra environment variables for the pusher Lambda, e.g. PUSHER_POST_CONCURRENCY, PUSHER_SCAN_SEGMENTS, PUSHER_MAX_ATTEMPTS. The table, endpoint and queue variables are set by the module."
+  type        = map(string)
+  default     = {}
+  nullable    = false
+
+  validation {
+    condition     = length(setintersection(keys(var.pusher_environment), ["CONNECTIONS_TABLE", "MANAGEMENT_ENDPOINT", "NOTIFICATIONS_QUEUE_URL", "DEAD_LETTER_QUEUE_URL", "WEBSOCKET_API_ID", "WEBSOCKET_STAGE"])) == 0
+    error_message = "pusher_environment must not set CONNECTIONS_TABLE, MANAGEMENT_ENDPOINT, NOTIFICATIONS_QUEUE_URL, DEAD_LETTER_QUEUE_URL, WEBSOCKET_API_ID or WEBSOCKET_STAGE: the module sets the endpoint and queues."
+  }
+}
+
+variable "presence_destination" {
+  description = "Where the presence Lambda publishes ONLINE/OFFLINE events: the messages `topic`, the messages `queue`, or `none`."
+  type        = string
+  default     = "topic"
+
+  validation {
+    condition     = contains(["topic", "queue", "none"], var.presence_destination)
+    error_message = "presence_destination must be one of: topic, queue, none."
+  }
+}
+
+variable "table_name" {
+  description = "Name of the connections table; null means \"{name}-connections\"."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.table_name == null || can(regex("^[A-Za-z0-9_.-]{3,255}$", var.table_name))
+    error_message = "table_name must be 3-255 letters, digits, underscores, hyphens or dots."
+  }
+}
+
+variable "create_messages_topic" {
+  description = "Create the messages topic (client `publish` messages and presence events). Set false and give messages_topic_arn to bring your own."
+  type        = bool
+  default     = true
+}
+
+variable "messages_topic_arn" {
+  description = "ARN of an existing messages topic; only with create_messages_topic = false."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = (var.messages_topic_arn == null) == var.create_messages_topic
+    error_message = "messages_topic_arn is required when create_messages_topic = false, and must be null when it is true."
+  }
+
+  validation {
+    condition     = var.messages_topic_arn == null || can(regex("^arn:[^:]+:sns:[^:]+:[0-9]{12}:[A-Za-z0-9_.-]+$", var.messages_topic_arn))
+    error_message = "messages_topic_arn must be an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)."
+  }
+}
+
+variable "create_messages_queue" {
+  description = "Create the messages queue (client `send` messages and, with presence_destination = queue, presence events) and its dead-letter queue. Set false and give messages_queue to bring your own."
+  type        = bool
+  default     = true
+}
+
+variable "messages_queue" {
+  description = "An existing messages queue (its ARN and URL); only with create_messages_queue = false."
+  type = object({
+    arn = string
+    url = string
+  })
+  default = null
+
+  validation {
+    condition     = (var.messages_queue == null) == var.create_messages_queue
+    error_message = "messages_queue is required when create_messages_queue = false, and must be null when it is true."
+  }
+}
+
+variable "create_notifications_topic" {
+  description = "Create the notifications topic (back ends publish notification requests; the pusher consumes them). Set false and give notifications_topic_arn to bring your own."
+  type        = bool
+  default     = true
+}
+
+variable "notifications_topic_arn" {
+  description = "ARN of an existing notifications topic; only with create_notifications_topic = false."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = (var.notifications_topic_arn == null) == var.create_notifications_topic
+    error_message = "notifications_topic_arn is required when create_notifications_topic = false, and must be null when it is true."
+  }
+}
+
+variable "create_notifications_queue" {
+  description = "Create the notifications queue (back ends send notification requests; the pusher consumes them). Set false and give notifications_queue to bring your own."
+  type        = bool
+  default     = true
+}
+
+variable "notifications_queue" {
+  description = "An existing notifications queue (its ARN and URL); only with create_notifications_queue = false. Its visibility timeout must be at least the pusher's timeout."
+  type = object({
+    arn = string
+    url = string
+  })
+  default = null
+
+  validation {
+    condition     = (var.notifications_queue == null) == var.create_notifications_queue
+    error_message = "notifications_queue is required when create_notifications_queue = false, and must be null when it is true."
+  }
+}
+
+variable "lambda_zips" {
+  description = "Paths of the Lambda deployment packages built by scripts/build-lambdas; a null entry means target/lambda/<function>/bootstrap.zip in this repository."
+  type = object({
+    authorizer = optional(string)
+    presence   = optional(string)
+    pusher     = optional(string)
+  })
+  default  = {}
+  nullable = false
+}
+
+variable "lambda_settings" {
+  description = "Memory (MB) and timeout (s) of each Lambda."
+  type = object({
+    authorizer_memory_size = optional(number, 256)
+    authorizer_timeout     = optional(number, 10)
+    presence_memory_size   = optional(number, 256)
+    presence_timeout       = optional(number, 30)
+    pusher_memory_size     = optional(number, 512)
+    pusher_timeout         = optional(number, 60)
+  })
+  default  = {}
+  nullable = false
+
+  validation {
+    condition = alltrue([for k, v in var.lambda_settings :
+      endswith(k, "_memory_size") ? (v >= 128 && v <= 10240) : (v >= 1 && v <= 900)
+    ])
+    error_message = "Lambda memory sizes must be 128-10240 MB and timeouts 1-900 s."
+  }
+
+  validation {
+    # The authorizer runs inside the $connect handshake, which API Gateway abandons after 29 s.
+    condition     = var.lambda_settings.authorizer_timeout <= 29
+    error_message = "lambda_settings.authorizer_timeout must be at most 29 s (API Gateway's integration timeout)."
+  }
+}
+
+variable "lambda_json_logging" {
+  description = "Configure the Lambdas' CloudWatch logging as JSON (logging_config). Emulators that do not keep logging_config can turn it off; the log groups stay the same."
+  type        = bool
+  default     = true
+}
+
+variable "lambda_log_level" {
+  description = "Application and system log level of the Lambdas (with lambda_json_logging)."
+  type        = string
+  default     = "INFO"
+
+  validation {
+    condition     = contains(["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"], var.lambda_log_level)
+    error_message = "lambda_log_level must be one of TRACE, DEBUG, INFO, WARN, ERROR, FATAL."
+  }
+}
+
+variable "attach_event_sources" {
+  description = "Wire the event sources to the Lambdas: stream → presence, notifications queue → pusher, notifications topic → pusher. Set false only when an emulator (sumu-local) plays the event sources itself."
+  type        = bool
+  default     = true
+}
+
+variable "limits" {
+  description = "Throttling, batching and retry limits."
+  type = object({
+    throttling_burst_limit      = optional(number, 500)
+    throttling_rate_limit       = optional(number, 1000)
+    integration_timeout_ms      = optional(number, 29000)
+    presence_batch_size         = optional(number, 100)
+    presence_max_retry_attempts = optional(number, 5)
+    pusher_batch_size           = optional(number, 10)
+    pusher_max_concurrency      = optional(number, 20)
+    queue_max_receive_count     = optional(number, 5)
+    message_retention_seconds   = optional(number, 345600)
+  })
+  default  = {}
+  nullable = false
+
+  validation {
+    condition     = var.limits.throttling_burst_limit >= 0 && var.limits.throttling_rate_limit > 0
+    error_message = "limits.throttling_burst_limit must be >= 0 and limits.throttling_rate_limit > 0."
+  }
+
+  validation {
+    condition     = var.limits.integration_timeout_ms >= 50 && var.limits.integration_timeout_ms <= 29000
+    error_message = "limits.integration_timeout_ms must be 50-29000 (API Gateway's range for WebSocket integrations)."
+  }
+
+  validation {
+    condition     = var.limits.presence_batch_size >= 1 && var.limits.presence_batch_size <= 10000 && var.limits.presence_max_retry_attempts >= -1 && var.limits.presence_max_retry_attempts <= 10000
+    error_message = "limits.presence_batch_size must be 1-10000 and limits.presence_max_retry_attempts -1 (forever) to 10000."
+  }
+
+  validation {
+    # An SQS event source without a batching window takes at most 10 messages; maximum_concurrency is 2-1000.
+    condition     = var.limits.pusher_batch_size >= 1 && var.limits.pusher_batch_size <= 10 && var.limits.pusher_max_concurrency >= 2 && var.limits.pusher_max_concurrency <= 1000
+    error_message = "limits.pusher_batch_size must be 1-10 and limits.pusher_max_concurrency 2-1000."
+  }
+
+  validation {
+    condition     = var.limits.queue_max_receive_count >= 1 && var.limits.message_retention_seconds >= 60 && var.limits.message_retention_seconds <= 1209600
+    error_message = "limits.queue_max_receive_count must be >= 1 and limits.message_retention_seconds 60-1209600."
+  }
+}
+
+variable "stage_logging_level" {
+  description = "API Gateway execution logging level of the stage's routes (OFF, ERROR or INFO). Execution logs and access logs need the account's API Gateway CloudWatch role (see README)."
+  type        = string
+  default     = "ERROR"
+
+  validation {
+    condition     = contains(["OFF", "ERROR", "INFO"], var.stage_logging_level)
+    error_message = "stage_logging_level must be one of OFF, ERROR, INFO."
+  }
+}
+
+variable "log_retention_days" {
+  description = "Retention of every CloudWatch log group the module creates (Lambdas, API access log)."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "log_retention_days must be a value CloudWatch Logs accepts (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288 or 3653)."
+  }
+}
+
+variable "kms_key_arn" {
+  description = "Customer managed KMS key for the table, topics, queues and log groups; null uses AWS managed encryption (DynamoDB and SNS AWS managed keys, SQS managed SSE, CloudWatch Logs default)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.kms_key_arn == null || can(regex("^arn:[^:]+:kms:[^:]+:[0-9]{12}:key/.+$", var.kms_key_arn))
+    error_message = "kms_key_arn must be a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID)."
+  }
+}
+
+variable "alarm_actions" {
+  description = "ARNs notified when an alarm (dead-letter queue not empty, Lambda errors) fires or recovers."
+  type        = list(string)
+  default     = []
+  nullable    = false
+}
+
+variable "tags" {
+  description = "Tags added to every resource that supports them."
+  type        = map(string)
+  default     = {}
+  nullable    = false
+}

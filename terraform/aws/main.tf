@@ -1,0 +1,119 @@
+# The whole sumu stack in your AWS account, built from this repository: the module, the Lambdas
+# from `scripts/build-lambdas` (target/lambda/*/bootstrap.zip), an optional demo identity provider
+# (Cognito) so you can connect right away, alarms delivered by e-mail, an optional custom domain.
+# README.md walks through it step by step.
+
+provider "aws" {
+  region = var.region
+
+  default_tags {
+    tags = var.tags
+  }
+}
+
+# --- A demo identity provider: a Cognito user pool whose ID tokens carry aud = the app client id.
+resource "aws_cognito_user_pool" "demo" {
+  count = var.create_demo_user_pool ? 1 : 0
+
+  name = "${var.name}-demo-users"
+
+  password_policy {
+    minimum_length    = 12
+    require_lowercase = true
+    require_numbers   = true
+    require_symbols   = false
+    require_uppercase = true
+  }
+
+  admin_create_user_config {
+    allow_admin_create_user_only = true
+  }
+}
+
+resource "aws_cognito_user_pool_client" "demo" {
+  count = var.create_demo_user_pool ? 1 : 0
+
+  name                = "${var.name}-demo-client"
+  user_pool_id        = aws_cognito_user_pool.demo[0].id
+  generate_secret     = false
+  explicit_auth_flows = ["ALLOW_ADMIN_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"]
+  id_token_validity   = 60
+  token_validity_units {
+    id_token = "minutes"
+  }
+}
+
+locals {
+  demo_issuer = var.create_demo_user_pool ? [{
+    issuer    = "https://${aws_cognito_user_pool.demo[0].endpoint}"
+    jwks_uri  = "https://${aws_cognito_user_pool.demo[0].endpoint}/.well-known/jwks.json"
+    audiences = [aws_cognito_user_pool_client.demo[0].id]
+  }] : []
+}
+
+# --- Stage logging needs the region's API Gateway CloudWatch Logs role (one per account and region).
+resource "aws_iam_role" "api_gateway_cloudwatch" {
+  count = var.manage_api_gateway_account ? 1 : 0
+
+  name = "${var.name}-apigateway-cloudwatch"
+  assume_role_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect    = "Allow"
+      Action    = "sts:AssumeRole"
+      Principal = { Service = "apigateway.amazonaws.com" }
+    }]
+  })
+}
+
+resource "aws_iam_role_policy_attachment" "api_gateway_cloudwatch" {
+  count = var.manage_api_gateway_account ? 1 : 0
+
+  role       = aws_iam_role.api_gateway_cloudwatch[0].name
+  policy_arn = "arn:aws:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
+}
+
+resource "aws_api_gateway_account" "this" {
+  count = var.manage_api_gateway_account ? 1 : 0
+
+  cloudwatch_role_arn = aws_iam_role.api_gateway_cloudwatch[0].arn
+  depends_on          = [aws_iam_role_policy_attachment.api_gateway_cloudwatch]
+}
+
+# --- Alarms go to a topic; subscribe an e-mail address to it if you like.
+resource "aws_sns_topic" "alarms" {
+  name              = "${var.name}-alarms"
+  kms_master_key_id = "alias/aws/sns"
+}
+
+resource "aws_sns_topic_subscription" "alarm_email" {
+  count = var.alarm_email == null ? 0 : 1
+
+  topic_arn = aws_sns_topic.alarms.arn
+  protocol  = "email"
+  endpoint  = var.alarm_email
+}
+
+module "sumu" {
+  source = "../../modules/sumu"
+
+  name                 = var.name
+  stage                = var.stage
+  issuers              = concat(var.issuers, local.demo_issuer)
+  presence_destination = var.presence_destination
+  alarm_actions        = [aws_sns_topic.alarms.arn]
+  # Lambda packages: the module's default, target/lambda/<function>/bootstrap.zip of this repository.
+
+  depends_on = [aws_api_gateway_account.this]
+}
+
+module "custom_domain" {
+  source = "../../modules/custom-domain"
+  count  = var.custom_domain == null ? 0 : 1
+
+  domain_name     = var.custom_domain.domain_name
+  certificate_arn = var.custom_domain.certificate_arn
+  hosted_zone_id  = var.custom_domain.hosted_zone_id
+  api_id          = module.sumu.api_id
+  stage           = module.sumu.stage
+}

@@ -1,0 +1,68 @@
+variable "region" {
+  description = "AWS region to deploy to."
+  type        = string
+  default     = "eu-west-1"
+}
+
+variable "name" {
+  description = "Prefix of every resource name."
+  type        = string
+  default     = "sumu"
+}
+
+variable "stage" {
+  description = "Stage name: clients connect to wss://…/{stage}."
+  type        = string
+  default     = "live"
+}
+
+variable "issuers" {
+  description = "Your identity providers (issuer, JWKS URL, audiences). Empty: only the demo Cognito user pool (create_demo_user_pool) is trusted."
+  type = list(object({
+    issuer    = string
+    jwks_uri  = string
+    audiences = list(string)
+  }))
+  default  = []
+  nullable = false
+}
+
+variable "create_demo_user_pool" {
+  description = "Create a Cognito user pool and app client whose ID tokens the authorizer trusts, so you can connect before wiring your own identity provider (README, step 4)."
+  type        = bool
+  default     = true
+}
+
+variable "manage_api_gateway_account" {
+  description = "Set the region's API Gateway CloudWatch Logs role (an account-wide, per-region setting that stage logging requires). Set false if your account already has one."
+  type        = bool
+  default     = true
+}
+
+variable "presence_destination" {
+  description = "Where presence events go: topic, queue or none."
+  type        = string
+  default     = "topic"
+}
+
+variable "alarm_email" {
+  description = "E-mail address subscribed to the alarms topic (confirm the subscription mail AWS sends); null creates no subscription."
+  type        = string
+  default     = null
+}
+
+variable "custom_domain" {
+  description = "Optional custom domain: the domain name, an ACM certificate ARN for it in this region, and the Route 53 hosted zone id."
+  type = object({
+    domain_name     = string
+    certificate_arn = string
+    hosted_zone_id  = string
+  })
+  default = null
+}
+
+variable "tags" {
+  description = "Tags for every resource."
+  type        = map(string)
+  default     = { project = "sumu" }
+}
