@@ -65,9 +65,23 @@ fn start_private_moto() -> String {
             Ok(())
         });
     }
-    let mut child = command.spawn().expect("start moto_server");
-    // Reap the server if it ever exits, so it cannot linger as a zombie.
-    std::thread::spawn(move || child.wait());
+    // PR_SET_PDEATHSIG fires when the *thread* that forked the child exits, and each
+    // `#[tokio::test]` runs on its own short-lived thread: fork from a thread that lives as
+    // long as the server (it waits on it, which also reaps it), not from the calling test.
+    let (started, spawned) = std::sync::mpsc::channel();
+    std::thread::spawn(move || match command.spawn() {
+        Ok(mut child) => {
+            let _ = started.send(Ok(()));
+            let _ = child.wait();
+        }
+        Err(error) => {
+            let _ = started.send(Err(error));
+        }
+    });
+    spawned
+        .recv()
+        .expect("moto spawner thread")
+        .expect("start moto_server");
     let endpoint = format!("http://127.0.0.1:{port}");
     wait_for_port(port, Duration::from_secs(30));
     endpoint
