@@ -1,6 +1,9 @@
 //! In-memory fakes of the pusher's three seams, and events built from real fixtures.
 #![allow(dead_code)]
 
+pub mod management_api;
+pub mod table;
+
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
