@@ -61,8 +61,8 @@ impl Default for Limits {
             max_generations: 3,
             backoff_base: Duration::from_millis(50),
             backoff_cap: Duration::from_secs(2),
-            safety_margin: Duration::from_secs(2),
-            post_timeout: Duration::from_secs(5),
+            safety_margin: Duration::from_secs(1),
+            post_timeout: Duration::from_secs(3),
             requeue_delay: Duration::from_secs(5),
         }
     }
