@@ -346,13 +346,22 @@ async fn orchestrate(args: &[String]) -> Result<(), Error> {
             }
             let elapsed = number(&fan, "elapsed_s");
             let lookup = number(&fan, "lookup_s");
-            let posting = (elapsed - lookup).max(f64::EPSILON);
             let capacity_rate = number(&cap, "delivered") / number(&cap, "elapsed_s");
+            // The lookup is timed in a second Scan; when moto's Scan time varies more than the
+            // posting took, the difference means nothing.
+            let posting = elapsed - lookup;
+            let (posting_rate, fraction) = if posting > 0.1 * elapsed {
+                let rate = delivered / posting;
+                (
+                    format!("{rate:.0}"),
+                    format!("{:.0} %", 100.0 * rate / capacity_rate),
+                )
+            } else {
+                ("n/a".to_string(), "n/a".to_string())
+            };
             println!(
-                "| {size} | {delay} ms | {:.0} ({elapsed:.2} s) | {lookup:.2} s | {:.0} | {capacity_rate:.0} | {:.0} % | {:.1} ms | {:.1} ms | {:.1} MiB |",
+                "| {size} | {delay} ms | {:.0} ({elapsed:.2} s) | {lookup:.2} s | {posting_rate} | {capacity_rate:.0} | {fraction} | {:.1} ms | {:.1} ms | {:.1} MiB |",
                 delivered / elapsed,
-                delivered / posting,
-                100.0 * (delivered / posting) / capacity_rate,
                 1000.0 * number(&fan, "cpu_s") * 1000.0 / delivered,
                 1000.0 * number(&cap, "cpu_s") * 1000.0 / number(&cap, "delivered"),
                 number(&fan, "max_rss_kib") / 1024.0,
