@@ -160,3 +160,96 @@ async fn records_after_start_are_handed_over_retried_from_the_failure_then_skipp
         }
     }
 }
+
+/// The real presence handler behind the runner, counting its invocations so the test knows a
+/// delivery has failed before it repairs the destination.
+#[tokio::test]
+async fn a_failed_presence_delivery_is_retried_from_its_record_until_it_succeeds() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use sumu_local::presence_local::{batch_handler, lambda_config, PresenceDestination};
+
+    let endpoint = testkit::moto_endpoint();
+    let aws = testkit::aws_config_for(&endpoint).await;
+    let names = ResourceNames::with_prefix(&testkit::unique_name("retry"));
+    let resources = provision::provision(&aws, &names).await.expect("provision");
+    let sqs = aws_sdk_sqs::Client::new(&aws);
+    let queue_url = resources.messages_queue_url.clone();
+    sqs.delete_queue()
+        .queue_url(&queue_url)
+        .send()
+        .await
+        .expect("delete the messages queue");
+
+    let deps = Arc::new(presence::SdkDeps::from_sdk_config(
+        &aws,
+        lambda_config(&resources, PresenceDestination::Queue),
+    ));
+    let invocations = Arc::new(AtomicUsize::new(0));
+    let inner = batch_handler(deps);
+    let counted = Arc::clone(&invocations);
+    let handler: BatchHandler = Arc::new(move |event| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        inner(event)
+    });
+    let settings = StreamSettings {
+        poll_interval: Duration::from_millis(50),
+        max_retry_attempts: 1_000_000,
+        ..StreamSettings::default()
+    };
+    let poller = StreamPoller::at_latest(
+        aws_sdk_dynamodbstreams::Client::new(&aws),
+        resources.connections_stream_arn.clone().expect("stream"),
+        settings,
+    )
+    .await
+    .expect("positioned at LATEST");
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let table_name = resources.connections_table.clone();
+    let context = RunnerContext {
+        aws: aws.clone(),
+        resources,
+        management_url: "http://127.0.0.1:9/dev".into(),
+        shutdown,
+    };
+    let running = tokio::spawn(poller.run(context, handler));
+
+    let user = testkit::unique_name("patient");
+    put(&aws_sdk_dynamodb::Client::new(&aws), &table_name, &user).await;
+    // Two invocations with the queue missing: the first failed and the record was retried.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while invocations.load(Ordering::SeqCst) < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "no retry seen");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The queue comes back under the same name (and URL): the next retry delivers.
+    let name = queue_url.rsplit('/').next().expect("queue name");
+    sqs.create_queue()
+        .queue_name(name)
+        .send()
+        .await
+        .expect("re-create the messages queue");
+    let message = loop {
+        assert!(tokio::time::Instant::now() < deadline, "no ONLINE arrived");
+        let received = sqs
+            .receive_message()
+            .queue_url(&queue_url)
+            .message_attribute_names("All")
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .expect("receive");
+        if let Some(message) = received.messages.and_then(|m| m.into_iter().next()) {
+            break message;
+        }
+    };
+    let body: serde_json::Value =
+        serde_json::from_str(message.body().unwrap_or_default()).expect("JSON");
+    assert_eq!(body["message"]["user_id"], user.as_str());
+    assert_eq!(body["message"]["status"], "ONLINE");
+    assert_eq!(body["message"]["connections"], 1);
+    let _ = stop.send(true);
+    tokio::time::timeout(Duration::from_secs(10), running)
+        .await
+        .expect("the runner stops on shutdown")
+        .expect("the runner does not panic");
+}

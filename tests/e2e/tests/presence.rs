@@ -118,6 +118,11 @@ async fn expect_event(backend: &mut Backend<'_>, user: &str, status: &str, nth: 
     }
 }
 
+/// sumu-local as `sumu-local serve` runs it: presence on, events to the messages topic.
+async fn with_presence() -> Local {
+    Local::start_configured(|config| config.presence = Some(PresenceSetup::default())).await
+}
+
 /// Resets the TCP connection: no close frame, as a killed process or a dropped network would.
 fn vanish(client: Client) {
     match client.into_inner() {
@@ -133,7 +138,7 @@ fn vanish(client: Client) {
 
 #[tokio::test]
 async fn one_device_goes_online_then_offline_with_the_trusted_attributes() {
-    let local = Local::start().await;
+    let local = with_presence().await;
     let mut backend = Backend::new(&local);
     let user = testkit::unique_name("solo");
     let before = sumu_local::protocol::now_ms();
@@ -177,7 +182,7 @@ async fn one_device_goes_online_then_offline_with_the_trusted_attributes() {
 
 #[tokio::test]
 async fn two_devices_go_offline_only_when_the_last_one_closes() {
-    let local = Local::start().await;
+    let local = with_presence().await;
     let mut backend = Backend::new(&local);
     let user = testkit::unique_name("duo");
 
@@ -215,7 +220,7 @@ async fn two_devices_go_offline_only_when_the_last_one_closes() {
 
 #[tokio::test]
 async fn a_client_vanishing_without_a_close_frame_goes_offline() {
-    let local = Local::start().await;
+    let local = with_presence().await;
     let mut backend = Backend::new(&local);
     let user = testkit::unique_name("vanisher");
     let client = local.connect(&user).await;
@@ -251,51 +256,8 @@ async fn with_the_queue_destination_events_reach_the_messages_queue() {
 }
 
 #[tokio::test]
-async fn a_failed_delivery_is_retried_from_its_record_until_it_succeeds() {
-    // Retries bounded far above what this test needs, so the record is never skipped.
-    let local = Local::start_configured(|config| {
-        let mut setup = PresenceSetup {
-            destination: PresenceDestination::Queue,
-            ..PresenceSetup::default()
-        };
-        setup.stream.max_retry_attempts = 10_000;
-        config.presence = Some(setup);
-    })
-    .await;
-    let queue_name = local
-        .endpoints
-        .resources
-        .messages_queue_url
-        .rsplit('/')
-        .next()
-        .expect("queue name")
-        .to_string();
-    local
-        .sqs
-        .delete_queue()
-        .queue_url(&local.endpoints.resources.messages_queue_url)
-        .send()
-        .await
-        .expect("delete the messages queue");
-    let user = testkit::unique_name("patient");
-    let _client = local.connect(&user).await;
-    local.item_of(&user).await;
-    // The queue comes back (same name, same URL): the retried record is delivered now.
-    local
-        .sqs
-        .create_queue()
-        .queue_name(&queue_name)
-        .send()
-        .await
-        .expect("re-create the messages queue");
-    let mut backend = Backend::new(&local);
-    let online = expect_event(&mut backend, &user, "ONLINE", 0).await;
-    assert_eq!(online.body["message"]["connections"], 1);
-}
-
-#[tokio::test]
 async fn the_presence_route_answers_each_asked_user() {
-    let local = Local::start().await;
+    let local = with_presence().await;
     let asker_name = testkit::unique_name("asker");
     let online_user = testkit::unique_name("here");
     let absent_user = testkit::unique_name("away");
@@ -337,7 +299,7 @@ async fn the_presence_route_answers_each_asked_user() {
 
 #[tokio::test]
 async fn a_malformed_presence_question_gets_an_error_frame() {
-    let local = Local::start().await;
+    let local = with_presence().await;
     let user = testkit::unique_name("curious");
     let mut client = local.connect(&user).await;
     local.item_of(&user).await;
