@@ -138,6 +138,90 @@ pub async fn prepare(
 mod tests {
     use super::*;
 
+    use crate::protocol::{ApiInfo, EventType, RequestContext};
+    use crate::state::{Identity, Principal};
+    use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
+    use serde_json::json;
+
+    /// The event the `presence` route's integration builds (see `integration.rs`).
+    fn route_event(body: &str) -> Value {
+        let api = ApiInfo {
+            api_id: "api".into(),
+            stage: "dev".into(),
+            domain_name: "127.0.0.1:1".into(),
+        };
+        let identity = Identity {
+            source_ip: "127.0.0.1".into(),
+            user_agent: "ua".into(),
+        };
+        let principal = Principal {
+            principal_id: "alice".into(),
+            context: serde_json::Map::new(),
+        };
+        let context = RequestContext {
+            api: &api,
+            event_type: EventType::Message,
+            route_key: "presence",
+            connection_id: "c1=",
+            connected_at: 5,
+            request_id: "r",
+            message_id: Some("m"),
+            request_time_epoch: 1_700_000_000_000,
+            identity: &identity,
+            principal: Some(&principal),
+            disconnect: None,
+        }
+        .to_value();
+        json!({"requestContext": context, "body": body, "isBase64Encoded": false,
+               "stageVariables": {"connections_table": "t"}})
+    }
+
+    #[test]
+    fn the_route_event_is_a_websocket_proxy_request() {
+        let request: ApiGatewayWebsocketProxyRequest =
+            serde_json::from_value(route_event(r#"{"action":"presence","users":["u1"]}"#))
+                .expect("deserializes into the Lambda type");
+        let context = &request.request_context;
+        assert_eq!(context.connection_id.as_deref(), Some("c1="));
+        assert_eq!(context.route_key.as_deref(), Some("presence"));
+        assert_eq!(context.event_type.as_deref(), Some("MESSAGE"));
+        assert_eq!(context.request_time_epoch, 1_700_000_000_000);
+        assert_eq!(
+            context.authorizer.fields.get("principalId"),
+            Some(&json!("alice"))
+        );
+        assert!(matches!(
+            presence::Invocation::from_value(route_event("{}")),
+            Ok(presence::Invocation::Route(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn the_route_handler_answers_a_malformed_question_with_an_error_frame() {
+        // A refused question never reaches DynamoDB: an unreachable endpoint is fine.
+        let aws = crate::provision::sdk_config("http://127.0.0.1:9", "us-east-1").await;
+        let deps = presence::SdkDeps::from_sdk_config(
+            &aws,
+            presence::Config {
+                connections_table: "t".into(),
+                destination: presence::Destination::None,
+                query_concurrency: 1,
+            },
+        );
+        let handler = proxy_handler(Arc::new(deps));
+        let answer = handler(route_event(r#"{"action":"presence","users":"u1"}"#))
+            .await
+            .expect("the handler answers");
+        assert_eq!(answer["statusCode"], 400);
+        let body: Value =
+            serde_json::from_str(answer["body"].as_str().expect("a text body")).expect("JSON");
+        assert_eq!(
+            body,
+            json!({"type": "error", "error": "invalid_request",
+                   "message": "`users` must be an array of user ids"})
+        );
+    }
+
     #[test]
     fn destinations_parse_from_their_flag_values() {
         assert_eq!("topic".parse(), Ok(PresenceDestination::Topic));
