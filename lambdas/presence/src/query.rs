@@ -78,8 +78,9 @@ pub async fn answer<C: ConnectionCounter>(
     now: SystemTime,
 ) -> Result<PresenceAnswer, StoreError> {
     let now_seconds = epoch_millis(now).div_euclid(1000);
-    let counts: Vec<Result<u32, StoreError>> = stream::iter(users)
-        .map(|user_id| counter.live_connections(user_id, now_seconds))
+    // Owned ids: see `stream::handle_batch` (keeps the future provably `Send`).
+    let counts: Vec<Result<u32, StoreError>> = stream::iter(users.to_vec())
+        .map(|user_id: String| async move { counter.live_connections(&user_id, now_seconds).await })
         .buffered(concurrency.max(1))
         .collect()
         .await;

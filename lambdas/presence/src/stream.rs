@@ -289,12 +289,13 @@ pub async fn handle_batch<C: ConnectionCounter, S: EventSink>(
         .map(|change| change.user_id.as_str())
         .collect();
     let now_seconds = now_ms.div_euclid(1000);
-    let counted: Vec<(&str, Result<u32, _>)> = stream::iter(users)
-        .map(|user_id| async move {
-            (
-                user_id,
-                deps.counter.live_connections(user_id, now_seconds).await,
-            )
+    // Owned ids: a closure over borrowed ones makes the future's `Send` unprovable (rustc's
+    // higher-ranked lifetime limitation), and sumu-local spawns this handler.
+    let counter = &deps.counter;
+    let counted: Vec<(String, Result<u32, _>)> = stream::iter(users.into_iter().map(str::to_owned))
+        .map(|user_id: String| async move {
+            let live = counter.live_connections(&user_id, now_seconds).await;
+            (user_id, live)
         })
         .buffer_unordered(deps.query_concurrency.max(1))
         .collect()
@@ -303,7 +304,7 @@ pub async fn handle_batch<C: ConnectionCounter, S: EventSink>(
     for (user_id, result) in counted {
         match result {
             Ok(live) => {
-                final_counts.insert(user_id.to_owned(), live);
+                final_counts.insert(user_id, live);
             }
             Err(error) => error!(user_id, %error, "counting live connections failed"),
         }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::authorizer_bridge::IdentitySource;
 use crate::dev_idp::DevIdentityProvider;
 use crate::integration::ProxyHandler;
+use crate::presence_local::PresenceSetup;
 use crate::runners::Runner;
 
 /// Names of the AWS resources the emulator creates and uses. Tests give each run its own.
@@ -87,6 +88,9 @@ pub struct Config {
     pub runners: Vec<Runner>,
     /// In-process handlers of `AWS_PROXY` routes, by function name.
     pub proxies: HashMap<String, ProxyHandler>,
+    /// The presence handler on the `presence` route and the connections table's stream
+    /// (issue 5); `None` runs neither (the route then answers `Internal server error`).
+    pub presence: Option<PresenceSetup>,
 }
 
 impl Config {
@@ -107,6 +111,7 @@ impl Config {
             authorizer: AuthorizerSetup::DevIssuer,
             runners: crate::runners::default_runners(),
             proxies: HashMap::new(),
+            presence: Some(PresenceSetup::default()),
         }
     }
 }

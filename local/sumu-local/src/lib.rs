@@ -14,11 +14,13 @@ pub mod config;
 pub mod dev_idp;
 pub mod integration;
 pub mod management;
+pub mod presence_local;
 pub mod protocol;
 pub mod provision;
 pub mod routes;
 pub mod runners;
 pub mod state;
+pub mod stream_runner;
 pub mod ws;
 
 use std::collections::BTreeMap;
@@ -138,6 +140,8 @@ pub enum StartError {
     Routes(#[from] routes::RouteError),
     #[error(transparent)]
     Provision(#[from] provision::ProvisionError),
+    #[error(transparent)]
+    Presence(#[from] presence_local::PresenceStartError),
 }
 
 /// A provisioned emulator, bound but not yet serving.
@@ -151,11 +155,19 @@ pub struct Emulator {
 }
 
 /// Loads the route table, provisions the AWS resources and builds the state.
-pub async fn start(listener: TcpListener, config: Config) -> Result<Emulator, StartError> {
+pub async fn start(listener: TcpListener, mut config: Config) -> Result<Emulator, StartError> {
     let address = listener.local_addr()?;
     let routes = RouteTable::load(&config.templates_dir)?;
     let aws = provision::sdk_config(&config.aws_endpoint, &config.region).await;
     let resources = provision::provision(&aws, &config.names).await?;
+    if let Some(setup) = config.presence {
+        let (route, runner) = presence_local::prepare(&aws, &resources, setup).await?;
+        config
+            .proxies
+            .entry(presence_local::FUNCTION_NAME.to_string())
+            .or_insert(route);
+        config.runners.push(runner);
+    }
 
     let base = format!("{address}");
     let endpoints = Endpoints {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use sumu_local::authorizer_bridge::IdentitySource;
 use sumu_local::dev_idp::{parse_duration, DevIdentityProvider};
+use sumu_local::presence_local::{PresenceDestination, PresenceSetup};
 use sumu_local::{AuthorizerSetup, Config, Endpoints, ResourceNames};
 
 #[derive(Parser)]
@@ -97,6 +98,10 @@ struct ServeArgs {
     /// instead of trusting only development tokens.
     #[arg(long, env = "SUMU_LOCAL_AUTHORIZER_FROM_ENV")]
     authorizer_from_env: bool,
+    /// Where presence events go: `topic` (the messages topic, which the messages queue is
+    /// subscribed to), `queue` (the messages queue only) or `none` (logged only).
+    #[arg(long, env = "SUMU_LOCAL_PRESENCE_DESTINATION", default_value = "topic")]
+    presence_destination: PresenceDestination,
 }
 
 /// `.tools/sumu-local/dev-signing-key.p8` in the repository: shared by `serve` and `token`.
@@ -146,6 +151,10 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
     config.limits.idle_timeout = args.idle_timeout;
     config.limits.max_duration = args.max_duration;
     config.identity_sources = args.identity_sources;
+    config.presence = Some(PresenceSetup {
+        destination: args.presence_destination,
+        ..PresenceSetup::default()
+    });
     if args.authorizer_from_env {
         config.authorizer = AuthorizerSetup::Custom(authorizer::Config::from_env()?);
     }

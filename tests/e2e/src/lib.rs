@@ -55,6 +55,9 @@ impl Local {
         let mut config = Config::new(&endpoint, Arc::clone(&idp));
         config.names = ResourceNames::with_prefix(&testkit::unique_name("e2e"));
         config.templates_dir = testkit::repo_root().join("mapping-templates");
+        // Off unless a suite turns it on (tests/presence.rs): its ONLINE/OFFLINE events would
+        // land on the messages topic and queue other suites read.
+        config.presence = None;
         configure(&mut config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

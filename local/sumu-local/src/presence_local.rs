@@ -1,0 +1,260 @@
+//! Presence in sumu-local: the same handler as the deployed Lambda (`lambdas/presence`), run
+//! in-process twice over: as the `presence` route's AWS_PROXY integration, and fed by a
+//! [`StreamPoller`] on the connections table's stream as the event source mapping would.
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use aws_config::SdkConfig;
+use aws_lambda_events::streams::DynamoDbEventResponse;
+use futures::FutureExt;
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::Value;
+
+use crate::integration::ProxyHandler;
+use crate::provision::Resources;
+use crate::runners::Runner;
+use crate::stream_runner::{BatchHandler, StreamError, StreamPoller, StreamSettings};
+
+/// The name routes.json's `presence` route gives its function.
+pub const FUNCTION_NAME: &str = "presence";
+
+/// Where the stream's ONLINE/OFFLINE events go (the module's `presence_destination`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PresenceDestination {
+    /// The messages topic; the messages queue is subscribed to it, so both see the events.
+    #[default]
+    Topic,
+    /// The messages queue only.
+    Queue,
+    /// Computed and logged, not delivered.
+    None,
+}
+
+impl FromStr for PresenceDestination {
+    type Err = String;
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        match value {
+            "topic" => Ok(PresenceDestination::Topic),
+            "queue" => Ok(PresenceDestination::Queue),
+            "none" => Ok(PresenceDestination::None),
+            other => Err(format!("expected topic, queue or none, got {other:?}")),
+        }
+    }
+}
+
+/// How sumu-local runs presence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PresenceSetup {
+    pub destination: PresenceDestination,
+    pub stream: StreamSettings,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PresenceStartError {
+    #[error("the connections table has no stream: presence cannot watch it")]
+    NoStream,
+    #[error(transparent)]
+    Stream(#[from] StreamError),
+}
+
+/// The presence Lambda's configuration for the provisioned resources.
+pub fn lambda_config(resources: &Resources, destination: PresenceDestination) -> presence::Config {
+    presence::Config {
+        connections_table: resources.connections_table.clone(),
+        destination: match destination {
+            PresenceDestination::Topic => presence::Destination::Topic {
+                topic_arn: resources.messages_topic_arn.clone(),
+            },
+            PresenceDestination::Queue => presence::Destination::Queue {
+                queue_url: resources.messages_queue_url.clone(),
+            },
+            PresenceDestination::None => presence::Destination::None,
+        },
+        query_concurrency: presence::config::DEFAULT_QUERY_CONCURRENCY,
+    }
+}
+
+/// Invokes the handler with a JSON event as the Lambda runtime would: the event deserialized
+/// into the handler's input type, the reply serialized back.
+async fn invoke(deps: &presence::SdkDeps, event: Value) -> Result<Value, String> {
+    let invocation = presence::Invocation::from_value(event).map_err(|error| error.to_string())?;
+    let reply = presence::handle(LambdaEvent::new(invocation, Context::default()), deps)
+        .await
+        .map_err(|error| error.to_string())?;
+    serde_json::to_value(reply).map_err(|error| error.to_string())
+}
+
+/// The `presence` route's in-process Lambda.
+pub fn proxy_handler(deps: Arc<presence::SdkDeps>) -> ProxyHandler {
+    Arc::new(move |event: Value| {
+        let deps = Arc::clone(&deps);
+        async move { invoke(&deps, event).await }.boxed()
+    })
+}
+
+/// The stream batches' in-process Lambda.
+pub fn batch_handler(deps: Arc<presence::SdkDeps>) -> BatchHandler {
+    Arc::new(move |event| {
+        let deps = Arc::clone(&deps);
+        async move {
+            let event = serde_json::to_value(event).map_err(|error| error.to_string())?;
+            let reply = invoke(&deps, event).await?;
+            serde_json::from_value::<DynamoDbEventResponse>(reply)
+                .map_err(|error| format!("the handler's reply is not a batch response: {error}"))
+        }
+        .boxed()
+    })
+}
+
+/// Builds the route handler and positions the stream runner at LATEST (during start, before
+/// any client connects: a change made once `start` returned is never missed).
+pub async fn prepare(
+    aws: &SdkConfig,
+    resources: &Resources,
+    setup: PresenceSetup,
+) -> Result<(ProxyHandler, Runner), PresenceStartError> {
+    let stream_arn = resources
+        .connections_stream_arn
+        .clone()
+        .ok_or(PresenceStartError::NoStream)?;
+    let deps = Arc::new(presence::SdkDeps::from_sdk_config(
+        aws,
+        lambda_config(resources, setup.destination),
+    ));
+    let poller = StreamPoller::at_latest(
+        aws_sdk_dynamodbstreams::Client::new(aws),
+        stream_arn,
+        setup.stream,
+    )
+    .await?;
+    tracing::info!(destination = ?setup.destination, "presence: route and stream runner ready");
+    let handler = batch_handler(Arc::clone(&deps));
+    let runner: Runner = Box::new(move |context| poller.run(context, handler).boxed());
+    Ok((proxy_handler(deps), runner))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use crate::protocol::{ApiInfo, EventType, RequestContext};
+    use crate::state::{Identity, Principal};
+    use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
+    use serde_json::json;
+
+    /// The event the `presence` route's integration builds (see `integration.rs`).
+    fn route_event(body: &str) -> Value {
+        let api = ApiInfo {
+            api_id: "api".into(),
+            stage: "dev".into(),
+            domain_name: "127.0.0.1:1".into(),
+        };
+        let identity = Identity {
+            source_ip: "127.0.0.1".into(),
+            user_agent: "ua".into(),
+        };
+        let principal = Principal {
+            principal_id: "alice".into(),
+            context: serde_json::Map::new(),
+        };
+        let context = RequestContext {
+            api: &api,
+            event_type: EventType::Message,
+            route_key: "presence",
+            connection_id: "c1=",
+            connected_at: 5,
+            request_id: "r",
+            message_id: Some("m"),
+            request_time_epoch: 1_700_000_000_000,
+            identity: &identity,
+            principal: Some(&principal),
+            disconnect: None,
+        }
+        .to_value();
+        json!({"requestContext": context, "body": body, "isBase64Encoded": false,
+               "stageVariables": {"connections_table": "t"}})
+    }
+
+    #[test]
+    fn the_route_event_is_a_websocket_proxy_request() {
+        let request: ApiGatewayWebsocketProxyRequest =
+            serde_json::from_value(route_event(r#"{"action":"presence","users":["u1"]}"#))
+                .expect("deserializes into the Lambda type");
+        let context = &request.request_context;
+        assert_eq!(context.connection_id.as_deref(), Some("c1="));
+        assert_eq!(context.route_key.as_deref(), Some("presence"));
+        assert_eq!(context.event_type.as_deref(), Some("MESSAGE"));
+        assert_eq!(context.request_time_epoch, 1_700_000_000_000);
+        assert_eq!(
+            context.authorizer.fields.get("principalId"),
+            Some(&json!("alice"))
+        );
+        assert!(matches!(
+            presence::Invocation::from_value(route_event("{}")),
+            Ok(presence::Invocation::Route(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn the_route_handler_answers_a_malformed_question_with_an_error_frame() {
+        // A refused question never reaches DynamoDB: an unreachable endpoint is fine.
+        let aws = crate::provision::sdk_config("http://127.0.0.1:9", "us-east-1").await;
+        let deps = presence::SdkDeps::from_sdk_config(
+            &aws,
+            presence::Config {
+                connections_table: "t".into(),
+                destination: presence::Destination::None,
+                query_concurrency: 1,
+            },
+        );
+        let handler = proxy_handler(Arc::new(deps));
+        let answer = handler(route_event(r#"{"action":"presence","users":"u1"}"#))
+            .await
+            .expect("the handler answers");
+        assert_eq!(answer["statusCode"], 400);
+        let body: Value =
+            serde_json::from_str(answer["body"].as_str().expect("a text body")).expect("JSON");
+        assert_eq!(
+            body,
+            json!({"type": "error", "error": "invalid_request",
+                   "message": "`users` must be an array of user ids"})
+        );
+    }
+
+    #[test]
+    fn destinations_parse_from_their_flag_values() {
+        assert_eq!("topic".parse(), Ok(PresenceDestination::Topic));
+        assert_eq!("queue".parse(), Ok(PresenceDestination::Queue));
+        assert_eq!("none".parse(), Ok(PresenceDestination::None));
+        assert!("kafka".parse::<PresenceDestination>().is_err());
+    }
+
+    #[test]
+    fn the_lambda_config_names_the_provisioned_resources() {
+        let resources = Resources {
+            connections_table: "t".into(),
+            connections_stream_arn: Some("s".into()),
+            messages_topic_arn: "arn:topic".into(),
+            messages_queue_url: "http://queue".into(),
+            messages_dlq_url: String::new(),
+            notifications_topic_arn: String::new(),
+            notifications_queue_url: String::new(),
+            notifications_dlq_url: String::new(),
+        };
+        let config = lambda_config(&resources, PresenceDestination::Queue);
+        assert_eq!(config.connections_table, "t");
+        assert_eq!(
+            config.destination,
+            presence::Destination::Queue {
+                queue_url: "http://queue".into()
+            }
+        );
+        assert_eq!(
+            lambda_config(&resources, PresenceDestination::Topic).destination,
+            presence::Destination::Topic {
+                topic_arn: "arn:topic".into()
+            }
+        );
+    }
+}
