@@ -168,6 +168,7 @@ fn print_banner(endpoints: &Endpoints, token: &str) {
          \n  WebSocket API        {ws}?authorization=<JWT>\
          \n  Management API       {mgmt}/@connections/{{connectionId}}   (endpoint_url = {mgmt})\
          \n  Dev JWKS             {jwks}\
+         \n  Demo page            {demo}   (sign in as anyone, in two windows)\
          \n  Connections table    {table}\
          \n  Messages topic       {mtopic}   (publish route)\
          \n  Messages queue       {mqueue}   (send route + everything published; read from here)\
@@ -179,6 +180,7 @@ fn print_banner(endpoints: &Endpoints, token: &str) {
         ws = endpoints.websocket_url,
         mgmt = endpoints.management_url,
         jwks = endpoints.jwks_url,
+        demo = endpoints.demo_url,
         table = r.connections_table,
         mtopic = r.messages_topic_arn,
         mqueue = r.messages_queue_url,
