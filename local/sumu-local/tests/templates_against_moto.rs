@@ -373,3 +373,34 @@ async fn unknown_service_is_an_error_not_a_request() {
         .expect_err("unsupported service");
     assert!(error.to_string().contains("lambda"), "{error}");
 }
+
+/// The seed system's bug, kept as a control: with SNS's plural spelling
+/// (`MessageAttributes.N.*`) SQS accepts the message and silently drops every attribute, which
+/// is what the singular spelling in send.request.vtl (asserted above) avoids.
+#[tokio::test]
+async fn sqs_drops_attributes_spelled_the_sns_way() {
+    let config = testkit::aws_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let queue_url = create_queue(&sqs).await;
+    let connection_id = testkit::unique_name("conn");
+    let mut input = context(
+        "send",
+        &[("messages_queue_url", &queue_url)],
+        &connection_id,
+    );
+    input.body = read(templates_dir().join("examples/send.body.json"));
+    let plural =
+        render("send.request.vtl", &input).replace("MessageAttribute.", "MessageAttributes.");
+
+    let response = service()
+        .call("sqs", "SendMessage", plural)
+        .await
+        .expect("SendMessage");
+    assert_eq!(response.status, 200, "{}", response.body);
+    let message = receive_one(&sqs, &queue_url).await;
+    assert!(
+        message.message_attributes().is_none_or(HashMap::is_empty),
+        "{:?}",
+        message.message_attributes()
+    );
+}

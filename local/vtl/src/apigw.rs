@@ -1,6 +1,6 @@
 //! API Gateway's template objects: `$input` (body, JSONPath, parameters) and `$util`.
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use base64::Engine as _;
 
@@ -30,7 +30,7 @@ pub fn input_method(r: &mut Renderer, name: &str, args: &[Value], pos: usize) ->
         ("path", [path]) => {
             let path = r.java_string(path, pos)?;
             match select(r, &path, pos)? {
-                Some(json) => Ok(r.heap.from_json(&json)),
+                Some(json) => Ok(r.heap.alloc_json(&json)),
                 None => Ok(Value::Null),
             }
         }
@@ -45,10 +45,10 @@ pub fn input_method(r: &mut Renderer, name: &str, args: &[Value], pos: usize) ->
             ] {
                 let map: Map = values
                     .iter()
-                    .map(|(key, value)| (Rc::from(key.as_str()), Value::str(value.as_str())))
+                    .map(|(key, value)| (Arc::from(key.as_str()), Value::str(value.as_str())))
                     .collect();
                 let map = r.heap.new_map(map);
-                all.insert(Rc::from(kind), map);
+                all.insert(Arc::from(kind), map);
             }
             Ok(r.heap.new_map(all))
         }
@@ -91,7 +91,7 @@ pub fn util_method(r: &mut Renderer, name: &str, args: &[Value], pos: usize) -> 
         "parseJson" => match serde_json::from_str::<serde_json::Value>(&text) {
             Ok(json) => {
                 r.spend(pos, (text.len() / 64) as u64)?;
-                r.heap.from_json(&json)
+                r.heap.alloc_json(&json)
             }
             Err(cause) => return error(pos, format!("$util.parseJson: invalid JSON: {cause}")),
         },

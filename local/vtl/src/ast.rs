@@ -56,8 +56,9 @@ pub enum Expr {
     Int(i32),
     Long(i64),
     Double(f64),
-    /// A single-quoted string, or a double-quoted one without references or directives.
-    Str(String),
+    /// A single-quoted string, or a double-quoted one without references or directives
+    /// (shared, so evaluating it does not allocate).
+    Str(std::sync::Arc<str>),
     /// A double-quoted string with references or directives, rendered on evaluation.
     Interpolated(Vec<Node>),
     List(Vec<Expr>),

@@ -7,7 +7,7 @@
 //! any template on any input ends, with an error if it would exceed the budget.
 
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::apigw;
 use crate::ast::{BinaryOp, Expr, Node, Reference, Step};
@@ -77,7 +77,7 @@ impl<'a> Renderer<'a> {
     fn new(input: &'a RenderInput) -> Renderer<'a> {
         let mut heap = Heap::default();
         let mut vars = HashMap::new();
-        let context = heap.from_json(&input.context);
+        let context = heap.alloc_json(&input.context);
         let context = if context == Value::Null {
             heap.new_map(Map::new())
         } else {
@@ -87,7 +87,7 @@ impl<'a> Renderer<'a> {
         let stage_variables = input
             .stage_variables
             .iter()
-            .map(|(key, value)| (Rc::from(key.as_str()), Value::str(value.as_str())))
+            .map(|(key, value)| (Arc::from(key.as_str()), Value::str(value.as_str())))
             .collect();
         vars.insert("stageVariables".to_owned(), heap.new_map(stage_variables));
         vars.insert("input".to_owned(), Value::Input);
@@ -194,12 +194,12 @@ impl<'a> Renderer<'a> {
         match (container, last) {
             (Value::Map(id), Step::Property(key)) => {
                 if let Some(map) = self.heap.map_mut(id) {
-                    map.insert(Rc::from(key.as_str()), value);
+                    map.insert(Arc::from(key.as_str()), value);
                 }
             }
             (Value::Map(id), Step::Index(index)) => {
                 let key = self.expr(index)?;
-                let key: Rc<str> = self.java_string(&key, target.pos)?.into();
+                let key: Arc<str> = self.java_string(&key, target.pos)?.into();
                 if let Some(map) = self.heap.map_mut(id) {
                     map.insert(key, value);
                 }
@@ -373,7 +373,7 @@ impl<'a> Renderer<'a> {
             Expr::Int(value) => Value::Int(*value),
             Expr::Long(value) => Value::Long(*value),
             Expr::Double(value) => Value::Double(*value),
-            Expr::Str(text) => Value::str(text.as_str()),
+            Expr::Str(text) => Value::Str(text.clone()),
             Expr::Interpolated(nodes) => {
                 let mut text = String::new();
                 self.nodes(nodes, &mut text)?;
@@ -408,7 +408,7 @@ impl<'a> Renderer<'a> {
                     let key = self.expr(key)?;
                     let key = self.java_string(&key, 0)?;
                     let value = self.expr(value)?;
-                    map.insert(Rc::from(key), value);
+                    map.insert(Arc::from(key), value);
                 }
                 self.spend(0, map.len() as u64)?;
                 self.heap.new_map(map)

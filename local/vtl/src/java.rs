@@ -140,13 +140,78 @@ pub fn trim(text: &str) -> &str {
 }
 
 /// Compiles a `java.util.regex` pattern (the common subset regex-lite shares with it).
+/// Compiled patterns are cached per thread: templates use a handful of constant patterns on
+/// every render.
 pub fn regex(pattern: &str) -> Result<regex_lite::Regex, String> {
-    regex_lite::Regex::new(pattern).map_err(|error| format!("invalid regular expression: {error}"))
+    const CACHE_SIZE: usize = 64;
+    thread_local! {
+        static CACHE: std::cell::RefCell<std::collections::HashMap<String, regex_lite::Regex>> =
+            std::cell::RefCell::new(std::collections::HashMap::new());
+    }
+    if let Some(regex) = CACHE.with(|cache| cache.borrow().get(pattern).cloned()) {
+        return Ok(regex);
+    }
+    let regex = regex_lite::Regex::new(pattern)
+        .map_err(|error| format!("invalid regular expression: {error}"))?;
+    CACHE.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if cache.len() >= CACHE_SIZE {
+            cache.clear();
+        }
+        cache.insert(pattern.to_owned(), regex.clone());
+    });
+    Ok(regex)
+}
+
+/// The text a pattern matches if it is a plain literal (letters, digits, spaces and
+/// backslash-escaped punctuation only), e.g. `\\'` for AWS's `replaceAll("\\'", "'")`.
+fn literal_pattern(pattern: &str) -> Option<String> {
+    let mut literal = String::with_capacity(pattern.len());
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some(escaped) if !escaped.is_ascii_alphanumeric() => literal.push(escaped),
+                _ => return None,
+            },
+            c if c.is_alphanumeric()
+                || matches!(
+                    c,
+                    ' ' | '\''
+                        | '"'
+                        | '-'
+                        | '_'
+                        | ','
+                        | ':'
+                        | '='
+                        | '/'
+                        | '&'
+                        | '@'
+                        | '%'
+                        | '!'
+                        | '<'
+                        | '>'
+                        | '~'
+                        | '`'
+                        | ';'
+                ) =>
+            {
+                literal.push(c)
+            }
+            _ => return None,
+        }
+    }
+    (!literal.is_empty()).then_some(literal)
 }
 
 /// `String.replaceAll(regex, replacement)`: in the replacement `$n` is group n and `\x`
 /// is a literal `x`, as in `Matcher.appendReplacement`.
 pub fn replace_all(text: &str, pattern: &str, replacement: &str) -> Result<String, String> {
+    if !replacement.contains(['$', '\\']) {
+        if let Some(literal) = literal_pattern(pattern) {
+            return Ok(text.replace(&literal, replacement));
+        }
+    }
     let regex = regex(pattern)?;
     let mut out = String::with_capacity(text.len());
     let mut last = 0;
@@ -195,9 +260,6 @@ pub fn split(text: &str, pattern: &str) -> Result<Vec<String>, String> {
         if found.end() == 0 {
             continue;
         }
-        if found.start() == found.end() && found.start() == last && last > 0 {
-            // Zero-width match right after the previous one: take one character.
-        }
         parts.push(text.get(last..found.start()).unwrap_or("").to_owned());
         last = found.end();
     }
@@ -212,6 +274,23 @@ pub fn split(text: &str, pattern: &str) -> Result<Vec<String>, String> {
         parts.clear();
     }
     Ok(parts)
+}
+
+/// `String.replaceFirst(regex, replacement)`.
+pub fn replace_first(text: &str, pattern: &str, replacement: &str) -> Result<String, String> {
+    let compiled = regex(pattern)?;
+    match compiled.find(text) {
+        Some(found) => {
+            let head = text.get(..found.end()).unwrap_or("");
+            let replaced = replace_all(head, pattern, replacement)?;
+            // Only the first match lies in `head`, unless an earlier overlap exists; re-run on it.
+            Ok(format!(
+                "{replaced}{}",
+                text.get(found.end()..).unwrap_or("")
+            ))
+        }
+        None => Ok(text.to_owned()),
+    }
 }
 
 #[cfg(test)]
@@ -246,6 +325,12 @@ mod tests {
         assert_eq!(replace_all("it\\'s", "\\\\'", "'").unwrap(), "it's");
         assert!(replace_all("x", "(", "").is_err());
         assert!(replace_all("x", "x", "$5").is_err());
+        // Literal patterns take a fast path with the same result.
+        assert_eq!(literal_pattern("\\\\'").as_deref(), Some("\\'"));
+        assert_eq!(literal_pattern("a.b"), None);
+        assert_eq!(literal_pattern("\\d"), None);
+        assert_eq!(replace_all("a-b-c", "-", "+").unwrap(), "a+b+c");
+        assert_eq!(replace_all("a.b", "\\.", "!").unwrap(), "a!b");
     }
 
     #[test]
@@ -262,22 +347,5 @@ mod tests {
         assert_eq!(last_index_of("abab", "ab"), 2);
         assert!(substring("abc", 2, Some(1)).is_err());
         assert!(substring("abc", 0, Some(4)).is_err());
-    }
-}
-
-/// `String.replaceFirst(regex, replacement)`.
-pub fn replace_first(text: &str, pattern: &str, replacement: &str) -> Result<String, String> {
-    let compiled = regex(pattern)?;
-    match compiled.find(text) {
-        Some(found) => {
-            let head = text.get(..found.end()).unwrap_or("");
-            let replaced = replace_all(head, pattern, replacement)?;
-            // Only the first match lies in `head`, unless an earlier overlap exists; re-run on it.
-            Ok(format!(
-                "{replaced}{}",
-                text.get(found.end()..).unwrap_or("")
-            ))
-        }
-        None => Ok(text.to_owned()),
     }
 }

@@ -98,3 +98,15 @@ impl VtlError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// sumu-local parses templates once and shares them between connections.
+    #[test]
+    fn templates_can_be_shared_between_threads() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<super::Template>();
+        shareable::<super::RenderInput>();
+        shareable::<super::VtlError>();
+    }
+}

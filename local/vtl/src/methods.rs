@@ -3,7 +3,7 @@
 //! method that throws in Java (index out of range, bad regex) is a render error, as it makes
 //! API Gateway fail the request.
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::eval::{list_slot, RenderError, Renderer, Result};
 use crate::java;
@@ -319,7 +319,7 @@ fn map_method(
     pos: usize,
 ) -> Result<Value> {
     let key = match args.first() {
-        Some(key) => Some(Rc::<str>::from(r.java_string(key, pos)?)),
+        Some(key) => Some(Arc::<str>::from(r.java_string(key, pos)?)),
         None => None,
     };
     let Some(map) = r.heap.map(id) else {
@@ -343,15 +343,15 @@ fn map_method(
             r.heap.new_list(values, false)
         }
         ("entrySet", 0, _) => {
-            let entries: Vec<(Rc<str>, Value)> =
+            let entries: Vec<(Arc<str>, Value)> =
                 map.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
             r.spend(pos, entries.len() as u64)?;
             let entries = entries
                 .into_iter()
                 .map(|(key, value)| {
                     let mut entry = crate::value::Map::new();
-                    entry.insert(Rc::from("key"), Value::Str(key));
-                    entry.insert(Rc::from("value"), value);
+                    entry.insert(Arc::from("key"), Value::Str(key));
+                    entry.insert(Arc::from("value"), value);
                     r.heap.new_map(entry)
                 })
                 .collect();
@@ -367,7 +367,7 @@ fn map_method(
         }
         ("putAll", 1, _) => {
             if let Some(Value::Map(other)) = args.first() {
-                let entries: Vec<(Rc<str>, Value)> = r
+                let entries: Vec<(Arc<str>, Value)> = r
                     .heap
                     .map(*other)
                     .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())

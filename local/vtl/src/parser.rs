@@ -746,7 +746,7 @@ impl<'a> Parser<'a> {
                         value.push('\'');
                         self.pos += 1;
                     } else {
-                        return Ok(Expr::Str(value));
+                        return Ok(Expr::Str(value.into()));
                     }
                 }
                 None => return self.error(start, "unterminated string literal"),
@@ -774,8 +774,8 @@ impl<'a> Parser<'a> {
                 None => return self.error(start, "unterminated string literal"),
             }
         }
-        if !value.contains(['$', '#', '\\']) {
-            return Ok(Expr::Str(value));
+        if !value.contains(['$', '#']) {
+            return Ok(Expr::Str(value.into()));
         }
         let mut inner = Parser::new(&value, self.base + start + 1, self.depth + 1);
         let (nodes, end) = inner.block()?;

@@ -5,7 +5,7 @@
 //! cannot leak: the arena is dropped with the render.
 
 use std::fmt::Write as _;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use indexmap::IndexMap;
 
@@ -16,7 +16,7 @@ pub enum Value {
     Int(i32),
     Long(i64),
     Double(f64),
-    Str(Rc<str>),
+    Str(Arc<str>),
     List(usize),
     Map(usize),
     /// API Gateway's `$input`.
@@ -28,7 +28,7 @@ pub enum Value {
 }
 
 impl Value {
-    pub fn str(text: impl Into<Rc<str>>) -> Value {
+    pub fn str(text: impl Into<Arc<str>>) -> Value {
         Value::Str(text.into())
     }
 
@@ -69,7 +69,7 @@ pub struct List {
 }
 
 /// A `java.util.LinkedHashMap` with string keys (insertion order).
-pub type Map = IndexMap<Rc<str>, Value>;
+pub type Map = IndexMap<Arc<str>, Value>;
 
 /// The lists and maps of one render.
 #[derive(Debug, Default)]
@@ -212,7 +212,7 @@ impl Heap {
 
     /// A JSON document as values: objects become maps, arrays JSON-printing lists, integral
     /// numbers Integer or Long, others Double (as API Gateway's JSON parser does).
-    pub fn from_json(&mut self, json: &serde_json::Value) -> Value {
+    pub fn alloc_json(&mut self, json: &serde_json::Value) -> Value {
         match json {
             serde_json::Value::Null => Value::Null,
             serde_json::Value::Bool(value) => Value::Bool(*value),
@@ -225,13 +225,13 @@ impl Heap {
             }
             serde_json::Value::String(text) => Value::str(text.as_str()),
             serde_json::Value::Array(items) => {
-                let items = items.iter().map(|item| self.from_json(item)).collect();
+                let items = items.iter().map(|item| self.alloc_json(item)).collect();
                 self.new_list(items, true)
             }
             serde_json::Value::Object(object) => {
                 let map = object
                     .iter()
-                    .map(|(key, item)| (Rc::from(key.as_str()), self.from_json(item)))
+                    .map(|(key, item)| (Arc::from(key.as_str()), self.alloc_json(item)))
                     .collect();
                 self.new_map(map)
             }
