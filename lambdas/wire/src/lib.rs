@@ -39,6 +39,20 @@ pub mod attributes {
     pub const SOURCE_PRESENCE: &str = "lambda.presence.watchdog";
 }
 
+/// Message attributes the pusher sets on the notification requests it sends itself (a
+/// narrowed re-queue, or a rejection to the dead-letter queue).
+pub mod notification_attributes {
+    /// Number: how many times this request was narrowed to its failed connections and
+    /// re-queued. Absent on a back end's request (generation 0).
+    pub const GENERATION: &str = "sumu_generation";
+    /// String: why the pusher sent this request to the dead-letter queue.
+    pub const REJECTION_REASON: &str = "rejection_reason";
+}
+
+/// The largest `data` a notification request may carry, serialized as JSON: API Gateway's
+/// WebSocket message limit (128 KB).
+pub const MAX_NOTIFICATION_DATA_BYTES: usize = 128 * 1024;
+
 /// A presence event as published on the *messages* topic/queue:
 /// `{"type":"presence","message":{…}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

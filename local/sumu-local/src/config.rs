@@ -87,6 +87,8 @@ pub struct Config {
     pub runners: Vec<Runner>,
     /// In-process handlers of `AWS_PROXY` routes, by function name.
     pub proxies: HashMap<String, ProxyHandler>,
+    /// How the pusher runners (notifications queue and topic) run.
+    pub pusher: crate::runners::pusher::PusherSetup,
 }
 
 impl Config {
@@ -107,6 +109,7 @@ impl Config {
             authorizer: AuthorizerSetup::DevIssuer,
             runners: crate::runners::default_runners(),
             proxies: HashMap::new(),
+            pusher: Default::default(),
         }
     }
 }

@@ -224,6 +224,7 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Emulator, St
         resources,
         management_url: endpoints.management_url.clone(),
         shutdown,
+        pusher: config.pusher,
     };
     Ok(Emulator {
         listener,

@@ -1,0 +1,364 @@
+//! `scripts/bench pusher`: one broadcast through the real handler to N connection items in
+//! moto, against a management endpoint that answers after a delay; beside it the endpoint's own
+//! capacity with the same client and concurrency but no pusher logic.
+//!
+//! Each measurement runs in its own child process (this binary, re-executed), so CPU time
+//! (getrusage) and peak RSS are the pusher's alone: the fake endpoint and moto are other
+//! processes.
+//!
+//! Usage: bench [--sizes 1000,10000,50000] [--delays 0,20] [--concurrency 200] [--segments 4]
+
+#[path = "../tests/support/table.rs"]
+#[allow(dead_code)]
+mod table;
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use lambda_runtime::{Context, LambdaEvent};
+use pusher::{
+    Config, ConnectionItem, ConnectionKey, ConnectionStore, Limits, Poster, SdkPoster, SdkPusher,
+};
+use serde_json::{json, Value};
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+const PAYLOAD: &str = r#"{"type":"notification","id":123456,"title":"Build finished","body":"main is green again","url":"https://example.com/builds/42"}"#;
+
+fn main() -> Result<(), Error> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let runtime = tokio::runtime::Runtime::new()?;
+    match args.first().map(String::as_str) {
+        Some("endpoint") => runtime.block_on(serve_endpoint(arg(&args, "--delay-ms", 0)?)),
+        Some("fanout") => runtime.block_on(fanout(&args)),
+        Some("capacity") => runtime.block_on(capacity(&args)),
+        _ => runtime.block_on(orchestrate(&args)),
+    }
+}
+
+fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> Result<T, Error> {
+    match args.iter().position(|a| a == name) {
+        None => Ok(default),
+        Some(i) => {
+            let value = args.get(i + 1).ok_or(format!("{name} needs a value"))?;
+            value
+                .parse()
+                .map_err(|_| format!("{name}: cannot parse {value:?}").into())
+        }
+    }
+}
+
+fn list(args: &[String], name: &str, default: &str) -> Result<Vec<u64>, Error> {
+    let raw: String = arg(args, name, default.to_string())?;
+    raw.split(',')
+        .map(|s| {
+            s.trim()
+                .parse::<u64>()
+                .map_err(|e| format!("{name}: {e}").into())
+        })
+        .collect()
+}
+
+/// CPU time (user + system) of this process so far, and its peak RSS in KiB.
+fn rusage() -> (Duration, u64) {
+    // SAFETY: getrusage only writes into the struct we pass.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let time = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
+    (
+        time(usage.ru_utime) + time(usage.ru_stime),
+        usage.ru_maxrss as u64,
+    )
+}
+
+// ---- the fake management endpoint (child process) ----
+
+async fn serve_endpoint(delay_ms: u64) -> Result<(), Error> {
+    use axum::extract::Path;
+    use axum::routing::post;
+    let posts = Arc::new(AtomicU64::new(0));
+    let counter = posts.clone();
+    let app = axum::Router::new().route(
+        "/{stage}/@connections/{id}",
+        post(
+            move |Path((_stage, _id)): Path<(String, String)>, _body: axum::body::Bytes| {
+                let counter = counter.clone();
+                async move {
+                    if delay_ms > 0 {
+                        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+                    }
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    axum::http::StatusCode::OK
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    println!("PORT {}", listener.local_addr()?.port());
+    // Serve until the parent closes our stdin (or dies).
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    tokio::task::spawn_blocking(|| std::io::stdin().read_to_end(&mut Vec::new())).await??;
+    server.abort();
+    Ok(())
+}
+
+struct Endpoint {
+    child: std::process::Child,
+    url: String,
+}
+
+fn start_endpoint(delay_ms: u64) -> Result<Endpoint, Error> {
+    let mut child = Command::new(std::env::current_exe()?)
+        .args(["endpoint", "--delay-ms", &delay_ms.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line)?;
+    let port = line
+        .trim()
+        .strip_prefix("PORT ")
+        .ok_or(format!("endpoint said {line:?}"))?;
+    Ok(Endpoint {
+        child,
+        url: format!("http://127.0.0.1:{port}/bench"),
+    })
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+// ---- one broadcast through the real handler (child process) ----
+
+fn limits(args: &[String]) -> Result<Limits, Error> {
+    Ok(Limits {
+        post_concurrency: arg(args, "--concurrency", 200)?,
+        scan_segments: arg(args, "--segments", 4)?,
+        ..Limits::default()
+    })
+}
+
+async fn fanout(args: &[String]) -> Result<(), Error> {
+    let table: String = arg(args, "--table", String::new())?;
+    let endpoint: String = arg(args, "--endpoint", String::new())?;
+    let limits = limits(args)?;
+    let segments = limits.scan_segments;
+    let config = testkit::aws_config().await;
+    let pusher = SdkPusher::from_sdk_config(
+        &config,
+        &Config {
+            connections_table: table,
+            management_endpoint: endpoint,
+            notifications_queue_url: None,
+            dead_letter_queue_url: None,
+            limits,
+        },
+    );
+    let event: aws_lambda_events::event::sqs::SqsEvent = serde_json::from_value(
+        json!({"Records": [{
+            "messageId": "bench", "body": json!({"data": serde_json::from_str::<Value>(PAYLOAD)?}).to_string(),
+            "eventSource": "aws:sqs", "attributes": {}, "messageAttributes": {}
+        }]}),
+    )?;
+
+    let (cpu_before, _) = rusage();
+    let started = Instant::now();
+    let (response, metrics) =
+        pusher::process_sqs(LambdaEvent::new(event, Context::default()), &pusher).await;
+    let elapsed = started.elapsed();
+    let (cpu_after, max_rss_kib) = rusage();
+    if !response.batch_item_failures.is_empty() {
+        return Err("the broadcast failed".into());
+    }
+
+    // The lookup alone (the same parallel Scan), timed after the run.
+    let lookup_started = Instant::now();
+    let found: usize = futures::stream::iter(0..segments)
+        .map(|segment| pusher.store.scan_segment(segment, segments))
+        .buffer_unordered(segments as usize)
+        .map(|page| page.map(|items| items.len()).unwrap_or(0))
+        .fold(0, |sum, n| async move { sum + n })
+        .await;
+    let lookup = lookup_started.elapsed();
+
+    println!(
+        "{}",
+        json!({
+            "delivered": metrics.delivered, "failed": metrics.failed, "requeued": metrics.requeued,
+            "retried": metrics.retried, "found": found,
+            "elapsed_s": elapsed.as_secs_f64(), "lookup_s": lookup.as_secs_f64(),
+            "cpu_s": (cpu_after - cpu_before).as_secs_f64(), "max_rss_kib": max_rss_kib,
+        })
+    );
+    Ok(())
+}
+
+// ---- the endpoint's capacity: same client and concurrency, no pusher (child process) ----
+
+async fn capacity(args: &[String]) -> Result<(), Error> {
+    let endpoint: String = arg(args, "--endpoint", String::new())?;
+    let count: u64 = arg(args, "--count", 1000)?;
+    let limits = limits(args)?;
+    let config = testkit::aws_config().await;
+    let poster = SdkPoster::new(&config, &endpoint, limits.post_timeout);
+    let payload = serde_json::to_vec(&serde_json::from_str::<Value>(PAYLOAD)?)?;
+    let (cpu_before, _) = rusage();
+    let started = Instant::now();
+    let delivered = futures::stream::iter(0..count)
+        .map(|n| {
+            let poster = &poster;
+            let payload = &payload;
+            async move { poster.post(&connection_id(n), payload).await }
+        })
+        .buffer_unordered(limits.post_concurrency)
+        .filter(|outcome| futures::future::ready(*outcome == pusher::PostOutcome::Delivered))
+        .count()
+        .await;
+    let elapsed = started.elapsed();
+    let (cpu_after, max_rss_kib) = rusage();
+    println!(
+        "{}",
+        json!({"delivered": delivered, "elapsed_s": elapsed.as_secs_f64(),
+            "cpu_s": (cpu_after - cpu_before).as_secs_f64(), "max_rss_kib": max_rss_kib})
+    );
+    Ok(())
+}
+
+// ---- the orchestrator ----
+
+/// Shaped like API Gateway's ids (16 characters ending in `=`).
+fn connection_id(n: u64) -> String {
+    format!("{n:015X}=")
+}
+
+fn run_child(args: &[String]) -> Result<Value, Error> {
+    let output = Command::new(std::env::current_exe()?)
+        .args(args)
+        .stderr(Stdio::inherit())
+        .output()?;
+    if !output.status.success() {
+        return Err(format!(
+            "{args:?} failed: {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+        .into());
+    }
+    let stdout = String::from_utf8(output.stdout)?;
+    let last = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{') && !l.contains("\"_aws\""));
+    Ok(serde_json::from_str(
+        last.ok_or(format!("no result from {args:?}: {stdout}"))?,
+    )?)
+}
+
+async fn load(
+    client: &aws_sdk_dynamodb::Client,
+    table_name: &str,
+    count: u64,
+) -> Result<(), Error> {
+    let items: Vec<ConnectionItem> = (0..count)
+        .map(|n| ConnectionItem {
+            key: ConnectionKey {
+                user_id: format!("user-{}", n / 2),
+                connection_id: connection_id(n),
+            },
+            expires_at: Some(4_000_000_000),
+        })
+        .collect();
+    let chunks: Vec<&[ConnectionItem]> = items.chunks(25 * 8).collect();
+    futures::stream::iter(chunks)
+        .map(|chunk| table::put_items(client, table_name, chunk))
+        .buffer_unordered(4)
+        .collect::<Vec<()>>()
+        .await;
+    Ok(())
+}
+
+async fn orchestrate(args: &[String]) -> Result<(), Error> {
+    let sizes = list(args, "--sizes", "1000,10000,50000")?;
+    let delays = list(args, "--delays", "0,20")?;
+    let concurrency: usize = arg(args, "--concurrency", 200)?;
+    let segments: u32 = arg(args, "--segments", 4)?;
+    // Children find moto through the variable; the testkit starts one if none is given.
+    let moto = testkit::moto_endpoint();
+    std::env::set_var(testkit::MOTO_ENDPOINT_VAR, &moto);
+    let client = table::dynamodb().await;
+    eprintln!("moto at {moto}; post concurrency {concurrency}, {segments} scan segments");
+
+    println!("| connections | endpoint delay | pusher: deliveries/s (end to end) | lookup (Scan in moto) | posting phase: deliveries/s | endpoint capacity: deliveries/s | posting / capacity | CPU per 1,000 deliveries (pusher) | CPU per 1,000 (bare client) | peak RSS (pusher) |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for &size in &sizes {
+        let table_name = table::create_table(&client).await;
+        let loading = Instant::now();
+        load(&client, &table_name, size).await?;
+        eprintln!(
+            "loaded {size} items in {:.1} s",
+            loading.elapsed().as_secs_f64()
+        );
+        for &delay in &delays {
+            let endpoint = start_endpoint(delay)?;
+            let common = [
+                "--concurrency".to_string(),
+                concurrency.to_string(),
+                "--segments".into(),
+                segments.to_string(),
+            ];
+            let mut fanout_args = vec![
+                "fanout".into(),
+                "--table".into(),
+                table_name.clone(),
+                "--endpoint".into(),
+                endpoint.url.clone(),
+            ];
+            fanout_args.extend(common.iter().cloned());
+            let fan = run_child(&fanout_args)?;
+            let mut capacity_args = vec![
+                "capacity".into(),
+                "--endpoint".into(),
+                endpoint.url.clone(),
+                "--count".into(),
+                size.to_string(),
+            ];
+            capacity_args.extend(common.iter().cloned());
+            let cap = run_child(&capacity_args)?;
+            drop(endpoint);
+
+            let number = |v: &Value, key: &str| v[key].as_f64().unwrap_or(f64::NAN);
+            let delivered = number(&fan, "delivered");
+            if delivered as u64 != size {
+                eprintln!("warning: delivered {delivered} of {size}: {fan}");
+            }
+            let elapsed = number(&fan, "elapsed_s");
+            let lookup = number(&fan, "lookup_s");
+            let posting = (elapsed - lookup).max(f64::EPSILON);
+            let capacity_rate = number(&cap, "delivered") / number(&cap, "elapsed_s");
+            println!(
+                "| {size} | {delay} ms | {:.0} ({elapsed:.2} s) | {lookup:.2} s | {:.0} | {capacity_rate:.0} | {:.0} % | {:.1} ms | {:.1} ms | {:.1} MiB |",
+                delivered / elapsed,
+                delivered / posting,
+                100.0 * (delivered / posting) / capacity_rate,
+                1000.0 * number(&fan, "cpu_s") * 1000.0 / delivered,
+                1000.0 * number(&cap, "cpu_s") * 1000.0 / number(&cap, "delivered"),
+                number(&fan, "max_rss_kib") / 1024.0,
+            );
+            eprintln!("fanout {fan}\ncapacity {cap}");
+        }
+    }
+    Ok(())
+}

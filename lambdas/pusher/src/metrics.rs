@@ -1,0 +1,111 @@
+//! Counters of one invocation, logged as one CloudWatch Embedded Metric Format line.
+
+use std::ops::AddAssign;
+
+/// What one invocation (or one request within it) did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Metrics {
+    /// Posts the management API accepted.
+    pub delivered: u64,
+    /// Connections found stale (410 Gone, or `expires_at` passed) and pruned.
+    pub stale: u64,
+    /// Connections given up on: a non-retryable answer, or retries exhausted in the last
+    /// generation (then dead-lettered).
+    pub failed: u64,
+    /// Post attempts after the first one.
+    pub retried: u64,
+    /// Connections handed to a narrowed re-queued request.
+    pub requeued: u64,
+    /// Requests refused as invalid (sent to the dead-letter path).
+    pub rejected: u64,
+}
+
+impl AddAssign for Metrics {
+    fn add_assign(&mut self, other: Metrics) {
+        self.delivered += other.delivered;
+        self.stale += other.stale;
+        self.failed += other.failed;
+        self.retried += other.retried;
+        self.requeued += other.requeued;
+        self.rejected += other.rejected;
+    }
+}
+
+/// The CloudWatch namespace of the pusher's metrics.
+pub const NAMESPACE: &str = "sumu";
+
+impl Metrics {
+    /// One EMF JSON object: CloudWatch turns it into metrics without any API call.
+    pub fn emf_line(&self, duration_ms: u64, timestamp_ms: u64) -> String {
+        let metric = |name: &str, unit: &str| serde_json::json!({ "Name": name, "Unit": unit });
+        serde_json::json!({
+            "_aws": {
+                "Timestamp": timestamp_ms,
+                "CloudWatchMetrics": [{
+                    "Namespace": NAMESPACE,
+                    "Dimensions": [["Service"]],
+                    "Metrics": [
+                        metric("Delivered", "Count"),
+                        metric("Stale", "Count"),
+                        metric("Failed", "Count"),
+                        metric("Retried", "Count"),
+                        metric("Requeued", "Count"),
+                        metric("Rejected", "Count"),
+                        metric("DurationMs", "Milliseconds"),
+                    ],
+                }],
+            },
+            "Service": "pusher",
+            "Delivered": self.delivered,
+            "Stale": self.stale,
+            "Failed": self.failed,
+            "Retried": self.retried,
+            "Requeued": self.requeued,
+            "Rejected": self.rejected,
+            "DurationMs": duration_ms,
+        })
+        .to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_emf_line_declares_every_metric_it_carries() {
+        let metrics = Metrics {
+            delivered: 5,
+            stale: 1,
+            failed: 2,
+            retried: 3,
+            requeued: 4,
+            rejected: 6,
+        };
+        let line: serde_json::Value =
+            serde_json::from_str(&metrics.emf_line(42, 1_700_000_000_000)).unwrap();
+        let declared = &line["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(declared["Namespace"], "sumu");
+        for (name, value) in [
+            ("Delivered", 5),
+            ("Stale", 1),
+            ("Failed", 2),
+            ("Retried", 3),
+            ("Requeued", 4),
+            ("Rejected", 6),
+            ("DurationMs", 42),
+        ] {
+            assert_eq!(line[name], value, "{name}");
+            assert!(
+                declared["Metrics"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|m| m["Name"] == name),
+                "{name}"
+            );
+        }
+        assert_eq!(line["Service"], "pusher");
+        assert_eq!(line["_aws"]["Timestamp"], 1_700_000_000_000_u64);
+    }
+}

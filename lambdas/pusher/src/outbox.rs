@@ -1,0 +1,137 @@
+//! Where requests go when they cannot finish here: the notifications queue (a narrowed
+//! re-queue) and the dead-letter queue (a rejection, or retries exhausted).
+
+use std::future::Future;
+use std::time::Duration;
+
+use aws_sdk_sqs::types::MessageAttributeValue;
+use sumu_wire::notification_attributes;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxError {
+    #[error("{0} is not configured")]
+    NotConfigured(&'static str),
+    #[error("SendMessage to {queue} failed: {message}")]
+    Send {
+        queue: &'static str,
+        message: String,
+    },
+}
+
+/// The narrow seam between the fan-out logic and SQS.
+pub trait Outbox: Sync {
+    /// Sends `body` back to the notifications queue, marked with `generation`, after `delay`.
+    fn requeue(
+        &self,
+        body: String,
+        generation: u32,
+        delay: Duration,
+    ) -> impl Future<Output = Result<(), OutboxError>> + Send;
+    /// Sends `body` to the dead-letter queue with a `rejection_reason` attribute.
+    fn dead_letter(
+        &self,
+        body: String,
+        reason: &'static str,
+    ) -> impl Future<Output = Result<(), OutboxError>> + Send;
+}
+
+/// The two queues in SQS.
+#[derive(Debug, Clone)]
+pub struct SqsOutbox {
+    client: aws_sdk_sqs::Client,
+    notifications_queue_url: Option<String>,
+    dead_letter_queue_url: Option<String>,
+}
+
+impl SqsOutbox {
+    pub fn new(
+        client: aws_sdk_sqs::Client,
+        notifications_queue_url: Option<String>,
+        dead_letter_queue_url: Option<String>,
+    ) -> Self {
+        SqsOutbox {
+            client,
+            notifications_queue_url,
+            dead_letter_queue_url,
+        }
+    }
+}
+
+/// SQS's maximum `DelaySeconds`.
+const MAX_DELAY_SECONDS: u64 = 900;
+
+fn attribute(data_type: &str, value: String) -> Result<MessageAttributeValue, OutboxError> {
+    MessageAttributeValue::builder()
+        .data_type(data_type)
+        .string_value(value)
+        .build()
+        .map_err(|e| OutboxError::Send {
+            queue: "SQS",
+            message: e.to_string(),
+        })
+}
+
+fn describe(err: impl std::error::Error) -> String {
+    let mut message = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}
+
+impl Outbox for SqsOutbox {
+    async fn requeue(
+        &self,
+        body: String,
+        generation: u32,
+        delay: Duration,
+    ) -> Result<(), OutboxError> {
+        let queue = "NOTIFICATIONS_QUEUE_URL";
+        let url = self
+            .notifications_queue_url
+            .as_deref()
+            .ok_or(OutboxError::NotConfigured(queue))?;
+        self.client
+            .send_message()
+            .queue_url(url)
+            .message_body(body)
+            .delay_seconds(delay.as_secs().min(MAX_DELAY_SECONDS) as i32)
+            .message_attributes(
+                notification_attributes::GENERATION,
+                attribute("Number", generation.to_string())?,
+            )
+            .send()
+            .await
+            .map_err(|e| OutboxError::Send {
+                queue,
+                message: describe(e),
+            })?;
+        Ok(())
+    }
+
+    async fn dead_letter(&self, body: String, reason: &'static str) -> Result<(), OutboxError> {
+        let queue = "DEAD_LETTER_QUEUE_URL";
+        let url = self
+            .dead_letter_queue_url
+            .as_deref()
+            .ok_or(OutboxError::NotConfigured(queue))?;
+        self.client
+            .send_message()
+            .queue_url(url)
+            .message_body(body)
+            .message_attributes(
+                notification_attributes::REJECTION_REASON,
+                attribute("String", reason.to_string())?,
+            )
+            .send()
+            .await
+            .map_err(|e| OutboxError::Send {
+                queue,
+                message: describe(e),
+            })?;
+        Ok(())
+    }
+}

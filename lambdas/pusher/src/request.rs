@@ -1,0 +1,243 @@
+//! Parsing and validating a notification request body (pure, no I/O).
+
+use serde_json::Value;
+use sumu_wire::{NotificationRequest, MAX_NOTIFICATION_DATA_BYTES};
+
+/// A valid request, ready to fan out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Job {
+    pub targets: Targets,
+    /// Users whose connections never receive this request, in every mode.
+    pub exclude_users: Vec<String>,
+    /// `data` serialized as JSON, once: every target receives these bytes.
+    pub payload: Vec<u8>,
+    /// How many times this request has been narrowed and re-queued (0 for a back end's own).
+    pub generation: u32,
+}
+
+/// Whom a request is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Targets {
+    /// Neither `users` nor `connections` present: every live connection.
+    Broadcast,
+    /// The connections of these users plus these connection ids (duplicates removed).
+    Selected {
+        users: Vec<String>,
+        connections: Vec<String>,
+    },
+}
+
+/// Why a request was refused. It goes to the dead-letter queue with [`Rejection::reason`] as
+/// its `rejection_reason` attribute.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    #[error("the body is not a JSON object: {0}")]
+    UnparseableBody(String),
+    #[error("the request has no `data` (or `data` is null)")]
+    MissingData,
+    #[error(
+        "`data` is {bytes} bytes as JSON, more than the {MAX_NOTIFICATION_DATA_BYTES} allowed"
+    )]
+    DataTooLarge { bytes: usize },
+    #[error("the request is malformed: {0}")]
+    InvalidRequest(String),
+}
+
+impl Rejection {
+    /// A stable, machine-readable reason (the DLQ message's `rejection_reason` attribute).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Rejection::UnparseableBody(_) => "unparseable_body",
+            Rejection::MissingData => "missing_data",
+            Rejection::DataTooLarge { .. } => "data_too_large",
+            Rejection::InvalidRequest(_) => "invalid_request",
+        }
+    }
+}
+
+/// Parses a request body. `generation` comes from the message's attribute.
+///
+/// An explicitly empty `users` or `connections` list targets nobody: only a request naming
+/// neither key is a broadcast, so a back end whose computed audience is empty never reaches
+/// every connection by accident.
+pub fn parse(body: &str, generation: u32) -> Result<Job, Rejection> {
+    let value: Value =
+        serde_json::from_str(body).map_err(|e| Rejection::UnparseableBody(e.to_string()))?;
+    let Value::Object(object) = &value else {
+        return Err(Rejection::UnparseableBody(format!(
+            "found {}",
+            kind(&value)
+        )));
+    };
+    if object.get("data").is_none_or(Value::is_null) {
+        return Err(Rejection::MissingData);
+    }
+    let names_targets = object.get("users").is_some_and(|v| !v.is_null())
+        || object.get("connections").is_some_and(|v| !v.is_null());
+    // `null` lists mean "absent", like serde's default.
+    let value = Value::Object(
+        object
+            .iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    );
+    let request: NotificationRequest =
+        serde_json::from_value(value).map_err(|e| Rejection::InvalidRequest(e.to_string()))?;
+    for (field, ids) in [
+        ("users", &request.users),
+        ("connections", &request.connections),
+        ("exclude_users", &request.exclude_users),
+    ] {
+        if ids.iter().any(|id| id.is_empty()) {
+            return Err(Rejection::InvalidRequest(format!(
+                "`{field}` contains an empty id"
+            )));
+        }
+    }
+    let payload =
+        serde_json::to_vec(&request.data).map_err(|e| Rejection::InvalidRequest(e.to_string()))?;
+    if payload.len() > MAX_NOTIFICATION_DATA_BYTES {
+        return Err(Rejection::DataTooLarge {
+            bytes: payload.len(),
+        });
+    }
+    let targets = if names_targets {
+        Targets::Selected {
+            users: dedup(request.users),
+            connections: dedup(request.connections),
+        }
+    } else {
+        Targets::Broadcast
+    };
+    Ok(Job {
+        targets,
+        exclude_users: request.exclude_users,
+        payload,
+        generation,
+    })
+}
+
+/// The body of a narrowed request: only `connections` and the same `data`.
+pub fn narrowed_body(connections: &[String], payload: &[u8]) -> String {
+    // `payload` is the JSON we produced ourselves, so splicing it in keeps it byte-identical
+    // and avoids a re-parse.
+    let connections = serde_json::to_string(connections).unwrap_or_else(|_| "[]".into());
+    let data = String::from_utf8_lossy(payload);
+    format!(r#"{{"connections":{connections},"data":{data}}}"#)
+}
+
+fn dedup(ids: Vec<String>) -> Vec<String> {
+    let mut seen = std::collections::HashSet::with_capacity(ids.len());
+    ids.into_iter()
+        .filter(|id| seen.insert(id.clone()))
+        .collect()
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_without_targets_is_a_broadcast_and_data_is_serialized_once() {
+        let job = parse(r#"{"exclude_users":["u3"],"data":{"a":[1,2]}}"#, 0).unwrap();
+        assert_eq!(job.targets, Targets::Broadcast);
+        assert_eq!(job.exclude_users, vec!["u3"]);
+        assert_eq!(job.payload, br#"{"a":[1,2]}"#);
+    }
+
+    #[test]
+    fn targets_are_deduplicated() {
+        let job = parse(
+            r#"{"users":["u1","u2","u1"],"connections":["c","c"],"data":"hi"}"#,
+            2,
+        )
+        .unwrap();
+        assert_eq!(
+            job.targets,
+            Targets::Selected {
+                users: vec!["u1".into(), "u2".into()],
+                connections: vec!["c".into()]
+            }
+        );
+        assert_eq!(job.generation, 2);
+        assert_eq!(job.payload, br#""hi""#);
+    }
+
+    #[test]
+    fn an_explicitly_empty_audience_is_nobody_not_everybody() {
+        let job = parse(r#"{"users":[],"data":1}"#, 0).unwrap();
+        assert_eq!(
+            job.targets,
+            Targets::Selected {
+                users: vec![],
+                connections: vec![]
+            }
+        );
+        let job = parse(r#"{"users":null,"data":1}"#, 0).unwrap();
+        assert_eq!(job.targets, Targets::Broadcast);
+    }
+
+    #[test]
+    fn malformed_bodies_are_rejected_with_a_reason() {
+        for (body, reason) in [
+            ("not json", "unparseable_body"),
+            ("", "unparseable_body"),
+            ("[1,2]", "unparseable_body"),
+            (r#""data""#, "unparseable_body"),
+            (r#"{"users":["u1"]}"#, "missing_data"),
+            (r#"{"users":["u1"],"data":null}"#, "missing_data"),
+            (r#"{"users":"u1","data":1}"#, "invalid_request"),
+            (r#"{"users":[1],"data":1}"#, "invalid_request"),
+            (r#"{"connections":[""],"data":1}"#, "invalid_request"),
+        ] {
+            let rejection = parse(body, 0).unwrap_err();
+            assert_eq!(rejection.reason(), reason, "{body:?}: {rejection}");
+        }
+    }
+
+    #[test]
+    fn data_over_128_kb_is_rejected_and_exactly_128_kb_is_accepted() {
+        let too_big = format!(r#"{{"data":"{}"}}"#, "x".repeat(200 * 1024));
+        assert_eq!(
+            parse(&too_big, 0).unwrap_err(),
+            Rejection::DataTooLarge {
+                bytes: 200 * 1024 + 2
+            }
+        );
+        let just_fits = format!(
+            r#"{{"data":"{}"}}"#,
+            "x".repeat(MAX_NOTIFICATION_DATA_BYTES - 2)
+        );
+        assert_eq!(
+            parse(&just_fits, 0).unwrap().payload.len(),
+            MAX_NOTIFICATION_DATA_BYTES
+        );
+    }
+
+    #[test]
+    fn a_narrowed_body_parses_back_to_the_same_data_and_connections() {
+        let job = parse(r#"{"users":["u1"],"data":{"k":"v\"q"}}"#, 0).unwrap();
+        let body = narrowed_body(&["c1".into(), "c\"2".into()], &job.payload);
+        let again = parse(&body, 1).unwrap();
+        assert_eq!(
+            again.targets,
+            Targets::Selected {
+                users: vec![],
+                connections: vec!["c1".into(), "c\"2".into()]
+            }
+        );
+        assert_eq!(again.payload, job.payload);
+    }
+}

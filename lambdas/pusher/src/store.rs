@@ -1,0 +1,265 @@
+//! The connections table, as the pusher needs it: find targets, delete stale items.
+
+use std::collections::HashMap;
+use std::future::Future;
+
+use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, WriteRequest};
+use sumu_wire::table;
+
+/// The primary key of a connection item.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnectionKey {
+    pub user_id: String,
+    pub connection_id: String,
+}
+
+/// A connection item as read for fan-out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionItem {
+    pub key: ConnectionKey,
+    /// Epoch seconds; `None` when the item has no TTL attribute (then it never expires).
+    pub expires_at: Option<i64>,
+}
+
+impl ConnectionItem {
+    /// A connection is live iff `expires_at` > now (DESIGN.md § Connections table).
+    pub fn is_live(&self, now_epoch_seconds: i64) -> bool {
+        self.expires_at
+            .is_none_or(|expires_at| expires_at > now_epoch_seconds)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{operation} on the connections table failed: {message}")]
+pub struct StoreError {
+    pub operation: &'static str,
+    pub message: String,
+}
+
+/// The narrow seam between the fan-out logic and DynamoDB. Every method returns expired items
+/// too: the caller filters them (and prunes them).
+pub trait ConnectionStore: Sync {
+    /// All connection items of one user.
+    fn query_user(
+        &self,
+        user_id: &str,
+    ) -> impl Future<Output = Result<Vec<ConnectionItem>, StoreError>> + Send;
+    /// The item of one connection id (through the `connection_id` index), if it exists.
+    fn find_connection(
+        &self,
+        connection_id: &str,
+    ) -> impl Future<Output = Result<Option<ConnectionItem>, StoreError>> + Send;
+    /// Every item of one segment of a parallel Scan.
+    fn scan_segment(
+        &self,
+        segment: u32,
+        total_segments: u32,
+    ) -> impl Future<Output = Result<Vec<ConnectionItem>, StoreError>> + Send;
+    /// Deletes up to 25 items in one batch; returns the keys DynamoDB left unprocessed.
+    fn delete_batch(
+        &self,
+        keys: &[ConnectionKey],
+    ) -> impl Future<Output = Result<Vec<ConnectionKey>, StoreError>> + Send;
+}
+
+/// DynamoDB's BatchWriteItem limit.
+pub const DELETE_BATCH_SIZE: usize = 25;
+
+/// The connections table in DynamoDB.
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl DynamoStore {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        DynamoStore {
+            client,
+            table: table.into(),
+        }
+    }
+}
+
+fn error(operation: &'static str, err: impl std::error::Error) -> StoreError {
+    // The SDK's Display says only "service error"; the source chain says which.
+    let mut message = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    StoreError { operation, message }
+}
+
+/// Reads a key attribute; items without one are skipped (they cannot be addressed anyway).
+fn string(item: &HashMap<String, AttributeValue>, name: &str) -> Option<String> {
+    item.get(name).and_then(|value| value.as_s().ok()).cloned()
+}
+
+fn connection_item(item: &HashMap<String, AttributeValue>) -> Option<ConnectionItem> {
+    let key = ConnectionKey {
+        user_id: string(item, table::USER_ID)?,
+        connection_id: string(item, table::CONNECTION_ID)?,
+    };
+    // TTL values are whole seconds, but a float written by hand must not make an item immortal.
+    let expires_at = item
+        .get(table::EXPIRES_AT)
+        .and_then(|value| value.as_n().ok())
+        .and_then(|n| {
+            n.parse::<i64>()
+                .ok()
+                .or_else(|| n.parse::<f64>().ok().map(|f| f as i64))
+        });
+    Some(ConnectionItem { key, expires_at })
+}
+
+fn items(raw: &[HashMap<String, AttributeValue>]) -> impl Iterator<Item = ConnectionItem> + '_ {
+    raw.iter().filter_map(|item| {
+        let parsed = connection_item(item);
+        if parsed.is_none() {
+            tracing::warn!("skipped a connection item without string user_id/connection_id");
+        }
+        parsed
+    })
+}
+
+/// `#u, #c, #e` and their names: only what fan-out needs crosses the wire.
+fn projection_names() -> HashMap<String, String> {
+    HashMap::from([
+        ("#u".to_string(), table::USER_ID.to_string()),
+        ("#c".to_string(), table::CONNECTION_ID.to_string()),
+        ("#e".to_string(), table::EXPIRES_AT.to_string()),
+    ])
+}
+
+impl ConnectionStore for DynamoStore {
+    async fn query_user(&self, user_id: &str) -> Result<Vec<ConnectionItem>, StoreError> {
+        let mut found = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#u = :u")
+                .projection_expression("#u, #c, #e")
+                .set_expression_attribute_names(Some(projection_names()))
+                .expression_attribute_values(":u", AttributeValue::S(user_id.to_string()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| error("Query", e))?;
+            found.extend(items(page.items()));
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return Ok(found);
+            }
+        }
+    }
+
+    async fn find_connection(
+        &self,
+        connection_id: &str,
+    ) -> Result<Option<ConnectionItem>, StoreError> {
+        // The index is keys-only, so it yields the user; `expires_at` needs the item itself.
+        let index = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(table::CONNECTION_INDEX)
+            .key_condition_expression("#c = :c")
+            .expression_attribute_names("#c", table::CONNECTION_ID)
+            .expression_attribute_values(":c", AttributeValue::S(connection_id.to_string()))
+            .limit(1)
+            .send()
+            .await
+            .map_err(|e| error("Query (connection_id index)", e))?;
+        let Some(key) = items(index.items()).next().map(|item| item.key) else {
+            return Ok(None);
+        };
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(table::USER_ID, AttributeValue::S(key.user_id.clone()))
+            .key(
+                table::CONNECTION_ID,
+                AttributeValue::S(key.connection_id.clone()),
+            )
+            .projection_expression("#u, #c, #e")
+            .set_expression_attribute_names(Some(projection_names()))
+            .send()
+            .await
+            .map_err(|e| error("GetItem", e))?;
+        Ok(item.item().and_then(connection_item))
+    }
+
+    async fn scan_segment(
+        &self,
+        segment: u32,
+        total_segments: u32,
+    ) -> Result<Vec<ConnectionItem>, StoreError> {
+        let mut found = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .segment(segment as i32)
+                .total_segments(total_segments as i32)
+                .projection_expression("#u, #c, #e")
+                .set_expression_attribute_names(Some(projection_names()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| error("Scan", e))?;
+            found.extend(items(page.items()));
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return Ok(found);
+            }
+        }
+    }
+
+    async fn delete_batch(&self, keys: &[ConnectionKey]) -> Result<Vec<ConnectionKey>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let requests = keys
+            .iter()
+            .map(|key| {
+                let delete = DeleteRequest::builder()
+                    .key(table::USER_ID, AttributeValue::S(key.user_id.clone()))
+                    .key(
+                        table::CONNECTION_ID,
+                        AttributeValue::S(key.connection_id.clone()),
+                    )
+                    .build()
+                    .map_err(|e| error("BatchWriteItem", e))?;
+                Ok(WriteRequest::builder().delete_request(delete).build())
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let output = self
+            .client
+            .batch_write_item()
+            .request_items(&self.table, requests)
+            .send()
+            .await
+            .map_err(|e| error("BatchWriteItem", e))?;
+        let unprocessed = output
+            .unprocessed_items()
+            .and_then(|tables| tables.get(&self.table))
+            .map(|requests| {
+                requests
+                    .iter()
+                    .filter_map(|request| request.delete_request())
+                    .filter_map(|delete| connection_item(delete.key()).map(|item| item.key))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(unprocessed)
+    }
+}

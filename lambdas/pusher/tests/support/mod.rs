@@ -1,0 +1,316 @@
+//! In-memory fakes of the pusher's three seams, and events built from real fixtures.
+#![allow(dead_code)]
+
+pub mod management_api;
+pub mod table;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use aws_lambda_events::event::sns::SnsEvent;
+use aws_lambda_events::event::sqs::SqsEvent;
+use lambda_runtime::{Context, LambdaEvent};
+use pusher::{
+    ConnectionItem, ConnectionKey, ConnectionStore, Limits, Outbox, OutboxError, PostOutcome,
+    Poster, Pusher, StoreError,
+};
+use serde_json::{json, Value};
+
+pub const SQS_FIXTURE: &str = include_str!("../fixtures/sqs_event.json");
+pub const SNS_FIXTURE: &str = include_str!("../fixtures/sns_event.json");
+
+/// Far in the future: items that are live for the whole test.
+pub const LIVE: Option<i64> = Some(4_000_000_000);
+/// Long past.
+pub const EXPIRED: Option<i64> = Some(1_000);
+
+pub fn item(user: &str, connection: &str, expires_at: Option<i64>) -> ConnectionItem {
+    ConnectionItem {
+        key: ConnectionKey {
+            user_id: user.into(),
+            connection_id: connection.into(),
+        },
+        expires_at,
+    }
+}
+
+#[derive(Default)]
+pub struct FakeStore {
+    pub items: Mutex<Vec<ConnectionItem>>,
+    pub queried_users: Mutex<Vec<String>>,
+    pub scanned_segments: Mutex<Vec<(u32, u32)>>,
+    pub deleted: Mutex<Vec<ConnectionKey>>,
+    pub largest_delete_batch: AtomicUsize,
+    /// The next this-many delete batches leave their last key unprocessed.
+    pub unprocessed_batches: AtomicUsize,
+    /// Queries for these users fail.
+    pub failing_users: Mutex<HashSet<String>>,
+}
+
+impl FakeStore {
+    pub fn with(items: Vec<ConnectionItem>) -> Self {
+        FakeStore {
+            items: Mutex::new(items),
+            ..FakeStore::default()
+        }
+    }
+}
+
+impl ConnectionStore for FakeStore {
+    async fn query_user(&self, user_id: &str) -> Result<Vec<ConnectionItem>, StoreError> {
+        self.queried_users.lock().unwrap().push(user_id.to_string());
+        if self.failing_users.lock().unwrap().contains(user_id) {
+            return Err(StoreError {
+                operation: "Query",
+                message: "ProvisionedThroughputExceededException".into(),
+            });
+        }
+        tokio::task::yield_now().await;
+        Ok(self
+            .items
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|i| i.key.user_id == user_id)
+            .cloned()
+            .collect())
+    }
+
+    async fn find_connection(
+        &self,
+        connection_id: &str,
+    ) -> Result<Option<ConnectionItem>, StoreError> {
+        Ok(self
+            .items
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|i| i.key.connection_id == connection_id)
+            .cloned())
+    }
+
+    async fn scan_segment(
+        &self,
+        segment: u32,
+        total: u32,
+    ) -> Result<Vec<ConnectionItem>, StoreError> {
+        self.scanned_segments.lock().unwrap().push((segment, total));
+        let items = self.items.lock().unwrap();
+        Ok(items
+            .iter()
+            .enumerate()
+            .filter(|(n, _)| *n as u32 % total == segment)
+            .map(|(_, i)| i.clone())
+            .collect())
+    }
+
+    async fn delete_batch(&self, keys: &[ConnectionKey]) -> Result<Vec<ConnectionKey>, StoreError> {
+        self.largest_delete_batch
+            .fetch_max(keys.len(), Ordering::SeqCst);
+        let leave_one = self
+            .unprocessed_batches
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        let (done, unprocessed) = match keys.split_last() {
+            Some((last, rest)) if leave_one => (rest.to_vec(), vec![last.clone()]),
+            _ => (keys.to_vec(), vec![]),
+        };
+        self.items
+            .lock()
+            .unwrap()
+            .retain(|i| !done.contains(&i.key));
+        self.deleted.lock().unwrap().extend(done);
+        Ok(unprocessed)
+    }
+}
+
+/// Records every post; answers from a per-connection script, then `Delivered`.
+#[derive(Default)]
+pub struct FakePoster {
+    pub scripts: Mutex<HashMap<String, VecDeque<PostOutcome>>>,
+    /// Connections that answer this forever.
+    pub always: Mutex<HashMap<String, PostOutcome>>,
+    pub posts: Mutex<Vec<(String, Vec<u8>)>>,
+    /// Connections that got a `Delivered` answer, once per such answer.
+    pub delivered: Mutex<Vec<String>>,
+    in_flight: AtomicUsize,
+    pub max_in_flight: AtomicUsize,
+    /// Each post takes this long (for concurrency and deadline tests).
+    pub latency: Mutex<Duration>,
+}
+
+impl FakePoster {
+    pub fn script(&self, connection: &str, outcomes: Vec<PostOutcome>) {
+        self.scripts
+            .lock()
+            .unwrap()
+            .insert(connection.into(), outcomes.into());
+    }
+    pub fn always(&self, connection: &str, outcome: PostOutcome) {
+        self.always
+            .lock()
+            .unwrap()
+            .insert(connection.into(), outcome);
+    }
+    /// How many posts each connection got.
+    pub fn counts(&self) -> HashMap<String, usize> {
+        let mut counts = HashMap::new();
+        for (connection, _) in self.posts.lock().unwrap().iter() {
+            *counts.entry(connection.clone()).or_insert(0) += 1;
+        }
+        counts
+    }
+    /// Every `Delivered` answer's connection, sorted (a duplicate delivery shows twice).
+    pub fn received(&self) -> Vec<String> {
+        let mut received: Vec<String> = self.delivered.lock().unwrap().clone();
+        received.sort();
+        received
+    }
+}
+
+impl Poster for FakePoster {
+    async fn post(&self, connection_id: &str, data: &[u8]) -> PostOutcome {
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        let latency = *self.latency.lock().unwrap();
+        if latency.is_zero() {
+            tokio::task::yield_now().await;
+        } else {
+            tokio::time::sleep(latency).await;
+        }
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.posts
+            .lock()
+            .unwrap()
+            .push((connection_id.to_string(), data.to_vec()));
+        let scripted = self
+            .scripts
+            .lock()
+            .unwrap()
+            .get_mut(connection_id)
+            .and_then(VecDeque::pop_front);
+        let outcome = scripted
+            .or_else(|| self.always.lock().unwrap().get(connection_id).cloned())
+            .unwrap_or(PostOutcome::Delivered);
+        if outcome == PostOutcome::Delivered {
+            self.delivered
+                .lock()
+                .unwrap()
+                .push(connection_id.to_string());
+        }
+        outcome
+    }
+}
+
+#[derive(Default)]
+pub struct FakeOutbox {
+    pub requeued: Mutex<Vec<(String, u32, Duration)>>,
+    pub dead_letters: Mutex<Vec<(String, &'static str)>>,
+    pub fail_requeue: AtomicBool,
+    pub fail_dead_letter: AtomicBool,
+}
+
+impl Outbox for FakeOutbox {
+    async fn requeue(
+        &self,
+        body: String,
+        generation: u32,
+        delay: Duration,
+    ) -> Result<(), OutboxError> {
+        if self.fail_requeue.load(Ordering::SeqCst) {
+            return Err(OutboxError::Send {
+                queue: "NOTIFICATIONS_QUEUE_URL",
+                message: "throttled".into(),
+            });
+        }
+        self.requeued
+            .lock()
+            .unwrap()
+            .push((body, generation, delay));
+        Ok(())
+    }
+
+    async fn dead_letter(&self, body: String, reason: &'static str) -> Result<(), OutboxError> {
+        if self.fail_dead_letter.load(Ordering::SeqCst) {
+            return Err(OutboxError::Send {
+                queue: "DEAD_LETTER_QUEUE_URL",
+                message: "access denied".into(),
+            });
+        }
+        self.dead_letters.lock().unwrap().push((body, reason));
+        Ok(())
+    }
+}
+
+pub type FakePusher = Pusher<FakeStore, FakePoster, FakeOutbox>;
+
+/// Small backoffs so retry tests run fast; no safety margin needed without a deadline.
+pub fn test_limits() -> Limits {
+    Limits {
+        lookup_concurrency: 4,
+        post_concurrency: 8,
+        scan_segments: 4,
+        max_post_attempts: 4,
+        max_generations: 2,
+        backoff_base: Duration::from_millis(1),
+        backoff_cap: Duration::from_millis(4),
+        safety_margin: Duration::from_millis(0),
+        post_timeout: Duration::from_millis(0),
+        requeue_delay: Duration::from_secs(5),
+    }
+}
+
+pub fn pusher(items: Vec<ConnectionItem>) -> FakePusher {
+    Pusher {
+        store: FakeStore::with(items),
+        poster: FakePoster::default(),
+        outbox: FakeOutbox::default(),
+        limits: test_limits(),
+    }
+}
+
+/// An SQS event from the real fixture with one record per `(message id, body, generation)`.
+pub fn sqs_event(messages: &[(&str, &str, Option<u32>)]) -> LambdaEvent<SqsEvent> {
+    let fixture: Value = serde_json::from_str(SQS_FIXTURE).unwrap();
+    let template = fixture["Records"][0].clone();
+    let records: Vec<Value> = messages
+        .iter()
+        .map(|(id, body, generation)| {
+            let mut record = template.clone();
+            record["messageId"] = json!(id);
+            record["body"] = json!(body);
+            if let Some(generation) = generation {
+                record["messageAttributes"] = json!({
+                    "sumu_generation": {"stringValue": generation.to_string(), "stringListValues": [],
+                        "binaryListValues": [], "dataType": "Number"}
+                });
+            }
+            record
+        })
+        .collect();
+    LambdaEvent::new(
+        serde_json::from_value(json!({ "Records": records })).unwrap(),
+        Context::default(),
+    )
+}
+
+/// An SNS event from the real fixture carrying `message`.
+pub fn sns_event(message: &str) -> LambdaEvent<SnsEvent> {
+    let mut fixture: Value = serde_json::from_str(SNS_FIXTURE).unwrap();
+    fixture["Records"][0]["Sns"]["Message"] = json!(message);
+    LambdaEvent::new(serde_json::from_value(fixture).unwrap(), Context::default())
+}
+
+/// The ids a narrowed body targets.
+pub fn narrowed_connections(body: &str) -> Vec<String> {
+    let value: Value = serde_json::from_str(body).unwrap();
+    assert!(
+        value.get("users").is_none(),
+        "a narrowed request names no users: {body}"
+    );
+    let mut ids: Vec<String> = serde_json::from_value(value["connections"].clone()).unwrap();
+    ids.sort();
+    ids
+}

@@ -1,0 +1,119 @@
+//! Connections tables in moto, shaped as DESIGN.md says.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, Projection, ProjectionType, PutRequest, ScalarAttributeType, WriteRequest,
+};
+use pusher::ConnectionItem;
+use sumu_wire::table;
+
+pub async fn dynamodb() -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::new(&testkit::aws_config().await)
+}
+
+/// A connections table shaped as DESIGN.md says: keys, and the keys-only `connection_id` index.
+pub async fn create_table(client: &aws_sdk_dynamodb::Client) -> String {
+    let name = testkit::unique_name("connections");
+    let key = |name: &str, kind| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .unwrap()
+    };
+    let attribute = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .unwrap()
+    };
+    client
+        .create_table()
+        .table_name(&name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attribute(table::USER_ID))
+        .attribute_definitions(attribute(table::CONNECTION_ID))
+        .key_schema(key(table::USER_ID, KeyType::Hash))
+        .key_schema(key(table::CONNECTION_ID, KeyType::Range))
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(table::CONNECTION_INDEX)
+                .key_schema(key(table::CONNECTION_ID, KeyType::Hash))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::KeysOnly)
+                        .build(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("create table");
+    name
+}
+
+/// Writes items the way the `$connect` template does (plus the attributes the pusher ignores).
+pub async fn put_items(
+    client: &aws_sdk_dynamodb::Client,
+    table_name: &str,
+    items: &[ConnectionItem],
+) {
+    for batch in items.chunks(25) {
+        let requests: Vec<WriteRequest> = batch
+            .iter()
+            .map(|item| {
+                let mut attributes = HashMap::from([
+                    (
+                        table::USER_ID.to_string(),
+                        AttributeValue::S(item.key.user_id.clone()),
+                    ),
+                    (
+                        table::CONNECTION_ID.to_string(),
+                        AttributeValue::S(item.key.connection_id.clone()),
+                    ),
+                    (
+                        table::CONNECTED_AT.to_string(),
+                        AttributeValue::N("1700000000000".into()),
+                    ),
+                    (
+                        table::SOURCE_IP.to_string(),
+                        AttributeValue::S("203.0.113.9".into()),
+                    ),
+                ]);
+                if let Some(expires_at) = item.expires_at {
+                    attributes.insert(
+                        table::EXPIRES_AT.to_string(),
+                        AttributeValue::N(expires_at.to_string()),
+                    );
+                }
+                let put = PutRequest::builder()
+                    .set_item(Some(attributes))
+                    .build()
+                    .unwrap();
+                WriteRequest::builder().put_request(put).build()
+            })
+            .collect();
+        let output = client
+            .batch_write_item()
+            .request_items(table_name, requests)
+            .send()
+            .await
+            .unwrap();
+        assert!(output.unprocessed_items().is_none_or(|u| u.is_empty()));
+    }
+}
+
+pub async fn connection_ids(client: &aws_sdk_dynamodb::Client, table_name: &str) -> Vec<String> {
+    let output = client.scan().table_name(table_name).send().await.unwrap();
+    let mut ids: Vec<String> = output
+        .items()
+        .iter()
+        .map(|item| item[table::CONNECTION_ID].as_s().unwrap().clone())
+        .collect();
+    ids.sort();
+    ids
+}
