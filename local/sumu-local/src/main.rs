@@ -97,6 +97,10 @@ struct ServeArgs {
     /// instead of trusting only development tokens.
     #[arg(long, env = "SUMU_LOCAL_AUTHORIZER_FROM_ENV")]
     authorizer_from_env: bool,
+    /// Run the demo back end on the messages queue (it consumes that queue: leave it off when
+    /// your own back end reads it). `scripts/dev` turns it on.
+    #[arg(long, env = "SUMU_LOCAL_DEMO")]
+    demo: bool,
 }
 
 /// `.tools/sumu-local/dev-signing-key.p8` in the repository: shared by `serve` and `token`.
@@ -148,6 +152,11 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
     config.identity_sources = args.identity_sources;
     if args.authorizer_from_env {
         config.authorizer = AuthorizerSetup::Custom(authorizer::Config::from_env()?);
+    }
+    if args.demo {
+        config
+            .runners
+            .push(sumu_local::runners::demo::demo_runner());
     }
     let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port)).await?;
     let emulator = sumu_local::start(listener, config).await?;

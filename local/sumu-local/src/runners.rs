@@ -11,6 +11,7 @@ use tokio::sync::watch;
 
 use crate::provision::Resources;
 
+pub mod demo;
 pub mod pusher;
 pub mod sns;
 pub mod sqs;
