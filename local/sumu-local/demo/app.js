@@ -5,7 +5,7 @@
 
 const params = new URLSearchParams(location.search);
 const settings = {
-  stage: params.get('stage') || 'local',
+  stage: params.get('stage') || 'dev',
   // Keep-alive below API Gateway's 10-minute idle timeout.
   pingMs: Number(params.get('ping_ms')) || 5 * 60 * 1000,
   backoffBaseMs: Number(params.get('backoff_ms')) || 1000,

@@ -91,6 +91,9 @@ pub struct Config {
     /// The presence handler on the `presence` route and the connections table's stream
     /// (issue 5); `None` runs neither (the route then answers `Internal server error`).
     pub presence: Option<PresenceSetup>,
+
+    /// How the pusher runners (notifications queue and topic) run.
+    pub pusher: crate::runners::pusher::PusherSetup,
 }
 
 impl Config {
@@ -112,6 +115,8 @@ impl Config {
             runners: crate::runners::default_runners(),
             proxies: HashMap::new(),
             presence: Some(PresenceSetup::default()),
+
+            pusher: Default::default(),
         }
     }
 }

@@ -2,15 +2,17 @@
 //!
 //! One port serves what API Gateway serves on one domain: the WebSocket API
 //! (`ws://HOST:PORT/{stage}`), the management API (`/{stage}/@connections/{id}`) and, for the
-//! development identity provider, a JWKS (`/.well-known/jwks.json`).
+//! development identity provider, a JWKS (`/.well-known/jwks.json`), the demo page (`/demo/`) and
+//! its token endpoint (`/dev/token?sub=…`).
 //!
 //! Layout: [`protocol`] (pure frames/selection/context), [`state`] (the connection registry),
 //! [`ws`] and [`management`] (I/O handlers), [`integration`] + [`routes`] (templates and service
-//! calls), [`authorizer_bridge`], [`dev_idp`], [`provision`], [`runners`].
+//! calls), [`authorizer_bridge`], [`dev_idp`], [`provision`], [`runners`], [`demo`].
 
 pub mod authorizer_bridge;
 pub mod aws_service;
 pub mod config;
+pub mod demo;
 pub mod dev_idp;
 pub mod integration;
 pub mod management;
@@ -84,6 +86,7 @@ pub struct AppState {
 pub fn app(state: Arc<AppState>) -> Router {
     Router::new()
         .route(JWKS_PATH, get(jwks))
+        .merge(demo::routes())
         .route("/{stage}", get(ws::connect))
         .route(
             "/{stage}/{collection}/{id}",
@@ -129,6 +132,8 @@ pub struct Endpoints {
     /// `http://HOST:PORT/{stage}`: the management API's `endpoint_url`.
     pub management_url: String,
     pub jwks_url: String,
+    /// `http://HOST:PORT/demo/?stage={stage}`: the demo page.
+    pub demo_url: String,
     pub resources: Resources,
 }
 
@@ -175,6 +180,7 @@ pub async fn start(listener: TcpListener, mut config: Config) -> Result<Emulator
         websocket_url: format!("ws://{base}/{}", config.stage),
         management_url: format!("http://{base}/{}", config.stage),
         jwks_url: format!("http://{base}{JWKS_PATH}"),
+        demo_url: format!("http://{base}{}?stage={}", demo::DEMO_PATH, config.stage),
         resources: resources.clone(),
     };
     let authorizer_config = match config.authorizer {
@@ -230,6 +236,7 @@ pub async fn start(listener: TcpListener, mut config: Config) -> Result<Emulator
         resources,
         management_url: endpoints.management_url.clone(),
         shutdown,
+        pusher: config.pusher,
     };
     Ok(Emulator {
         listener,

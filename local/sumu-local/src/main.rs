@@ -102,6 +102,11 @@ struct ServeArgs {
     /// subscribed to), `queue` (the messages queue only) or `none` (logged only).
     #[arg(long, env = "SUMU_LOCAL_PRESENCE_DESTINATION", default_value = "topic")]
     presence_destination: PresenceDestination,
+
+    /// Run the demo back end on the messages queue (it consumes that queue: leave it off when
+    /// your own back end reads it). `scripts/dev` turns it on.
+    #[arg(long, env = "SUMU_LOCAL_DEMO")]
+    demo: bool,
 }
 
 /// `.tools/sumu-local/dev-signing-key.p8` in the repository: shared by `serve` and `token`.
@@ -158,6 +163,11 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
     if args.authorizer_from_env {
         config.authorizer = AuthorizerSetup::Custom(authorizer::Config::from_env()?);
     }
+    if args.demo {
+        config
+            .runners
+            .push(sumu_local::runners::demo::demo_runner());
+    }
     let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port)).await?;
     let emulator = sumu_local::start(listener, config).await?;
     let token = idp.mint("alice", Duration::from_secs(3600), now_secs())?;
@@ -177,6 +187,7 @@ fn print_banner(endpoints: &Endpoints, token: &str) {
          \n  WebSocket API        {ws}?authorization=<JWT>\
          \n  Management API       {mgmt}/@connections/{{connectionId}}   (endpoint_url = {mgmt})\
          \n  Dev JWKS             {jwks}\
+         \n  Demo page            {demo}   (sign in as anyone, in two windows)\
          \n  Connections table    {table}\
          \n  Messages topic       {mtopic}   (publish route)\
          \n  Messages queue       {mqueue}   (send route + everything published; read from here)\
@@ -188,6 +199,7 @@ fn print_banner(endpoints: &Endpoints, token: &str) {
         ws = endpoints.websocket_url,
         mgmt = endpoints.management_url,
         jwks = endpoints.jwks_url,
+        demo = endpoints.demo_url,
         table = r.connections_table,
         mtopic = r.messages_topic_arn,
         mqueue = r.messages_queue_url,

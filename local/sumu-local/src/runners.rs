@@ -11,6 +11,11 @@ use tokio::sync::watch;
 
 use crate::provision::Resources;
 
+pub mod demo;
+pub mod pusher;
+pub mod sns;
+pub mod sqs;
+
 /// What a runner gets: the AWS endpoint's SDK configuration, the provisioned resources, the
 /// management API's endpoint (for `aws-sdk-apigatewaymanagement`'s `endpoint_url`) and the
 /// shutdown signal.
@@ -21,6 +26,8 @@ pub struct RunnerContext {
     /// `http://127.0.0.1:PORT/{stage}`.
     pub management_url: String,
     pub shutdown: watch::Receiver<bool>,
+    /// How the pusher runners run (issue 6).
+    pub pusher: pusher::PusherSetup,
 }
 
 impl RunnerContext {
@@ -38,5 +45,5 @@ pub type Runner = Box<dyn FnOnce(RunnerContext) -> BoxFuture<'static, ()> + Send
 
 /// The runners `sumu-local serve` starts.
 pub fn default_runners() -> Vec<Runner> {
-    Vec::new()
+    vec![pusher::queue_runner(), pusher::topic_runner()]
 }

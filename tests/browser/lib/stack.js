@@ -10,7 +10,7 @@ export const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 export const ARTIFACTS = join(REPO, 'tests/browser/artifacts');
 
 /** Assumed sumu-local command line (see docs/demo.md); SUMU_LOCAL_ARGS replaces it. */
-export const DEFAULT_ARGS = '--port {port} --aws-endpoint {moto} --stage {stage} --prefix {prefix}';
+export const DEFAULT_ARGS = '--port {port} --aws-endpoint {moto} --stage {stage} --prefix {prefix} --demo';
 
 export function freePort() {
   return new Promise((resolve, reject) => {
