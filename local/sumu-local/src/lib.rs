@@ -37,6 +37,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -285,8 +286,12 @@ impl Emulator {
             let _ = sender.send(true);
         };
         let state = Arc::clone(&self.state);
+        // Frames are small and latency-bound: no Nagle delay on replies.
+        let listener = self.listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         axum::serve(
-            self.listener,
+            listener,
             app(Arc::clone(&state)).into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(signal)

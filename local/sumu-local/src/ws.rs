@@ -36,7 +36,7 @@ pub const CLOSE_TOO_BIG: u16 = 1009;
 
 /// Small socket buffers: tungstenite's defaults (128 KiB each) would cost far more than the
 /// connection itself; they grow on demand for big messages.
-const READ_BUFFER_BYTES: usize = 4 * 1024;
+const READ_BUFFER_BYTES: usize = 1024;
 const WRITE_BUFFER_BYTES: usize = 0;
 
 /// A JSON error answer to the upgrade request, as API Gateway sends (`{"message":"…"}`).

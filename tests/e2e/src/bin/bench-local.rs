@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use futures::{stream, SinkExt, StreamExt};
 use sumu_local::dev_idp::DevIdentityProvider;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
 struct Args {
@@ -121,7 +122,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|token| {
             let url = format!("{}?authorization={token}", args.url);
             async move {
-                tokio_tungstenite::connect_async(url)
+                // Small client buffers: 10,000 clients at tungstenite's 128 KiB default would
+                // take more memory than the server under test.
+                let config = WebSocketConfig::default()
+                    .read_buffer_size(4096)
+                    .write_buffer_size(0);
+                tokio_tungstenite::connect_async_with_config(url, Some(config), true)
                     .await
                     .map(|(client, _)| client)
                     .map_err(|error| error.to_string())
