@@ -189,3 +189,38 @@ where
     )
     .await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_envelope_becomes_a_lambda_sns_record() {
+        let envelope = json!({
+            "Type": "Notification",
+            "MessageId": "m-1",
+            "TopicArn": "arn:aws:sns:us-east-1:123456789012:t",
+            "Message": "{\"users\":[\"u\"],\"data\":1}",
+            "Timestamp": "2026-11-21T22:00:00.000Z",
+            "SignatureVersion": "1",
+            "Signature": "sig",
+            "SigningCertURL": "https://cert",
+            "UnsubscribeURL": "https://unsub",
+            "MessageAttributes": {"a": {"Type": "String", "Value": "v"}}
+        })
+        .to_string();
+        let record = record_of(&envelope, "arn:sub").unwrap();
+        assert_eq!(record.event_source, "aws:sns");
+        assert_eq!(record.event_subscription_arn, "arn:sub");
+        assert_eq!(record.sns.message_id, "m-1");
+        assert_eq!(record.sns.message, "{\"users\":[\"u\"],\"data\":1}");
+        assert_eq!(record.sns.topic_arn, "arn:aws:sns:us-east-1:123456789012:t");
+        assert_eq!(record.sns.message_attributes["a"].value, "v");
+    }
+
+    #[test]
+    fn a_body_that_is_not_an_envelope_is_refused() {
+        assert!(record_of("{not json", "s").is_err());
+        assert!(record_of("{\"Type\":\"Notification\"}", "s").is_err());
+    }
+}
