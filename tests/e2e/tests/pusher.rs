@@ -80,8 +80,12 @@ async fn multicast(via: Via) {
         )
         .await;
 
-    first.received_exactly(&local, &[data.clone()]).await;
-    second.received_exactly(&local, &[data.clone()]).await;
+    first
+        .received_exactly(&local, std::slice::from_ref(&data))
+        .await;
+    second
+        .received_exactly(&local, std::slice::from_ref(&data))
+        .await;
     second_again.received_exactly(&local, &[data]).await;
     left_out.received_exactly(&local, &[]).await;
 }
@@ -98,7 +102,9 @@ async fn broadcast(via: Via) {
     local.notify(via, &json!({"data": data}).to_string()).await;
 
     for receiver in &mut receivers {
-        receiver.received_exactly(&local, &[data.clone()]).await;
+        receiver
+            .received_exactly(&local, std::slice::from_ref(&data))
+            .await;
     }
 }
 both_ways!(broadcast, broadcast_via_queue, broadcast_via_topic);
@@ -127,7 +133,9 @@ async fn broadcast_excluding_150_users(via: Via) {
         )
         .await;
 
-    included.received_exactly(&local, &[data.clone()]).await;
+    included
+        .received_exactly(&local, std::slice::from_ref(&data))
+        .await;
     also_included.received_exactly(&local, &[data]).await;
     excluded.received_exactly(&local, &[]).await;
     let remaining = local.all_items().await.len();
@@ -176,7 +184,9 @@ async fn connections_targeting(via: Via) {
         )
         .await;
 
-    chosen.received_exactly(&local, &[data.clone()]).await;
+    chosen
+        .received_exactly(&local, std::slice::from_ref(&data))
+        .await;
     also_chosen.received_exactly(&local, &[data]).await;
     other_socket.received_exactly(&local, &[]).await;
 }
@@ -239,7 +249,8 @@ async fn stale_items_are_pruned(via: Via) {
         )
         .await;
 
-    live.received_exactly(&local, &[data.clone()]).await;
+    live.received_exactly(&local, std::slice::from_ref(&data))
+        .await;
     also_live.received_exactly(&local, &[data]).await;
     expired.received_exactly(&local, &[]).await;
     local.until_no_item(&gone_user).await;

@@ -200,7 +200,7 @@ fn fault_for(n: usize, earlier: usize) -> Option<Fault> {
     match (n % 3, earlier) {
         (0, 0) => Some(Fault::Throttled),
         (1, 0) => Some(Fault::InternalError),
-        (_, 1) if n % 4 == 0 => Some(Fault::InternalError),
+        (_, 1) if n.is_multiple_of(4) => Some(Fault::InternalError),
         _ => None,
     }
 }
@@ -250,7 +250,9 @@ async fn throttled_and_failing_posts(via: Via) {
         .await;
     // The first request fully handled before the second (each receiver's log is per request).
     for receiver in &mut receivers {
-        receiver.received_exactly(&local, &[first.clone()]).await;
+        receiver
+            .received_exactly(&local, std::slice::from_ref(&first))
+            .await;
     }
     let after_first: Vec<Vec<u16>> = receivers
         .iter()
@@ -260,7 +262,9 @@ async fn throttled_and_failing_posts(via: Via) {
         .notify(via, &json!({"users": users, "data": second}).to_string())
         .await;
     for receiver in &mut receivers {
-        receiver.received_exactly(&local, &[second.clone()]).await;
+        receiver
+            .received_exactly(&local, std::slice::from_ref(&second))
+            .await;
     }
 
     for (n, receiver) in receivers.iter().enumerate() {
@@ -334,9 +338,13 @@ async fn a_connection_failing_past_its_attempts_is_requeued_alone() {
         )
         .await;
 
-    victim.received_exactly(&local, &[data.clone()]).await;
+    victim
+        .received_exactly(&local, std::slice::from_ref(&data))
+        .await;
     for other in &mut others {
-        other.received_exactly(&local, &[data.clone()]).await;
+        other
+            .received_exactly(&local, std::slice::from_ref(&data))
+            .await;
     }
     // Five failed attempts in the first invocation, a sixth in the narrowed generation 1,
     // then the delivery (the marker post went straight to sumu-local, not through the proxy).

@@ -86,13 +86,8 @@ pub async fn subscribe(context: &RunnerContext, tap: &TopicTap) -> Result<String
 
 #[derive(Debug, thiserror::Error)]
 enum ArnError {
-    #[error(transparent)]
-    Sdk(
-        #[from]
-        aws_sdk_sqs::error::SdkError<
-            aws_sdk_sqs::operation::get_queue_attributes::GetQueueAttributesError,
-        >,
-    ),
+    #[error("GetQueueAttributes: {0}")]
+    Sdk(String),
     #[error("GetQueueAttributes returned no QueueArn")]
     Missing,
 }
@@ -102,7 +97,8 @@ async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<String, ArnEr
         .queue_url(url)
         .attribute_names(QueueAttributeName::QueueArn)
         .send()
-        .await?
+        .await
+        .map_err(|error| ArnError::Sdk(DisplayErrorContext(&error).to_string()))?
         .attributes
         .and_then(|attributes| attributes.get(&QueueAttributeName::QueueArn).cloned())
         .ok_or(ArnError::Missing)
