@@ -3,6 +3,8 @@
 //! resource names of its own, and offers what the suites share: tokens, WebSocket clients,
 //! reads of the connections table, polling with a generous deadline.
 
+pub mod notify;
+
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;

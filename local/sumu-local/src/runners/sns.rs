@@ -86,13 +86,8 @@ pub async fn subscribe(context: &RunnerContext, tap: &TopicTap) -> Result<String
 
 #[derive(Debug, thiserror::Error)]
 enum ArnError {
-    #[error(transparent)]
-    Sdk(
-        #[from]
-        aws_sdk_sqs::error::SdkError<
-            aws_sdk_sqs::operation::get_queue_attributes::GetQueueAttributesError,
-        >,
-    ),
+    #[error("GetQueueAttributes: {0}")]
+    Sdk(String),
     #[error("GetQueueAttributes returned no QueueArn")]
     Missing,
 }
@@ -102,7 +97,8 @@ async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<String, ArnEr
         .queue_url(url)
         .attribute_names(QueueAttributeName::QueueArn)
         .send()
-        .await?
+        .await
+        .map_err(|error| ArnError::Sdk(DisplayErrorContext(&error).to_string()))?
         .attributes
         .and_then(|attributes| attributes.get(&QueueAttributeName::QueueArn).cloned())
         .ok_or(ArnError::Missing)
@@ -188,4 +184,39 @@ where
         },
     )
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_envelope_becomes_a_lambda_sns_record() {
+        let envelope = json!({
+            "Type": "Notification",
+            "MessageId": "m-1",
+            "TopicArn": "arn:aws:sns:us-east-1:123456789012:t",
+            "Message": "{\"users\":[\"u\"],\"data\":1}",
+            "Timestamp": "2026-11-21T22:00:00.000Z",
+            "SignatureVersion": "1",
+            "Signature": "sig",
+            "SigningCertURL": "https://cert",
+            "UnsubscribeURL": "https://unsub",
+            "MessageAttributes": {"a": {"Type": "String", "Value": "v"}}
+        })
+        .to_string();
+        let record = record_of(&envelope, "arn:sub").unwrap();
+        assert_eq!(record.event_source, "aws:sns");
+        assert_eq!(record.event_subscription_arn, "arn:sub");
+        assert_eq!(record.sns.message_id, "m-1");
+        assert_eq!(record.sns.message, "{\"users\":[\"u\"],\"data\":1}");
+        assert_eq!(record.sns.topic_arn, "arn:aws:sns:us-east-1:123456789012:t");
+        assert_eq!(record.sns.message_attributes["a"].value, "v");
+    }
+
+    #[test]
+    fn a_body_that_is_not_an_envelope_is_refused() {
+        assert!(record_of("{not json", "s").is_err());
+        assert!(record_of("{\"Type\":\"Notification\"}", "s").is_err());
+    }
 }

@@ -102,8 +102,9 @@ pub fn to_event(
     event
 }
 
-/// The receipt handles to delete: every message of the batch except those the handler
-/// reported as failed (all of them if the handler failed).
+/// The (message id, receipt handle) pairs to delete: every message of the batch except those
+/// the handler reported as failed. Nothing if the handler failed or, as Lambda does, if a
+/// reported identifier is empty or names no message of the batch (the whole batch failed).
 pub fn to_delete<E>(
     event: &SqsEvent,
     outcome: &Result<SqsBatchResponse, E>,
@@ -116,6 +117,17 @@ pub fn to_delete<E>(
             .collect(),
         Err(_) => return Vec::new(),
     };
+    let in_batch: HashSet<&str> = event
+        .records
+        .iter()
+        .filter_map(|record| record.message_id.as_deref())
+        .collect();
+    if failed.iter().any(|id| !in_batch.contains(id)) {
+        tracing::warn!(
+            "batchItemFailures names a message that is not in the batch: the whole batch failed"
+        );
+        return Vec::new();
+    }
     event
         .records
         .iter()
@@ -222,5 +234,92 @@ async fn delete(sqs: &aws_sdk_sqs::Client, queue_url: &str, handled: Vec<(String
         }
         Err(error) => tracing::warn!(queue = %queue_url, error = %DisplayErrorContext(&error),
             "DeleteMessageBatch failed: the batch will reappear"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_sqs::types::{Message, MessageAttributeValue};
+
+    fn message(id: &str, body: &str) -> Message {
+        Message::builder()
+            .message_id(id)
+            .receipt_handle(format!("handle-{id}"))
+            .body(body)
+            .attributes(MessageSystemAttributeName::ApproximateReceiveCount, "3")
+            .message_attributes(
+                "sumu_generation",
+                MessageAttributeValue::builder()
+                    .data_type("Number")
+                    .string_value("1")
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+    }
+
+    fn batch() -> SqsEvent {
+        to_event(
+            vec![message("a", "1"), message("b", "2"), message("c", "3")],
+            "arn:aws:sqs:us-east-1:123456789012:q",
+            "us-east-1",
+        )
+    }
+
+    #[test]
+    fn messages_take_the_lambda_event_shape() {
+        let event = batch();
+        let json = serde_json::to_value(&event).unwrap();
+        let first = &json["Records"][0];
+        assert_eq!(first["messageId"], "a");
+        assert_eq!(first["receiptHandle"], "handle-a");
+        assert_eq!(first["body"], "1");
+        assert_eq!(first["attributes"]["ApproximateReceiveCount"], "3");
+        assert_eq!(
+            first["messageAttributes"]["sumu_generation"]["stringValue"],
+            "1"
+        );
+        assert_eq!(
+            first["messageAttributes"]["sumu_generation"]["dataType"],
+            "Number"
+        );
+        assert_eq!(first["eventSource"], "aws:sqs");
+        assert_eq!(
+            first["eventSourceARN"],
+            "arn:aws:sqs:us-east-1:123456789012:q"
+        );
+        assert_eq!(first["awsRegion"], "us-east-1");
+    }
+
+    fn ids(deleted: Vec<(String, String)>) -> Vec<String> {
+        deleted.into_iter().map(|(id, _)| id).collect()
+    }
+
+    #[test]
+    fn all_but_the_reported_failures_are_deleted() {
+        let event = batch();
+        let mut response = SqsBatchResponse::default();
+        response.add_failure("b");
+        assert_eq!(
+            ids(to_delete(&event, &Ok::<_, ()>(response))),
+            vec!["a".to_string(), "c".to_string()]
+        );
+        assert_eq!(
+            ids(to_delete(&event, &Ok::<_, ()>(SqsBatchResponse::default()))),
+            vec!["a".to_string(), "b".to_string(), "c".to_string()]
+        );
+    }
+
+    #[test]
+    fn a_handler_error_or_an_unknown_failure_id_fails_the_whole_batch() {
+        let event = batch();
+        assert!(to_delete(&event, &Err::<SqsBatchResponse, _>("crashed")).is_empty());
+        let mut response = SqsBatchResponse::default();
+        response.add_failure("not-in-the-batch");
+        assert!(to_delete(&event, &Ok::<_, ()>(response)).is_empty());
+        let mut response = SqsBatchResponse::default();
+        response.add_failure("");
+        assert!(to_delete(&event, &Ok::<_, ()>(response)).is_empty());
     }
 }
