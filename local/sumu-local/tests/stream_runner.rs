@@ -110,6 +110,7 @@ async fn records_after_start_are_handed_over_retried_from_the_failure_then_skipp
         resources,
         management_url: "http://127.0.0.1:9/dev".into(),
         shutdown,
+        pusher: Default::default(),
     };
     let batches = Arc::new(Mutex::new(Vec::new()));
     let running = tokio::spawn(poller.run(context, recording_handler(Arc::clone(&batches))));
@@ -210,6 +211,7 @@ async fn a_failed_presence_delivery_is_retried_from_its_record_until_it_succeeds
         resources,
         management_url: "http://127.0.0.1:9/dev".into(),
         shutdown,
+        pusher: Default::default(),
     };
     let running = tokio::spawn(poller.run(context, handler));
 
