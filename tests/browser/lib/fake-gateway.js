@@ -9,7 +9,7 @@ import { WebSocketServer } from 'ws';
 
 const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css' };
 
-export async function startFakeGateway({ demoDir, stage = 'local' }) {
+export async function startFakeGateway({ demoDir, stage = 'dev' }) {
   const sockets = [];        // every accepted connection: {user, socket, received: [parsed frames]}
   const tokenRequests = [];  // the `sub` of each /dev/token call
   let refuseUpgrades = false;
