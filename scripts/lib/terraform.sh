@@ -36,7 +36,7 @@ terraform_static_checks() {
     terraform -chdir="$ROOT/$dir" validate -no-color
   done
 
-  for dir in modules/sumu modules/custom-domain; do
+  for dir in modules/sumu modules/custom-domain terraform/aws; do
     log "terraform test $dir (mock provider)"
     terraform -chdir="$ROOT/$dir" test -no-color
   done

@@ -1,6 +1,7 @@
 # The whole sumu stack in your AWS account, built from this repository: the module, the Lambdas
 # from `scripts/build-lambdas` (target/lambda/*/bootstrap.zip), an optional demo identity provider
-# (Cognito) so you can connect right away, alarms delivered by e-mail, an optional custom domain.
+# (Cognito) so you can connect right away, the demo back end (demo_backend.tf), alarms delivered by
+# e-mail, an optional custom domain.
 # README.md walks through it step by step.
 
 provider "aws" {
@@ -94,6 +95,11 @@ resource "aws_sns_topic_subscription" "alarm_email" {
   endpoint  = var.alarm_email
 }
 
+# Lambda packages (scripts/build-lambdas): <lambda_zip_dir>/<function>/bootstrap.zip.
+locals {
+  lambda_zip_dir = coalesce(var.lambda_zip_dir, "${path.module}/../../target/lambda")
+}
+
 module "sumu" {
   source = "../../modules/sumu"
 
@@ -102,7 +108,11 @@ module "sumu" {
   issuers              = concat(var.issuers, local.demo_issuer)
   presence_destination = var.presence_destination
   alarm_actions        = [aws_sns_topic.alarms.arn]
-  # Lambda packages: the module's default, target/lambda/<function>/bootstrap.zip of this repository.
+  lambda_zips = {
+    authorizer = "${local.lambda_zip_dir}/authorizer/bootstrap.zip"
+    presence   = "${local.lambda_zip_dir}/presence/bootstrap.zip"
+    pusher     = "${local.lambda_zip_dir}/pusher/bootstrap.zip"
+  }
 
   depends_on = [aws_api_gateway_account.this]
 }

@@ -43,6 +43,11 @@ output "function_names" {
   value       = module.sumu.function_names
 }
 
+output "demo_backend_function_name" {
+  description = "The demo back end Lambda (null when create_demo_backend = false); its logs are in /aws/lambda/<name>."
+  value       = var.create_demo_backend ? aws_lambda_function.demo_backend[0].function_name : null
+}
+
 output "demo_user_pool_id" {
   description = "The demo Cognito user pool (null when create_demo_user_pool = false)."
   value       = var.create_demo_user_pool ? aws_cognito_user_pool.demo[0].id : null

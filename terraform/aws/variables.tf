@@ -28,9 +28,21 @@ variable "issuers" {
 }
 
 variable "create_demo_user_pool" {
-  description = "Create a Cognito user pool and app client whose ID tokens the authorizer trusts, so you can connect before wiring your own identity provider (README, step 4)."
+  description = "Create a Cognito user pool and app client whose ID tokens the authorizer trusts, so you can connect before wiring your own identity provider (README, step 3)."
   type        = bool
   default     = true
+}
+
+variable "create_demo_backend" {
+  description = "Deploy the demo back end (lambdas/demo-backend), which answers clients speaking the demo's message protocol. It consumes the messages queue (and subscribes to the messages topic): set false when your own back end reads the queue."
+  type        = bool
+  default     = true
+}
+
+variable "lambda_zip_dir" {
+  description = "Directory holding <function>/bootstrap.zip as written by scripts/build-lambdas (the module's Lambdas and the demo back end); null means this repository's target/lambda."
+  type        = string
+  default     = null
 }
 
 variable "manage_api_gateway_account" {
