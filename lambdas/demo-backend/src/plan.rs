@@ -34,8 +34,8 @@ pub fn presence_request(presence: &Presence) -> NotificationRequest {
         object.insert("reason".into(), json!(reason));
     }
     NotificationRequest {
-        users: Vec::new(),
-        connections: Vec::new(),
+        users: None,
+        connections: None,
         exclude_users: vec![presence.user_id.clone()],
         data,
     }
@@ -55,7 +55,7 @@ pub fn chat_request(sender: &Sender, chat: &Chat) -> NotificationRequest {
         "timestamp": sender.timestamp,
     });
     let (users, exclude_users) = match chat.mode {
-        Mode::Unicast => (vec![sender.user_id.clone()], Vec::new()),
+        Mode::Unicast => (Some(vec![sender.user_id.clone()]), Vec::new()),
         Mode::Multicast => {
             let recipients = distinct_without(&chat.to, &sender.user_id);
             if let Some(object) = frame.as_object_mut() {
@@ -63,13 +63,13 @@ pub fn chat_request(sender: &Sender, chat: &Chat) -> NotificationRequest {
             }
             let mut users = recipients;
             users.push(sender.user_id.clone());
-            (users, Vec::new())
+            (Some(users), Vec::new())
         }
-        Mode::Broadcast => (Vec::new(), vec![sender.user_id.clone()]),
+        Mode::Broadcast => (None, vec![sender.user_id.clone()]),
     };
     NotificationRequest {
         users,
-        connections: Vec::new(),
+        connections: None,
         exclude_users,
         data: frame,
     }
@@ -89,8 +89,8 @@ pub fn online_users_request(
         })
         .collect();
     NotificationRequest {
-        users: Vec::new(),
-        connections: vec![sender.connection_id.clone()],
+        users: None,
+        connections: Some(vec![sender.connection_id.clone()]),
         exclude_users: Vec::new(),
         data: json!({
             "type": "online_users",

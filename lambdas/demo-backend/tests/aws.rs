@@ -114,8 +114,8 @@ async fn sqs_notifier_puts_the_request_on_the_queue_as_json() {
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let queue_url = create_queue(&sqs, "demo-notifications").await;
     let request = NotificationRequest {
-        users: vec!["bob".into(), "alice".into()],
-        connections: vec![],
+        users: Some(vec!["bob".into(), "alice".into()]),
+        connections: None,
         exclude_users: vec!["carol".into()],
         data: json!({"type":"chat","text":"héllo \"quoted\" <b>&</b>"}),
     };
@@ -144,8 +144,8 @@ async fn sqs_notifier_reports_a_missing_queue_as_an_error() {
     );
     let error = SqsNotifier::new(sqs, missing)
         .notify(&NotificationRequest {
-            users: vec![],
-            connections: vec![],
+            users: None,
+            connections: None,
             exclude_users: vec![],
             data: json!(1),
         })

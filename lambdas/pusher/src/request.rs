@@ -72,8 +72,6 @@ pub fn parse(body: &str, generation: u32) -> Result<Job, Rejection> {
     if object.get("data").is_none_or(Value::is_null) {
         return Err(Rejection::MissingData);
     }
-    let names_targets = object.get("users").is_some_and(|v| !v.is_null())
-        || object.get("connections").is_some_and(|v| !v.is_null());
     // `null` lists mean "absent", like serde's default.
     let value = Value::Object(
         object
@@ -84,9 +82,13 @@ pub fn parse(body: &str, generation: u32) -> Result<Job, Rejection> {
     );
     let request: NotificationRequest =
         serde_json::from_value(value).map_err(|e| Rejection::InvalidRequest(e.to_string()))?;
+    let no_ids = Vec::new();
     for (field, ids) in [
-        ("users", &request.users),
-        ("connections", &request.connections),
+        ("users", request.users.as_ref().unwrap_or(&no_ids)),
+        (
+            "connections",
+            request.connections.as_ref().unwrap_or(&no_ids),
+        ),
         ("exclude_users", &request.exclude_users),
     ] {
         if ids.iter().any(|id| id.is_empty()) {
@@ -102,13 +104,13 @@ pub fn parse(body: &str, generation: u32) -> Result<Job, Rejection> {
             bytes: payload.len(),
         });
     }
-    let targets = if names_targets {
-        Targets::Selected {
-            users: dedup(request.users),
-            connections: dedup(request.connections),
-        }
-    } else {
+    let targets = if request.is_broadcast() {
         Targets::Broadcast
+    } else {
+        Targets::Selected {
+            users: dedup(request.users.unwrap_or_default()),
+            connections: dedup(request.connections.unwrap_or_default()),
+        }
     };
     Ok(Job {
         targets,

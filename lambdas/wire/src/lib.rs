@@ -125,13 +125,15 @@ pub struct UserPresence {
 }
 
 /// A back end's request to push `data` to connections (body of an SNS/SQS message on the
-/// *notifications* topic/queue). With neither `users` nor `connections` it is a broadcast.
+/// *notifications* topic/queue). With neither `users` nor `connections` it is a broadcast; an
+/// explicitly empty list targets nobody, so an audience that happens to be empty never reaches
+/// everyone by accident (`None` and `Some(vec![])` serialize differently for that reason).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NotificationRequest {
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub users: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub connections: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub users: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exclude_users: Vec<String>,
     /// Sent to every target as JSON. Required: a request without it is rejected.
@@ -139,9 +141,9 @@ pub struct NotificationRequest {
 }
 
 impl NotificationRequest {
-    /// A request naming no user and no connection goes to every live connection.
+    /// A request naming no user list and no connection list goes to every live connection.
     pub fn is_broadcast(&self) -> bool {
-        self.users.is_empty() && self.connections.is_empty()
+        self.users.is_none() && self.connections.is_none()
     }
 }
 
@@ -196,6 +198,17 @@ mod tests {
         let request: NotificationRequest =
             serde_json::from_str(r#"{"users":["u1"],"data":1}"#).unwrap();
         assert!(!request.is_broadcast());
+    }
+
+    #[test]
+    fn an_empty_user_list_targets_nobody_and_stays_empty_on_the_wire() {
+        let request: NotificationRequest =
+            serde_json::from_str(r#"{"users":[],"data":1}"#).unwrap();
+        assert!(!request.is_broadcast());
+        assert_eq!(
+            serde_json::to_value(&request).unwrap(),
+            serde_json::json!({"users": [], "data": 1})
+        );
     }
 
     #[test]
