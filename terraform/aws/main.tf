@@ -78,13 +78,86 @@ resource "aws_api_gateway_account" "this" {
   count = var.manage_api_gateway_account ? 1 : 0
 
   cloudwatch_role_arn = aws_iam_role.api_gateway_cloudwatch[0].arn
-  depends_on          = [aws_iam_role_policy_attachment.api_gateway_cloudwatch]
+  # On destroy, clear the region's setting instead of leaving it pointing at the role destroyed
+  # with this configuration (the provider's default before 6.0 only forgets it in state).
+  reset_on_delete = true
+  depends_on      = [aws_iam_role_policy_attachment.api_gateway_cloudwatch]
 }
 
 # --- Alarms go to a topic; subscribe an e-mail address to it if you like.
+# Encrypted with a customer managed key: CloudWatch alarms cannot publish to a topic encrypted
+# with the AWS managed key alias/aws/sns, whose policy no one can change (SNS developer guide,
+# "Enable compatibility between event sources from AWS services and encrypted topics"). The key's
+# policy lets the account administer it and CloudWatch use it.
+resource "aws_kms_key" "alarms" {
+  description             = "${var.name}: encrypts the alarms topic; CloudWatch may use it to publish"
+  enable_key_rotation     = true
+  deletion_window_in_days = 7
+}
+
+resource "aws_kms_alias" "alarms" {
+  name          = "alias/${var.name}-alarms"
+  target_key_id = aws_kms_key.alarms.key_id
+}
+
+locals {
+  # From the topic's ARN, so planning needs no STS call (arn:PARTITION:sns:REGION:ACCOUNT:NAME).
+  alarms_arn_parts = split(":", aws_sns_topic.alarms.arn)
+  alarms_partition = local.alarms_arn_parts[1]
+  alarms_account   = local.alarms_arn_parts[4]
+}
+
+resource "aws_kms_key_policy" "alarms" {
+  key_id = aws_kms_key.alarms.id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid       = "AccountAdministersTheKey"
+        Effect    = "Allow"
+        Principal = { AWS = "arn:${local.alarms_partition}:iam::${local.alarms_account}:root" }
+        Action    = "kms:*"
+        Resource  = "*"
+      },
+      {
+        Sid       = "CloudWatchAlarmsPublishToTheTopic"
+        Effect    = "Allow"
+        Principal = { Service = "cloudwatch.amazonaws.com" }
+        Action    = ["kms:Decrypt", "kms:GenerateDataKey*"]
+        Resource  = "*"
+      },
+    ]
+  })
+}
+
 resource "aws_sns_topic" "alarms" {
   name              = "${var.name}-alarms"
-  kms_master_key_id = "alias/aws/sns"
+  kms_master_key_id = aws_kms_key.alarms.arn
+}
+
+# CloudWatch also needs the topic's own policy to allow it (the default policy allows the account).
+resource "aws_sns_topic_policy" "alarms" {
+  arn = aws_sns_topic.alarms.arn
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid       = "AccountManagesTheTopic"
+        Effect    = "Allow"
+        Principal = { AWS = "arn:${local.alarms_partition}:iam::${local.alarms_account}:root" }
+        Action    = ["sns:Publish", "sns:Subscribe", "sns:GetTopicAttributes", "sns:SetTopicAttributes", "sns:ListSubscriptionsByTopic"]
+        Resource  = aws_sns_topic.alarms.arn
+      },
+      {
+        Sid       = "CloudWatchAlarmsPublish"
+        Effect    = "Allow"
+        Principal = { Service = "cloudwatch.amazonaws.com" }
+        Action    = "sns:Publish"
+        Resource  = aws_sns_topic.alarms.arn
+        Condition = { StringEquals = { "aws:SourceAccount" = local.alarms_account } }
+      },
+    ]
+  })
 }
 
 resource "aws_sns_topic_subscription" "alarm_email" {

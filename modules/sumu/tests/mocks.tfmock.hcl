@@ -61,3 +61,10 @@ mock_resource "aws_apigatewayv2_api" {
     api_endpoint  = "wss://abc123.execute-api.eu-west-1.amazonaws.com"
   }
 }
+
+mock_resource "aws_kms_key" {
+  defaults = {
+    arn    = "arn:aws:kms:eu-west-1:123456789012:key/11111111-2222-3333-4444-555555555555"
+    key_id = "11111111-2222-3333-4444-555555555555"
+  }
+}
