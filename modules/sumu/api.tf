@@ -25,9 +25,14 @@ locals {
   route_responses = { for key, route in local.routes : key => route if try(route.route_response, false) }
 
   stage_variables = {
-    connections_table  = aws_dynamodb_table.this.name
-    messages_topic_arn = local.messages_topic_arn
-    messages_queue_url = local.messages_queue_url
+    connections_table       = aws_dynamodb_table.this.name
+    messages_topic_arn      = local.messages_topic_arn
+    messages_queue_url      = local.messages_queue_url
+    notifications_topic_arn = local.notifications_topic_arn
+    notifications_queue_url = local.notifications_queue_url
+    # The route keys a client may send, listed by the unknown-action frame (sumu-local derives
+    # the same string from the same file).
+    actions = join(",", sort([for key in keys(local.routes) : key if !startswith(key, "$")]))
   }
 
   # One JSON object per request. Never the query string: it carries the client's JWT.
@@ -106,8 +111,9 @@ resource "aws_apigatewayv2_integration_response" "this" {
   api_id                        = aws_apigatewayv2_api.this.id
   integration_id                = aws_apigatewayv2_integration.this[each.value.route].id
   integration_response_key      = each.value.key
-  template_selection_expression = "\\$default"
-  response_templates = {
+  template_selection_expression = each.value.template == null ? null : "\\$default"
+  # A null template: the route sends nothing back, but AWS still needs the integration response.
+  response_templates = each.value.template == null ? null : {
     "$default" = file("${local.templates_dir}/${each.value.template}")
   }
 }

@@ -34,6 +34,20 @@ locals {
         Action   = ["sqs:SendMessage"]
         Resource = [local.messages_queue_arn]
       },
+      # send/publish with a `message` that is not a JSON object: the template sends the sender's
+      # invalid_message frame to the pusher instead of the message to the back ends.
+      {
+        Sid      = "RefuseThroughNotificationsTopic"
+        Effect   = "Allow"
+        Action   = ["sns:Publish"]
+        Resource = [local.notifications_topic_arn]
+      },
+      {
+        Sid      = "RefuseThroughNotificationsQueue"
+        Effect   = "Allow"
+        Action   = ["sqs:SendMessage"]
+        Resource = [local.notifications_queue_arn]
+      },
     ], local.kms_statements)
   }
 

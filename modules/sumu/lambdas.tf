@@ -2,6 +2,14 @@
 # (target/lambda/<function>/bootstrap.zip): custom runtime on Graviton.
 
 locals {
+  # Lambda's logging_config takes TRACE..FATAL for the application, but only DEBUG, INFO or WARN
+  # for the system log level (AWS rejects anything else at apply): the nearest allowed level.
+  lambda_system_log_level = lookup({ TRACE = "DEBUG", DEBUG = "DEBUG", INFO = "INFO" }, var.lambda_log_level, "WARN")
+
+  # Presence acts on new and removed connections only: without the filter every `ping` (a MODIFY
+  # of last_seen_at) would invoke it. sumu-local's stream runner applies the same file.
+  presence_stream_filter = jsonencode(jsondecode(file("${local.templates_dir}/presence-stream-filter.json")))
+
   lambda_environment = {
     authorizer = merge(var.authorizer_environment, {
       JWT_ISSUERS = jsonencode(var.issuers)
@@ -73,7 +81,7 @@ resource "aws_lambda_function" "this" {
       log_format            = "JSON"
       log_group             = aws_cloudwatch_log_group.lambda[each.key].name
       application_log_level = var.lambda_log_level
-      system_log_level      = contains(["TRACE", "DEBUG", "INFO"], var.lambda_log_level) ? var.lambda_log_level : "WARN"
+      system_log_level      = local.lambda_system_log_level
     }
   }
 
@@ -134,6 +142,12 @@ resource "aws_lambda_event_source_mapping" "presence_stream" {
   function_response_types        = ["ReportBatchItemFailures"]
   bisect_batch_on_function_error = true
   maximum_retry_attempts         = var.limits.presence_max_retry_attempts
+
+  filter_criteria {
+    filter {
+      pattern = local.presence_stream_filter
+    }
+  }
 
   destination_config {
     on_failure {

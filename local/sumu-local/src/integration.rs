@@ -141,18 +141,21 @@ impl Integrations {
             }
         };
         let selected = route.response_for(status);
-        if selected.is_none() && status >= 400 {
+        // A failed call (≥ 400) is a failure unless an integration response turns it into a
+        // frame for the client. On a route without a route response nothing can: its `$default`
+        // integration response (which AWS requires) only acknowledges, so the client still gets
+        // `Internal server error`, `$connect` is still rejected and `$disconnect` still logged.
+        if status >= 400 && (selected.is_none() || !route.route_response) {
             return Err(IntegrationError::Failed {
                 status,
                 body: response_body,
             });
         }
-        let reply = match selected {
-            Some(response) if route.route_response => {
+        let reply = match selected.and_then(|response| response.template.as_ref()) {
+            Some(template) if route.route_response => {
                 input.body = response_body;
                 Some(
-                    response
-                        .template
+                    template
                         .render(&input)
                         .map_err(IntegrationError::ResponseTemplate)?,
                 )

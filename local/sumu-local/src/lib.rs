@@ -14,6 +14,7 @@ pub mod aws_service;
 pub mod config;
 pub mod demo;
 pub mod dev_idp;
+pub mod event_filter;
 pub mod integration;
 pub mod management;
 pub mod presence_local;
@@ -148,6 +149,8 @@ pub enum StartError {
     Provision(#[from] provision::ProvisionError),
     #[error(transparent)]
     Presence(#[from] presence_local::PresenceStartError),
+    #[error(transparent)]
+    StreamFilter(#[from] event_filter::FilterError),
 }
 
 /// A provisioned emulator, bound but not yet serving.
@@ -167,7 +170,14 @@ pub async fn start(listener: TcpListener, mut config: Config) -> Result<Emulator
     let aws = provision::sdk_config(&config.aws_endpoint, &config.region).await;
     let resources = provision::provision(&aws, &config.names).await?;
     if let Some(setup) = config.presence {
-        let (route, runner) = presence_local::prepare(&aws, &resources, setup).await?;
+        // The event source mapping's filter_criteria, from the file the module deploys.
+        let stream_filter = event_filter::EventFilter::load(
+            &config
+                .templates_dir
+                .join(event_filter::PRESENCE_STREAM_FILTER_FILE),
+        )?;
+        let (route, runner) =
+            presence_local::prepare(&aws, &resources, setup, stream_filter).await?;
         config
             .proxies
             .entry(presence_local::FUNCTION_NAME.to_string())
@@ -201,6 +211,15 @@ pub async fn start(listener: TcpListener, mut config: Config) -> Result<Emulator
             "messages_queue_url".to_string(),
             resources.messages_queue_url.clone(),
         ),
+        (
+            "notifications_topic_arn".to_string(),
+            resources.notifications_topic_arn.clone(),
+        ),
+        (
+            "notifications_queue_url".to_string(),
+            resources.notifications_queue_url.clone(),
+        ),
+        ("actions".to_string(), routes.actions()),
     ]);
     for name in &routes.stage_variables {
         if !stage_variables.contains_key(name) {

@@ -11,6 +11,7 @@ use futures::FutureExt;
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::Value;
 
+use crate::event_filter::EventFilter;
 use crate::integration::ProxyHandler;
 use crate::provision::Resources;
 use crate::runners::Runner;
@@ -113,6 +114,7 @@ pub async fn prepare(
     aws: &SdkConfig,
     resources: &Resources,
     setup: PresenceSetup,
+    stream_filter: EventFilter,
 ) -> Result<(ProxyHandler, Runner), PresenceStartError> {
     let stream_arn = resources
         .connections_stream_arn
@@ -126,6 +128,7 @@ pub async fn prepare(
         aws_sdk_dynamodbstreams::Client::new(aws),
         stream_arn,
         setup.stream,
+        stream_filter,
     )
     .await?;
     tracing::info!(destination = ?setup.destination, "presence: route and stream runner ready");

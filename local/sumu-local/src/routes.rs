@@ -24,9 +24,10 @@ pub struct RouteSpec {
     #[serde(default)]
     pub authorizer: bool,
     pub integration: IntegrationSpec,
-    /// Integration responses: `$default` or `/regex/` on the status code → response template.
+    /// Integration responses: `$default` or `/regex/` on the status code → response template,
+    /// or `null` for a response without one (a route that sends nothing back).
     #[serde(default)]
-    pub integration_responses: BTreeMap<String, String>,
+    pub integration_responses: BTreeMap<String, Option<String>>,
     #[serde(default)]
     pub route_response: bool,
 }
@@ -61,11 +62,11 @@ pub enum Integration {
     Proxy { function: String },
 }
 
-/// One integration response: the status pattern it is selected by and its template.
+/// One integration response: the status pattern it is selected by and its template, if any.
 #[derive(Debug, Clone)]
 pub struct IntegrationResponse {
     pattern: StatusPattern,
-    pub template: Template,
+    pub template: Option<Template>,
 }
 
 #[derive(Debug, Clone)]
@@ -164,6 +165,17 @@ impl RouteTable {
     pub fn contains(&self, key: &str) -> bool {
         self.routes.contains_key(key)
     }
+
+    /// The `actions` stage variable: the route keys a client may send (every key without a
+    /// leading `$`), sorted and comma-separated, as the Terraform module derives it.
+    pub fn actions(&self) -> String {
+        self.routes
+            .keys()
+            .filter(|key| !key.starts_with('$'))
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
 }
 
 fn read(path: &Path) -> Result<String, RouteError> {
@@ -229,10 +241,10 @@ fn build_route(dir: &Path, key: &str, spec: RouteSpec) -> Result<Route, RouteErr
                     .map_err(|error| invalid(&format!("response key {selector}: {error}")))?,
             )
         };
-        responses.push(IntegrationResponse {
-            pattern,
-            template: load_template(&dir.join(template))?,
-        });
+        let template = template
+            .map(|name| load_template(&dir.join(name)))
+            .transpose()?;
+        responses.push(IntegrationResponse { pattern, template });
     }
     Ok(Route {
         key: key.to_string(),

@@ -25,6 +25,7 @@ use base64::Engine;
 use futures::future::BoxFuture;
 use serde_json::{json, Map, Value};
 
+use crate::event_filter::EventFilter;
 use crate::runners::RunnerContext;
 
 /// The event source mapping's settings.
@@ -82,6 +83,8 @@ pub struct StreamPoller {
     client: Client,
     stream_arn: String,
     settings: StreamSettings,
+    /// The mapping's `filter_criteria`: records it does not match are skipped, never handed over.
+    filter: EventFilter,
     shards: BTreeMap<String, ShardState>,
     /// Shards drained completely: their children start at TRIM_HORIZON.
     finished: BTreeSet<String>,
@@ -94,11 +97,13 @@ impl StreamPoller {
         client: Client,
         stream_arn: String,
         settings: StreamSettings,
+        filter: EventFilter,
     ) -> Result<StreamPoller, StreamError> {
         let mut poller = StreamPoller {
             client,
             stream_arn,
             settings,
+            filter,
             shards: BTreeMap::new(),
             finished: BTreeSet::new(),
         };
@@ -192,11 +197,25 @@ impl StreamPoller {
             return false;
         }
         let full = i32::try_from(records.len()).is_ok_and(|n| n >= self.settings.batch_size);
-        let sequences: Vec<String> = records
+        let last_read = records.last().and_then(sequence_number).map(str::to_string);
+        // As Lambda does, filtering comes first: records the pattern rejects count as handled.
+        let (sequences, kept): (Vec<String>, Vec<Value>) = records
             .iter()
-            .map(|record| sequence_number(record).unwrap_or_default().to_string())
-            .collect();
-        let outcome = match to_event(&records, &self.stream_arn) {
+            .map(|record| {
+                let sequence = sequence_number(record).unwrap_or_default().to_string();
+                (sequence, record_json(record, &self.stream_arn))
+            })
+            .filter(|(_, record)| self.filter.matches(record))
+            .unzip();
+        if kept.is_empty() {
+            if let Some(shard) = self.shards.get_mut(shard_id) {
+                shard.last_sequence = last_read;
+                shard.failing = None;
+            }
+            self.set_iterator(shard_id, next_iterator);
+            return full;
+        }
+        let outcome = match event_of(kept) {
             Ok(event) => handler(event).await,
             Err(error) => Err(format!("stream records do not convert: {error}")),
         };
@@ -210,7 +229,7 @@ impl StreamPoller {
         match first_failed {
             None => {
                 if let Some(shard) = self.shards.get_mut(shard_id) {
-                    shard.last_sequence = sequences.last().cloned();
+                    shard.last_sequence = last_read;
                     shard.failing = None;
                 }
                 self.set_iterator(shard_id, next_iterator);
@@ -464,10 +483,16 @@ pub fn first_failure(response: &DynamoDbEventResponse, sequences: &[String]) -> 
 
 /// Stream records as the Lambda event an event source mapping delivers.
 pub fn to_event(records: &[Record], stream_arn: &str) -> Result<Event, serde_json::Error> {
-    let records: Vec<Value> = records
-        .iter()
-        .map(|record| record_json(record, stream_arn))
-        .collect();
+    event_of(
+        records
+            .iter()
+            .map(|record| record_json(record, stream_arn))
+            .collect(),
+    )
+}
+
+/// Records already in Lambda's JSON shape, as one event.
+fn event_of(records: Vec<Value>) -> Result<Event, serde_json::Error> {
     serde_json::from_value(json!({ "Records": records }))
 }
 

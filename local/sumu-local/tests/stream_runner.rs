@@ -8,6 +8,7 @@ use std::time::Duration;
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures::FutureExt;
+use sumu_local::event_filter::{EventFilter, PRESENCE_STREAM_FILTER_FILE};
 use sumu_local::provision;
 use sumu_local::runners::RunnerContext;
 use sumu_local::stream_runner::{BatchHandler, StreamPoller, StreamSettings};
@@ -62,6 +63,16 @@ async fn put(dynamodb: &aws_sdk_dynamodb::Client, table_name: &str, user: &str) 
         .expect("put an item");
 }
 
+/// The filter the module deploys on the presence stream's event source mapping.
+fn presence_filter() -> EventFilter {
+    EventFilter::load(
+        &testkit::repo_root()
+            .join("mapping-templates")
+            .join(PRESENCE_STREAM_FILTER_FILE),
+    )
+    .expect("the presence stream filter loads")
+}
+
 fn handed_users(batches: &Mutex<Vec<Vec<Handed>>>) -> Vec<Vec<String>> {
     batches
         .lock()
@@ -101,6 +112,7 @@ async fn records_after_start_are_handed_over_retried_from_the_failure_then_skipp
         aws_sdk_dynamodbstreams::Client::new(&aws),
         stream_arn.clone(),
         settings,
+        presence_filter(),
     )
     .await
     .expect("positioned at LATEST");
@@ -201,6 +213,7 @@ async fn a_failed_presence_delivery_is_retried_from_its_record_until_it_succeeds
         aws_sdk_dynamodbstreams::Client::new(&aws),
         resources.connections_stream_arn.clone().expect("stream"),
         settings,
+        presence_filter(),
     )
     .await
     .expect("positioned at LATEST");
@@ -254,4 +267,95 @@ async fn a_failed_presence_delivery_is_retried_from_its_record_until_it_succeeds
         .await
         .expect("the runner stops on shutdown")
         .expect("the runner does not panic");
+}
+
+/// A `ping` is a MODIFY of `last_seen_at`: the deployed filter keeps presence from being invoked
+/// for it. Only the INSERT and the REMOVE reach the handler, and the MODIFYs count as handled.
+#[tokio::test]
+async fn the_presence_filter_hands_over_inserts_and_removals_never_modifications() {
+    let endpoint = testkit::moto_endpoint();
+    let aws = testkit::aws_config_for(&endpoint).await;
+    let names = ResourceNames::with_prefix(&testkit::unique_name("filter"));
+    let resources = provision::provision(&aws, &names).await.expect("provision");
+    let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
+    let table_name = resources.connections_table.clone();
+    let settings = StreamSettings {
+        poll_interval: Duration::from_millis(50),
+        ..StreamSettings::default()
+    };
+    let poller = StreamPoller::at_latest(
+        aws_sdk_dynamodbstreams::Client::new(&aws),
+        resources.connections_stream_arn.clone().expect("stream"),
+        settings,
+        presence_filter(),
+    )
+    .await
+    .expect("positioned at LATEST");
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let context = RunnerContext {
+        aws: aws.clone(),
+        resources,
+        management_url: "http://127.0.0.1:9/dev".into(),
+        shutdown,
+        pusher: Default::default(),
+    };
+    let batches = Arc::new(Mutex::new(Vec::new()));
+    let running = tokio::spawn(poller.run(context, recording_handler(Arc::clone(&batches))));
+
+    let user = testkit::unique_name("pinger");
+    let marker = testkit::unique_name("marker");
+    put(&dynamodb, &table_name, &user).await;
+    for now in ["1700000001000", "1700000002000", "1700000003000"] {
+        dynamodb
+            .update_item()
+            .table_name(&table_name)
+            .key(table::USER_ID, AttributeValue::S(user.clone()))
+            .key(table::CONNECTION_ID, AttributeValue::S("c1=".into()))
+            .update_expression("SET last_seen_at = :now")
+            .expression_attribute_values(":now", AttributeValue::N(now.into()))
+            .send()
+            .await
+            .expect("a ping's update");
+    }
+    dynamodb
+        .delete_item()
+        .table_name(&table_name)
+        .key(table::USER_ID, AttributeValue::S(user.clone()))
+        .key(table::CONNECTION_ID, AttributeValue::S("c1=".into()))
+        .send()
+        .await
+        .expect("delete");
+    // Written last: once it is handed over, everything before it was read.
+    put(&dynamodb, &table_name, &marker).await;
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !handed_users(&batches).concat().contains(&marker) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the marker never arrived: {:?}",
+            handed_users(&batches)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = stop.send(true);
+    tokio::time::timeout(Duration::from_secs(10), running)
+        .await
+        .expect("the runner stops on shutdown")
+        .expect("the runner does not panic");
+
+    let events: Vec<(String, String)> = batches
+        .lock()
+        .expect("lock")
+        .concat()
+        .into_iter()
+        .map(|handed| (handed.0, handed.2))
+        .collect();
+    assert_eq!(
+        events,
+        vec![
+            (user.clone(), "INSERT".to_string()),
+            (user, "REMOVE".to_string()),
+            (marker, "INSERT".to_string()),
+        ]
+    );
 }

@@ -85,15 +85,17 @@ fn every_template_in_the_route_table_exists_and_parses() {
         if let Some(name) = definition["integration"]["request_template"].as_str() {
             names.push(name.to_owned());
         }
+        // A null template: an integration response that only acknowledges.
         for name in definition["integration_responses"]
             .as_object()
             .expect(route)
             .values()
+            .filter(|name| !name.is_null())
         {
             names.push(name.as_str().expect("template name").to_owned());
         }
     }
-    assert_eq!(names.len(), 9, "{names:?}");
+    assert_eq!(names.len(), 10, "{names:?}");
     for name in names {
         let source = read(templates_dir().join(&name));
         Template::parse(&source).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -106,7 +108,7 @@ fn no_template_names_a_table_topic_or_queue() {
         let path = entry.expect("entry").path();
         if path.extension().is_some_and(|ext| ext == "vtl") {
             let source = read(path.clone());
-            for literal in ["arn:aws", "sqs.", "amazonaws.com", "sumu-", "connections\""] {
+            for literal in ["arn:aws", "sqs.", "amazonaws.com", "sumu-", "-connections"] {
                 assert!(
                     !source.contains(literal),
                     "{} contains {literal}",
@@ -139,6 +141,35 @@ fn connect_puts_the_connection_item_with_typed_attributes() {
 }
 
 #[test]
+fn connect_renders_valid_json_without_a_user_agent_or_source_ip() {
+    let mut input: RenderInput =
+        serde_json::from_value(example_context("connect")).expect("deserializes");
+    let identity = input.context["identity"].as_object_mut().expect("identity");
+    identity.remove("userAgent");
+    identity.remove("sourceIp");
+    let item = json(&render("connect.request.vtl", &input));
+    assert_eq!(item["Item"]["user_agent"], json!({"S": ""}));
+    assert_eq!(item["Item"]["source_ip"], json!({"S": ""}));
+    assert_eq!(item["Item"]["user_id"], json!({"S": "user-42"}));
+
+    // No identity object at all, and explicit nulls, render the same.
+    input
+        .context
+        .as_object_mut()
+        .expect("context")
+        .remove("identity");
+    assert_eq!(
+        json(&render("connect.request.vtl", &input))["Item"]["user_agent"],
+        json!({"S": ""})
+    );
+    input.context["identity"] = json!({"sourceIp": null, "userAgent": null});
+    assert_eq!(
+        json(&render("connect.request.vtl", &input))["Item"]["source_ip"],
+        json!({"S": ""})
+    );
+}
+
+#[test]
 fn hostile_context_strings_stay_inside_their_json_strings() {
     let mut input: RenderInput =
         serde_json::from_value(example_context("connect")).expect("deserializes");
@@ -165,7 +196,11 @@ fn hostile_context_strings_stay_inside_their_json_strings() {
         );
         assert!(rendered[key].get("admin").is_none(), "{template}");
     }
-    for template in ["ping.response.vtl", "default.response.vtl"] {
+    for template in [
+        "ping.response.vtl",
+        "ping.failed.response.vtl",
+        "default.response.vtl",
+    ] {
         let frame = json(&render(template, &input));
         assert_eq!(frame["connection_id"], json!(hostile), "{template}");
     }
@@ -229,6 +264,13 @@ fn ping_answers_pong_or_tells_the_client_its_connection_is_gone() {
         json(&render("ping.gone.response.vtl", &input))["error"],
         "ping_failed"
     );
+
+    // Anything but 2xx and 4xx (a DynamoDB 5xx) never answers pong.
+    input.body = r#"{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError"}"#.into();
+    let failed = json(&render("ping.failed.response.vtl", &input));
+    assert_eq!(failed["type"], "error");
+    assert_eq!(failed["error"], "ping_failed");
+    assert_eq!(failed["connection_id"], "L0SM9cOFvHcCIhw=");
 }
 
 fn assert_trusted_attributes(
@@ -299,6 +341,86 @@ fn send_is_an_sqs_send_message_with_singular_message_attribute_names() {
     );
 }
 
+/// `send`/`publish` bodies whose `message` is not a JSON object.
+const NOT_AN_OBJECT: [&str; 6] = [
+    r#"{"action":"ROUTE"}"#,
+    r#"{"action":"ROUTE","message":null}"#,
+    r#"{"action":"ROUTE","message":"just text"}"#,
+    r#"{"action":"ROUTE","message":42}"#,
+    r#"{"action":"ROUTE","message":[1,2]}"#,
+    r#"{"action":"ROUTE","message":true}"#,
+];
+
+/// The notification request a refused `send`/`publish` renders: the invalid_message frame for
+/// the sender's connection only.
+fn assert_refusal(request: &str, route: &str) {
+    let request = json(request);
+    assert_eq!(
+        request["connections"],
+        json!(["L0SM9cOFvHcCIhw="]),
+        "{request}"
+    );
+    assert_eq!(request.as_object().expect("object").len(), 2, "{request}");
+    let frame = &request["data"];
+    assert_eq!(frame["type"], "error");
+    assert_eq!(frame["error"], "invalid_message");
+    assert_eq!(frame["connection_id"], "L0SM9cOFvHcCIhw=");
+    assert!(frame["request_id"]
+        .as_str()
+        .is_some_and(|id| !id.is_empty()));
+    assert!(frame["message"]
+        .as_str()
+        .expect("message")
+        .starts_with(route));
+}
+
+#[test]
+fn send_without_a_json_object_message_answers_the_sender_through_the_pusher_only() {
+    let mut input: RenderInput =
+        serde_json::from_value(example_context("send")).expect("deserializes");
+    for body in NOT_AN_OBJECT {
+        input.body = body.replace("ROUTE", "send");
+        let fields = form(&render("send.request.vtl", &input));
+        assert_eq!(fields["Action"], "SendMessage", "{body}");
+        assert_eq!(
+            fields["QueueUrl"],
+            "https://sqs.eu-west-1.amazonaws.com/123456789012/sumu-dev-notifications",
+            "{body}"
+        );
+        assert_eq!(fields.len(), 4, "no attributes: {fields:?}");
+        assert_refusal(&fields["MessageBody"], "send");
+    }
+}
+
+#[test]
+fn publish_without_a_json_object_message_answers_the_sender_through_the_pusher_only() {
+    let mut input: RenderInput =
+        serde_json::from_value(example_context("publish")).expect("deserializes");
+    for body in NOT_AN_OBJECT {
+        input.body = body.replace("ROUTE", "publish");
+        let fields = form(&render("publish.request.vtl", &input));
+        assert_eq!(fields["Action"], "Publish", "{body}");
+        assert_eq!(
+            fields["TopicArn"], "arn:aws:sns:eu-west-1:123456789012:sumu-dev-notifications",
+            "{body}"
+        );
+        assert_eq!(fields.len(), 4, "no attributes: {fields:?}");
+        assert_refusal(&fields["Message"], "publish");
+    }
+}
+
+#[test]
+fn a_refusal_keeps_a_hostile_connection_id_inside_its_json_string() {
+    let mut input: RenderInput =
+        serde_json::from_value(example_context("send")).expect("deserializes");
+    let hostile = "a\"],\"users\":[\"victim\"],\"x\":[\"\\'\n😀";
+    input.context["connectionId"] = json!(hostile);
+    input.body = r#"{"action":"send"}"#.into();
+    let request = json(&form(&render("send.request.vtl", &input))["MessageBody"]);
+    assert_eq!(request["connections"], json!([hostile]));
+    assert!(request.get("users").is_none(), "{request}");
+}
+
 #[test]
 fn default_route_mocks_200_and_answers_unknown_action() {
     assert_eq!(
@@ -309,4 +431,13 @@ fn default_route_mocks_200_and_answers_unknown_action() {
     assert_eq!(frame["type"], "error");
     assert_eq!(frame["error"], "unknown_action");
     assert_eq!(frame["request_id"], "L0SNAFmlIAMFqzA=");
+    // Every action of the `actions` stage variable, in the text and as a list.
+    assert_eq!(
+        frame["actions"],
+        json!(["ping", "presence", "publish", "send"])
+    );
+    assert_eq!(
+        frame["message"],
+        "Unknown action. Send JSON with \"action\" set to one of: ping, presence, publish, send."
+    );
 }

@@ -127,9 +127,18 @@ run "routes_follow_routes_json" {
     condition = alltrue(flatten([for k, r in jsondecode(file("../../mapping-templates/routes.json")).routes : [
       for sel, t in r.integration_responses :
       aws_apigatewayv2_integration_response.this["${k} ${sel}"].integration_response_key == sel
-      && aws_apigatewayv2_integration_response.this["${k} ${sel}"].response_templates == tomap({ "$default" = file("../../mapping-templates/${t}") })
+      && (t == null
+        ? aws_apigatewayv2_integration_response.this["${k} ${sel}"].response_templates == null
+        : aws_apigatewayv2_integration_response.this["${k} ${sel}"].response_templates == tomap({ "$default" = file("../../mapping-templates/${t}") })
+      )
     ]]))
-    error_message = "Each integration response must be keyed and templated as routes.json says."
+    error_message = "Each integration response must be keyed and templated as routes.json says (null: no template)."
+  }
+  assert {
+    condition = alltrue([for k, i in aws_apigatewayv2_integration.this :
+      contains(keys(aws_apigatewayv2_integration_response.this), "${k} $default") if i.integration_type != "AWS_PROXY"
+    ])
+    error_message = "AWS requires an integration response on every non-proxy integration: each has a $default one."
   }
   assert {
     condition     = toset(keys(aws_apigatewayv2_route_response.this)) == toset([for k, r in jsondecode(file("../../mapping-templates/routes.json")).routes : k if r.route_response])
@@ -157,6 +166,17 @@ run "stage" {
   assert {
     condition     = aws_apigatewayv2_stage.this.stage_variables["connections_table"] == "sumu-test-connections"
     error_message = "connections_table must carry the table's name."
+  }
+  assert {
+    condition     = aws_apigatewayv2_stage.this.stage_variables["actions"] == "ping,presence,publish,send"
+    error_message = "The actions stage variable lists routes.json's keys without a leading $, sorted."
+  }
+  assert {
+    condition = (
+      aws_apigatewayv2_stage.this.stage_variables["notifications_queue_url"] == aws_sqs_queue.notifications[0].url
+      && aws_apigatewayv2_stage.this.stage_variables["notifications_topic_arn"] == aws_sns_topic.notifications[0].arn
+    )
+    error_message = "The notifications queue and topic (where refused send/publish answers go) are stage variables."
   }
   assert {
     condition     = aws_apigatewayv2_stage.this.default_route_settings[0].throttling_rate_limit == 1000 && aws_apigatewayv2_stage.this.default_route_settings[0].throttling_burst_limit == 500
@@ -206,6 +226,10 @@ run "lambdas" {
   assert {
     condition     = alltrue([for f in aws_lambda_function.this : f.logging_config[0].log_format == "JSON"])
     error_message = "Every Lambda logs JSON."
+  }
+  assert {
+    condition     = alltrue([for f in aws_lambda_function.this : f.logging_config[0].application_log_level == "INFO" && f.logging_config[0].system_log_level == "INFO"])
+    error_message = "The default log level is INFO for the application and the system."
   }
   assert {
     condition     = alltrue([for k, g in aws_cloudwatch_log_group.lambda : g.name == "/aws/lambda/sumu-test-${k}" && g.retention_in_days == 30])
@@ -267,6 +291,14 @@ run "event_sources" {
       && aws_lambda_event_source_mapping.presence_stream[0].destination_config[0].on_failure[0].destination_arn == aws_sqs_queue.presence_failures.arn
     )
     error_message = "stream → presence: bisect on error, bounded retries, per-record failures, on-failure destination."
+  }
+  assert {
+    condition = (
+      length(aws_lambda_event_source_mapping.presence_stream[0].filter_criteria[0].filter) == 1
+      && jsondecode(one(aws_lambda_event_source_mapping.presence_stream[0].filter_criteria[0].filter).pattern) == jsondecode(file("../../mapping-templates/presence-stream-filter.json"))
+      && jsondecode(file("../../mapping-templates/presence-stream-filter.json")) == { eventName = ["INSERT", "REMOVE"] }
+    )
+    error_message = "stream → presence only for INSERT and REMOVE (no invocation per ping), from mapping-templates/presence-stream-filter.json."
   }
   assert {
     condition = (
@@ -432,5 +464,33 @@ run "customer_managed_key" {
   assert {
     condition     = contains(jsondecode(aws_iam_role_policy.api_gateway.policy).Statement[*].Sid, "UseStackKey")
     error_message = "API Gateway must be allowed to use the key to publish/send encrypted messages."
+  }
+}
+
+# AWS accepts only DEBUG, INFO and WARN as logging_config.system_log_level: every application level
+# maps to the nearest of them (TRACE would fail the apply).
+run "lambda_log_levels_map_to_allowed_system_levels" {
+  command = plan
+
+  variables {
+    lambda_log_level = "TRACE"
+  }
+
+  assert {
+    condition     = alltrue([for f in aws_lambda_function.this : f.logging_config[0].application_log_level == "TRACE" && f.logging_config[0].system_log_level == "DEBUG"])
+    error_message = "TRACE logs TRACE from the application and DEBUG (the most AWS allows) from the system."
+  }
+}
+
+run "lambda_log_level_error_keeps_system_warn" {
+  command = plan
+
+  variables {
+    lambda_log_level = "ERROR"
+  }
+
+  assert {
+    condition     = alltrue([for f in aws_lambda_function.this : f.logging_config[0].application_log_level == "ERROR" && f.logging_config[0].system_log_level == "WARN"])
+    error_message = "ERROR (and FATAL) keep the system log at WARN, the least AWS allows."
   }
 }
