@@ -125,3 +125,19 @@ async fn a_wrong_stage_is_forbidden() {
     assert_eq!(local.refused_status(&url).await, 403);
     assert!(local.all_items().await.is_empty());
 }
+
+/// A client that sends no User-Agent (tokio-tungstenite sends none) still connects: the connect
+/// template renders an empty string, not broken JSON.
+#[tokio::test]
+async fn a_client_without_a_user_agent_connects_with_an_empty_user_agent() {
+    let local = Local::start().await;
+    let user = testkit::unique_name("anonymous-agent");
+    let url = local.url_with_token(&local.token(&user));
+    let (_client, response) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("the upgrade is accepted");
+    assert_eq!(response.status(), 101);
+    let item = local.item_of(&user).await;
+    assert_eq!(string(&item, table::USER_AGENT), "");
+    assert_eq!(string(&item, table::SOURCE_IP), "127.0.0.1");
+}

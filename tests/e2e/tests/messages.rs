@@ -157,6 +157,22 @@ async fn unknown_actions_and_non_json_text_get_the_unknown_action_frame() {
     let mut client = local.connect(&user).await;
     let connection_id = local.connection_id_of(&user).await;
 
+    // Every action a client may send, straight from the route table both sides read.
+    let routes: Value = serde_json::from_str(
+        &std::fs::read_to_string(testkit::repo_root().join("mapping-templates/routes.json"))
+            .expect("routes.json"),
+    )
+    .expect("JSON");
+    let mut actions: Vec<&str> = routes["routes"]
+        .as_object()
+        .expect("routes")
+        .keys()
+        .map(String::as_str)
+        .filter(|key| !key.starts_with('$'))
+        .collect();
+    actions.sort_unstable();
+    assert!(actions.contains(&"presence"), "{actions:?}");
+
     for text in [
         r#"{"action":"fly"}"#,
         "this is not JSON",
@@ -168,6 +184,14 @@ async fn unknown_actions_and_non_json_text_get_the_unknown_action_frame() {
         assert_eq!(frame["type"], "error", "{text:?} → {frame}");
         assert_eq!(frame["error"], "unknown_action", "{text:?} → {frame}");
         assert_eq!(frame["connection_id"], connection_id.as_str(), "{frame}");
+        assert_eq!(frame["actions"], json!(actions), "{frame}");
+        let message = frame["message"].as_str().expect("message");
+        for action in &actions {
+            assert!(
+                message.contains(action),
+                "{action} missing from {message:?}"
+            );
+        }
     }
     // The connection stays usable.
     send_text(&mut client, r#"{"action":"ping"}"#).await;
@@ -182,8 +206,9 @@ async fn a_failing_integration_sends_the_internal_server_error_frame() {
     let mut client = local.connect(&user).await;
     let connection_id = local.connection_id_of(&user).await;
 
-    // The messages queue disappears: SQS answers 400 (no such queue) and the `send` route has no
-    // integration response for it.
+    // The messages queue disappears: SQS answers 400 (no such queue). The `send` route's
+    // `$default` integration response only acknowledges (the route has no route response), so
+    // the failure still reaches the client.
     local
         .sqs
         .delete_queue()
@@ -232,4 +257,76 @@ async fn without_a_default_route_an_unknown_action_gets_the_forbidden_frame() {
         assert!(frame["requestId"].is_string());
     }
     std::fs::remove_dir_all(templates).expect("cleanup");
+}
+
+/// `send`/`publish` whose `message` is missing, null or not a JSON object: the sender alone gets
+/// the invalid_message frame and nothing reaches the messages topic or queue.
+#[tokio::test]
+async fn a_message_that_is_not_a_json_object_is_refused_and_reaches_nobody() {
+    let local = Local::start().await;
+    let tap = local
+        .queue_subscribed_to(&local.endpoints.resources.messages_topic_arn)
+        .await;
+    let user = testkit::unique_name("sloppy");
+    let bystander = testkit::unique_name("bystander");
+    let mut client = local.connect(&user).await;
+    let mut other = local.connect(&bystander).await;
+    let connection_id = local.connection_id_of(&user).await;
+    local.item_of(&bystander).await;
+
+    for route in ["send", "publish"] {
+        for message in [
+            "",
+            r#","message":null"#,
+            r#","message":"text""#,
+            r#","message":[1]"#,
+        ] {
+            let text = format!(r#"{{"action":"{route}"{message}}}"#);
+            send_text(&mut client, &text).await;
+            let frame = next_text(&mut client).await;
+            assert_eq!(frame["type"], "error", "{text} → {frame}");
+            assert_eq!(frame["error"], "invalid_message", "{text} → {frame}");
+            assert_eq!(frame["connection_id"], connection_id.as_str(), "{frame}");
+            assert!(
+                frame["message"]
+                    .as_str()
+                    .expect("message")
+                    .starts_with(route),
+                "{frame}"
+            );
+        }
+    }
+
+    // A valid message after them all is the first and only one the back ends see, on the queue
+    // and on the topic: the refused ones were never sent.
+    send_text(
+        &mut client,
+        r#"{"action":"send","message":{"marker":"queue"}}"#,
+    )
+    .await;
+    send_text(
+        &mut client,
+        r#"{"action":"publish","message":{"marker":"topic"}}"#,
+    )
+    .await;
+    let mut on_queue = Vec::new();
+    while on_queue.len() < 2 {
+        let message = local
+            .receive_one(&local.endpoints.resources.messages_queue_url)
+            .await;
+        on_queue.push(serde_json::from_str::<Value>(message.body().expect("body")).expect("JSON"));
+    }
+    on_queue.sort_by_key(|body| body["marker"].to_string());
+    assert_eq!(
+        on_queue,
+        vec![json!({"marker": "queue"}), json!({"marker": "topic"})]
+    );
+    let published = local.receive_one(&tap).await;
+    assert_eq!(
+        serde_json::from_str::<Value>(published.body().expect("body")).expect("JSON"),
+        json!({"marker": "topic"})
+    );
+    // And the bystander was told nothing.
+    send_text(&mut other, r#"{"action":"ping"}"#).await;
+    assert_eq!(next_text(&mut other).await["type"], "pong");
 }
