@@ -11,6 +11,7 @@
 
 pub mod authorizer_bridge;
 pub mod aws_service;
+pub mod banner;
 pub mod config;
 pub mod demo;
 pub mod dev_idp;

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use sumu_local::authorizer_bridge::IdentitySource;
+use sumu_local::banner::{self, BannerOptions};
 use sumu_local::dev_idp::{parse_duration, DevIdentityProvider};
 use sumu_local::presence_local::{PresenceDestination, PresenceSetup};
-use sumu_local::{AuthorizerSetup, Config, Endpoints, ResourceNames};
+use sumu_local::{AuthorizerSetup, Config, ResourceNames};
 
 #[derive(Parser)]
 #[command(
@@ -170,42 +171,23 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
     }
     let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port)).await?;
     let emulator = sumu_local::start(listener, config).await?;
-    let token = idp.mint("alice", Duration::from_secs(3600), now_secs())?;
-    print_banner(emulator.endpoints(), &token);
+    // A development token only where the authorizer accepts one.
+    let dev_token = if args.authorizer_from_env {
+        None
+    } else {
+        Some(idp.mint("alice", Duration::from_secs(3600), now_secs())?)
+    };
+    let options = BannerOptions {
+        demo: args.demo,
+        dev_token,
+    };
+    println!("{}", banner::render(emulator.endpoints(), &options));
     emulator
         .serve(async {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await?;
     Ok(())
-}
-
-fn print_banner(endpoints: &Endpoints, token: &str) {
-    let r = &endpoints.resources;
-    println!(
-        "sumu-local is ready.\n\
-         \n  WebSocket API        {ws}?authorization=<JWT>\
-         \n  Management API       {mgmt}/@connections/{{connectionId}}   (endpoint_url = {mgmt})\
-         \n  Dev JWKS             {jwks}\
-         \n  Demo page            {demo}   (sign in as anyone, in two windows)\
-         \n  Connections table    {table}\
-         \n  Messages topic       {mtopic}   (publish route)\
-         \n  Messages queue       {mqueue}   (send route + everything published; read from here)\
-         \n  Notifications topic  {ntopic}   (write notification requests here …)\
-         \n  Notifications queue  {nqueue}   (… or here)\
-         \n\n  Try it (token for `alice`, valid 1 h; more with `sumu-local token --sub bob`):\
-         \n    websocat '{ws}?authorization={token}'\
-         \n    then type: {{\"action\":\"ping\"}}\n",
-        ws = endpoints.websocket_url,
-        mgmt = endpoints.management_url,
-        jwks = endpoints.jwks_url,
-        demo = endpoints.demo_url,
-        table = r.connections_table,
-        mtopic = r.messages_topic_arn,
-        mqueue = r.messages_queue_url,
-        ntopic = r.notifications_topic_arn,
-        nqueue = r.notifications_queue_url,
-    );
 }
 
 fn now_secs() -> i64 {

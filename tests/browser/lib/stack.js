@@ -3,11 +3,14 @@
 import { spawn } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const REPO = fileURLToPath(new URL('../../../', import.meta.url));
-export const ARTIFACTS = join(REPO, 'tests/browser/artifacts');
+// Screenshots and logs go outside the work tree (a test run leaves it clean); SUMU_BROWSER_ARTIFACTS
+// names another place.
+export const ARTIFACTS = process.env.SUMU_BROWSER_ARTIFACTS || join(tmpdir(), 'sumu-browser-artifacts');
 
 /** Assumed sumu-local command line (see docs/demo.md); SUMU_LOCAL_ARGS replaces it. */
 export const DEFAULT_ARGS = '--port {port} --aws-endpoint {moto} --stage {stage} --prefix {prefix} --demo';
