@@ -73,6 +73,39 @@ fn presence_filter() -> EventFilter {
     .expect("the presence stream filter loads")
 }
 
+/// A stream runner with the deployed filter, started on the table's stream at LATEST; the
+/// sender stops it.
+async fn start_runner(
+    aws: &aws_config::SdkConfig,
+    resources: sumu_local::Resources,
+    settings: StreamSettings,
+    handler: BatchHandler,
+) -> (
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<()>,
+) {
+    let poller = StreamPoller::at_latest(
+        aws_sdk_dynamodbstreams::Client::new(aws),
+        resources
+            .connections_stream_arn
+            .clone()
+            .expect("the table has a stream"),
+        settings,
+        presence_filter(),
+    )
+    .await
+    .expect("positioned at LATEST");
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let context = RunnerContext {
+        aws: aws.clone(),
+        resources,
+        management_url: "http://127.0.0.1:9/dev".into(),
+        shutdown,
+        pusher: Default::default(),
+    };
+    (stop, tokio::spawn(poller.run(context, handler)))
+}
+
 fn handed_users(batches: &Mutex<Vec<Vec<Handed>>>) -> Vec<Vec<String>> {
     batches
         .lock()
@@ -108,24 +141,14 @@ async fn records_after_start_are_handed_over_retried_from_the_failure_then_skipp
         max_retry_attempts: 2,
         describe_interval: Duration::from_secs(10),
     };
-    let poller = StreamPoller::at_latest(
-        aws_sdk_dynamodbstreams::Client::new(&aws),
-        stream_arn.clone(),
-        settings,
-        presence_filter(),
-    )
-    .await
-    .expect("positioned at LATEST");
-    let (stop, shutdown) = tokio::sync::watch::channel(false);
-    let context = RunnerContext {
-        aws: aws.clone(),
-        resources,
-        management_url: "http://127.0.0.1:9/dev".into(),
-        shutdown,
-        pusher: Default::default(),
-    };
     let batches = Arc::new(Mutex::new(Vec::new()));
-    let running = tokio::spawn(poller.run(context, recording_handler(Arc::clone(&batches))));
+    let (stop, running) = start_runner(
+        &aws,
+        resources,
+        settings,
+        recording_handler(Arc::clone(&batches)),
+    )
+    .await;
 
     put(&dynamodb, &table_name, &good).await;
     put(&dynamodb, &table_name, &poison).await;
@@ -209,24 +232,8 @@ async fn a_failed_presence_delivery_is_retried_from_its_record_until_it_succeeds
         max_retry_attempts: 1_000_000,
         ..StreamSettings::default()
     };
-    let poller = StreamPoller::at_latest(
-        aws_sdk_dynamodbstreams::Client::new(&aws),
-        resources.connections_stream_arn.clone().expect("stream"),
-        settings,
-        presence_filter(),
-    )
-    .await
-    .expect("positioned at LATEST");
-    let (stop, shutdown) = tokio::sync::watch::channel(false);
     let table_name = resources.connections_table.clone();
-    let context = RunnerContext {
-        aws: aws.clone(),
-        resources,
-        management_url: "http://127.0.0.1:9/dev".into(),
-        shutdown,
-        pusher: Default::default(),
-    };
-    let running = tokio::spawn(poller.run(context, handler));
+    let (stop, running) = start_runner(&aws, resources, settings, handler).await;
 
     let user = testkit::unique_name("patient");
     put(&aws_sdk_dynamodb::Client::new(&aws), &table_name, &user).await;
@@ -283,24 +290,14 @@ async fn the_presence_filter_hands_over_inserts_and_removals_never_modifications
         poll_interval: Duration::from_millis(50),
         ..StreamSettings::default()
     };
-    let poller = StreamPoller::at_latest(
-        aws_sdk_dynamodbstreams::Client::new(&aws),
-        resources.connections_stream_arn.clone().expect("stream"),
-        settings,
-        presence_filter(),
-    )
-    .await
-    .expect("positioned at LATEST");
-    let (stop, shutdown) = tokio::sync::watch::channel(false);
-    let context = RunnerContext {
-        aws: aws.clone(),
-        resources,
-        management_url: "http://127.0.0.1:9/dev".into(),
-        shutdown,
-        pusher: Default::default(),
-    };
     let batches = Arc::new(Mutex::new(Vec::new()));
-    let running = tokio::spawn(poller.run(context, recording_handler(Arc::clone(&batches))));
+    let (stop, running) = start_runner(
+        &aws,
+        resources,
+        settings,
+        recording_handler(Arc::clone(&batches)),
+    )
+    .await;
 
     let user = testkit::unique_name("pinger");
     let marker = testkit::unique_name("marker");

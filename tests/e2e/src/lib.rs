@@ -244,6 +244,19 @@ impl Drop for Local {
     }
 }
 
+/// Serves `app` on 127.0.0.1 at a free port, in the background, for the rest of the test (the
+/// fault-injecting proxies); returns its address.
+pub async fn serve_on_loopback(app: axum::Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1:0");
+    let address = listener.local_addr().expect("local address");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    address
+}
+
 pub fn now_secs() -> i64 {
     sumu_local::protocol::now_ms() / 1000
 }

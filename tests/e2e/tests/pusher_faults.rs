@@ -71,16 +71,10 @@ async fn start_proxy(policy: Policy) -> (Arc<Proxy>, String) {
         posts: Mutex::default(),
         http: reqwest::Client::new(),
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind the proxy");
-    let address = listener.local_addr().expect("proxy address");
     let app = Router::new()
         .fallback(forward)
         .with_state(Arc::clone(&proxy));
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let address = e2e::serve_on_loopback(app).await;
     (proxy, format!("http://{address}/dev"))
 }
 
