@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use jsonwebtoken::Algorithm;
 use serde::Deserialize;
+use sumu_wire::channels::{context as grants_context, DEFAULT_GRANTS_CLAIM};
+
+use crate::grants::{check_templates, StaticGrants};
 
 /// One trusted token issuer.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -45,6 +48,11 @@ pub struct Config {
     /// Upper bound on how long a fetched key set is used without trying to refresh it, whatever
     /// the endpoint's `Cache-Control: max-age` says; also the lifetime when it sends none.
     pub max_cache_age: Duration,
+    /// Claim holding the token's channel grants (default `channels`):
+    /// `{"subscribe":[patterns],"publish":[patterns]}`.
+    pub grants_claim: String,
+    /// Channel grants of every connection, `{sub}` standing for its principal.
+    pub static_grants: StaticGrants,
 }
 
 /// The algorithms accepted when `JWT_ALGORITHMS` is not set: every asymmetric one.
@@ -73,6 +81,8 @@ impl Config {
             jwks_timeout: Duration::from_millis(2000),
             refetch_interval: Duration::from_secs(30),
             max_cache_age: Duration::from_secs(3600),
+            grants_claim: DEFAULT_GRANTS_CLAIM.to_string(),
+            static_grants: StaticGrants::default(),
         }
     }
 
@@ -138,6 +148,15 @@ impl Config {
             config.max_cache_age =
                 Duration::from_secs(number("JWKS_MAX_CACHE_AGE_SECONDS", &seconds)?);
         }
+        if let Some(claim) = var("JWT_GRANTS_CLAIM") {
+            config.grants_claim = claim.trim().to_string();
+        }
+        if let Some(list) = var("CHANNELS_STATIC_SUBSCRIBE") {
+            config.static_grants.subscribe = comma_list(&list);
+        }
+        if let Some(list) = var("CHANNELS_STATIC_PUBLISH") {
+            config.static_grants.publish = comma_list(&list);
+        }
         config.validate()?;
         Ok(config)
     }
@@ -184,6 +203,26 @@ impl Config {
         if self.principal_claim.is_empty() {
             return Err(invalid("JWT_PRINCIPAL_CLAIM", "empty claim name"));
         }
+        if self.grants_claim.is_empty() {
+            return Err(invalid("JWT_GRANTS_CLAIM", "empty claim name"));
+        }
+        // The grants entries of the context are the authorizer's own: a token claim copied
+        // under their names would hand out unvalidated grants.
+        if let Some(name) = self.context_claims.iter().find(|name| {
+            [grants_context::SUBSCRIBE, grants_context::PUBLISH].contains(&name.as_str())
+        }) {
+            return Err(invalid(
+                "JWT_CONTEXT_CLAIMS",
+                format!("`{name}` is the authorizer's own context entry for channel grants"),
+            ));
+        }
+        check_templates(&self.static_grants.subscribe)
+            .map_err(|reason| invalid("CHANNELS_STATIC_SUBSCRIBE", reason))?;
+        check_templates(&self.static_grants.publish)
+            .map_err(|reason| invalid("CHANNELS_STATIC_PUBLISH", reason))?;
+        self.static_grants
+            .check_size()
+            .map_err(|reason| invalid("CHANNELS_STATIC_SUBSCRIBE", reason))?;
         Ok(())
     }
 }
@@ -282,6 +321,35 @@ mod tests {
             ("JWT_ALGORITHMS", "none")
         ])
         .is_err());
+    }
+
+    #[test]
+    fn channel_grants_are_configured_and_checked() {
+        let base = [("JWT_ISSUER", "a"), ("JWT_JWKS_URI", "https://a/jwks")];
+        let config = from(&base).unwrap();
+        assert_eq!(config.grants_claim, "channels");
+        assert!(config.static_grants.is_empty());
+
+        let config = from(&[
+            base[0],
+            base[1],
+            ("JWT_GRANTS_CLAIM", "https://example.com/channels"),
+            ("CHANNELS_STATIC_SUBSCRIBE", "public/*, user/{sub}"),
+            ("CHANNELS_STATIC_PUBLISH", "user/{sub}/*"),
+        ])
+        .unwrap();
+        assert_eq!(config.grants_claim, "https://example.com/channels");
+        assert_eq!(config.static_grants.subscribe, ["public/*", "user/{sub}"]);
+        assert_eq!(config.static_grants.publish, ["user/{sub}/*"]);
+
+        for (name, value) in [
+            ("CHANNELS_STATIC_SUBSCRIBE", "room/**"),
+            ("CHANNELS_STATIC_PUBLISH", "a/b/c/d/e/f"),
+            ("JWT_CONTEXT_CLAIMS", "email,channels_subscribe"),
+        ] {
+            let error = from(&[base[0], base[1], (name, value)]).unwrap_err();
+            assert!(error.to_string().contains(name), "{error}");
+        }
     }
 
     #[test]

@@ -11,15 +11,20 @@
 //! - `Err(KeysUnavailable)` → HTTP 500, "try again later": no keys could be obtained for the
 //!   issuer (endpoint down, too slow, or broken, with nothing cached);
 //! - `Err(InvalidRequest)` → HTTP 500: the event has no usable `methodArn` (not a client's fault).
+//!
+//! An Allow always carries the connection's channel grants in its context ([`grants`]); a grants
+//! claim that cannot be used leaves the connection with the static grants only, never a refusal.
 
 mod cache;
 mod claims;
 mod config;
+pub mod grants;
 mod keys;
 mod policy;
 pub mod token;
 
 pub use config::{Config, ConfigError, IssuerConfig, DEFAULT_ALGORITHMS};
+pub use grants::StaticGrants;
 
 use aws_lambda_events::apigw::{
     ApiGatewayCustomAuthorizerRequestTypeRequest, ApiGatewayCustomAuthorizerResponse,
@@ -227,10 +232,32 @@ async fn authorize(
             config.principal_claim
         ))
     })?;
-    Ok((
-        principal,
-        claims::context(&token.claims, &config.context_claims),
-    ))
+    let mut context = claims::context(&token.claims, &config.context_claims);
+    let resolved = grants::resolve(
+        &token.claims,
+        &config.grants_claim,
+        &config.static_grants,
+        &principal,
+    );
+    let request_id = request.request_context.request_id.as_deref().unwrap_or("");
+    if let Some(reason) = &resolved.claim_ignored {
+        tracing::warn!(
+            principal = %principal,
+            request_id,
+            reason = %reason,
+            "grants claim ignored: the connection keeps only the static grants"
+        );
+    }
+    if !resolved.static_dropped.is_empty() {
+        tracing::warn!(
+            principal = %principal,
+            request_id,
+            dropped = %resolved.static_dropped.join(","),
+            "static grants dropped: the principal cannot stand for {{sub}} (not a channel segment) or the grant gets too long"
+        );
+    }
+    grants::write_context(&resolved.grants, &mut context);
+    Ok((principal, context))
 }
 
 async fn verify_signature(

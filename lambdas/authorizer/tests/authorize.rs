@@ -350,7 +350,8 @@ async fn selected_claims_reach_the_context_as_scalars() {
     assert_eq!(
         response.context,
         json!({"email": "a@example.com", "tier": 3, "admin": false,
-               "groups": "[\"a\",\"b\"]", "address": "{\"city\":\"Oulu\"}"})
+               "groups": "[\"a\",\"b\"]", "address": "{\"city\":\"Oulu\"}",
+               "channels_subscribe": "", "channels_publish": ""})
     );
 }
 

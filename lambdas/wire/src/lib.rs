@@ -5,6 +5,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub mod channels;
+pub use channels::{Channel, ChannelError, Grants, Pattern};
+
 /// Attribute names of the connections table.
 pub mod table {
     /// Partition key: the authorizer's `principalId`.

@@ -4,17 +4,19 @@
 //! serves them from anywhere. `GET /dev/token?sub=alice` mints a development token like
 //! `sumu-local token --sub alice`: anyone who can reach the emulator can sign in as anyone,
 //! which is the point of a local development identity provider (sumu-local binds 127.0.0.1).
+//! Channel grants are repeatable parameters, like the command's flags:
+//! `/dev/token?sub=alice&subscribe=room/*&publish=room/*` (`*` and `/` need no escaping).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Query, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Deserialize;
 use serde_json::json;
+use sumu_wire::{Grants, Pattern};
 
 use crate::AppState;
 
@@ -58,23 +60,53 @@ async fn static_file(content_type: &'static str, body: &'static str) -> Response
     ([(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
-#[derive(Debug, Deserialize)]
-struct TokenQuery {
-    sub: Option<String>,
+/// What `/dev/token` was asked for: `sub` (required, trimmed, at most 256 bytes) and the
+/// repeatable `subscribe` and `publish` patterns. Other parameters are ignored.
+#[derive(Debug, PartialEq)]
+struct TokenRequest {
+    sub: String,
+    grants: Grants,
 }
 
-async fn token(State(state): State<Arc<AppState>>, Query(query): Query<TokenQuery>) -> Response {
-    let sub = query.sub.unwrap_or_default();
-    let sub = sub.trim();
-    if sub.is_empty() || sub.len() > MAX_SUBJECT_BYTES {
-        return (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"message": "sub must be a non-empty name of at most 256 bytes"})),
-        )
-            .into_response();
+fn token_request(query: &str) -> Result<TokenRequest, String> {
+    let mut sub = None;
+    let mut grants = Grants::default();
+    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+        let list = match name.as_ref() {
+            "sub" => {
+                sub = Some(value.trim().to_string());
+                continue;
+            }
+            "subscribe" => &mut grants.subscribe,
+            "publish" => &mut grants.publish,
+            _ => continue,
+        };
+        let pattern = Pattern::parse(&value)
+            .map_err(|error| format!("{name}={value:?} is not a channel pattern: {error}"))?;
+        list.push(pattern);
     }
+    match sub {
+        Some(sub) if !sub.is_empty() && sub.len() <= MAX_SUBJECT_BYTES => {
+            Ok(TokenRequest { sub, grants })
+        }
+        _ => Err("sub must be a non-empty name of at most 256 bytes".to_string()),
+    }
+}
+
+async fn token(State(state): State<Arc<AppState>>, RawQuery(query): RawQuery) -> Response {
+    let request = match token_request(query.as_deref().unwrap_or("")) {
+        Ok(request) => request,
+        Err(message) => {
+            return (StatusCode::BAD_REQUEST, Json(json!({ "message": message }))).into_response()
+        }
+    };
     let now_secs = crate::protocol::now_ms() / 1000;
-    match state.identity_provider.mint(sub, TOKEN_TTL, now_secs) {
+    match state.identity_provider.mint_with_grants(
+        &request.sub,
+        &request.grants,
+        TOKEN_TTL,
+        now_secs,
+    ) {
         Ok(token) => (
             [(header::CACHE_CONTROL, "no-store")],
             Json(json!({"token": token})),
@@ -87,6 +119,53 @@ async fn token(State(state): State<Arc<AppState>>, Query(query): Query<TokenQuer
                 Json(json!({"message": "could not mint a token"})),
             )
                 .into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn patterns(texts: &[&str]) -> Vec<Pattern> {
+        texts.iter().map(|t| Pattern::parse(t).unwrap()).collect()
+    }
+
+    #[test]
+    fn grants_are_repeatable_parameters() {
+        let request =
+            token_request("sub=alice&subscribe=room/*&subscribe=user%2Falice&publish=room/*")
+                .unwrap();
+        assert_eq!(request.sub, "alice");
+        assert_eq!(
+            request.grants.subscribe,
+            patterns(&["room/*", "user/alice"])
+        );
+        assert_eq!(request.grants.publish, patterns(&["room/*"]));
+        let plain = token_request("sub=%20bob%20&other=1").unwrap();
+        assert_eq!(plain.sub, "bob");
+        assert!(plain.grants.is_empty());
+        let auth0 = token_request("sub=auth0%7C42&subscribe=user/auth0%7C42").unwrap();
+        assert_eq!(auth0.grants.subscribe, patterns(&["user/auth0|42"]));
+    }
+
+    #[test]
+    fn a_bad_pattern_or_name_is_refused_with_a_reason() {
+        let error = token_request("sub=alice&subscribe=room/**").unwrap_err();
+        assert!(error.contains("subscribe=\"room/**\""), "{error}");
+        let error = token_request("sub=alice&publish=").unwrap_err();
+        assert!(error.contains("publish"), "{error}");
+        assert!(
+            token_request("sub=alice&publish=a+b").is_err(),
+            "`+` is a space here"
+        );
+        for query in [
+            "",
+            "sub=",
+            "sub=%20%20",
+            &format!("sub={}", "x".repeat(257)),
+        ] {
+            assert!(token_request(query).is_err(), "{query:?}");
         }
     }
 }

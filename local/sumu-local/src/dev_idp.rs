@@ -10,6 +10,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
+use sumu_wire::channels::DEFAULT_GRANTS_CLAIM;
+use sumu_wire::Grants;
 
 /// The `iss` of development tokens.
 pub const DEV_ISSUER: &str = "sumu-local";
@@ -121,13 +123,29 @@ impl DevIdentityProvider {
     }
 
     /// A token for `sub`, valid for `ttl` from `now` (epoch seconds), from [`DEV_ISSUER`] for
-    /// [`DEV_AUDIENCE`].
+    /// [`DEV_AUDIENCE`], with no channel grant.
     pub fn mint(&self, sub: &str, ttl: Duration, now: i64) -> Result<String, IdpError> {
+        self.mint_with_grants(sub, &Grants::default(), ttl, now)
+    }
+
+    /// Like [`DevIdentityProvider::mint`], with these channel grants in the default grants
+    /// claim (`"channels": {"subscribe":[…],"publish":[…]}`; no claim when there are none).
+    pub fn mint_with_grants(
+        &self,
+        sub: &str,
+        grants: &Grants,
+        ttl: Duration,
+        now: i64,
+    ) -> Result<String, IdpError> {
         let ttl = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
-        self.mint_claims(&json!({
+        let mut claims = json!({
             "iss": DEV_ISSUER, "aud": DEV_AUDIENCE, "sub": sub,
             "iat": now, "nbf": now, "exp": now.saturating_add(ttl),
-        }))
+        });
+        if !grants.is_empty() {
+            claims[DEFAULT_GRANTS_CLAIM] = json!(grants);
+        }
+        self.mint_claims(&claims)
     }
 
     /// A token with exactly these claims (tests use it for expired or foreign tokens).
@@ -203,6 +221,58 @@ mod tests {
         assert_eq!(data.claims["sub"], "alice");
         assert_eq!(data.claims["exp"], 1_900_003_600_i64);
         assert_eq!(data.header.kid.as_deref(), Some(idp.kid()));
+    }
+
+    fn decoded(idp: &DevIdentityProvider, token: &str) -> Value {
+        let jwk: jsonwebtoken::jwk::Jwk =
+            serde_json::from_value(idp.jwks()["keys"][0].clone()).unwrap();
+        let mut validation = Validation::new(Algorithm::ES256);
+        validation.set_audience(&[DEV_AUDIENCE]);
+        validation.validate_exp = false;
+        jsonwebtoken::decode::<Value>(token, &DecodingKey::from_jwk(&jwk).unwrap(), &validation)
+            .unwrap()
+            .claims
+    }
+
+    #[test]
+    fn grants_go_into_the_channels_claim() {
+        let idp = DevIdentityProvider::generate().unwrap();
+        let grants = Grants {
+            subscribe: vec!["room/*".parse().unwrap(), "user/alice".parse().unwrap()],
+            publish: vec!["room/*".parse().unwrap()],
+        };
+        let token = idp
+            .mint_with_grants("alice", &grants, Duration::from_secs(60), 1_900_000_000)
+            .unwrap();
+        assert_eq!(
+            decoded(&idp, &token)["channels"],
+            json!({"subscribe": ["room/*", "user/alice"], "publish": ["room/*"]})
+        );
+        let only_subscribe = Grants {
+            subscribe: vec!["*".parse().unwrap()],
+            publish: vec![],
+        };
+        let token = idp
+            .mint_with_grants(
+                "bob",
+                &only_subscribe,
+                Duration::from_secs(60),
+                1_900_000_000,
+            )
+            .unwrap();
+        assert_eq!(
+            decoded(&idp, &token)["channels"],
+            json!({"subscribe": ["*"], "publish": []})
+        );
+    }
+
+    #[test]
+    fn no_grants_means_no_claim() {
+        let idp = DevIdentityProvider::generate().unwrap();
+        let token = idp
+            .mint("alice", Duration::from_secs(60), 1_900_000_000)
+            .unwrap();
+        assert!(decoded(&idp, &token).get("channels").is_none());
     }
 
     #[test]

@@ -11,6 +11,7 @@ use sumu_local::banner::{self, BannerOptions};
 use sumu_local::dev_idp::{parse_duration, DevIdentityProvider};
 use sumu_local::presence_local::{PresenceDestination, PresenceSetup};
 use sumu_local::{AuthorizerSetup, Config, ResourceNames};
+use sumu_wire::{Grants, Pattern};
 
 #[derive(Parser)]
 #[command(
@@ -37,6 +38,12 @@ enum Command {
         ttl: Duration,
         #[arg(long, env = "SUMU_LOCAL_KEY_FILE", default_value_os_t = default_key_file())]
         key_file: PathBuf,
+        /// A channel or pattern the token may subscribe to (`room/42`, `room/*`, `*`); repeatable.
+        #[arg(long = "subscribe", value_name = "PATTERN")]
+        subscribe: Vec<Pattern>,
+        /// A channel or pattern the token may emit on; repeatable.
+        #[arg(long = "publish", value_name = "PATTERN")]
+        publish: Vec<Pattern>,
     },
     /// Render a mapping template and print the result (or the error with its position).
     Render {
@@ -128,7 +135,13 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         None => serve(cli.serve).await,
         Some(Command::Serve(args)) => serve(args).await,
-        Some(Command::Token { sub, ttl, key_file }) => token(&sub, ttl, &key_file),
+        Some(Command::Token {
+            sub,
+            ttl,
+            key_file,
+            subscribe,
+            publish,
+        }) => token(&sub, &Grants { subscribe, publish }, ttl, &key_file),
         Some(Command::Render {
             template,
             context,
@@ -194,9 +207,9 @@ fn now_secs() -> i64 {
     sumu_local::protocol::now_ms() / 1000
 }
 
-fn token(sub: &str, ttl: Duration, key_file: &Path) -> Result<(), Failure> {
+fn token(sub: &str, grants: &Grants, ttl: Duration, key_file: &Path) -> Result<(), Failure> {
     let idp = DevIdentityProvider::load_or_create(key_file)?;
-    println!("{}", idp.mint(sub, ttl, now_secs())?);
+    println!("{}", idp.mint_with_grants(sub, grants, ttl, now_secs())?);
     Ok(())
 }
 

@@ -51,6 +51,78 @@ fn token_prints_a_jwt_signed_by_the_key_the_server_serves() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// The claims of a token printed by `sumu-local token`, verified with the served key.
+fn claims_of(output: &std::process::Output, key_file: &std::path::Path) -> serde_json::Value {
+    assert!(output.status.success(), "{output:?}");
+    let token = String::from_utf8(output.stdout.clone()).unwrap();
+    let served = DevIdentityProvider::load_or_create(key_file)
+        .unwrap()
+        .jwks();
+    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(served["keys"][0].clone()).unwrap();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+    validation.set_audience(&[DEV_AUDIENCE]);
+    jsonwebtoken::decode::<serde_json::Value>(
+        token.trim(),
+        &jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap(),
+        &validation,
+    )
+    .unwrap()
+    .claims
+}
+
+#[test]
+fn token_puts_repeatable_subscribe_and_publish_flags_in_the_channels_claim() {
+    let dir = scratch();
+    let key_file = dir.join("key.p8");
+    let output = binary()
+        .args(["token", "--sub", "alice", "--subscribe", "room/*"])
+        .args(["--subscribe", "user/alice", "--publish", "room/*"])
+        .arg("--key-file")
+        .arg(&key_file)
+        .output()
+        .unwrap();
+    let claims = claims_of(&output, &key_file);
+    assert_eq!(claims["sub"], "alice");
+    assert_eq!(
+        claims["channels"],
+        serde_json::json!({"subscribe": ["room/*", "user/alice"], "publish": ["room/*"]})
+    );
+
+    let output = binary()
+        .args(["token", "--sub", "bob", "--key-file"])
+        .arg(&key_file)
+        .output()
+        .unwrap();
+    let claims = claims_of(&output, &key_file);
+    assert!(
+        claims.get("channels").is_none(),
+        "no flags, no claim: {claims}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn token_refuses_a_bad_pattern_with_a_clear_error() {
+    let dir = scratch();
+    for (flag, bad, why) in [
+        ("--subscribe", "room/**", "`*` is only allowed"),
+        ("--publish", "a/b/c/d/e/f", "6 segments"),
+        ("--subscribe", "room 42", "not allowed"),
+    ] {
+        let output = binary()
+            .args(["token", "--sub", "alice", flag, bad, "--key-file"])
+            .arg(dir.join("key.p8"))
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{bad}");
+        assert!(output.stdout.is_empty(), "no token printed for {bad}");
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert!(stderr.contains(bad) && stderr.contains(flag), "{stderr}");
+        assert!(stderr.contains(why), "{stderr}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 #[test]
 fn render_prints_the_output_and_reports_errors_with_their_position() {
     let dir = scratch();
