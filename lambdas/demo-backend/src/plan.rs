@@ -38,6 +38,7 @@ pub fn presence_request(presence: &Presence) -> NotificationRequest {
         connections: None,
         exclude_users: vec![presence.user_id.clone()],
         data,
+        ..NotificationRequest::default()
     }
 }
 
@@ -72,6 +73,7 @@ pub fn chat_request(sender: &Sender, chat: &Chat) -> NotificationRequest {
         connections: None,
         exclude_users,
         data: frame,
+        ..NotificationRequest::default()
     }
 }
 
@@ -98,6 +100,7 @@ pub fn online_users_request(
             "truncated": online.len() > MAX_LISTED_USERS,
             "timestamp": now_ms,
         }),
+        ..NotificationRequest::default()
     }
 }
 

@@ -118,6 +118,7 @@ async fn sqs_notifier_puts_the_request_on_the_queue_as_json() {
         connections: None,
         exclude_users: vec!["carol".into()],
         data: json!({"type":"chat","text":"héllo \"quoted\" <b>&</b>"}),
+        ..NotificationRequest::default()
     };
     SqsNotifier::new(sqs.clone(), &queue_url)
         .notify(&request)
@@ -148,6 +149,7 @@ async fn sqs_notifier_reports_a_missing_queue_as_an_error() {
             connections: None,
             exclude_users: vec![],
             data: json!(1),
+            ..NotificationRequest::default()
         })
         .await
         .unwrap_err();

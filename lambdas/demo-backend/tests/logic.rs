@@ -148,6 +148,7 @@ fn request(
         connections: targets(connections),
         exclude_users: strings(exclude),
         data,
+        ..NotificationRequest::default()
     }
 }
 

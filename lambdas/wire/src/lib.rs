@@ -26,6 +26,35 @@ pub mod table {
     pub const CONNECTION_INDEX: &str = "connection_id-index";
     /// API Gateway's hard maximum connection duration, the item's lifetime.
     pub const MAX_CONNECTION_SECONDS: i64 = 7200;
+    /// Number: how many subscriptions the connection made itself (`subscribe`), kept by the
+    /// presence Lambda in the same transaction as each subscription item, so the
+    /// per-connection cap holds under concurrent subscribes. Absent = 0.
+    pub const SUBSCRIPTIONS: &str = "subscriptions";
+}
+
+/// The subscriptions table (docs/channels.md § Storage): one item per (pattern, connection).
+/// A back end may subscribe a live connection itself by writing such an item (without
+/// `counted`); the same cleanup applies.
+pub mod subscriptions {
+    /// Partition key: the subscription's pattern as written (`room/42`, `room/*`, `*`). A
+    /// publication to a channel reads one partition per pattern that matches it
+    /// (`Channel::partitions`).
+    pub const CHANNEL: &str = "channel";
+    /// Sort key: API Gateway's connection id.
+    pub const CONNECTION_ID: &str = "connection_id";
+    /// The connection's principal (for `exclude_users` and pruning its connection item).
+    pub const USER_ID: &str = "user_id";
+    /// Epoch **seconds**: the connection's own `expires_at`; the TTL attribute. Readers
+    /// never deliver past it.
+    pub const EXPIRES_AT: &str = "expires_at";
+    /// Epoch milliseconds.
+    pub const SUBSCRIBED_AT: &str = "subscribed_at";
+    /// Boolean `true` on items a client's `subscribe` wrote: they count toward the
+    /// connection's cap (`table::SUBSCRIPTIONS`). Items a back end writes leave it out.
+    pub const COUNTED: &str = "counted";
+    /// Global secondary index keyed by `connection_id` (keys only): a connection's
+    /// subscriptions, for the cleanup when it ends.
+    pub const CONNECTION_INDEX: &str = "connection_id-index";
 }
 
 /// Message attributes every message on the *messages* topic/queue carries. They are set by
@@ -40,6 +69,13 @@ pub mod attributes {
     pub const SOURCE_PUBLISH: &str = "apigw.route.publish";
     pub const SOURCE_SEND: &str = "apigw.route.send";
     pub const SOURCE_PRESENCE: &str = "lambda.presence.watchdog";
+    /// On the *notifications* queue: a client's `emit`, turned into a notification request
+    /// by the gateway. It carries `user_id`, `connection_id`, `timestamp` and
+    /// [`CHANNELS_PUBLISH`] too, all from `$context`.
+    pub const SOURCE_EMIT: &str = "apigw.route.emit";
+    /// String: the emitting connection's publish grants as the authorizer encoded them
+    /// (`channels::encode_patterns`), for the pusher to enforce.
+    pub const CHANNELS_PUBLISH: &str = "channels_publish";
 }
 
 /// Message attributes the pusher sets on the notification requests it sends itself (a
@@ -131,23 +167,58 @@ pub struct UserPresence {
 /// *notifications* topic/queue). With neither `users` nor `connections` it is a broadcast; an
 /// explicitly empty list targets nobody, so an audience that happens to be empty never reaches
 /// everyone by accident (`None` and `Some(vec![])` serialize differently for that reason).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NotificationRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub users: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connections: Option<Vec<String>>,
+    /// A publication to these channels (exact channels, not patterns): every connection
+    /// subscribed to a matching pattern gets the [`Publication`] envelope. Never combined
+    /// with `users`/`connections` (such a request is invalid).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channels: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exclude_users: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude_connections: Vec<String>,
+    /// The publication's `id`: set by the pusher on a narrowed re-queue (so every retry
+    /// keeps the original's id), or by a back end that wants its own; otherwise derived from
+    /// the original message's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publication_id: Option<String>,
     /// Sent to every target as JSON. Required: a request without it is rejected.
     pub data: Value,
 }
 
 impl NotificationRequest {
-    /// A request naming no user list and no connection list goes to every live connection.
+    /// A request naming no user list, no connection list and no channel goes to every live
+    /// connection.
     pub fn is_broadcast(&self) -> bool {
-        self.users.is_none() && self.connections.is_none()
+        self.users.is_none() && self.connections.is_none() && self.channels.is_none()
     }
+}
+
+/// What a subscriber receives for a publication to a channel:
+/// `{"type":"publication","channel":"room/42","id":"…","data":…,"from":"u1"}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Publication {
+    #[serde(rename = "type")]
+    pub kind: PublicationType,
+    /// The channel it was published to (not the subscriber's pattern).
+    pub channel: String,
+    /// The same for every recipient and across every retry: clients drop duplicates by it.
+    pub id: String,
+    pub data: Value,
+    /// The emitting client's principal; absent for a back end's publication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PublicationType {
+    Publication,
 }
 
 #[cfg(test)]
