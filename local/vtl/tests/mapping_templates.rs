@@ -95,7 +95,7 @@ fn every_template_in_the_route_table_exists_and_parses() {
             names.push(name.as_str().expect("template name").to_owned());
         }
     }
-    assert_eq!(names.len(), 10, "{names:?}");
+    assert_eq!(names.len(), 11, "{names:?}");
     for name in names {
         let source = read(templates_dir().join(&name));
         Template::parse(&source).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -422,6 +422,78 @@ fn a_refusal_keeps_a_hostile_connection_id_inside_its_json_string() {
 }
 
 #[test]
+fn emit_is_a_notification_request_on_the_notifications_queue_with_the_senders_identity() {
+    let fields = form(&render_example("emit.request.vtl", "emit", "emit"));
+    assert_eq!(fields["Action"], "SendMessage");
+    assert_eq!(
+        fields["QueueUrl"],
+        "https://sqs.eu-west-1.amazonaws.com/123456789012/sumu-dev-notifications"
+    );
+    // The client's `from` (in the frame and in data) stays data; the sender is the gateway's.
+    assert_eq!(
+        json(&fields["MessageBody"]),
+        json!({"channels": ["room/42"], "data": {"text": "hi all", "from": "mallory"}})
+    );
+    assert_eq!(fields["MessageAttribute.1.Value.StringValue"], "user-42");
+    assert_eq!(
+        fields["MessageAttribute.2.Value.StringValue"],
+        "L0SM9cOFvHcCIhw="
+    );
+    assert_eq!(
+        fields["MessageAttribute.4.Value.StringValue"],
+        "apigw.route.emit"
+    );
+    assert_eq!(fields["MessageAttribute.5.Name"], "channels_publish");
+    assert_eq!(
+        fields["MessageAttribute.5.Value.StringValue"],
+        "room/* user/user-42"
+    );
+}
+
+#[test]
+fn emit_leaves_validation_to_the_pusher_and_cannot_be_used_to_add_keys() {
+    let input: RenderInput = serde_json::from_value(example_context("emit")).expect("deserializes");
+    let render_body = |input: &RenderInput, text: &str| {
+        let mut input = input.clone();
+        input.body = text.into();
+        let fields = form(&render("emit.request.vtl", &input));
+        (json(&fields["MessageBody"]), fields)
+    };
+    let body = |text: &str| render_body(&input, text);
+    let (request, _) = body(r#"{"action":"emit","channel":"room/42"}"#);
+    assert_eq!(request, json!({"channels": ["room/42"], "data": null}));
+    let (request, _) = body(r#"{"action":"emit","data":1}"#);
+    assert_eq!(request, json!({"channels": [], "data": 1}));
+    let (request, _) = body(r#"{"action":"emit","channel":{"users":["victim"]},"data":"x"}"#);
+    assert_eq!(
+        request,
+        json!({"channels": [{"users": ["victim"]}], "data": "x"})
+    );
+    let hostile = r#"room"],"users":["victim"],"x":["#;
+    let (request, _) = body(&json!({"action": "emit", "channel": hostile, "data": 1}).to_string());
+    assert_eq!(request, json!({"channels": [hostile], "data": 1}));
+
+    // A connection without publish grants sends no empty attribute (SQS refuses one).
+    let mut without_grants = input.clone();
+    without_grants.context["authorizer"]
+        .as_object_mut()
+        .expect("authorizer")
+        .remove("channels_publish");
+    let (_, fields) = render_body(
+        &without_grants,
+        r#"{"action":"emit","channel":"room/42","data":1}"#,
+    );
+    assert!(
+        !fields.contains_key("MessageAttribute.5.Name"),
+        "{fields:?}"
+    );
+    assert_eq!(
+        fields["MessageAttribute.4.Value.StringValue"],
+        "apigw.route.emit"
+    );
+}
+
+#[test]
 fn default_route_mocks_200_and_answers_unknown_action() {
     assert_eq!(
         json(&render_example("default.request.vtl", "default", "default")),
@@ -434,10 +506,18 @@ fn default_route_mocks_200_and_answers_unknown_action() {
     // Every action of the `actions` stage variable, in the text and as a list.
     assert_eq!(
         frame["actions"],
-        json!(["ping", "presence", "publish", "send"])
+        json!([
+            "emit",
+            "ping",
+            "presence",
+            "publish",
+            "send",
+            "subscribe",
+            "unsubscribe"
+        ])
     );
     assert_eq!(
         frame["message"],
-        "Unknown action. Send JSON with \"action\" set to one of: ping, presence, publish, send."
+        "Unknown action. Send JSON with \"action\" set to one of: emit, ping, presence, publish, send, subscribe, unsubscribe."
     );
 }

@@ -168,7 +168,7 @@ run "stage" {
     error_message = "connections_table must carry the table's name."
   }
   assert {
-    condition     = aws_apigatewayv2_stage.this.stage_variables["actions"] == "ping,presence,publish,send"
+    condition     = aws_apigatewayv2_stage.this.stage_variables["actions"] == "emit,ping,presence,publish,send,subscribe,unsubscribe"
     error_message = "The actions stage variable lists routes.json's keys without a leading $, sorted."
   }
   assert {
