@@ -4,7 +4,8 @@
 # check their content (a mocked aws_iam_policy_document would return nothing real).
 
 locals {
-  table_arn = aws_dynamodb_table.this.arn
+  table_arn               = aws_dynamodb_table.this.arn
+  subscriptions_table_arn = aws_dynamodb_table.subscriptions.arn
 
   kms_statements = var.kms_key_arn == null ? [] : [{
     Sid      = "UseStackKey"
@@ -90,6 +91,28 @@ locals {
         Action   = ["sqs:SendMessage"]
         Resource = [aws_sqs_queue.presence_failures.arn]
       },
+      {
+        # subscribe/unsubscribe: the connection's cap counter, in the same transaction as the
+        # subscription item (IAM checks a transaction's items as these actions), and the read
+        # that tells a full connection from a gone one.
+        Sid      = "CountSubscriptionsOnTheConnection"
+        Effect   = "Allow"
+        Action   = ["dynamodb:UpdateItem", "dynamodb:GetItem"]
+        Resource = [local.table_arn]
+      },
+      {
+        Sid      = "WriteSubscriptions"
+        Effect   = "Allow"
+        Action   = ["dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"]
+        Resource = [local.subscriptions_table_arn]
+      },
+      {
+        # The cleanup when a connection ends: its subscriptions, by connection id.
+        Sid      = "FindSubscriptionsOfAConnection"
+        Effect   = "Allow"
+        Action   = ["dynamodb:Query"]
+        Resource = ["${local.subscriptions_table_arn}/index/connection_id-index"]
+      },
       ], var.presence_destination == "topic" ? [{
         Sid      = "PublishPresenceToTopic"
         Effect   = "Allow"
@@ -114,6 +137,19 @@ locals {
         Effect   = "Allow"
         Action   = ["dynamodb:DeleteItem", "dynamodb:BatchWriteItem"]
         Resource = [local.table_arn]
+      },
+      {
+        # A publication reads one partition per matching pattern; never a Scan.
+        Sid      = "FindChannelSubscribers"
+        Effect   = "Allow"
+        Action   = ["dynamodb:Query"]
+        Resource = [local.subscriptions_table_arn]
+      },
+      {
+        Sid      = "PruneStaleSubscriptions"
+        Effect   = "Allow"
+        Action   = ["dynamodb:DeleteItem", "dynamodb:BatchWriteItem"]
+        Resource = [local.subscriptions_table_arn]
       },
       {
         # Send (POST), inspect (GET) and close (DELETE) connections of this stage only.

@@ -12,16 +12,22 @@ locals {
 
   lambda_environment = {
     authorizer = merge(var.authorizer_environment, {
-      JWT_ISSUERS = jsonencode(var.issuers)
+      JWT_ISSUERS               = jsonencode(var.issuers)
+      JWT_GRANTS_CLAIM          = var.channels.grants_claim
+      CHANNELS_STATIC_SUBSCRIBE = join(",", var.channels.static_subscribe)
+      CHANNELS_STATIC_PUBLISH   = join(",", var.channels.static_publish)
     })
     presence = merge(var.presence_environment, {
-      CONNECTIONS_TABLE    = aws_dynamodb_table.this.name
-      PRESENCE_DESTINATION = var.presence_destination
-      MESSAGES_TOPIC_ARN   = local.messages_topic_arn
-      MESSAGES_QUEUE_URL   = local.messages_queue_url
+      CONNECTIONS_TABLE                = aws_dynamodb_table.this.name
+      SUBSCRIPTIONS_TABLE              = aws_dynamodb_table.subscriptions.name
+      MAX_SUBSCRIPTIONS_PER_CONNECTION = tostring(var.channels.max_subscriptions_per_connection)
+      PRESENCE_DESTINATION             = var.presence_destination
+      MESSAGES_TOPIC_ARN               = local.messages_topic_arn
+      MESSAGES_QUEUE_URL               = local.messages_queue_url
     })
     pusher = merge(var.pusher_environment, {
       CONNECTIONS_TABLE       = aws_dynamodb_table.this.name
+      SUBSCRIPTIONS_TABLE     = aws_dynamodb_table.subscriptions.name
       MANAGEMENT_ENDPOINT     = local.management_endpoint
       NOTIFICATIONS_QUEUE_URL = local.notifications_queue_url
       DEAD_LETTER_QUEUE_URL   = aws_sqs_queue.notifications_dlq.url

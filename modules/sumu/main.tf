@@ -16,7 +16,8 @@ locals {
   # No aws_caller_identity (it calls STS at plan time): the account id is read from an ARN we create.
   account_id = split(":", aws_iam_role.api_gateway.arn)[4]
 
-  table_name = coalesce(var.table_name, "${var.name}-connections")
+  table_name               = coalesce(var.table_name, "${var.name}-connections")
+  subscriptions_table_name = "${var.name}-subscriptions"
 
   functions = toset(["authorizer", "presence", "pusher"])
   function_names = {

@@ -33,6 +33,16 @@ output "table_arn" {
   value       = aws_dynamodb_table.this.arn
 }
 
+output "subscriptions_table_name" {
+  description = "Name of the subscriptions table (channel pattern, connection_id): a back end may subscribe a live connection by writing an item (docs/channels.md § Storage)."
+  value       = aws_dynamodb_table.subscriptions.name
+}
+
+output "subscriptions_table_arn" {
+  description = "ARN of the subscriptions table."
+  value       = aws_dynamodb_table.subscriptions.arn
+}
+
 output "table_stream_arn" {
   description = "ARN of the connections table's stream (keys only)."
   value       = aws_dynamodb_table.this.stream_arn

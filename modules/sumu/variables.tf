@@ -51,8 +51,8 @@ variable "authorizer_environment" {
   default     = {}
 
   validation {
-    condition     = length(setintersection(keys(var.authorizer_environment), ["JWT_ISSUERS", "JWT_ISSUER", "JWT_JWKS_URI", "JWT_AUDIENCES"])) == 0
-    error_message = "authorizer_environment must not set JWT_ISSUERS, JWT_ISSUER, JWT_JWKS_URI or JWT_AUDIENCES: the issuers come from var.issuers."
+    condition     = length(setintersection(keys(var.authorizer_environment), ["JWT_ISSUERS", "JWT_ISSUER", "JWT_JWKS_URI", "JWT_AUDIENCES", "JWT_GRANTS_CLAIM", "CHANNELS_STATIC_SUBSCRIBE", "CHANNELS_STATIC_PUBLISH"])) == 0
+    error_message = "authorizer_environment must not set JWT_ISSUERS, JWT_ISSUER, JWT_JWKS_URI, JWT_AUDIENCES, JWT_GRANTS_CLAIM or CHANNELS_STATIC_*: they come from var.issuers and var.channels."
   }
 }
 
@@ -63,8 +63,8 @@ variable "presence_environment" {
   nullable    = false
 
   validation {
-    condition     = length(setintersection(keys(var.presence_environment), ["CONNECTIONS_TABLE", "PRESENCE_DESTINATION", "MESSAGES_TOPIC_ARN", "MESSAGES_QUEUE_URL"])) == 0
-    error_message = "presence_environment must not set CONNECTIONS_TABLE, PRESENCE_DESTINATION, MESSAGES_TOPIC_ARN or MESSAGES_QUEUE_URL: the module sets them."
+    condition     = length(setintersection(keys(var.presence_environment), ["CONNECTIONS_TABLE", "PRESENCE_DESTINATION", "MESSAGES_TOPIC_ARN", "MESSAGES_QUEUE_URL", "SUBSCRIPTIONS_TABLE", "MAX_SUBSCRIPTIONS_PER_CONNECTION"])) == 0
+    error_message = "presence_environment must not set CONNECTIONS_TABLE, PRESENCE_DESTINATION, MESSAGES_TOPIC_ARN, MESSAGES_QUEUE_URL, SUBSCRIPTIONS_TABLE or MAX_SUBSCRIPTIONS_PER_CONNECTION: the module sets them (var.channels for the cap)."
   }
 }
 
@@ -75,8 +75,42 @@ variable "pusher_environment" {
   nullable    = false
 
   validation {
-    condition     = length(setintersection(keys(var.pusher_environment), ["CONNECTIONS_TABLE", "MANAGEMENT_ENDPOINT", "NOTIFICATIONS_QUEUE_URL", "DEAD_LETTER_QUEUE_URL", "WEBSOCKET_API_ID", "WEBSOCKET_STAGE"])) == 0
-    error_message = "pusher_environment must not set CONNECTIONS_TABLE, MANAGEMENT_ENDPOINT, NOTIFICATIONS_QUEUE_URL, DEAD_LETTER_QUEUE_URL, WEBSOCKET_API_ID or WEBSOCKET_STAGE: the module sets the endpoint and queues."
+    condition     = length(setintersection(keys(var.pusher_environment), ["CONNECTIONS_TABLE", "SUBSCRIPTIONS_TABLE", "MANAGEMENT_ENDPOINT", "NOTIFICATIONS_QUEUE_URL", "DEAD_LETTER_QUEUE_URL", "WEBSOCKET_API_ID", "WEBSOCKET_STAGE"])) == 0
+    error_message = "pusher_environment must not set CONNECTIONS_TABLE, SUBSCRIPTIONS_TABLE, MANAGEMENT_ENDPOINT, NOTIFICATIONS_QUEUE_URL, DEAD_LETTER_QUEUE_URL, WEBSOCKET_API_ID or WEBSOCKET_STAGE: the module sets the tables, endpoint and queues."
+  }
+}
+
+variable "channels" {
+  description = <<-EOT
+    Channels (docs/channels.md). grants_claim: the token claim holding {"subscribe":[…],"publish":[…]}.
+    static_subscribe / static_publish: patterns every connection is granted, where {sub} stands for
+    its principal (e.g. ["public/*", "user/{sub}"]). max_subscriptions_per_connection: the cap a
+    client's subscribes are held to (the 101st is refused by default).
+  EOT
+  type = object({
+    grants_claim                     = optional(string, "channels")
+    static_subscribe                 = optional(list(string), [])
+    static_publish                   = optional(list(string), [])
+    max_subscriptions_per_connection = optional(number, 100)
+  })
+  default  = {}
+  nullable = false
+
+  validation {
+    condition     = length(trimspace(var.channels.grants_claim)) > 0 && !strcontains(var.channels.grants_claim, ",")
+    error_message = "channels.grants_claim must be a claim name (not empty)."
+  }
+  validation {
+    # The authorizer checks each pattern exactly at start; this catches the shape early, at plan:
+    # 1-5 segments of A-Z a-z 0-9 _ - . : @ = + | (or the placeholder {sub}), `prefix/*`, or `*`.
+    condition = alltrue([for p in concat(var.channels.static_subscribe, var.channels.static_publish) :
+      can(regex("^(\\*|([A-Za-z0-9_.:@=+|-]+|\\{sub\\})(/([A-Za-z0-9_.:@=+|-]+|\\{sub\\})){0,4}(/\\*)?)$", p))
+    ])
+    error_message = "every static grant must be a channel pattern: 1-5 segments of A-Z a-z 0-9 _ - . : @ = + | or {sub}, optionally ending in /*, or * alone."
+  }
+  validation {
+    condition     = var.channels.max_subscriptions_per_connection >= 1 && var.channels.max_subscriptions_per_connection <= 10000 && floor(var.channels.max_subscriptions_per_connection) == var.channels.max_subscriptions_per_connection
+    error_message = "channels.max_subscriptions_per_connection must be a whole number from 1 to 10000."
   }
 }
 

@@ -5,6 +5,14 @@ mock_provider "aws" {
   source = "./tests"
 }
 
+# Its own ARN, so policies on the two tables can be told apart (the mock gives every table one).
+override_resource {
+  target = aws_dynamodb_table.subscriptions
+  values = {
+    arn = "arn:aws:dynamodb:eu-west-1:123456789012:table/sumu-test-subscriptions"
+  }
+}
+
 variables {
   name = "sumu-test"
   issuers = [{
@@ -245,16 +253,30 @@ run "lambdas" {
   }
   assert {
     condition = aws_lambda_function.this["presence"].environment[0].variables == tomap({
-      CONNECTIONS_TABLE    = "sumu-test-connections"
-      PRESENCE_DESTINATION = "topic"
-      MESSAGES_TOPIC_ARN   = "arn:aws:sns:eu-west-1:123456789012:mock"
-      MESSAGES_QUEUE_URL   = "https://sqs.eu-west-1.amazonaws.com/123456789012/mock"
+      CONNECTIONS_TABLE                = "sumu-test-connections"
+      SUBSCRIPTIONS_TABLE              = "sumu-test-subscriptions"
+      MAX_SUBSCRIPTIONS_PER_CONNECTION = "100"
+      PRESENCE_DESTINATION             = "topic"
+      MESSAGES_TOPIC_ARN               = "arn:aws:sns:eu-west-1:123456789012:mock"
+      MESSAGES_QUEUE_URL               = "https://sqs.eu-west-1.amazonaws.com/123456789012/mock"
     })
     error_message = "The presence Lambda's environment is wrong."
   }
   assert {
     condition     = aws_lambda_function.this["pusher"].environment[0].variables["MANAGEMENT_ENDPOINT"] == "https://abc123.execute-api.eu-west-1.amazonaws.com/live"
     error_message = "The pusher must post to the stage's management endpoint."
+  }
+  assert {
+    condition     = aws_lambda_function.this["pusher"].environment[0].variables["SUBSCRIPTIONS_TABLE"] == "sumu-test-subscriptions"
+    error_message = "The pusher reads channel subscribers from the subscriptions table."
+  }
+  assert {
+    condition = (
+      aws_lambda_function.this["authorizer"].environment[0].variables["JWT_GRANTS_CLAIM"] == "channels"
+      && aws_lambda_function.this["authorizer"].environment[0].variables["CHANNELS_STATIC_SUBSCRIBE"] == ""
+      && aws_lambda_function.this["authorizer"].environment[0].variables["CHANNELS_STATIC_PUBLISH"] == ""
+    )
+    error_message = "By default the grants come from the `channels` claim and there is no static grant."
   }
   assert {
     condition     = aws_lambda_function.this["pusher"].dead_letter_config[0].target_arn == aws_sqs_queue.notifications_dlq.arn
@@ -492,5 +514,78 @@ run "lambda_log_level_error_keeps_system_warn" {
   assert {
     condition     = alltrue([for f in aws_lambda_function.this : f.logging_config[0].application_log_level == "ERROR" && f.logging_config[0].system_log_level == "WARN"])
     error_message = "ERROR (and FATAL) keep the system log at WARN, the least AWS allows."
+  }
+}
+
+run "subscriptions_table" {
+  command = apply
+
+  assert {
+    condition = (
+      aws_dynamodb_table.subscriptions.name == "sumu-test-subscriptions"
+      && aws_dynamodb_table.subscriptions.hash_key == "channel" && aws_dynamodb_table.subscriptions.range_key == "connection_id"
+      && aws_dynamodb_table.subscriptions.billing_mode == "PAY_PER_REQUEST"
+    )
+    error_message = "Subscriptions are keyed by (channel pattern, connection_id), on demand."
+  }
+  assert {
+    condition     = aws_dynamodb_table.subscriptions.ttl[0].attribute_name == "expires_at" && aws_dynamodb_table.subscriptions.ttl[0].enabled
+    error_message = "TTL collects subscriptions on expires_at (the connection's)."
+  }
+  assert {
+    condition = [for g in aws_dynamodb_table.subscriptions.global_secondary_index : [g.name, g.hash_key, g.projection_type]] == [
+      ["connection_id-index", "connection_id", "KEYS_ONLY"]
+    ]
+    error_message = "One GSI, connection_id-index, keys only: a connection's subscriptions for the cleanup."
+  }
+  assert {
+    condition     = !coalesce(aws_dynamodb_table.subscriptions.stream_enabled, false) && aws_dynamodb_table.subscriptions.point_in_time_recovery[0].enabled && aws_dynamodb_table.subscriptions.server_side_encryption[0].enabled
+    error_message = "No stream; point-in-time recovery and encryption on."
+  }
+  assert {
+    condition     = output.subscriptions_table_name == "sumu-test-subscriptions" && output.subscriptions_table_arn == aws_dynamodb_table.subscriptions.arn
+    error_message = "The subscriptions table is an output (back ends may subscribe connections themselves)."
+  }
+  assert {
+    condition     = jsondecode(aws_iam_role_policy.lambda["pusher"].policy).Statement[index(jsondecode(aws_iam_role_policy.lambda["pusher"].policy).Statement[*].Sid, "FindChannelSubscribers")].Resource == [aws_dynamodb_table.subscriptions.arn]
+    error_message = "The pusher Queries the subscriptions table."
+  }
+  assert {
+    condition = !anytrue([for s in jsondecode(aws_iam_role_policy.lambda["pusher"].policy).Statement :
+      contains(s.Action, "dynamodb:Scan") && contains(s.Resource, aws_dynamodb_table.subscriptions.arn)
+    ])
+    error_message = "The pusher may never Scan the subscriptions table."
+  }
+  assert {
+    condition = anytrue([for s in jsondecode(aws_iam_role_policy.lambda["presence"].policy).Statement :
+      toset(s.Action) == toset(["dynamodb:Query"]) && toset(s.Resource) == toset(["${aws_dynamodb_table.subscriptions.arn}/index/connection_id-index"])
+    ])
+    error_message = "The presence Lambda finds a connection's subscriptions through the GSI only."
+  }
+}
+
+run "channel_settings_reach_the_lambdas" {
+  command = plan
+
+  variables {
+    channels = {
+      grants_claim                     = "https://example.com/channels"
+      static_subscribe                 = ["public/*", "user/{sub}"]
+      static_publish                   = ["user/{sub}/*"]
+      max_subscriptions_per_connection = 20
+    }
+  }
+
+  assert {
+    condition = (
+      aws_lambda_function.this["authorizer"].environment[0].variables["JWT_GRANTS_CLAIM"] == "https://example.com/channels"
+      && aws_lambda_function.this["authorizer"].environment[0].variables["CHANNELS_STATIC_SUBSCRIBE"] == "public/*,user/{sub}"
+      && aws_lambda_function.this["authorizer"].environment[0].variables["CHANNELS_STATIC_PUBLISH"] == "user/{sub}/*"
+    )
+    error_message = "The claim name and the static grants (comma-separated) reach the authorizer."
+  }
+  assert {
+    condition     = aws_lambda_function.this["presence"].environment[0].variables["MAX_SUBSCRIPTIONS_PER_CONNECTION"] == "20"
+    error_message = "The cap reaches the presence Lambda."
   }
 }

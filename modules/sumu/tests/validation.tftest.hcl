@@ -303,3 +303,35 @@ run "pusher_environment_overrides_module_settings" {
 
   expect_failures = [var.pusher_environment]
 }
+
+run "channels_empty_grants_claim" {
+  command = plan
+  variables {
+    channels = { grants_claim = " " }
+  }
+  expect_failures = [var.channels]
+}
+
+run "channels_static_grant_not_a_pattern" {
+  command = plan
+  variables {
+    channels = { static_subscribe = ["room/**"] }
+  }
+  expect_failures = [var.channels]
+}
+
+run "channels_cap_out_of_range" {
+  command = plan
+  variables {
+    channels = { max_subscriptions_per_connection = 0 }
+  }
+  expect_failures = [var.channels]
+}
+
+run "authorizer_environment_overrides_grants" {
+  command = plan
+  variables {
+    authorizer_environment = { JWT_GRANTS_CLAIM = "mine" }
+  }
+  expect_failures = [var.authorizer_environment]
+}
