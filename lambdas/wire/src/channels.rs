@@ -257,6 +257,15 @@ impl Pattern {
         Pattern::parse(json_text(value)?)
     }
 
+    /// The length of the pattern's text in bytes, without writing it.
+    pub fn text_len(&self) -> usize {
+        match self {
+            Pattern::Exact(channel) => channel.0.len(),
+            Pattern::Below(prefix) => prefix.0.len() + 2,
+            Pattern::All => WILDCARD.len(),
+        }
+    }
+
     /// Whether a publication to `channel` reaches a subscription with this pattern.
     pub fn matches(&self, channel: &Channel) -> bool {
         match self {
@@ -413,7 +422,7 @@ pub fn decode_patterns(encoded: &str) -> Result<Vec<Pattern>, ChannelError> {
 }
 
 fn encoded_len(patterns: &[Pattern]) -> usize {
-    let text: usize = patterns.iter().map(|p| p.to_string().len()).sum();
+    let text: usize = patterns.iter().map(Pattern::text_len).sum();
     text + patterns.len().saturating_sub(1)
 }
 
@@ -502,6 +511,7 @@ mod tests {
         assert_eq!(pattern("room/42"), Pattern::Exact(channel("room/42")));
         for text in ["*", "room/*", "a/b/c/d/*", "room/42", "a/b/c/d/e"] {
             assert_eq!(pattern(text).to_string(), text);
+            assert_eq!(pattern(text).text_len(), text.len());
         }
     }
 

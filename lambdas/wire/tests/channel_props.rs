@@ -4,7 +4,7 @@
 
 use proptest::prelude::*;
 use sumu_wire::channels::{decode_patterns, encode_patterns};
-use sumu_wire::{Channel, Pattern};
+use sumu_wire::{Channel, Grants, Pattern};
 
 fn segment() -> impl Strategy<Value = String> {
     prop_oneof![Just("a"), Just("b"), Just("ab"), Just("a|b")].prop_map(String::from)
@@ -115,7 +115,14 @@ proptest! {
     }
 
     #[test]
-    fn context_encoding_round_trips(patterns in prop::collection::vec(pattern(), 0..8)) {
+    fn context_encoding_round_trips(
+        patterns in prop::collection::vec(pattern(), 0..8),
+        publish in prop::collection::vec(pattern(), 0..8),
+    ) {
+        let grants = Grants { subscribe: patterns.clone(), publish: publish.clone() };
+        let (subscribe_text, publish_text) = grants.to_context_values();
+        prop_assert_eq!(grants.context_bytes(), subscribe_text.len() + publish_text.len());
+        prop_assert_eq!(Grants::from_context_values(Some(&subscribe_text), Some(&publish_text)), Ok(grants));
         prop_assert_eq!(decode_patterns(&encode_patterns(&patterns)), Ok(patterns));
     }
 
