@@ -124,6 +124,12 @@ export interface SumuClientOptions {
   subscribeTimeoutMs?: number;
   /** `presence()` rejects when no answer came within this long (default 30 s). */
   presenceTimeoutMs?: number;
+  /**
+   * A connection that sends back nothing (not even the `pong`) within this long after a
+   * keep-alive `ping` is taken for dead and replaced (default 30 s): after a laptop sleeps or
+   * the network changes, a socket can stay "open" for many minutes without a close event.
+   */
+  pongTimeoutMs?: number;
 }
 
 export const DEFAULTS = {
@@ -135,6 +141,7 @@ export const DEFAULTS = {
   overlapMs: 5_000,
   subscribeTimeoutMs: 10_000,
   presenceTimeoutMs: 30_000,
+  pongTimeoutMs: 30_000,
 } as const;
 
 /** Publication ids remembered for dropping duplicates. */
@@ -158,6 +165,9 @@ class Link {
   closed = false;
   openTimer: TimerHandle | undefined;
   drainTimer: TimerHandle | undefined;
+  pongTimer: TimerHandle | undefined;
+  /** Frames received so far: the keep-alive check's sign of life. */
+  framesReceived = 0;
   /** Channels with a `subscribe` sent on this link and no reply yet (channel → how many). */
   readonly pendingSubscribes = new Map<string, number>();
   /** `presence` requests sent on this link, oldest first. */
@@ -228,6 +238,7 @@ export class SumuClient {
       overlapMs: atLeast('overlapMs', options.overlapMs, DEFAULTS.overlapMs, 0),
       subscribeTimeoutMs: positive('subscribeTimeoutMs', options.subscribeTimeoutMs, DEFAULTS.subscribeTimeoutMs),
       presenceTimeoutMs: positive('presenceTimeoutMs', options.presenceTimeoutMs, DEFAULTS.presenceTimeoutMs),
+      pongTimeoutMs: positive('pongTimeoutMs', options.pongTimeoutMs, DEFAULTS.pongTimeoutMs),
     };
   }
 
@@ -267,6 +278,7 @@ export class SumuClient {
       link.closed = true;
       cancel(link.openTimer);
       cancel(link.drainTimer);
+      cancel(link.pongTimer);
       for (const request of link.presenceWaiting) settlePresence(request, closed);
       link.presenceWaiting = [];
       closeQuietly(link.socket, 1000, 'client closed');
@@ -469,13 +481,26 @@ export class SumuClient {
       });
     }
     cancel(this.keepAliveTimer);
-    this.keepAliveTimer = every(this.settings.keepAliveMs, () => {
-      if (this.primary?.live) transmit(this.primary, '{"action":"ping"}');
-    });
+    this.keepAliveTimer = every(this.settings.keepAliveMs, () => this.keepAlive());
     cancel(this.rotateTimer);
     this.rotateTimer = after(this.settings.maxConnectionMs, () => void this.attempt());
     this.setState('open');
     this.flush();
+  }
+
+  /** Sends `ping` on the primary and checks that something comes back. */
+  private keepAlive(): void {
+    const link = this.primary;
+    if (!link?.live) return;
+    transmit(link, '{"action":"ping"}');
+    if (link.pongTimer !== undefined) return;
+    const seen = link.framesReceived;
+    link.pongTimer = after(this.settings.pongTimeoutMs, () => {
+      link.pongTimer = undefined;
+      if (link.closed || link.framesReceived !== seen) return;
+      closeQuietly(link.socket, 4000, 'keep-alive unanswered');
+      this.linkClosed(link);
+    });
   }
 
   private linkClosed(link: Link): void {
@@ -485,6 +510,7 @@ export class SumuClient {
     link.closed = true;
     cancel(link.openTimer);
     cancel(link.drainTimer);
+    cancel(link.pongTimer);
     // Presence questions this link never answered are asked again on the next connection.
     if (link.presenceWaiting.length > 0) {
       this.queue.unshift(...link.presenceWaiting.map((request): Outgoing => ({ kind: 'presence', request })));
@@ -519,7 +545,9 @@ export class SumuClient {
   // ---- frames in ------------------------------------------------------------------------------
 
   private linkFrame(link: Link, data: unknown): void {
-    if (link.closed || typeof data !== 'string') return; // sumu sends text frames only
+    if (link.closed) return;
+    link.framesReceived += 1;
+    if (typeof data !== 'string') return; // sumu sends text frames only
     let frame: unknown;
     try {
       frame = JSON.parse(data);

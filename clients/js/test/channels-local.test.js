@@ -12,7 +12,7 @@ import { devKey, startMoto, sumuLocal, until, WAIT_MS } from './lib/local.js';
 import { spyWebSocket, frames } from './lib/spy.js';
 
 const LIMIT = { timeout: 4 * WAIT_MS };
-const MAX_DURATION_MS = 8_000;
+const MAX_DURATION_MS = 12_000;
 
 let moto;
 let key;

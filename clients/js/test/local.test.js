@@ -10,7 +10,7 @@ import { spyWebSocket, frames } from './lib/spy.js';
 const LIMIT = { timeout: 4 * WAIT_MS };
 // The idle timeout and maximum duration, shortened so the tests take seconds (API Gateway: 10 min, 2 h).
 const IDLE = '2s';
-const MAX_DURATION_MS = 8_000;
+const MAX_DURATION_MS = 12_000;
 
 let moto;
 let key;

@@ -167,6 +167,23 @@ test('an unexpected close reconnects with a fresh token; refused attempts are re
   });
 });
 
+test('a connection whose pings go unanswered is taken for dead and replaced', LIMIT, async () => {
+  await withServer({}, async (server) => {
+    const { client, events } = clientFor(server, { keepAliveMs: 30, pongTimeoutMs: 150 });
+    client.connect();
+    await until(() => client.state === 'open', 'open');
+    // Answered pings keep it: several intervals and timeouts pass on the first connection.
+    await until(() => server.open()[0].received.filter((f) => f.action === 'ping').length >= 15, 'fifteen answered pings');
+    assert.equal(server.connections.length, 1);
+    server.answerPings(false);
+    await until(() => server.connections.length >= 2, 'a new connection');
+    assert.equal(server.connections[0].closeCode, 4000, 'closed by the client: keep-alive unanswered');
+    assert.ok(events.state.includes('reconnecting'));
+    server.answerPings(true);
+    await until(() => client.state === 'open' && server.open().length === 1, 'open again');
+  });
+});
+
 test('the token function failing is reported and retried', LIMIT, async () => {
   await withServer({}, async (server) => {
     let calls = 0;

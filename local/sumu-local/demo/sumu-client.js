@@ -92,7 +92,8 @@ var DEFAULTS = {
   connectTimeoutMs: 15e3,
   overlapMs: 5e3,
   subscribeTimeoutMs: 1e4,
-  presenceTimeoutMs: 3e4
+  presenceTimeoutMs: 3e4,
+  pongTimeoutMs: 3e4
 };
 var RECENT_IDS = 1e4;
 var OVERLAP_FRAMES = 1e4;
@@ -104,6 +105,9 @@ var Link = class {
     __publicField(this, "closed", false);
     __publicField(this, "openTimer");
     __publicField(this, "drainTimer");
+    __publicField(this, "pongTimer");
+    /** Frames received so far: the keep-alive check's sign of life. */
+    __publicField(this, "framesReceived", 0);
     /** Channels with a `subscribe` sent on this link and no reply yet (channel → how many). */
     __publicField(this, "pendingSubscribes", /* @__PURE__ */ new Map());
     /** `presence` requests sent on this link, oldest first. */
@@ -164,7 +168,8 @@ var SumuClient = class {
       connectTimeoutMs: positive("connectTimeoutMs", options.connectTimeoutMs, DEFAULTS.connectTimeoutMs),
       overlapMs: atLeast("overlapMs", options.overlapMs, DEFAULTS.overlapMs, 0),
       subscribeTimeoutMs: positive("subscribeTimeoutMs", options.subscribeTimeoutMs, DEFAULTS.subscribeTimeoutMs),
-      presenceTimeoutMs: positive("presenceTimeoutMs", options.presenceTimeoutMs, DEFAULTS.presenceTimeoutMs)
+      presenceTimeoutMs: positive("presenceTimeoutMs", options.presenceTimeoutMs, DEFAULTS.presenceTimeoutMs),
+      pongTimeoutMs: positive("pongTimeoutMs", options.pongTimeoutMs, DEFAULTS.pongTimeoutMs)
     };
   }
   /** `connecting` | `open` | `reconnecting` | `closed`. */
@@ -201,6 +206,7 @@ var SumuClient = class {
       link.closed = true;
       cancel(link.openTimer);
       cancel(link.drainTimer);
+      cancel(link.pongTimer);
       for (const request of link.presenceWaiting) settlePresence(request, closed);
       link.presenceWaiting = [];
       closeQuietly(link.socket, 1e3, "client closed");
@@ -386,13 +392,25 @@ var SumuClient = class {
       });
     }
     cancel(this.keepAliveTimer);
-    this.keepAliveTimer = every(this.settings.keepAliveMs, () => {
-      if (this.primary?.live) transmit(this.primary, '{"action":"ping"}');
-    });
+    this.keepAliveTimer = every(this.settings.keepAliveMs, () => this.keepAlive());
     cancel(this.rotateTimer);
     this.rotateTimer = after(this.settings.maxConnectionMs, () => void this.attempt());
     this.setState("open");
     this.flush();
+  }
+  /** Sends `ping` on the primary and checks that something comes back. */
+  keepAlive() {
+    const link = this.primary;
+    if (!link?.live) return;
+    transmit(link, '{"action":"ping"}');
+    if (link.pongTimer !== void 0) return;
+    const seen = link.framesReceived;
+    link.pongTimer = after(this.settings.pongTimeoutMs, () => {
+      link.pongTimer = void 0;
+      if (link.closed || link.framesReceived !== seen) return;
+      closeQuietly(link.socket, 4e3, "keep-alive unanswered");
+      this.linkClosed(link);
+    });
   }
   linkClosed(link) {
     if (link.closed) {
@@ -401,6 +419,7 @@ var SumuClient = class {
     link.closed = true;
     cancel(link.openTimer);
     cancel(link.drainTimer);
+    cancel(link.pongTimer);
     if (link.presenceWaiting.length > 0) {
       this.queue.unshift(...link.presenceWaiting.map((request) => ({ kind: "presence", request })));
       link.presenceWaiting = [];
@@ -430,7 +449,9 @@ var SumuClient = class {
   }
   // ---- frames in ------------------------------------------------------------------------------
   linkFrame(link, data) {
-    if (link.closed || typeof data !== "string") return;
+    if (link.closed) return;
+    link.framesReceived += 1;
+    if (typeof data !== "string") return;
     let frame;
     try {
       frame = JSON.parse(data);

@@ -20,6 +20,7 @@ function covers(pattern, channel) {
 export async function startFakeSumu({ stage = 'test', accept = (token) => token, forbidden = [], deliveryDelayMs = 0 } = {}) {
   const connections = []; // {user, token, socket, received: [frames], subscriptions: Set, closedBy}
   let refuse = false;
+  let answerPings = true;
   let nextPublication = 1;
   const server = createServer((request, response) => response.writeHead(404).end());
   const wss = new WebSocketServer({ noServer: true });
@@ -42,7 +43,7 @@ export async function startFakeSumu({ stage = 'test', accept = (token) => token,
         connection.received.push(frame);
         const reply = (value) => ws.send(JSON.stringify(value));
         switch (frame.action) {
-          case 'ping': return reply({ type: 'pong' });
+          case 'ping': return answerPings ? reply({ type: 'pong' }) : undefined;
           case 'subscribe':
             if (forbidden.includes(frame.channel)) {
               return reply({ type: 'error', error: 'forbidden', channel: frame.channel, message: 'no grant' });
@@ -108,6 +109,8 @@ export async function startFakeSumu({ stage = 'test', accept = (token) => token,
       deliver(open().filter((connection) => connection.user === user), text);
     },
     refuseUpgrades(value) { refuse = value; },
+    /** false: pings go unanswered, like a connection that died without a close. */
+    answerPings(value) { answerPings = value; },
     async close() {
       for (const connection of connections) connection.socket.terminate();
       wss.close();
