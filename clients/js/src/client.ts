@@ -504,9 +504,7 @@ export class SumuClient {
   }
 
   private linkClosed(link: Link): void {
-    if (link.closed) {
-      return;
-    }
+    if (link.closed) return;
     link.closed = true;
     cancel(link.openTimer);
     cancel(link.drainTimer);
@@ -533,10 +531,14 @@ export class SumuClient {
       this.keepAliveTimer = this.rotateTimer = undefined;
       if (this.liveLinks() < 2) this.overlap.clear();
       if (!this.running) return;
-      // A draining link may still be open: it is on its way out, so it does not take over.
+      // A proactive reconnect's candidate that is already open takes over at once; a draining
+      // link may still be open, but it is on its way out, so it does not.
+      if (this.candidate?.opened) {
+        this.promote(this.candidate);
+        return;
+      }
       this.setState('reconnecting');
-      if (this.candidate?.opened) this.promote(this.candidate);
-      else if (!this.candidate && this.retryTimer === undefined) {
+      if (!this.candidate && this.retryTimer === undefined) {
         this.scheduleAttempt(backoffDelay(this.failures, this.backoff));
       }
     }

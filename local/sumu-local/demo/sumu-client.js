@@ -413,9 +413,7 @@ var SumuClient = class {
     });
   }
   linkClosed(link) {
-    if (link.closed) {
-      return;
-    }
+    if (link.closed) return;
     link.closed = true;
     cancel(link.openTimer);
     cancel(link.drainTimer);
@@ -440,9 +438,12 @@ var SumuClient = class {
       this.keepAliveTimer = this.rotateTimer = void 0;
       if (this.liveLinks() < 2) this.overlap.clear();
       if (!this.running) return;
+      if (this.candidate?.opened) {
+        this.promote(this.candidate);
+        return;
+      }
       this.setState("reconnecting");
-      if (this.candidate?.opened) this.promote(this.candidate);
-      else if (!this.candidate && this.retryTimer === void 0) {
+      if (!this.candidate && this.retryTimer === void 0) {
         this.scheduleAttempt(backoffDelay(this.failures, this.backoff));
       }
     }
