@@ -187,7 +187,7 @@ test('disconnect closes the socket and stops reconnecting; connect opens it agai
     await page.getByTestId('disconnect').click();
     await waitForState(page, 'disconnected');
     await until(() => gateway.open().length === 0, 'the server to see the close');
-    assert.equal(await page.evaluate(() => app.wantOpen), false, 'no reconnect is wanted');
+    assert.equal(await page.evaluate(() => window.demo.client.state), 'closed', 'the client stopped for good');
     assert.equal(await page.getByTestId('send').isDisabled(), true);
     assert.deepEqual(await page.$$eval('[data-testid=online-user]', (items) => items.length), 0);
     await page.getByTestId('connect').click();

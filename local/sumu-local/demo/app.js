@@ -1,7 +1,9 @@
-// The sumu demo page: plain JavaScript, no build step. It signs in with a development token
-// from sumu-local, keeps one WebSocket open (reconnecting with backoff), shows who is online,
-// and sends chat messages through the `publish` or `send` route. See docs/demo.md.
-'use strict';
+// The sumu demo page, built on @sumu/client (./sumu-client.js is the package bundled by
+// clients/js/scripts/bundle.js): the client keeps the WebSocket alive — keep-alive ping,
+// reconnect with backoff and a fresh development token per attempt, proactive reconnect before
+// the 2-hour limit — and the page shows who is online and sends chat messages through the
+// `publish` or `send` route. See docs/demo.md. No build step of its own: a plain ES module.
+import { SumuClient } from './sumu-client.js';
 
 const params = new URLSearchParams(location.search);
 const settings = {
@@ -10,6 +12,8 @@ const settings = {
   pingMs: Number(params.get('ping_ms')) || 5 * 60 * 1000,
   backoffBaseMs: Number(params.get('backoff_ms')) || 1000,
   backoffMaxMs: 30 * 1000,
+  // Proactive reconnect before API Gateway's 2-hour maximum (the client's default: 1 h 55 min).
+  maxConnectionMs: Number(params.get('max_connection_ms')) || undefined,
   maxLogEntries: 500,
 };
 
@@ -23,24 +27,25 @@ const ui = {
 
 const app = {
   user: null,          // who we signed in as
-  socket: null,        // the current WebSocket, if any
-  wantOpen: false,     // false once the user pressed Disconnect: stops reconnecting
-  attempt: 0,          // consecutive failed attempts, for the backoff
-  retryTimer: null,
-  pingTimer: null,
+  client: null,        // the SumuClient, once signed in
   online: new Map(),   // user_id → live connection count (null when unknown)
   heardSinceAsk: new Set(), // users a presence event told us about since who_is_online
 };
+// For the browser tests and for poking at the client from the console.
+window.demo = app;
 
 // ---- connection state -------------------------------------------------------------------
+
+// The client's states, as the badge shows them: `closed` is `disconnected` (by the user).
+const SHOWN = { connecting: 'connecting', open: 'open', reconnecting: 'reconnecting', closed: 'disconnected' };
 
 function setState(state, detail) {
   ui.state.dataset.state = state;
   ui.state.textContent = detail ? `${state} · ${detail}` : state;
-  const connected = state === 'open';
-  ui.send.disabled = !connected;
-  ui.connect.disabled = app.wantOpen;
-  ui.disconnect.disabled = !app.wantOpen;
+  const running = state === 'open' || state === 'connecting' || state === 'reconnecting';
+  ui.send.disabled = state !== 'open';
+  ui.connect.disabled = running;
+  ui.disconnect.disabled = !running;
 }
 
 function logFrame(direction, text) {
@@ -57,7 +62,24 @@ function logFrame(direction, text) {
   ui.log.scrollTop = ui.log.scrollHeight;
 }
 
-// ---- connecting, reconnecting, keep-alive -----------------------------------------------
+// The browser's WebSocket, logging every frame in and out (the client's own ping/pong too).
+class LoggedWebSocket extends WebSocket {
+  constructor(url) {
+    super(url);
+    this.addEventListener('message', (event) => logFrame('in', String(event.data)));
+    this.addEventListener('close', (event) => {
+      if (this.wasOpen) logFrame('event', `closed: code ${event.code}${event.reason ? ` (${event.reason})` : ''}`);
+    });
+    this.addEventListener('open', () => { this.wasOpen = true; logFrame('event', 'connected'); });
+  }
+
+  send(text) {
+    logFrame('out', text);
+    super.send(text);
+  }
+}
+
+// ---- connecting: the client does it ------------------------------------------------------
 
 async function fetchToken(user) {
   const response = await fetch(`/dev/token?sub=${encodeURIComponent(user)}`);
@@ -67,97 +89,47 @@ async function fetchToken(user) {
   return token;
 }
 
-// A fresh token for every attempt, so an expired one never blocks a reconnect.
-async function connect() {
-  clearTimeout(app.retryTimer);
-  app.wantOpen = true;
-  setState('connecting', app.attempt ? `attempt ${app.attempt + 1}` : '');
-  let token;
-  try {
-    token = await fetchToken(app.user);
-  } catch (error) {
-    logFrame('event', `could not get a token: ${error.message}`);
-    scheduleReconnect();
-    return;
-  }
-  if (!app.wantOpen) return; // Disconnect pressed while the token was on its way.
+function createClient(user) {
   const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-  const url = `${scheme}://${location.host}/${encodeURIComponent(settings.stage)}?authorization=${encodeURIComponent(token)}`;
-  const socket = new WebSocket(url);
-  app.socket = socket;
-  socket.onopen = () => onOpen(socket);
-  socket.onmessage = (event) => onFrame(event.data);
-  socket.onclose = (event) => onClose(socket, event);
-  socket.onerror = () => logFrame('event', 'socket error');
+  const client = new SumuClient({
+    url: `${scheme}://${location.host}/${encodeURIComponent(settings.stage)}`,
+    // A fresh token for every attempt, so an expired one never blocks a reconnect.
+    token: () => fetchToken(user),
+    WebSocket: LoggedWebSocket,
+    keepAliveMs: settings.pingMs,
+    backoff: { baseMs: settings.backoffBaseMs, maxMs: settings.backoffMaxMs },
+    ...(settings.maxConnectionMs ? { maxConnectionMs: settings.maxConnectionMs } : {}),
+  });
+  client.on('state', (state) => {
+    setState(SHOWN[state]);
+    if (state === 'open') onOpen();
+    else {
+      app.online.clear();
+      renderOnline();
+    }
+  });
+  client.on('message', onMessage);
+  client.on('error', (error) => logFrame('event', `${error.code}: ${error.message}`));
+  return client;
 }
 
-function onOpen(socket) {
-  if (socket !== app.socket) return;
-  app.attempt = 0;
-  setState('open', app.user);
-  clearInterval(app.pingTimer);
-  logFrame('event', 'connected');
+function onOpen() {
   app.online.set(app.user, null);
   renderOnline();
-  app.pingTimer = setInterval(() => sendFrame({ action: 'ping' }), settings.pingMs);
   // Presence events only tell about changes: ask once for the current list.
   app.heardSinceAsk.clear();
-  sendFrame({ action: 'send', message: { type: 'who_is_online' } });
-}
-
-function onClose(socket, event) {
-  if (socket !== app.socket) return;
-  app.socket = null;
-  clearInterval(app.pingTimer);
-  logFrame('event', `closed: code ${event.code}${event.reason ? ` (${event.reason})` : ''}`);
-  app.online.clear();
-  renderOnline();
-  if (app.wantOpen) scheduleReconnect();
-  else setState('disconnected');
-}
-
-// Exponential backoff with "equal jitter": half the delay fixed, half random, so many clients
-// dropped together do not come back together.
-function scheduleReconnect() {
-  const ceiling = Math.min(settings.backoffMaxMs, settings.backoffBaseMs * 2 ** app.attempt);
-  const delay = ceiling / 2 + Math.random() * (ceiling / 2);
-  app.attempt += 1;
-  setState('reconnecting', `in ${(delay / 1000).toFixed(1)} s`);
-  app.retryTimer = setTimeout(connect, delay);
-}
-
-function disconnect() {
-  app.wantOpen = false;
-  clearTimeout(app.retryTimer);
-  clearInterval(app.pingTimer);
-  app.attempt = 0;
-  if (app.socket) app.socket.close(1000, 'bye');
-  else setState('disconnected');
-}
-
-function sendFrame(frame) {
-  if (!app.socket || app.socket.readyState !== WebSocket.OPEN) return false;
-  const text = JSON.stringify(frame);
-  app.socket.send(text);
-  logFrame('out', text);
-  return true;
+  app.client.send({ type: 'who_is_online' });
 }
 
 // ---- frames from the server -------------------------------------------------------------
 
-function onFrame(text) {
-  logFrame('in', text);
-  let frame;
-  try {
-    frame = JSON.parse(text);
-  } catch {
-    return;
-  }
+// What the back end pushed (the client parsed it; pongs and errors never get here).
+function onMessage(frame) {
   switch (frame && frame.type) {
     case 'presence': return applyPresence(frame);
     case 'online_users': return applySnapshot(frame);
     case 'chat': return showChat(frame);
-    default: return undefined; // pong, errors: the log shows them.
+    default: return undefined; // anything else: the log shows it.
   }
 }
 
@@ -250,20 +222,22 @@ ui.signIn.addEventListener('submit', (event) => {
   ui.me.textContent = name;
   ui.signIn.hidden = true;
   ui.session.hidden = false;
-  connect();
+  app.client = createClient(name);
+  app.client.connect();
 });
 
-ui.connect.addEventListener('click', () => { app.attempt = 0; connect(); });
-ui.disconnect.addEventListener('click', disconnect);
+ui.connect.addEventListener('click', () => app.client?.connect());
+ui.disconnect.addEventListener('click', () => app.client?.close());
 ui.clearLog.addEventListener('click', () => ui.log.replaceChildren());
 
 ui.compose.addEventListener('submit', (event) => {
   event.preventDefault();
   const text = ui.text.value;
-  if (!text.trim()) return;
+  if (!text.trim() || app.client?.state !== 'open') return;
   const message = { type: 'chat', mode: ui.mode.value, text };
   if (message.mode === 'multicast') message.to = pickedUsers();
-  if (sendFrame({ action: ui.route.value, message })) ui.text.value = '';
+  const sent = ui.route.value === 'send' ? app.client.send(message) : app.client.publish(message);
+  if (sent) ui.text.value = '';
 });
 
 setState('signed-out');

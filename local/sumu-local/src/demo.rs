@@ -1,7 +1,8 @@
 //! The demo page and the development token endpoint it signs in with.
 //!
 //! The page's files (`local/sumu-local/demo/`) are compiled into the binary, so `sumu-local`
-//! serves them from anywhere. `GET /dev/token?sub=alice` mints a development token like
+//! serves them from anywhere. `sumu-client.js` is `@sumu/client` (`clients/js`) bundled and
+//! committed, so building sumu-local needs no Node; the package's tests fail when it is stale. `GET /dev/token?sub=alice` mints a development token like
 //! `sumu-local token --sub alice`: anyone who can reach the emulator can sign in as anyone,
 //! which is the point of a local development identity provider (sumu-local binds 127.0.0.1).
 //! Channel grants are repeatable parameters, like the command's flags:
@@ -33,6 +34,7 @@ const TOKEN_TTL: Duration = Duration::from_secs(2 * 60 * 60);
 const INDEX_HTML: &str = include_str!("../demo/index.html");
 const APP_JS: &str = include_str!("../demo/app.js");
 const STYLE_CSS: &str = include_str!("../demo/style.css");
+const SUMU_CLIENT_JS: &str = include_str!("../demo/sumu-client.js");
 
 /// The demo page's routes, merged into the emulator's router.
 pub fn routes() -> Router<Arc<AppState>> {
@@ -48,6 +50,10 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route(
             "/demo/app.js",
             get(|| static_file("text/javascript; charset=utf-8", APP_JS)),
+        )
+        .route(
+            "/demo/sumu-client.js",
+            get(|| static_file("text/javascript; charset=utf-8", SUMU_CLIENT_JS)),
         )
         .route(
             "/demo/style.css",

@@ -1,0 +1,406 @@
+// The client's logic, against a fake gateway (a real `ws` server speaking sumu's frames, see
+// lib/fake-sumu.js) or, for timing, a fake WebSocket under fake timers. The real stack is
+// tested by local.test.js (and channels-local.test.js once sumu-local has channels).
+import { test, describe, mock, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import WebSocket from 'ws';
+import { SumuClient, backoffCeiling, backoffDelay, patternMatches } from '../dist/index.js';
+import { startFakeSumu, until } from './lib/fake-sumu.js';
+
+const LIMIT = { timeout: 60_000 };
+/** Every client a test made: closed after each test, passed or failed, so none keeps retrying. */
+const made = [];
+afterEach(() => { for (const client of made.splice(0)) client.close(); });
+
+/** A client on `server` with fast settings, recording its events. */
+function clientFor(server, options = {}) {
+  const events = { state: [], message: [], publication: [], presence: [], error: [] };
+  const tokens = [];
+  const client = new SumuClient({
+    url: server.url,
+    token: async () => { const token = `alice`; tokens.push(token); return token; },
+    WebSocket,
+    backoff: { baseMs: 20, maxMs: 100 },
+    ...options,
+  });
+  for (const name of Object.keys(events)) client.on(name, (value) => events[name].push(value));
+  made.push(client);
+  return { client, events, tokens };
+}
+
+async function withServer(options, body) {
+  const server = await startFakeSumu(options);
+  try {
+    await body(server);
+  } finally {
+    await server.close();
+  }
+}
+
+describe('backoff', () => {
+  test('the ceiling doubles from baseMs and stops at maxMs', () => {
+    const options = { baseMs: 100, maxMs: 1000 };
+    assert.deepEqual([0, 1, 2, 3, 4, 5, 60, 2000].map((n) => backoffCeiling(n, options)),
+      [100, 200, 400, 800, 1000, 1000, 1000, 1000]);
+    assert.equal(backoffCeiling(0), 1000, 'default base 1 s');
+    assert.equal(backoffCeiling(10), 30_000, 'default cap 30 s');
+  });
+
+  test('full jitter: every delay is in [0, ceiling), and the whole range is used', () => {
+    const options = { baseMs: 100, maxMs: 1000 };
+    for (let attempt = 0; attempt < 8; attempt += 1) {
+      const ceiling = backoffCeiling(attempt, options);
+      const delays = Array.from({ length: 2000 }, () => backoffDelay(attempt, options));
+      assert.ok(delays.every((d) => Number.isInteger(d) && d >= 0 && d < ceiling), `attempt ${attempt} within [0, ${ceiling})`);
+      // Full jitter, not "equal jitter": small delays occur, and so do delays near the ceiling.
+      assert.ok(Math.min(...delays) < ceiling * 0.1, `attempt ${attempt}: some delay below 10% of the ceiling`);
+      assert.ok(Math.max(...delays) > ceiling * 0.9, `attempt ${attempt}: some delay above 90% of the ceiling`);
+    }
+    assert.equal(backoffDelay(3, { ...options, random: () => 0 }), 0);
+    assert.equal(backoffDelay(3, { ...options, random: () => 0.5 }), 400);
+    assert.equal(backoffDelay(3, { ...options, random: () => 0.9999999 }), 799);
+  });
+
+  test('the client waits within the full-jitter bounds between failed attempts (fake timers)', async () => {
+    mock.timers.enable({ apis: ['setTimeout', 'setInterval', 'Date'] });
+    try {
+      const attempts = []; // mock-clock time of each WebSocket construction
+      class Refused {
+        constructor() {
+          attempts.push(Date.now());
+          this.readyState = 0;
+          // A refused upgrade: the socket never opens and closes (as browsers report it).
+          queueMicrotask(() => { this.readyState = 3; this.onerror?.({}); this.onclose?.({ code: 1006, reason: '' }); });
+        }
+        send() { throw new Error('not open'); }
+        close() {}
+      }
+      const errors = [];
+      const backoff = { baseMs: 100, maxMs: 1000 };
+      const client = new SumuClient({ url: 'ws://127.0.0.1:9/x', token: () => 't', WebSocket: Refused, backoff, errorAfterFailures: 3 });
+      made.push(client);
+      client.on('error', (error) => errors.push(error));
+      client.connect();
+      const settle = async () => { for (let i = 0; i < 10; i += 1) await Promise.resolve(); };
+      await settle();
+      assert.equal(attempts.length, 1);
+      for (let retry = 0; retry < 9; retry += 1) {
+        const ceiling = backoffCeiling(retry, backoff);
+        const before = attempts.length;
+        let waited = 0;
+        while (attempts.length === before) {
+          assert.ok(waited < ceiling, `retry ${retry} came within its ceiling of ${ceiling} ms`);
+          mock.timers.tick(1);
+          waited += 1;
+          await settle();
+        }
+        const delay = attempts.at(-1) - attempts.at(-2);
+        assert.ok(delay >= 0 && delay <= ceiling, `retry ${retry}: ${delay} ms within [0, ${ceiling}]`);
+      }
+      assert.equal(client.state, 'reconnecting');
+      const failed = errors.filter((error) => error.code === 'connect_failed');
+      assert.equal(failed.length, 1, 'one connect_failed error for the streak');
+      assert.equal(failed[0].attempts, 3);
+      // close() stops for good: no attempt however long we wait.
+      client.close();
+      const count = attempts.length;
+      mock.timers.tick(60 * 60 * 1000);
+      await settle();
+      assert.equal(attempts.length, count, 'no attempt after close()');
+      assert.equal(client.state, 'closed');
+    } finally {
+      mock.timers.reset();
+    }
+  });
+});
+
+test('channel names: patterns cover what DESIGN.md says', () => {
+  assert.ok(patternMatches('room/42', 'room/42'));
+  assert.ok(!patternMatches('room/42', 'room/421'));
+  assert.ok(patternMatches('room/*', 'room/42'));
+  assert.ok(patternMatches('room/*', 'room/a/b'));
+  assert.ok(!patternMatches('room/*', 'room'));
+  assert.ok(!patternMatches('room/*', 'roomy/1'));
+  assert.ok(patternMatches('*', 'anything/at/all'));
+});
+
+test('options are checked', () => {
+  assert.throws(() => new SumuClient({ url: 'http://x', token: () => 't' }), /ws:\/\/ or wss:\/\//);
+  assert.throws(() => new SumuClient({ url: 'ws://x/dev', token: 't' }), /token/);
+  assert.throws(() => new SumuClient({ url: 'ws://x/dev', token: () => 't', keepAliveMs: 0 }), /keepAliveMs/);
+  const noWebSocket = new SumuClient({ url: 'ws://x/dev', token: () => 't', WebSocket: undefined });
+  if (!globalThis.WebSocket) assert.throws(() => noWebSocket.connect(), /no global WebSocket/);
+});
+
+test('connects with the token in the query, reports states, pings, and closes for good', LIMIT, async () => {
+  await withServer({}, async (server) => {
+    const { client, events, tokens } = clientFor(server, { keepAliveMs: 30 });
+    client.connect();
+    await until(() => client.state === 'open', 'open');
+    assert.equal(server.open()[0].token, 'alice');
+    await until(() => server.open()[0].received.filter((f) => f.action === 'ping').length >= 3, 'three pings');
+    client.close();
+    await until(() => server.open().length === 0, 'the server to see the close');
+    assert.equal(server.connections[0].closeCode, 1000);
+    assert.deepEqual(events.state, ['connecting', 'open', 'closed']);
+    assert.deepEqual(tokens, ['alice']);
+    assert.deepEqual(events.message, [], 'pongs are not messages');
+  });
+});
+
+test('an unexpected close reconnects with a fresh token; refused attempts are retried, then reported', LIMIT, async () => {
+  await withServer({}, async (server) => {
+    const { client, events, tokens } = clientFor(server, { errorAfterFailures: 3 });
+    client.connect();
+    await until(() => client.state === 'open', 'open');
+    server.refuseUpgrades(true);
+    server.open()[0].socket.terminate();
+    await until(() => events.error.some((e) => e.code === 'connect_failed'), 'connect_failed after 3 refusals');
+    assert.equal(client.state, 'reconnecting');
+    server.refuseUpgrades(false);
+    await until(() => client.state === 'open', 'open again');
+    assert.ok(tokens.length >= 5, `a token for every attempt (${tokens.length})`);
+    assert.equal(server.open().length, 1);
+    assert.deepEqual(events.state.slice(0, 3), ['connecting', 'open', 'reconnecting']);
+    assert.equal(events.state.at(-1), 'open');
+    client.close();
+  });
+});
+
+test('a connection whose pings go unanswered is taken for dead and replaced', LIMIT, async () => {
+  await withServer({}, async (server) => {
+    const { client, events } = clientFor(server, { keepAliveMs: 30, pongTimeoutMs: 150 });
+    client.connect();
+    await until(() => client.state === 'open', 'open');
+    // Answered pings keep it: several intervals and timeouts pass on the first connection.
+    await until(() => server.open()[0].received.filter((f) => f.action === 'ping').length >= 15, 'fifteen answered pings');
+    assert.equal(server.connections.length, 1);
+    server.answerPings(false);
+    await until(() => server.connections.length >= 2, 'a new connection');
+    assert.equal(server.connections[0].closeCode, 4000, 'closed by the client: keep-alive unanswered');
+    assert.ok(events.state.includes('reconnecting'));
+    server.answerPings(true);
+    await until(() => client.state === 'open' && server.open().length === 1, 'open again');
+  });
+});
+
+test('the token function failing is reported and retried', LIMIT, async () => {
+  await withServer({}, async (server) => {
+    let calls = 0;
+    const { client, events } = clientFor(server, {
+      token: async () => { calls += 1; if (calls < 3) throw new Error('identity provider down'); return 'alice'; },
+    });
+    client.connect();
+    await until(() => client.state === 'open', 'open after two token failures');
+    assert.equal(calls, 3);
+    assert.equal(events.error.filter((e) => e.code === 'token_failed').length, 2);
+    assert.match(events.error[0].message, /identity provider down/);
+    client.close();
+  });
+});
+
+test('messages sent while not open are queued, flushed in order, and overflow is reported', LIMIT, async () => {
+  await withServer({}, async (server) => {
+    const { client, events } = clientFor(server, { queueLimit: 3 });
+    assert.equal(client.send({ n: 1 }), true);
+    assert.equal(client.publish({ n: 2 }), true);
+    assert.equal(client.emit('room/1', { n: 3 }), true);
+    assert.equal(client.send({ n: 4 }), false, 'the fourth is dropped');
+    assert.deepEqual(events.error.map((e) => [e.code, e.dropped]), [['queue_overflow', { n: 4 }]]);
+    client.connect();
+    await until(() => server.open()[0]?.received.length >= 3, 'the queued frames');
+    assert.deepEqual(server.open()[0].received, [
+      { action: 'send', message: { n: 1 } },
+      { action: 'publish', message: { n: 2 } },
+      { action: 'emit', channel: 'room/1', data: { n: 3 } },
+    ]);
+    // Open: sent at once, in order.
+    client.send({ n: 5 });
+    client.publish({ n: 6 });
+    await until(() => server.open()[0].received.length >= 5, 'two more frames');
+    assert.deepEqual(server.open()[0].received.slice(3).map((f) => f.message.n), [5, 6]);
+    // Dropped again: queued, then flushed on the next connection, after its subscriptions.
+    client.subscribe('room/1', () => {});
+    await until(() => server.open()[0].subscriptions.has('room/1'), 'subscribed');
+    server.refuseUpgrades(true);
+    server.open()[0].socket.terminate();
+    await until(() => client.state === 'reconnecting', 'reconnecting');
+    client.send({ n: 7 });
+    client.emit('room/1', { n: 8 });
+    server.refuseUpgrades(false);
+    await until(() => server.open()[0]?.received.length >= 3, 'the new connection\'s frames');
+    assert.deepEqual(server.open()[0].received, [
+      { action: 'subscribe', channel: 'room/1' },
+      { action: 'send', message: { n: 7 } },
+      { action: 'emit', channel: 'room/1', data: { n: 8 } },
+    ]);
+    client.close();
+  });
+});
+
+test('back-end pushes arrive as `message`; gateway error frames as `error`', LIMIT, async () => {
+  await withServer({}, async (server) => {
+    const { client, events } = clientFor(server);
+    client.connect();
+    await until(() => client.state === 'open', 'open');
+    server.push('alice', { type: 'chat', text: 'hi' });
+    server.push('alice', 'not json');
+    server.push('alice', { message: 'Internal server error', connectionId: 'c', requestId: 'r' });
+    server.push('alice', { type: 'error', error: 'unknown_action', message: 'no such route' });
+    await until(() => events.error.length >= 2 && events.message.length >= 2, 'two messages, two errors');
+    assert.deepEqual(events.message, [{ type: 'chat', text: 'hi' }, 'not json']);
+    assert.deepEqual(events.error.map((e) => [e.code, e.message]), [
+      ['server_error', 'Internal server error'], ['server_error', 'no such route'],
+    ]);
+    client.close();
+  });
+});
+
+test('presence() resolves with its answer, also when asked before connecting', LIMIT, async () => {
+  await withServer({}, async (server) => {
+    const { client, events } = clientFor(server);
+    const early = client.presence(['alice', 'bob', 'alice']);
+    client.connect();
+    assert.deepEqual(await early, { type: 'presence', users: [
+      { user_id: 'alice', status: 'ONLINE', connections: 1 },
+      { user_id: 'bob', status: 'OFFLINE', connections: 0 },
+    ] });
+    assert.deepEqual((await client.presence(['bob'])).users, [{ user_id: 'bob', status: 'OFFLINE', connections: 0 }]);
+    assert.equal(events.presence.length, 2);
+    // A presence-shaped frame nobody asked for is what a back end pushed: a message.
+    server.push('alice', { type: 'presence', users: [{ user_id: 'carol', status: 'ONLINE', connections: 1 }], timestamp: 1 });
+    await until(() => events.message.length === 1, 'the pushed presence frame');
+    const closed = client.presence(['zed']);
+    client.close();
+    await assert.rejects(closed, /closed/);
+  });
+});
+
+test('subscribe: publications reach the callbacks of every covering pattern once; unsubscribe stops them', LIMIT, async () => {
+  await withServer({}, async (server) => {
+    const { client, events } = clientFor(server);
+    client.connect();
+    const exact = [];
+    const wild = [];
+    const both = [];
+    const a = client.subscribe('room/42', (p) => exact.push(p));
+    client.subscribe('room/*', (p) => wild.push(p));
+    const shared = (p) => both.push(p.id);
+    client.subscribe('room/42', shared);
+    client.subscribe('room/*', shared);
+    await until(() => server.open()[0]?.subscriptions.size === 2, 'two subscriptions');
+    assert.deepEqual(server.open()[0].received.filter((f) => f.action === 'subscribe').map((f) => f.channel),
+      ['room/42', 'room/*'], 'one subscribe per channel, however many callbacks');
+    const id = server.publishTo('room/42', { text: 'hello' });
+    server.publishTo('room/7/x', { text: 'deep' });
+    server.publishTo('lobby', { text: 'nobody' });
+    await until(() => wild.length === 2, 'two publications under room/*');
+    assert.deepEqual(exact, [{ channel: 'room/42', id, data: { text: 'hello' } }]);
+    assert.deepEqual(wild.map((p) => p.data.text), ['hello', 'deep']);
+    assert.deepEqual(both, [id, wild[1].id], 'a callback on two covering patterns is called once');
+    // The same id again (a retry, or the other connection in an overlap) is dropped.
+    server.publishTo('room/42', { text: 'hello' }, { id });
+    server.publishTo('room/42', { text: 'after' });
+    await until(() => exact.length === 2, 'the next publication');
+    assert.deepEqual(exact.map((p) => p.data.text), ['hello', 'after']);
+    assert.equal(events.publication.length, 3);
+    a.unsubscribe();
+    a.unsubscribe();
+    await client.presence(['x']); // a round trip: the server has read everything sent before it
+    assert.ok(!server.open()[0].received.some((f) => f.action === 'unsubscribe'), 'room/42 still has a callback');
+    client.close();
+  });
+});
+
+test('the last callback of a channel unsubscribes; emits carry `from` to others', LIMIT, async () => {
+  await withServer({ accept: (token) => token }, async (server) => {
+    const alice = clientFor(server);
+    const bob = clientFor(server, { token: () => 'bob' });
+    alice.client.connect();
+    bob.client.connect();
+    const got = [];
+    const sub = alice.client.subscribe('room/1', (p) => got.push(p));
+    bob.client.subscribe('room/1', () => {});
+    await until(() => server.open().length === 2 && server.open().every((c) => c.subscriptions.has('room/1')), 'both subscribed');
+    bob.client.emit('room/1', { text: 'from bob' });
+    await until(() => got.length === 1, 'bob\'s emit');
+    assert.equal(got[0].from, 'bob');
+    sub.unsubscribe();
+    const aliceConnection = server.open().find((c) => c.user === 'alice');
+    await until(() => !aliceConnection.subscriptions.has('room/1'), 'unsubscribed');
+    assert.deepEqual(aliceConnection.received.at(-1), { action: 'unsubscribe', channel: 'room/1' });
+    alice.client.close();
+    bob.client.close();
+  });
+});
+
+test('refused subscribe and emit are reported; a refused channel is not re-subscribed', LIMIT, async () => {
+  await withServer({ forbidden: ['secret/1'] }, async (server) => {
+    const { client, events } = clientFor(server);
+    client.connect();
+    client.subscribe('secret/1', () => {});
+    client.subscribe('room/1', () => {});
+    await until(() => events.error.length === 1, 'the refusal');
+    assert.deepEqual([events.error[0].code, events.error[0].reason, events.error[0].channel], ['subscribe_failed', 'forbidden', 'secret/1']);
+    client.emit('secret/1', { x: 1 });
+    await until(() => events.error.length === 2, 'the emit refusal');
+    assert.deepEqual([events.error[1].code, events.error[1].reason], ['emit_failed', 'forbidden']);
+    server.open()[0].socket.terminate();
+    await until(() => server.open()[0]?.subscriptions.has('room/1'), 're-subscribed after the reconnect');
+    assert.deepEqual(server.open()[0].received.filter((f) => f.action === 'subscribe').map((f) => f.channel), ['room/1']);
+    client.close();
+  });
+});
+
+test('every channel is re-subscribed after a reconnect', LIMIT, async () => {
+  await withServer({}, async (server) => {
+    const { client } = clientFor(server);
+    const got = [];
+    client.subscribe('room/1', (p) => got.push(p.data));
+    client.subscribe('user/alice', (p) => got.push(p.data));
+    client.connect();
+    await until(() => server.open()[0]?.subscriptions.size === 2, 'subscribed');
+    server.open()[0].socket.terminate();
+    await until(() => server.connections.length === 2 && server.open()[0]?.subscriptions.size === 2, 're-subscribed');
+    server.publishTo('room/1', 1);
+    server.publishTo('user/alice', 2);
+    await until(() => got.length === 2, 'publications on the new connection');
+    assert.deepEqual(got.sort(), [1, 2]);
+    client.close();
+  });
+});
+
+test('proactive reconnect: the new connection is subscribed before the old one closes; nothing lost, nothing twice', LIMIT, async () => {
+  // Deliveries addressed before the new connection existed still reach the old one 30 ms later.
+  await withServer({ deliveryDelayMs: 30 }, async (server) => {
+    const { client, events } = clientFor(server, { maxConnectionMs: 300, overlapMs: 150 });
+    const publications = [];
+    client.subscribe('room/1', (p) => publications.push(p.data));
+    client.connect();
+    await until(() => server.open()[0]?.subscriptions.has('room/1'), 'subscribed');
+    // A steady stream of publications and of pushed messages across several reconnects.
+    let sent = 0;
+    const stream = setInterval(() => {
+      sent += 1;
+      server.publishTo('room/1', sent);
+      server.push('alice', { seq: sent });
+    }, 5);
+    try {
+      await until(() => server.connections.length >= 4, 'three proactive reconnects', 20_000);
+    } finally {
+      clearInterval(stream);
+    }
+    const last = sent;
+    // The last ones are on their way: wait for them, then compare.
+    await until(() => publications.includes(last) && events.message.some((m) => m.seq === last), 'the last of the stream');
+    const all = Array.from({ length: last }, (_, i) => i + 1);
+    assert.deepEqual(publications, all, 'every publication once, in order');
+    assert.deepEqual(events.message.map((m) => m.seq), all, 'every pushed message once, in order');
+    assert.ok(!events.state.includes('reconnecting'), `the state stays open (${events.state})`);
+    const [first, second] = server.connections;
+    assert.equal(first.closeCode, 1000, 'the client closed the old connection itself');
+    const subscribedAt = second.received.findIndex((f) => f.action === 'subscribe');
+    assert.equal(subscribedAt, 0, 'the new connection subscribed first');
+    client.close();
+  });
+});
