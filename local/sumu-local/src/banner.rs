@@ -50,6 +50,7 @@ pub fn render(endpoints: &Endpoints, options: &BannerOptions) -> String {
          \n  Dev JWKS             {jwks}\
          \n  Demo page            {demo}   ({demo_note})\
          \n  Connections table    {table}\
+         \n  Subscriptions table  {subscriptions}   (channels: a back end may subscribe a connection here)\
          \n  Messages topic       {mtopic}   (publish route)\
          \n  Messages queue       {mqueue}   ({queue_use})\
          \n  Notifications topic  {ntopic}   (write notification requests here …)\
@@ -58,6 +59,7 @@ pub fn render(endpoints: &Endpoints, options: &BannerOptions) -> String {
         jwks = endpoints.jwks_url,
         demo = endpoints.demo_url,
         table = r.connections_table,
+        subscriptions = r.subscriptions_table,
         mtopic = r.messages_topic_arn,
         mqueue = r.messages_queue_url,
         ntopic = r.notifications_topic_arn,
@@ -80,6 +82,7 @@ mod tests {
             resources: Resources {
                 connections_table: "t".into(),
                 connections_stream_arn: None,
+                subscriptions_table: "s".into(),
                 messages_topic_arn: "arn:mt".into(),
                 messages_queue_url: "http://q/messages".into(),
                 messages_dlq_url: "http://q/messages-dlq".into(),

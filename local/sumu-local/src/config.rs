@@ -15,6 +15,7 @@ use crate::runners::Runner;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResourceNames {
     pub connections_table: String,
+    pub subscriptions_table: String,
     pub messages_topic: String,
     pub messages_queue: String,
     pub messages_dlq: String,
@@ -24,11 +25,12 @@ pub struct ResourceNames {
 }
 
 impl ResourceNames {
-    /// `{prefix}-connections`, `{prefix}-messages`, `{prefix}-messages-dlq`,
+    /// `{prefix}-connections`, `{prefix}-subscriptions`, `{prefix}-messages`, `{prefix}-messages-dlq`,
     /// `{prefix}-notifications`, `{prefix}-notifications-dlq`.
     pub fn with_prefix(prefix: &str) -> ResourceNames {
         ResourceNames {
             connections_table: format!("{prefix}-connections"),
+            subscriptions_table: format!("{prefix}-subscriptions"),
             messages_topic: format!("{prefix}-messages"),
             messages_queue: format!("{prefix}-messages"),
             messages_dlq: format!("{prefix}-messages-dlq"),
@@ -86,6 +88,10 @@ pub struct Config {
     pub identity_sources: Vec<IdentitySource>,
     pub identity_provider: Arc<DevIdentityProvider>,
     pub authorizer: AuthorizerSetup,
+    /// Channel grants every connection gets, `{sub}` = its principal (the module's
+    /// `channels.static_subscribe` / `static_publish`). Applies to the development issuer's
+    /// authorizer; `AuthorizerSetup::Custom` brings its own (`CHANNELS_STATIC_*`).
+    pub static_grants: authorizer::StaticGrants,
     /// Background tasks started with the server (event-source pollers of issues 5 and 6).
     pub runners: Vec<Runner>,
     /// In-process handlers of `AWS_PROXY` routes, by function name.
@@ -114,6 +120,7 @@ impl Config {
             identity_sources: vec![IdentitySource::QueryString("authorization".into())],
             identity_provider,
             authorizer: AuthorizerSetup::DevIssuer,
+            static_grants: authorizer::StaticGrants::default(),
             runners: crate::runners::default_runners(),
             proxies: HashMap::new(),
             presence: Some(PresenceSetup::default()),

@@ -152,6 +152,8 @@ pub enum StartError {
     Presence(#[from] presence_local::PresenceStartError),
     #[error(transparent)]
     StreamFilter(#[from] event_filter::FilterError),
+    #[error("static channel grants: {0}")]
+    StaticGrants(String),
 }
 
 /// A provisioned emulator, bound but not yet serving.
@@ -197,7 +199,15 @@ pub async fn start(listener: TcpListener, mut config: Config) -> Result<Emulator
     };
     let authorizer_config = match config.authorizer {
         AuthorizerSetup::Custom(custom) => custom,
-        AuthorizerSetup::DevIssuer => dev_authorizer_config(&endpoints.jwks_url),
+        AuthorizerSetup::DevIssuer => {
+            let mut dev = dev_authorizer_config(&endpoints.jwks_url);
+            config
+                .static_grants
+                .check()
+                .map_err(StartError::StaticGrants)?;
+            dev.static_grants = config.static_grants;
+            dev
+        }
     };
     let stage_variables = BTreeMap::from([
         (

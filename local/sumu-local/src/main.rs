@@ -111,6 +111,14 @@ struct ServeArgs {
     #[arg(long, env = "SUMU_LOCAL_PRESENCE_DESTINATION", default_value = "topic")]
     presence_destination: PresenceDestination,
 
+    /// Channel patterns every connection may subscribe to, `{sub}` = its principal
+    /// (comma-separated or repeated; the module's `channels.static_subscribe`).
+    #[arg(long, env = "SUMU_LOCAL_STATIC_SUBSCRIBE", value_delimiter = ',')]
+    static_subscribe: Vec<String>,
+    /// Channel patterns every connection may emit on (the module's `channels.static_publish`).
+    #[arg(long, env = "SUMU_LOCAL_STATIC_PUBLISH", value_delimiter = ',')]
+    static_publish: Vec<String>,
+
     /// Run the demo back end on the messages queue (it consumes that queue: leave it off when
     /// your own back end reads it). `scripts/dev` turns it on.
     #[arg(long, env = "SUMU_LOCAL_DEMO")]
@@ -170,6 +178,10 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
     config.limits.idle_timeout = args.idle_timeout;
     config.limits.max_duration = args.max_duration;
     config.identity_sources = args.identity_sources;
+    config.static_grants = authorizer::StaticGrants {
+        subscribe: trimmed(args.static_subscribe),
+        publish: trimmed(args.static_publish),
+    };
     config.presence = Some(PresenceSetup {
         destination: args.presence_destination,
         ..PresenceSetup::default()
@@ -201,6 +213,15 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
         })
         .await?;
     Ok(())
+}
+
+/// A comma-separated list's entries without the spaces around them (`a/*, b` is two).
+fn trimmed(patterns: Vec<String>) -> Vec<String> {
+    patterns
+        .into_iter()
+        .map(|pattern| pattern.trim().to_string())
+        .filter(|pattern| !pattern.is_empty())
+        .collect()
 }
 
 fn now_secs() -> i64 {

@@ -238,6 +238,7 @@ mod tests {
         let resources = Resources {
             connections_table: "t".into(),
             connections_stream_arn: Some("s".into()),
+            subscriptions_table: "s".into(),
             messages_topic_arn: "arn:topic".into(),
             messages_queue_url: "http://queue".into(),
             messages_dlq_url: String::new(),

@@ -1,5 +1,6 @@
 //! Creates, idempotently, what the Terraform module would create and the templates need: the
 //! connections table (keys, TTL on `expires_at`, keys-only stream, `connection_id` index), the
+//! subscriptions table (pattern and connection, TTL, `connection_id` index), the
 //! messages topic and queue (the queue subscribed to the topic with raw delivery, so a back end
 //! reading the queue sees `publish` and `send` alike), the notifications topic and queue, and a
 //! dead-letter queue behind each queue.
@@ -13,7 +14,7 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 use aws_smithy_types::error::display::DisplayErrorContext;
-use sumu_wire::table;
+use sumu_wire::{subscriptions, table};
 
 use crate::config::ResourceNames;
 
@@ -22,6 +23,7 @@ use crate::config::ResourceNames;
 pub struct Resources {
     pub connections_table: String,
     pub connections_stream_arn: Option<String>,
+    pub subscriptions_table: String,
     pub messages_topic_arn: String,
     pub messages_queue_url: String,
     pub messages_dlq_url: String,
@@ -74,6 +76,7 @@ pub async fn provision(
     let sqs = aws_sdk_sqs::Client::new(aws);
 
     let connections_stream_arn = connections_table(&dynamodb, &names.connections_table).await?;
+    subscriptions_table(&dynamodb, &names.subscriptions_table).await?;
 
     let messages_topic_arn = topic(&sns, &names.messages_topic).await?;
     let messages_dlq_url = queue(&sqs, &names.messages_dlq, None).await?;
@@ -102,6 +105,7 @@ pub async fn provision(
     Ok(Resources {
         connections_table: names.connections_table.clone(),
         connections_stream_arn,
+        subscriptions_table: names.subscriptions_table.clone(),
         messages_topic_arn,
         messages_queue_url,
         messages_dlq_url,
@@ -111,11 +115,49 @@ pub async fn provision(
     })
 }
 
-/// Creates the table unless it exists; returns its stream ARN.
+/// The shape both of sumu's tables share: a string partition and sort key, on demand, TTL on
+/// `expires_at`, a keys-only `connection_id-index`; the connections table alone has a stream.
+struct TableShape<'a> {
+    name: &'a str,
+    partition_key: &'a str,
+    sort_key: &'a str,
+    stream: bool,
+}
+
+/// The connections table (keys-only stream: presence's input); returns its stream ARN.
 async fn connections_table(
     dynamodb: &aws_sdk_dynamodb::Client,
     name: &str,
 ) -> Result<Option<String>, ProvisionError> {
+    let shape = TableShape {
+        name,
+        partition_key: table::USER_ID,
+        sort_key: table::CONNECTION_ID,
+        stream: true,
+    };
+    create_table(dynamodb, &shape).await
+}
+
+/// The subscriptions table (docs/channels.md § Storage).
+async fn subscriptions_table(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    name: &str,
+) -> Result<(), ProvisionError> {
+    let shape = TableShape {
+        name,
+        partition_key: subscriptions::CHANNEL,
+        sort_key: subscriptions::CONNECTION_ID,
+        stream: false,
+    };
+    create_table(dynamodb, &shape).await.map(|_| ())
+}
+
+/// Creates the table unless it exists; returns its stream ARN, if it has one.
+async fn create_table(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    shape: &TableShape<'_>,
+) -> Result<Option<String>, ProvisionError> {
+    let name = shape.name;
     let attribute = |attribute: &str| {
         AttributeDefinition::builder()
             .attribute_name(attribute)
@@ -130,6 +172,7 @@ async fn connections_table(
             .build()
             .map_err(|error| failed(name, error))
     };
+    // Both tables name the index and its key alike (table:: and subscriptions:: agree).
     let index = GlobalSecondaryIndex::builder()
         .index_name(table::CONNECTION_INDEX)
         .key_schema(key(table::CONNECTION_ID, KeyType::Hash)?)
@@ -140,25 +183,25 @@ async fn connections_table(
         )
         .build()
         .map_err(|error| failed(name, error))?;
-    let created = dynamodb
+    let mut request = dynamodb
         .create_table()
         .table_name(name)
-        .attribute_definitions(attribute(table::USER_ID)?)
-        .attribute_definitions(attribute(table::CONNECTION_ID)?)
-        .key_schema(key(table::USER_ID, KeyType::Hash)?)
-        .key_schema(key(table::CONNECTION_ID, KeyType::Range)?)
+        .attribute_definitions(attribute(shape.partition_key)?)
+        .attribute_definitions(attribute(shape.sort_key)?)
+        .key_schema(key(shape.partition_key, KeyType::Hash)?)
+        .key_schema(key(shape.sort_key, KeyType::Range)?)
         .global_secondary_indexes(index)
-        .billing_mode(BillingMode::PayPerRequest)
-        .stream_specification(
+        .billing_mode(BillingMode::PayPerRequest);
+    if shape.stream {
+        request = request.stream_specification(
             StreamSpecification::builder()
                 .stream_enabled(true)
                 .stream_view_type(StreamViewType::KeysOnly)
                 .build()
                 .map_err(|error| failed(name, error))?,
-        )
-        .send()
-        .await;
-    match created {
+        );
+    }
+    match request.send().await {
         Ok(_) => {
             dynamodb
                 .update_time_to_live()

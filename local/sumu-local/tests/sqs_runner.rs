@@ -66,6 +66,7 @@ async fn context() -> (RunnerContext, watch::Sender<bool>) {
     let resources = Resources {
         connections_table: String::new(),
         connections_stream_arn: None,
+        subscriptions_table: "s".into(),
         messages_topic_arn: String::new(),
         messages_queue_url: String::new(),
         messages_dlq_url: String::new(),
