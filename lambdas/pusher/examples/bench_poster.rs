@@ -195,6 +195,8 @@ impl ReqwestPoster {
     }
 }
 
+// One value per process: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Client {
     Lean(LeanPoster),
     Sdk(SdkPoster),
