@@ -172,6 +172,57 @@ impl FloorPoster {
     }
 }
 
+/// `conn-floor`: hyper's connection-level API with a pool of its own (a stack of ready
+/// senders), unsigned: what a transport without hyper-util's pooled client would cost.
+struct ConnFloor {
+    idle: std::sync::Mutex<Vec<hyper::client::conn::http1::SendRequest<Full<Bytes>>>>,
+    address: String,
+    base_path: String,
+}
+
+impl ConnFloor {
+    async fn sender(&self) -> Option<hyper::client::conn::http1::SendRequest<Full<Bytes>>> {
+        loop {
+            let popped = self.idle.lock().ok()?.pop();
+            match popped {
+                Some(sender) if !sender.is_closed() => return Some(sender),
+                Some(_) => continue,
+                None => {
+                    let stream = tokio::net::TcpStream::connect(&self.address).await.ok()?;
+                    stream.set_nodelay(true).ok()?;
+                    let (sender, connection) =
+                        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                            .await
+                            .ok()?;
+                    tokio::spawn(connection);
+                    return Some(sender);
+                }
+            }
+        }
+    }
+
+    async fn post(&self, connection_id: &str, data: &[u8]) -> bool {
+        let work = async {
+            let mut sender = self.sender().await?;
+            sender.ready().await.ok()?;
+            let request = hyper::Request::post(format!(
+                "{}/@connections/{}",
+                self.base_path,
+                pusher::sigv4::encode_segment(connection_id)
+            ))
+            .header(hyper::header::HOST, &self.address)
+            .body(Full::new(Bytes::copy_from_slice(data)))
+            .ok()?;
+            let response = sender.send_request(request).await.ok()?;
+            let ok = response.status().is_success();
+            response.into_body().collect().await.ok()?;
+            self.idle.lock().ok()?.push(sender);
+            Some(ok)
+        };
+        matches!(tokio::time::timeout(TIMEOUT, work).await, Ok(Some(true)))
+    }
+}
+
 /// `reqwest-floor`: reqwest (the project's other HTTP client), unsigned.
 struct ReqwestPoster {
     client: reqwest::Client,
@@ -202,6 +253,7 @@ enum Client {
     Sdk(SdkPoster),
     Floor(FloorPoster),
     Reqwest(ReqwestPoster),
+    Conn(ConnFloor),
 }
 
 impl Client {
@@ -213,6 +265,7 @@ impl Client {
             Client::Sdk(poster) => poster.post(connection_id, data).await,
             Client::Floor(poster) => poster.post(connection_id, data).await,
             Client::Reqwest(poster) => poster.post(connection_id, data).await,
+            Client::Conn(poster) => poster.post(connection_id, data).await,
         }
     }
 }
@@ -250,6 +303,17 @@ async fn client(args: &[String]) -> Result<(), Error> {
             client: pusher::poster::http_client(),
             base: endpoint.clone(),
         }),
+        "conn-floor" => {
+            let rest = endpoint
+                .strip_prefix("http://")
+                .ok_or("conn-floor is http only")?;
+            let (address, path) = rest.split_once('/').unwrap_or((rest, ""));
+            Client::Conn(ConnFloor {
+                idle: std::sync::Mutex::new(Vec::new()),
+                address: address.to_string(),
+                base_path: format!("/{path}"),
+            })
+        }
         "reqwest-floor" => Client::Reqwest(ReqwestPoster {
             client: reqwest::Client::builder()
                 .pool_idle_timeout(Duration::from_secs(50))
@@ -372,6 +436,7 @@ fn orchestrate(args: &[String]) -> Result<(), Error> {
             "sdk-tuned",
             "sdk-tuned-no-io",
             "reqwest-floor",
+            "conn-floor",
         ]);
     }
     eprintln!("{count} posts per client, concurrency {concurrency}, one core each");
