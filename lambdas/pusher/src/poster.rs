@@ -126,6 +126,8 @@ struct Signing {
     key: DayKey,
     token_header: Option<HeaderValue>,
     refresh_at: SystemTime,
+    /// When the credentials stop working (`None`: unknown).
+    expires_at: Option<SystemTime>,
 }
 
 /// Credentials from the SDK's provider chain, cached until shortly before they expire (the
@@ -145,6 +147,8 @@ const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(5 * 60);
 const NO_EXPIRY_REFRESH: Duration = Duration::from_secs(15 * 60);
 /// However close the expiry, the provider is not asked more often than this.
 const MIN_REFRESH: Duration = Duration::from_secs(1);
+/// After a failed refresh, the provider is asked again this much later.
+const RETRY_REFRESH: Duration = Duration::from_secs(5);
 
 impl Signer {
     fn cached(&self, at: Timestamp, now: SystemTime) -> Option<Arc<Signing>> {
@@ -159,6 +163,7 @@ impl Signer {
                 key: DayKey::new(signing.key.keys().clone(), &self.region, at),
                 token_header: signing.token_header.clone(),
                 refresh_at: signing.refresh_at,
+                expires_at: signing.expires_at,
             });
             *current = Some(renewed.clone());
             return Some(renewed);
@@ -179,10 +184,10 @@ impl Signer {
             .provider
             .as_ref()
             .ok_or_else(|| PostOutcome::Failed("no credentials provider configured".into()))?;
-        let credentials = provider
-            .provide_credentials()
-            .await
-            .map_err(|e| PostOutcome::Retryable(format!("credentials: {e}")))?;
+        let credentials = match provider.provide_credentials().await {
+            Ok(credentials) => credentials,
+            Err(error) => return self.keep_using(at, now, error),
+        };
         let keys = Keys {
             access_key_id: credentials.access_key_id().to_string(),
             secret_access_key: credentials.secret_access_key().to_string(),
@@ -205,9 +210,36 @@ impl Signer {
             key: DayKey::new(keys, &self.region, at),
             token_header,
             refresh_at,
+            expires_at: credentials.expiry(),
         });
         *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(signing.clone());
         Ok(signing)
+    }
+
+    /// A refresh failed: credentials that have not expired yet keep signing (the provider is
+    /// asked again in a few seconds, not on every post); without any, the post is retryable.
+    fn keep_using(
+        &self,
+        at: Timestamp,
+        now: SystemTime,
+        error: aws_credential_types::provider::error::CredentialsError,
+    ) -> Result<Arc<Signing>, PostOutcome> {
+        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        let usable = current
+            .as_ref()
+            .filter(|signing| signing.expires_at.is_none_or(|expiry| now < expiry));
+        let Some(old) = usable else {
+            return Err(PostOutcome::Retryable(format!("credentials: {error}")));
+        };
+        tracing::warn!(%error, "refreshing the credentials failed; the current ones keep signing");
+        let kept = Arc::new(Signing {
+            key: DayKey::new(old.key.keys().clone(), &self.region, at),
+            token_header: old.token_header.clone(),
+            refresh_at: now + RETRY_REFRESH,
+            expires_at: old.expires_at,
+        });
+        *current = Some(kept.clone());
+        Ok(kept)
     }
 }
 
@@ -459,6 +491,99 @@ mod tests {
             Some("eu-west-1")
         );
         assert_eq!(region_of("http://127.0.0.1:8080/dev"), None);
+    }
+
+    /// Answers from a script, counting the calls.
+    #[derive(Debug, Default, Clone)]
+    struct ScriptedProvider {
+        answers: Arc<Mutex<Vec<Result<aws_credential_types::Credentials, String>>>>,
+        calls: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl ProvideCredentials for ScriptedProvider {
+        fn provide_credentials<'a>(
+            &'a self,
+        ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+        where
+            Self: 'a,
+        {
+            self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let answer = self.answers.lock().unwrap().remove(0);
+            aws_credential_types::provider::future::ProvideCredentials::ready(
+                answer.map_err(
+                    aws_credential_types::provider::error::CredentialsError::provider_error,
+                ),
+            )
+        }
+    }
+
+    fn credentials(key: &str, expiry: Option<SystemTime>) -> aws_credential_types::Credentials {
+        aws_credential_types::Credentials::new(key, "secret", Some("token".into()), expiry, "test")
+    }
+
+    fn scripted_signer(
+        answers: Vec<Result<aws_credential_types::Credentials, String>>,
+    ) -> (Signer, ScriptedProvider) {
+        let provider = ScriptedProvider {
+            answers: Arc::new(Mutex::new(answers)),
+            ..ScriptedProvider::default()
+        };
+        let signer = Signer {
+            provider: Some(SharedCredentialsProvider::new(provider.clone())),
+            region: "eu-west-1".into(),
+            current: Mutex::new(None),
+            refreshing: tokio::sync::Mutex::new(()),
+        };
+        (signer, provider)
+    }
+
+    /// Makes the cached credentials due for a refresh (as if their refresh time had passed).
+    fn make_due(signer: &Signer) {
+        let mut current = signer.current.lock().unwrap();
+        let old = current.take().unwrap();
+        *current = Some(Arc::new(Signing {
+            key: DayKey::new(old.key.keys().clone(), "eu-west-1", Timestamp::now()),
+            token_header: old.token_header.clone(),
+            refresh_at: SystemTime::now() - Duration::from_secs(1),
+            expires_at: old.expires_at,
+        }));
+    }
+
+    #[tokio::test]
+    async fn credentials_are_cached_and_refreshed_before_they_expire() {
+        let in_an_hour = SystemTime::now() + Duration::from_secs(3600);
+        let (signer, provider) = scripted_signer(vec![
+            Ok(credentials("AKID1", Some(in_an_hour))),
+            Ok(credentials("AKID2", Some(in_an_hour))),
+        ]);
+        for _ in 0..3 {
+            let signing = signer.signing(Timestamp::now()).await.unwrap();
+            assert_eq!(signing.key.keys().access_key_id, "AKID1");
+        }
+        assert_eq!(provider.calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+        make_due(&signer);
+        let signing = signer.signing(Timestamp::now()).await.unwrap();
+        assert_eq!(signing.key.keys().access_key_id, "AKID2");
+        assert_eq!(provider.calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_failed_refresh_keeps_unexpired_credentials_and_fails_without_any() {
+        let in_an_hour = SystemTime::now() + Duration::from_secs(3600);
+        let (signer, _) = scripted_signer(vec![
+            Ok(credentials("AKID1", Some(in_an_hour))),
+            Err("the metadata endpoint timed out".into()),
+        ]);
+        signer.signing(Timestamp::now()).await.unwrap();
+        make_due(&signer);
+        let kept = signer.signing(Timestamp::now()).await.unwrap();
+        assert_eq!(kept.key.keys().access_key_id, "AKID1");
+
+        let (signer, _) = scripted_signer(vec![Err("no credentials anywhere".into())]);
+        assert!(matches!(
+            signer.signing(Timestamp::now()).await,
+            Err(PostOutcome::Retryable(reason)) if reason.starts_with("credentials")
+        ));
     }
 
     #[test]
