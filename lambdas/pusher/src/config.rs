@@ -49,6 +49,10 @@ pub struct Limits {
     /// `PUSHER_REQUEUE_DELAY_S`: SQS delay of a re-queued request, doubled per generation
     /// (capped at SQS's 900 s).
     pub requeue_delay: Duration,
+    /// `PUSHER_SHARD_THRESHOLD`: the most connection items one invocation reads for a
+    /// broadcast. A larger broadcast is split into shards of at most this many that other
+    /// invocations handle concurrently (docs/pusher.md); 0 never splits.
+    pub shard_threshold: u32,
 }
 
 impl Default for Limits {
@@ -64,6 +68,7 @@ impl Default for Limits {
             safety_margin: Duration::from_secs(1),
             post_timeout: Duration::from_secs(3),
             requeue_delay: Duration::from_secs(5),
+            shard_threshold: 10_000,
         }
     }
 }
@@ -166,6 +171,8 @@ impl Config {
                 defaults.requeue_delay.as_secs(),
                 0,
             )?),
+            shard_threshold: number("PUSHER_SHARD_THRESHOLD", defaults.shard_threshold.into(), 0)?
+                .min(u64::from(u32::MAX)) as u32,
         };
         Ok(Config {
             connections_table,
@@ -215,9 +222,11 @@ mod tests {
             ("PUSHER_POST_CONCURRENCY", "64"),
             ("PUSHER_SCAN_SEGMENTS", "8"),
             ("PUSHER_MAX_GENERATIONS", "0"),
+            ("PUSHER_SHARD_THRESHOLD", "500"),
             ("NOTIFICATIONS_QUEUE_URL", "http://q/notifications"),
         ])
         .unwrap();
+        assert_eq!(config.limits.shard_threshold, 500);
         assert_eq!(config.management_endpoint, "http://127.0.0.1:9/dev");
         assert_eq!(config.limits.post_concurrency, 64);
         assert_eq!(config.limits.scan_segments, 8);

@@ -11,7 +11,7 @@ use crate::deadline::{full_jitter, Deadline};
 use crate::metrics::Metrics;
 use crate::outbox::{Outbox, OutboxError};
 use crate::poster::{PostOutcome, Poster};
-use crate::request::{narrowed_body, Job, Targets};
+use crate::request::{narrowed_body, shard_body, Job, Shard, Targets};
 use crate::store::{ConnectionItem, ConnectionKey, ConnectionStore, StoreError, DELETE_BATCH_SIZE};
 
 /// The pusher's dependencies: the three seams and the tunables. Shared by reference across
@@ -33,6 +33,9 @@ pub enum PusherError {
     Requeue(OutboxError),
     #[error("sending to the dead-letter queue failed: {0}")]
     DeadLetter(OutboxError),
+    /// Nothing was posted yet; shards already sent are sent again on redelivery.
+    #[error("handing a shard of the broadcast to the queue failed: {0}")]
+    Shard(OutboxError),
     #[error("not enough time left in the invocation to start this request")]
     OutOfTime,
     #[error("not an SQS or SNS event: {0}")]
@@ -48,6 +51,7 @@ impl PusherError {
             PusherError::Lookup(_)
             | PusherError::Requeue(_)
             | PusherError::DeadLetter(_)
+            | PusherError::Shard(_)
             | PusherError::OutOfTime => "Retryable",
             PusherError::RecordsFailed { .. } => "Retryable",
             PusherError::UnknownEvent(_) => "Validation",
@@ -123,6 +127,19 @@ struct DeliveryReport {
 /// SQS's message size limit, minus room for attributes and the JSON around the ids.
 pub(crate) const MAX_REQUEUE_BODY_BYTES: usize = 256 * 1024 - 2 * 1024;
 
+/// The most shards a broadcast is split into at once (10 million connections at the default
+/// threshold); a table larger still is covered by the shards' continuations.
+pub const MAX_SHARDS: u64 = 1_000;
+
+/// What one invocation reads of a broadcast, and what it hands on.
+struct BroadcastPlan {
+    /// Read here, each up to `quota` items.
+    ranges: Vec<Shard>,
+    quota: u32,
+    /// Sent to the queue for other invocations.
+    siblings: Vec<Shard>,
+}
+
 fn epoch_seconds() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -134,10 +151,15 @@ impl<S: ConnectionStore, P: Poster, O: Outbox> Pusher<S, P, O> {
     /// Fans one valid request out. The metrics count what happened even when it fails.
     pub async fn push(&self, job: &Job, deadline: Deadline) -> (Metrics, Result<(), PusherError>) {
         let mut metrics = Metrics::default();
-        let found = match self.look_up(job).await {
+        let (found, shards) = match self.look_up(job).await {
             Ok(found) => found,
             Err(error) => return (metrics, Err(error.into())),
         };
+        // Before anything is posted: a failure here redelivers a message that reached nobody.
+        if let Err(error) = self.enqueue_shards(job, &shards).await {
+            return (metrics, Err(PusherError::Shard(error)));
+        }
+        metrics.shards = shards.len() as u64;
         let selection = select(found, &job.exclude_users, epoch_seconds());
         tracing::debug!(
             live = selection.live.len(),
@@ -159,17 +181,48 @@ impl<S: ConnectionStore, P: Poster, O: Outbox> Pusher<S, P, O> {
         (metrics, result)
     }
 
-    /// Every candidate item (expired ones included, duplicates possible).
-    async fn look_up(&self, job: &Job) -> Result<Vec<ConnectionItem>, StoreError> {
+    /// Every candidate item (expired ones included, duplicates possible), and the shards of
+    /// a large broadcast that other invocations are to handle.
+    async fn look_up(&self, job: &Job) -> Result<(Vec<ConnectionItem>, Vec<Shard>), StoreError> {
         let concurrency = self.limits.lookup_concurrency.max(1);
         match &job.targets {
+            Targets::Broadcast if self.can_shard(job) || job.shard.is_some() => {
+                let plan = self.plan_broadcast(job).await;
+                let quota = plan.quota;
+                let pages: Vec<_> = futures::stream::iter(plan.ranges)
+                    .map(|range| async move {
+                        let after = range.after.clone().map(ConnectionKey::from);
+                        let page = self
+                            .store
+                            .scan_page(range.segment, range.segments, after, quota)
+                            .await?;
+                        Ok::<_, StoreError>((range, page))
+                    })
+                    .buffer_unordered(concurrency)
+                    .try_collect()
+                    .await?;
+                let mut shards = plan.siblings;
+                let mut found = Vec::new();
+                for (range, page) in pages {
+                    found.extend(page.items);
+                    if let Some(next) = page.next {
+                        // The rest of this segment: the next invocation goes on from here.
+                        shards.push(Shard {
+                            after: Some(next.into()),
+                            ..range
+                        });
+                    }
+                }
+                Ok((found, shards))
+            }
             Targets::Broadcast => {
                 let segments = self.limits.scan_segments.max(1);
-                futures::stream::iter(0..segments)
+                let found = futures::stream::iter(0..segments)
                     .map(|segment| self.store.scan_segment(segment, segments))
                     .buffer_unordered(concurrency)
                     .try_concat()
-                    .await
+                    .await?;
+                Ok((found, Vec::new()))
             }
             Targets::Selected { users, connections } => {
                 // An excluded user's connections would be dropped anyway: skip the Query.
@@ -184,7 +237,7 @@ impl<S: ConnectionStore, P: Poster, O: Outbox> Pusher<S, P, O> {
                             .iter()
                             .map(|connection| Lookup::Connection(connection)),
                     );
-                futures::stream::iter(lookups)
+                let found = futures::stream::iter(lookups)
                     .map(|lookup| async move {
                         match lookup {
                             Lookup::User(user) => self.store.query_user(user).await,
@@ -195,9 +248,99 @@ impl<S: ConnectionStore, P: Poster, O: Outbox> Pusher<S, P, O> {
                     })
                     .buffer_unordered(concurrency)
                     .try_concat()
-                    .await
+                    .await?;
+                Ok((found, Vec::new()))
             }
         }
+    }
+
+    /// Whether this broadcast may hand shards to other invocations: a threshold is set, the
+    /// queue is there, and a shard's message fits in SQS.
+    fn can_shard(&self, job: &Job) -> bool {
+        self.limits.shard_threshold > 0
+            && self.outbox.can_enqueue_shards()
+            && shard_body(&job.exclude_users, &job.payload).len() <= MAX_REQUEUE_BODY_BYTES
+    }
+
+    /// A shard reads its own range. A back end's broadcast asks the table's approximate size:
+    /// over the threshold, it is split into that many Scan segments (this invocation keeps
+    /// segment 0, the queue gets the others); otherwise it is read here in the usual parallel
+    /// segments, each to its share of the threshold. Either way no invocation reads more than
+    /// the threshold: a range with more left hands its remainder on (a stale estimate costs
+    /// time, never the bound).
+    async fn plan_broadcast(&self, job: &Job) -> BroadcastPlan {
+        let can_shard = self.can_shard(job);
+        let threshold = if can_shard {
+            self.limits.shard_threshold
+        } else {
+            u32::MAX
+        };
+        if let Some(shard) = &job.shard {
+            return BroadcastPlan {
+                ranges: vec![shard.clone()],
+                quota: threshold,
+                siblings: Vec::new(),
+            };
+        }
+        let estimate = match self.store.approximate_count().await {
+            Ok(estimate) => estimate,
+            Err(error) => {
+                tracing::warn!(%error, "no item count; the broadcast is split as it is read");
+                None
+            }
+        };
+        let shards = estimate
+            .map_or(1, |count| count.div_ceil(u64::from(threshold)))
+            .clamp(1, MAX_SHARDS) as u32;
+        let scan = |segment, segments| Shard {
+            segment,
+            segments,
+            after: None,
+        };
+        if shards > 1 {
+            tracing::info!(
+                estimate,
+                shards,
+                threshold,
+                "splitting the broadcast into shards"
+            );
+            BroadcastPlan {
+                ranges: vec![scan(0, shards)],
+                quota: threshold,
+                siblings: (1..shards).map(|segment| scan(segment, shards)).collect(),
+            }
+        } else {
+            // Shares that add up to at most the threshold.
+            let segments = self.limits.scan_segments.clamp(1, threshold.max(1));
+            BroadcastPlan {
+                ranges: (0..segments)
+                    .map(|segment| scan(segment, segments))
+                    .collect(),
+                quota: threshold / segments,
+                siblings: Vec::new(),
+            }
+        }
+    }
+
+    /// Sends the shards to the queue, `lookup_concurrency` at a time.
+    async fn enqueue_shards(&self, job: &Job, shards: &[Shard]) -> Result<(), OutboxError> {
+        if shards.is_empty() {
+            return Ok(());
+        }
+        let body = shard_body(&job.exclude_users, &job.payload);
+        futures::stream::iter(shards)
+            .map(|shard| {
+                self.outbox
+                    .enqueue_shard(body.clone(), shard.attribute(), job.generation)
+            })
+            .buffer_unordered(self.limits.lookup_concurrency.max(1))
+            .try_collect::<Vec<()>>()
+            .await?;
+        tracing::info!(
+            shards = shards.len(),
+            "broadcast shards handed to the queue"
+        );
+        Ok(())
     }
 
     async fn deliver(

@@ -100,9 +100,13 @@ where
             .and_then(|attribute| attribute.string_value.as_deref())
             .and_then(|value| value.trim().parse::<u32>().ok())
             .unwrap_or(0);
+        let shard = message
+            .message_attributes
+            .get(request::SHARD_ATTRIBUTE)
+            .and_then(|attribute| attribute.string_value.clone());
         let body = message.body.unwrap_or_default();
         let span = tracing::info_span!("message", message_id = %message_id, generation);
-        let (counted, result) = process_body(pusher, &body, generation, deadline)
+        let (counted, result) = process_body(pusher, &body, generation, shard.as_deref(), deadline)
             .instrument(span.clone())
             .await;
         metrics += counted;
@@ -148,7 +152,7 @@ where
     for record in event.payload.records {
         let span = tracing::info_span!("message", message_id = %record.sns.message_id);
         // A topic message is always a back end's own request: generation 0.
-        let (counted, result) = process_body(pusher, &record.sns.message, 0, deadline)
+        let (counted, result) = process_body(pusher, &record.sns.message, 0, None, deadline)
             .instrument(span.clone())
             .await;
         metrics += counted;
@@ -172,6 +176,7 @@ async fn process_body<S, P, O>(
     pusher: &Pusher<S, P, O>,
     body: &str,
     generation: u32,
+    shard: Option<&str>,
     deadline: Deadline,
 ) -> (Metrics, Result<(), PusherError>)
 where
@@ -184,7 +189,7 @@ where
         // Not started: redelivery cannot duplicate anything.
         return (Metrics::default(), Err(PusherError::OutOfTime));
     }
-    match request::parse(body, generation) {
+    match request::parse_message(body, generation, shard) {
         Err(rejection) => {
             tracing::warn!(
                 reason = rejection.reason(),
@@ -213,6 +218,7 @@ where
                 failed = metrics.failed,
                 retried = metrics.retried,
                 requeued = metrics.requeued,
+                shards = metrics.shards,
                 "notification request done"
             );
             (metrics, result)

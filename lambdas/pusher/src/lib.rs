@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod poster;
 pub mod request;
+pub mod sigv4;
 pub mod store;
 
 pub use config::{Config, ConfigError, Limits};
@@ -23,11 +24,12 @@ pub use fanout::{Pusher, PusherError};
 pub use handler::{handle, handle_sns, handle_sqs, process_sns, process_sqs};
 pub use metrics::Metrics;
 pub use outbox::{Outbox, OutboxError, SqsOutbox};
-pub use poster::{PostOutcome, Poster, SdkPoster};
+pub use poster::{LeanPoster, PostOutcome, Poster};
 pub use store::{ConnectionItem, ConnectionKey, ConnectionStore, DynamoStore, StoreError};
 
-/// The pusher with its AWS SDK-backed seams.
-pub type SdkPusher = Pusher<DynamoStore, SdkPoster, SqsOutbox>;
+/// The pusher with its AWS-backed seams: DynamoDB and SQS through the SDK, the management API
+/// through [`LeanPoster`] (the SDK's credentials).
+pub type SdkPusher = Pusher<DynamoStore, LeanPoster, SqsOutbox>;
 
 impl SdkPusher {
     /// Builds the clients once; `config` is explicit (not read from the environment).
@@ -37,7 +39,7 @@ impl SdkPusher {
                 aws_sdk_dynamodb::Client::new(sdk_config),
                 &config.connections_table,
             ),
-            poster: SdkPoster::new(
+            poster: LeanPoster::new(
                 sdk_config,
                 &config.management_endpoint,
                 config.limits.post_timeout,

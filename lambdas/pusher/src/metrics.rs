@@ -18,6 +18,8 @@ pub struct Metrics {
     pub requeued: u64,
     /// Requests refused as invalid (sent to the dead-letter path).
     pub rejected: u64,
+    /// Shards of a large broadcast handed to other invocations through the queue.
+    pub shards: u64,
 }
 
 impl AddAssign for Metrics {
@@ -28,6 +30,7 @@ impl AddAssign for Metrics {
         self.retried += other.retried;
         self.requeued += other.requeued;
         self.rejected += other.rejected;
+        self.shards += other.shards;
     }
 }
 
@@ -51,6 +54,7 @@ impl Metrics {
                         metric("Retried", "Count"),
                         metric("Requeued", "Count"),
                         metric("Rejected", "Count"),
+                        metric("Shards", "Count"),
                         metric("DurationMs", "Milliseconds"),
                     ],
                 }],
@@ -62,6 +66,7 @@ impl Metrics {
             "Retried": self.retried,
             "Requeued": self.requeued,
             "Rejected": self.rejected,
+            "Shards": self.shards,
             "DurationMs": duration_ms,
         })
         .to_string()
@@ -81,6 +86,7 @@ mod tests {
             retried: 3,
             requeued: 4,
             rejected: 6,
+            shards: 7,
         };
         let line: serde_json::Value =
             serde_json::from_str(&metrics.emf_line(42, 1_700_000_000_000)).unwrap();
@@ -93,6 +99,7 @@ mod tests {
             ("Retried", 3),
             ("Requeued", 4),
             ("Rejected", 6),
+            ("Shards", 7),
             ("DurationMs", 42),
         ] {
             assert_eq!(line[name], value, "{name}");

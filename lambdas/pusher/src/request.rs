@@ -1,7 +1,10 @@
 //! Parsing and validating a notification request body (pure, no I/O).
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sumu_wire::{NotificationRequest, MAX_NOTIFICATION_DATA_BYTES};
+
+use crate::store::ConnectionKey;
 
 /// A valid request, ready to fan out.
 #[derive(Debug, Clone, PartialEq)]
@@ -13,6 +16,87 @@ pub struct Job {
     pub payload: Vec<u8>,
     /// How many times this request has been narrowed and re-queued (0 for a back end's own).
     pub generation: u32,
+    /// The part of a broadcast this message covers (the `sumu_shard` attribute); `None` for a
+    /// back end's own request, which may be split here (docs/pusher.md, "Large fan-outs").
+    pub shard: Option<Shard>,
+}
+
+/// The message attribute that restricts a broadcast to one shard.
+pub const SHARD_ATTRIBUTE: &str = "sumu_shard";
+
+/// One part of a broadcast: Scan segment `segment` of `segments`, from after `after` (from
+/// its start when `None`). Disjoint by construction: DynamoDB's segments partition the table,
+/// and a continuation starts where its predecessor stopped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Shard {
+    pub segment: u32,
+    pub segments: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<ShardKey>,
+}
+
+/// Where a shard starts: the last key its predecessor read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShardKey {
+    pub user_id: String,
+    pub connection_id: String,
+}
+
+impl From<ConnectionKey> for ShardKey {
+    fn from(key: ConnectionKey) -> ShardKey {
+        ShardKey {
+            user_id: key.user_id,
+            connection_id: key.connection_id,
+        }
+    }
+}
+
+impl From<ShardKey> for ConnectionKey {
+    fn from(key: ShardKey) -> ConnectionKey {
+        ConnectionKey {
+            user_id: key.user_id,
+            connection_id: key.connection_id,
+        }
+    }
+}
+
+/// DynamoDB's largest `TotalSegments`.
+const MAX_SEGMENTS: u32 = 1_000_000;
+
+impl Shard {
+    /// The `sumu_shard` attribute's value.
+    pub fn attribute(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Reads the `sumu_shard` attribute; only a broadcast can be sharded.
+    pub fn parse(attribute: &str) -> Result<Shard, Rejection> {
+        let shard: Shard = serde_json::from_str(attribute)
+            .map_err(|e| Rejection::InvalidRequest(format!("`{SHARD_ATTRIBUTE}`: {e}")))?;
+        if shard.segments == 0 || shard.segments > MAX_SEGMENTS || shard.segment >= shard.segments {
+            return Err(Rejection::InvalidRequest(format!(
+                "`{SHARD_ATTRIBUTE}`: segment {} of {} is not a Scan segment",
+                shard.segment, shard.segments
+            )));
+        }
+        Ok(shard)
+    }
+}
+
+/// Parses a request body and its `sumu_shard` attribute, if any.
+pub fn parse_message(body: &str, generation: u32, shard: Option<&str>) -> Result<Job, Rejection> {
+    let mut job = parse(body, generation)?;
+    if let Some(attribute) = shard {
+        if job.targets != Targets::Broadcast {
+            return Err(Rejection::InvalidRequest(format!(
+                "`{SHARD_ATTRIBUTE}` on a request that is not a broadcast"
+            )));
+        }
+        job.shard = Some(Shard::parse(attribute)?);
+    }
+    Ok(job)
 }
 
 /// Whom a request is for.
@@ -117,7 +201,15 @@ pub fn parse(body: &str, generation: u32) -> Result<Job, Rejection> {
         exclude_users: request.exclude_users,
         payload,
         generation,
+        shard: None,
     })
+}
+
+/// The body of a broadcast shard: the same exclusions and the same bytes of `data`.
+pub fn shard_body(exclude_users: &[String], payload: &[u8]) -> String {
+    let excluded = serde_json::to_string(exclude_users).unwrap_or_else(|_| "[]".into());
+    let data = String::from_utf8_lossy(payload);
+    format!(r#"{{"exclude_users":{excluded},"data":{data}}}"#)
 }
 
 /// The body of a narrowed request: only `connections` and the same `data`.
@@ -226,6 +318,47 @@ mod tests {
             parse(&just_fits, 0).unwrap().payload.len(),
             MAX_NOTIFICATION_DATA_BYTES
         );
+    }
+
+    #[test]
+    fn a_shard_travels_as_an_attribute_of_a_broadcast_body() {
+        let job = parse(r#"{"exclude_users":["u3"],"data":{"k":1}}"#, 0).unwrap();
+        let body = shard_body(&job.exclude_users, &job.payload);
+        let shard = Shard {
+            segment: 3,
+            segments: 40,
+            after: Some(ShardKey {
+                user_id: "u\"1".into(),
+                connection_id: "c=".into(),
+            }),
+        };
+        let again = parse_message(&body, 0, Some(&shard.attribute())).unwrap();
+        assert_eq!(again.shard, Some(shard));
+        assert_eq!(again.targets, Targets::Broadcast);
+        assert_eq!(again.exclude_users, job.exclude_users);
+        assert_eq!(again.payload, job.payload);
+        assert_eq!(
+            Shard::parse(r#"{"segment":0,"segments":2}"#).unwrap().after,
+            None
+        );
+    }
+
+    #[test]
+    fn a_shard_of_anything_but_a_broadcast_or_outside_the_segments_is_rejected() {
+        for (body, attribute) in [
+            (
+                r#"{"users":["u1"],"data":1}"#,
+                r#"{"segment":0,"segments":2}"#,
+            ),
+            (r#"{"data":1}"#, r#"{"segment":2,"segments":2}"#),
+            (r#"{"data":1}"#, r#"{"segment":0,"segments":0}"#),
+            (r#"{"data":1}"#, r#"{"segment":0}"#),
+            (r#"{"data":1}"#, r#"{"segment":0,"segments":2,"extra":1}"#),
+            (r#"{"data":1}"#, "not json"),
+        ] {
+            let rejection = parse_message(body, 0, Some(attribute)).unwrap_err();
+            assert_eq!(rejection.reason(), "invalid_request", "{body} {attribute}");
+        }
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::time::Duration;
 use aws_lambda_events::event::sns::SnsEvent;
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{Context, LambdaEvent};
+use pusher::store::ScanPage;
 use pusher::{
     ConnectionItem, ConnectionKey, ConnectionStore, Limits, Outbox, OutboxError, PostOutcome,
     Poster, Pusher, StoreError,
@@ -47,6 +48,10 @@ pub struct FakeStore {
     pub unprocessed_batches: AtomicUsize,
     /// Queries for these users fail.
     pub failing_users: Mutex<HashSet<String>>,
+    /// What `approximate_count` answers (DescribeTable's `ItemCount`); `None`: unknown.
+    pub approximate_count: Mutex<Option<u64>>,
+    /// The most items one `scan_page` returned.
+    pub largest_page: AtomicUsize,
 }
 
 impl FakeStore {
@@ -104,6 +109,45 @@ impl ConnectionStore for FakeStore {
             .filter(|(n, _)| *n as u32 % total == segment)
             .map(|(_, i)| i.clone())
             .collect())
+    }
+
+    /// Segment membership as in `scan_segment`, in table order; `after` is the last key read.
+    async fn scan_page(
+        &self,
+        segment: u32,
+        total: u32,
+        after: Option<ConnectionKey>,
+        limit: u32,
+    ) -> Result<ScanPage, StoreError> {
+        self.scanned_segments.lock().unwrap().push((segment, total));
+        let items = self.items.lock().unwrap();
+        let in_segment: Vec<&ConnectionItem> = items
+            .iter()
+            .enumerate()
+            .filter(|(n, _)| *n as u32 % total == segment)
+            .map(|(_, i)| i)
+            .collect();
+        let start = match &after {
+            Some(key) => in_segment
+                .iter()
+                .position(|i| &i.key == key)
+                .map_or(in_segment.len(), |p| p + 1),
+            None => 0,
+        };
+        let page: Vec<ConnectionItem> = in_segment[start..]
+            .iter()
+            .take(limit as usize)
+            .map(|i| (*i).clone())
+            .collect();
+        let next = (start + page.len() < in_segment.len())
+            .then(|| page.last().map(|i| i.key.clone()))
+            .flatten();
+        self.largest_page.fetch_max(page.len(), Ordering::SeqCst);
+        Ok(ScanPage { items: page, next })
+    }
+
+    async fn approximate_count(&self) -> Result<Option<u64>, StoreError> {
+        Ok(*self.approximate_count.lock().unwrap())
     }
 
     async fn delete_batch(&self, keys: &[ConnectionKey]) -> Result<Vec<ConnectionKey>, StoreError> {
@@ -210,6 +254,12 @@ pub struct FakeOutbox {
     pub dead_letters: Mutex<Vec<(String, &'static str)>>,
     pub fail_requeue: AtomicBool,
     pub fail_dead_letter: AtomicBool,
+    /// Shards sent: `(body, sumu_shard attribute, generation)`.
+    pub shards: Mutex<Vec<(String, String, u32)>>,
+    /// Whether there is a queue for shards (`can_enqueue_shards`).
+    pub takes_shards: AtomicBool,
+    /// Shard sends fail once this many succeeded (`None`: never).
+    pub shards_fail_after: Mutex<Option<usize>>,
 }
 
 impl Outbox for FakeOutbox {
@@ -229,6 +279,33 @@ impl Outbox for FakeOutbox {
             .lock()
             .unwrap()
             .push((body, generation, delay));
+        Ok(())
+    }
+
+    fn can_enqueue_shards(&self) -> bool {
+        self.takes_shards.load(Ordering::SeqCst)
+    }
+
+    async fn enqueue_shard(
+        &self,
+        body: String,
+        shard: String,
+        generation: u32,
+    ) -> Result<(), OutboxError> {
+        let mut shards = self.shards.lock().unwrap();
+        if !self.takes_shards.load(Ordering::SeqCst)
+            || self
+                .shards_fail_after
+                .lock()
+                .unwrap()
+                .is_some_and(|n| shards.len() >= n)
+        {
+            return Err(OutboxError::Send {
+                queue: "NOTIFICATIONS_QUEUE_URL",
+                message: "throttled".into(),
+            });
+        }
+        shards.push((body, shard, generation));
         Ok(())
     }
 
@@ -259,6 +336,7 @@ pub fn test_limits() -> Limits {
         safety_margin: Duration::from_millis(0),
         post_timeout: Duration::from_millis(0),
         requeue_delay: Duration::from_secs(5),
+        shard_threshold: 0,
     }
 }
 
