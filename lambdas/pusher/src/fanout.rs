@@ -11,7 +11,7 @@ use crate::deadline::{full_jitter, Deadline};
 use crate::metrics::Metrics;
 use crate::outbox::{Outbox, OutboxError};
 use crate::poster::{PostOutcome, Poster};
-use crate::request::{narrowed_body, Job, Targets};
+use crate::request::{requeue_body, Job, Targets};
 use crate::store::{ConnectionItem, ConnectionKey, ConnectionStore, StoreError, DELETE_BATCH_SIZE};
 
 /// The pusher's dependencies: the three seams and the tunables. Shared by reference across
@@ -73,14 +73,17 @@ pub struct Selection {
     pub expired: Vec<ConnectionKey>,
 }
 
-/// Deduplicates by connection id, drops excluded users' connections and separates expired
-/// items. Exclusions are a hash set, so any number of excluded users costs the same.
+/// Deduplicates by connection id, drops excluded users' and excluded connections and
+/// separates expired items. Exclusions are hash sets, so any number of them costs the same.
 pub fn select(
     found: Vec<ConnectionItem>,
     exclude_users: &[String],
+    exclude_connections: &[String],
     now_epoch_seconds: i64,
 ) -> Selection {
     let excluded: HashSet<&str> = exclude_users.iter().map(String::as_str).collect();
+    let excluded_connections: HashSet<&str> =
+        exclude_connections.iter().map(String::as_str).collect();
     let mut seen: HashSet<String> = HashSet::with_capacity(found.len());
     let mut selection = Selection::default();
     for item in found {
@@ -89,7 +92,9 @@ pub fn select(
         }
         if !item.is_live(now_epoch_seconds) {
             selection.expired.push(item.key);
-        } else if !excluded.contains(item.key.user_id.as_str()) {
+        } else if !excluded.contains(item.key.user_id.as_str())
+            && !excluded_connections.contains(item.key.connection_id.as_str())
+        {
             selection.live.push(item.key);
         }
     }
@@ -98,7 +103,7 @@ pub fn select(
 
 /// How posting to one connection ended in this invocation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Delivery {
+pub(crate) enum Delivery {
     Delivered,
     Gone,
     /// A non-retryable answer: given up for good.
@@ -110,14 +115,14 @@ enum Delivery {
 }
 
 #[derive(Debug, Default)]
-struct DeliveryReport {
-    delivered: u64,
-    failed: u64,
-    retried: u64,
-    attempted: u64,
-    gone: Vec<ConnectionKey>,
-    exhausted: Vec<String>,
-    deferred: Vec<String>,
+pub(crate) struct DeliveryReport {
+    pub(crate) delivered: u64,
+    pub(crate) failed: u64,
+    pub(crate) retried: u64,
+    pub(crate) attempted: u64,
+    pub(crate) gone: Vec<ConnectionKey>,
+    pub(crate) exhausted: Vec<String>,
+    pub(crate) deferred: Vec<String>,
 }
 
 /// SQS's message size limit, minus room for attributes and the JSON around the ids.
@@ -138,7 +143,12 @@ impl<S: ConnectionStore, P: Poster, O: Outbox> Pusher<S, P, O> {
             Ok(found) => found,
             Err(error) => return (metrics, Err(error.into())),
         };
-        let selection = select(found, &job.exclude_users, epoch_seconds());
+        let selection = select(
+            found,
+            &job.exclude_users,
+            &job.exclude_connections,
+            epoch_seconds(),
+        );
         tracing::debug!(
             live = selection.live.len(),
             expired = selection.expired.len(),
@@ -197,10 +207,16 @@ impl<S: ConnectionStore, P: Poster, O: Outbox> Pusher<S, P, O> {
                     .try_concat()
                     .await
             }
+            // Publications are fanned out by `Pusher::publish` (crate::publish), which reads
+            // the subscriptions table instead; they never come through here.
+            Targets::Channels(_) => {
+                tracing::error!("a publication to channels was pushed as a plain request");
+                Ok(Vec::new())
+            }
         }
     }
 
-    async fn deliver(
+    pub(crate) async fn deliver(
         &self,
         targets: Vec<ConnectionKey>,
         payload: &[u8],
@@ -236,7 +252,7 @@ impl<S: ConnectionStore, P: Poster, O: Outbox> Pusher<S, P, O> {
 
     /// Posts to one connection, retrying 429/5xx/timeouts with full-jitter backoff while the
     /// deadline allows. Returns the outcome and how many retries it took.
-    async fn deliver_one(
+    pub(crate) async fn deliver_one(
         &self,
         connection_id: &str,
         payload: &[u8],
@@ -286,7 +302,7 @@ impl<S: ConnectionStore, P: Poster, O: Outbox> Pusher<S, P, O> {
 
     /// Deletes stale items in batches of 25, retrying unprocessed items with backoff. A
     /// failure here is only logged: the items stay stale and are pruned next time (or by TTL).
-    async fn prune(&self, stale: Vec<ConnectionKey>, deadline: Deadline) {
+    pub(crate) async fn prune(&self, stale: Vec<ConnectionKey>, deadline: Deadline) {
         if stale.is_empty() {
             return;
         }
@@ -339,7 +355,7 @@ impl<S: ConnectionStore, P: Poster, O: Outbox> Pusher<S, P, O> {
 
     /// Sends the connections that did not get the message (and only them) back to the queue,
     /// or to the dead-letter queue once the generations are used up.
-    async fn requeue_remainder(
+    pub(crate) async fn requeue_remainder(
         &self,
         job: &Job,
         report: &DeliveryReport,
@@ -358,9 +374,13 @@ impl<S: ConnectionStore, P: Poster, O: Outbox> Pusher<S, P, O> {
             .chain(&report.deferred)
             .cloned()
             .collect();
+        let id_bytes = job
+            .publication_id
+            .as_ref()
+            .map_or(0, |id| serde_json::to_string(id).map_or(0, |id| id.len()));
         let chunks = chunk_ids(
             &remainder,
-            MAX_REQUEUE_BODY_BYTES.saturating_sub(job.payload.len()),
+            MAX_REQUEUE_BODY_BYTES.saturating_sub(job.payload.len() + id_bytes),
         );
         if generation > self.limits.max_generations {
             tracing::error!(
@@ -370,7 +390,7 @@ impl<S: ConnectionStore, P: Poster, O: Outbox> Pusher<S, P, O> {
                 "delivery failed in every generation; sending the remainder to the dead-letter queue"
             );
             for chunk in &chunks {
-                let body = narrowed_body(chunk, &job.payload);
+                let body = requeue_body(job, chunk);
                 self.outbox
                     .dead_letter(body, "retries_exhausted")
                     .await
@@ -387,7 +407,7 @@ impl<S: ConnectionStore, P: Poster, O: Outbox> Pusher<S, P, O> {
                 "re-queueing the connections that did not get the message"
             );
             for chunk in &chunks {
-                let body = narrowed_body(chunk, &job.payload);
+                let body = requeue_body(job, chunk);
                 self.outbox
                     .requeue(body, generation, delay)
                     .await
@@ -460,8 +480,9 @@ mod tests {
             item("u3", "c", Some(200)),
             item("u3", "d", Some(50)),
             item("u4", "e", None),
+            item("u5", "f", Some(200)),
         ];
-        let selection = select(found, &["u3".into()], 100);
+        let selection = select(found, &["u3".into()], &["f".into()], 100);
         let live: Vec<&str> = selection
             .live
             .iter()
@@ -472,7 +493,7 @@ mod tests {
             .iter()
             .map(|k| k.connection_id.as_str())
             .collect();
-        assert_eq!(live, ["a", "e"]);
+        assert_eq!(live, ["a", "e"], "u3 and connection f are excluded");
         // Expiry is checked at `expires_at <= now`; an excluded user's expired item is pruned too.
         assert_eq!(expired, ["b", "d"]);
     }

@@ -2,20 +2,24 @@
 //! WebSocket connections through the API Gateway management API. See the README's "Pusher".
 //!
 //! The handler is [`handle`] (or [`handle_sqs`] / [`handle_sns`]) with a [`Pusher`] holding
-//! its three seams: [`ConnectionStore`] (DynamoDB), [`Poster`] (management API) and
+//! its three seams: [`ConnectionStore`] (DynamoDB, with [`SubscriptionStore`] for the
+//! subscriptions table), [`Poster`] (management API) and
 //! [`Outbox`] (SQS re-queue and dead-letter queue). [`SdkPusher::from_sdk_config`] builds the
 //! real one from an SDK configuration and an explicit [`Config`], so sumu-local can run the
 //! same handler in-process.
 
 pub mod config;
 pub mod deadline;
+pub mod emit;
 pub mod fanout;
 pub mod handler;
 pub mod metrics;
 pub mod outbox;
 pub mod poster;
+pub mod publish;
 pub mod request;
 pub mod store;
+pub mod subscriptions;
 
 pub use config::{Config, ConfigError, Limits};
 pub use deadline::Deadline;
@@ -25,6 +29,7 @@ pub use metrics::Metrics;
 pub use outbox::{Outbox, OutboxError, SqsOutbox};
 pub use poster::{PostOutcome, Poster, SdkPoster};
 pub use store::{ConnectionItem, ConnectionKey, ConnectionStore, DynamoStore, StoreError};
+pub use subscriptions::{SubscriptionItem, SubscriptionKey, SubscriptionStore};
 
 /// The pusher with its AWS SDK-backed seams.
 pub type SdkPusher = Pusher<DynamoStore, SdkPoster, SqsOutbox>;
@@ -36,6 +41,7 @@ impl SdkPusher {
             store: DynamoStore::new(
                 aws_sdk_dynamodb::Client::new(sdk_config),
                 &config.connections_table,
+                &config.subscriptions_table,
             ),
             poster: SdkPoster::new(
                 sdk_config,

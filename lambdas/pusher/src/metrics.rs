@@ -18,6 +18,12 @@ pub struct Metrics {
     pub requeued: u64,
     /// Requests refused as invalid (sent to the dead-letter path).
     pub rejected: u64,
+    /// Publications to a channel fanned out (one per channel of a request; a client's
+    /// accepted `emit` is one).
+    pub publications: u64,
+    /// Client `emit`s refused (no publish grant, bad channel, bad `data`): the sender got an
+    /// error frame and nobody else anything.
+    pub refused_emits: u64,
 }
 
 impl AddAssign for Metrics {
@@ -28,6 +34,8 @@ impl AddAssign for Metrics {
         self.retried += other.retried;
         self.requeued += other.requeued;
         self.rejected += other.rejected;
+        self.publications += other.publications;
+        self.refused_emits += other.refused_emits;
     }
 }
 
@@ -51,6 +59,8 @@ impl Metrics {
                         metric("Retried", "Count"),
                         metric("Requeued", "Count"),
                         metric("Rejected", "Count"),
+                        metric("Publications", "Count"),
+                        metric("RefusedEmits", "Count"),
                         metric("DurationMs", "Milliseconds"),
                     ],
                 }],
@@ -62,6 +72,8 @@ impl Metrics {
             "Retried": self.retried,
             "Requeued": self.requeued,
             "Rejected": self.rejected,
+            "Publications": self.publications,
+            "RefusedEmits": self.refused_emits,
             "DurationMs": duration_ms,
         })
         .to_string()
@@ -81,6 +93,8 @@ mod tests {
             retried: 3,
             requeued: 4,
             rejected: 6,
+            publications: 8,
+            refused_emits: 9,
         };
         let line: serde_json::Value =
             serde_json::from_str(&metrics.emf_line(42, 1_700_000_000_000)).unwrap();
@@ -93,6 +107,8 @@ mod tests {
             ("Retried", 3),
             ("Requeued", 4),
             ("Rejected", 6),
+            ("Publications", 8),
+            ("RefusedEmits", 9),
             ("DurationMs", 42),
         ] {
             assert_eq!(line[name], value, "{name}");
