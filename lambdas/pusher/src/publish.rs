@@ -358,7 +358,8 @@ impl<S: ConnectionStore, P: Poster, O: Outbox> Pusher<S, P, O> {
 
     /// Posts a refused emit's error frame to its sender (retried like any post) and nothing
     /// to anyone else. It is not dead-lettered: the client was told. If the sender is gone
-    /// its connection item is pruned; a frame that cannot be posted is only counted.
+    /// its connection item is pruned; a frame still failing after the retries is only counted,
+    /// and one the deadline left no time for fails the record (redelivered).
     pub async fn refuse_emit(
         &self,
         refusal: &Refusal,
@@ -389,7 +390,9 @@ impl<S: ConnectionStore, P: Poster, O: Outbox> Pusher<S, P, O> {
                 };
                 self.prune(vec![key], deadline).await;
             }
-            Delivery::Failed | Delivery::Exhausted | Delivery::Deferred => {
+            // Not even tried before the deadline: SQS redelivers the emit, nothing duplicated.
+            Delivery::Deferred => return (metrics, Err(PusherError::OutOfTime)),
+            Delivery::Failed | Delivery::Exhausted => {
                 tracing::warn!(
                     ?delivery,
                     "the refused emit's error frame was not delivered"
