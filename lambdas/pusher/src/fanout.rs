@@ -73,8 +73,8 @@ pub struct Selection {
     pub expired: Vec<ConnectionKey>,
 }
 
-/// Deduplicates by connection id, drops excluded users' and excluded connections and
-/// separates expired items. Exclusions are hash sets, so any number of them costs the same.
+/// Deduplicates by connection id, drops excluded users' connections and excluded connection
+/// ids, and separates expired items. Exclusions are hash sets, so any number costs the same.
 pub fn select(
     found: Vec<ConnectionItem>,
     exclude_users: &[String],
