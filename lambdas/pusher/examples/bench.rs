@@ -75,6 +75,8 @@ async fn fanout(args: &[String]) -> Result<(), Error> {
         &config,
         &Config {
             connections_table: table,
+            // A broadcast never reads it.
+            subscriptions_table: "bench-no-subscriptions".into(),
             management_endpoint: endpoint,
             notifications_queue_url: None,
             dead_letter_queue_url: None,

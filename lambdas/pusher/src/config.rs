@@ -8,6 +8,9 @@ use std::time::Duration;
 pub struct Config {
     /// `CONNECTIONS_TABLE`: the connections table name.
     pub connections_table: String,
+    /// `SUBSCRIPTIONS_TABLE`: the subscriptions table name (docs/channels.md § Storage),
+    /// where a publication to a channel finds its subscribers.
+    pub subscriptions_table: String,
     /// `MANAGEMENT_ENDPOINT` (`https://{api-id}.execute-api.{region}.amazonaws.com/{stage}`),
     /// or derived from `WEBSOCKET_API_ID`, `WEBSOCKET_STAGE` and `AWS_REGION`.
     pub management_endpoint: String,
@@ -97,6 +100,8 @@ impl Config {
         let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
         let connections_table =
             get("CONNECTIONS_TABLE").ok_or(ConfigError::Missing("CONNECTIONS_TABLE"))?;
+        let subscriptions_table =
+            get("SUBSCRIPTIONS_TABLE").ok_or(ConfigError::Missing("SUBSCRIPTIONS_TABLE"))?;
         let management_endpoint = match get("MANAGEMENT_ENDPOINT") {
             Some(endpoint) => endpoint,
             None => {
@@ -176,6 +181,7 @@ impl Config {
         };
         Ok(Config {
             connections_table,
+            subscriptions_table,
             management_endpoint,
             notifications_queue_url: get("NOTIFICATIONS_QUEUE_URL"),
             dead_letter_queue_url: get("DEAD_LETTER_QUEUE_URL"),
@@ -201,6 +207,7 @@ mod tests {
     fn the_management_endpoint_is_derived_from_api_id_stage_and_region() {
         let config = config(&[
             ("CONNECTIONS_TABLE", "conns"),
+            ("SUBSCRIPTIONS_TABLE", "subs"),
             ("WEBSOCKET_API_ID", "abc123"),
             ("WEBSOCKET_STAGE", "prod"),
             ("AWS_REGION", "eu-west-1"),
@@ -211,6 +218,7 @@ mod tests {
             "https://abc123.execute-api.eu-west-1.amazonaws.com/prod"
         );
         assert_eq!(config.limits, Limits::default());
+        assert_eq!(config.subscriptions_table, "subs");
         assert_eq!(config.notifications_queue_url, None);
     }
 
@@ -218,6 +226,7 @@ mod tests {
     fn an_explicit_endpoint_and_limits_are_honoured() {
         let config = config(&[
             ("CONNECTIONS_TABLE", "conns"),
+            ("SUBSCRIPTIONS_TABLE", "subs"),
             ("MANAGEMENT_ENDPOINT", "http://127.0.0.1:9/dev"),
             ("PUSHER_POST_CONCURRENCY", "64"),
             ("PUSHER_SCAN_SEGMENTS", "8"),
@@ -245,10 +254,15 @@ mod tests {
         );
         assert_eq!(
             config(&[("CONNECTIONS_TABLE", "t")]).unwrap_err(),
+            ConfigError::Missing("SUBSCRIPTIONS_TABLE")
+        );
+        assert_eq!(
+            config(&[("CONNECTIONS_TABLE", "t"), ("SUBSCRIPTIONS_TABLE", "s")]).unwrap_err(),
             ConfigError::Missing("MANAGEMENT_ENDPOINT (or WEBSOCKET_API_ID)")
         );
         let error = config(&[
             ("CONNECTIONS_TABLE", "t"),
+            ("SUBSCRIPTIONS_TABLE", "s"),
             ("MANAGEMENT_ENDPOINT", "http://x"),
             ("PUSHER_POST_CONCURRENCY", "0"),
         ])
@@ -265,6 +279,7 @@ mod tests {
         );
         let error = config(&[
             ("CONNECTIONS_TABLE", "t"),
+            ("SUBSCRIPTIONS_TABLE", "s"),
             ("MANAGEMENT_ENDPOINT", "http://x"),
             ("PUSHER_SCAN_SEGMENTS", "four"),
         ])

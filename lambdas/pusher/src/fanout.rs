@@ -11,7 +11,7 @@ use crate::deadline::{full_jitter, Deadline};
 use crate::metrics::Metrics;
 use crate::outbox::{Outbox, OutboxError};
 use crate::poster::{PostOutcome, Poster};
-use crate::request::{narrowed_body, shard_body, Job, Shard, Targets};
+use crate::request::{requeue_body, shard_body, Job, Shard, Targets};
 use crate::store::{ConnectionItem, ConnectionKey, ConnectionStore, StoreError, DELETE_BATCH_SIZE};
 
 /// The pusher's dependencies: the three seams and the tunables. Shared by reference across
@@ -77,14 +77,17 @@ pub struct Selection {
     pub expired: Vec<ConnectionKey>,
 }
 
-/// Deduplicates by connection id, drops excluded users' connections and separates expired
-/// items. Exclusions are a hash set, so any number of excluded users costs the same.
+/// Deduplicates by connection id, drops excluded users' connections and excluded connection
+/// ids, and separates expired items. Exclusions are hash sets, so any number costs the same.
 pub fn select(
     found: Vec<ConnectionItem>,
     exclude_users: &[String],
+    exclude_connections: &[String],
     now_epoch_seconds: i64,
 ) -> Selection {
     let excluded: HashSet<&str> = exclude_users.iter().map(String::as_str).collect();
+    let excluded_connections: HashSet<&str> =
+        exclude_connections.iter().map(String::as_str).collect();
     let mut seen: HashSet<String> = HashSet::with_capacity(found.len());
     let mut selection = Selection::default();
     for item in found {
@@ -93,7 +96,9 @@ pub fn select(
         }
         if !item.is_live(now_epoch_seconds) {
             selection.expired.push(item.key);
-        } else if !excluded.contains(item.key.user_id.as_str()) {
+        } else if !excluded.contains(item.key.user_id.as_str())
+            && !excluded_connections.contains(item.key.connection_id.as_str())
+        {
             selection.live.push(item.key);
         }
     }
@@ -102,7 +107,7 @@ pub fn select(
 
 /// How posting to one connection ended in this invocation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Delivery {
+pub(crate) enum Delivery {
     Delivered,
     Gone,
     /// A non-retryable answer: given up for good.
@@ -114,14 +119,14 @@ enum Delivery {
 }
 
 #[derive(Debug, Default)]
-struct DeliveryReport {
-    delivered: u64,
-    failed: u64,
-    retried: u64,
-    attempted: u64,
-    gone: Vec<ConnectionKey>,
-    exhausted: Vec<String>,
-    deferred: Vec<String>,
+pub(crate) struct DeliveryReport {
+    pub(crate) delivered: u64,
+    pub(crate) failed: u64,
+    pub(crate) retried: u64,
+    pub(crate) attempted: u64,
+    pub(crate) gone: Vec<ConnectionKey>,
+    pub(crate) exhausted: Vec<String>,
+    pub(crate) deferred: Vec<String>,
 }
 
 /// SQS's message size limit, minus room for attributes and the JSON around the ids.
@@ -160,7 +165,12 @@ impl<S: ConnectionStore, P: Poster, O: Outbox> Pusher<S, P, O> {
             return (metrics, Err(PusherError::Shard(error)));
         }
         metrics.shards = shards.len() as u64;
-        let selection = select(found, &job.exclude_users, epoch_seconds());
+        let selection = select(
+            found,
+            &job.exclude_users,
+            &job.exclude_connections,
+            epoch_seconds(),
+        );
         tracing::debug!(
             live = selection.live.len(),
             expired = selection.expired.len(),
@@ -251,6 +261,12 @@ impl<S: ConnectionStore, P: Poster, O: Outbox> Pusher<S, P, O> {
                     .await?;
                 Ok((found, Vec::new()))
             }
+            // Publications are fanned out by `Pusher::publish` (crate::publish), which reads
+            // the subscriptions table instead; they never come through here.
+            Targets::Channels(_) => {
+                tracing::error!("a publication to channels was pushed as a plain request");
+                Ok((Vec::new(), Vec::new()))
+            }
         }
     }
 
@@ -259,7 +275,8 @@ impl<S: ConnectionStore, P: Poster, O: Outbox> Pusher<S, P, O> {
     fn can_shard(&self, job: &Job) -> bool {
         self.limits.shard_threshold > 0
             && self.outbox.can_enqueue_shards()
-            && shard_body(&job.exclude_users, &job.payload).len() <= MAX_REQUEUE_BODY_BYTES
+            && shard_body(&job.exclude_users, &job.exclude_connections, &job.payload).len()
+                <= MAX_REQUEUE_BODY_BYTES
     }
 
     /// A shard reads its own range. A back end's broadcast asks the table's approximate size:
@@ -327,7 +344,7 @@ impl<S: ConnectionStore, P: Poster, O: Outbox> Pusher<S, P, O> {
         if shards.is_empty() {
             return Ok(());
         }
-        let body = shard_body(&job.exclude_users, &job.payload);
+        let body = shard_body(&job.exclude_users, &job.exclude_connections, &job.payload);
         futures::stream::iter(shards)
             .map(|shard| {
                 self.outbox
@@ -343,7 +360,7 @@ impl<S: ConnectionStore, P: Poster, O: Outbox> Pusher<S, P, O> {
         Ok(())
     }
 
-    async fn deliver(
+    pub(crate) async fn deliver(
         &self,
         targets: Vec<ConnectionKey>,
         payload: &[u8],
@@ -379,7 +396,7 @@ impl<S: ConnectionStore, P: Poster, O: Outbox> Pusher<S, P, O> {
 
     /// Posts to one connection, retrying 429/5xx/timeouts with full-jitter backoff while the
     /// deadline allows. Returns the outcome and how many retries it took.
-    async fn deliver_one(
+    pub(crate) async fn deliver_one(
         &self,
         connection_id: &str,
         payload: &[u8],
@@ -429,7 +446,7 @@ impl<S: ConnectionStore, P: Poster, O: Outbox> Pusher<S, P, O> {
 
     /// Deletes stale items in batches of 25, retrying unprocessed items with backoff. A
     /// failure here is only logged: the items stay stale and are pruned next time (or by TTL).
-    async fn prune(&self, stale: Vec<ConnectionKey>, deadline: Deadline) {
+    pub(crate) async fn prune(&self, stale: Vec<ConnectionKey>, deadline: Deadline) {
         if stale.is_empty() {
             return;
         }
@@ -482,7 +499,7 @@ impl<S: ConnectionStore, P: Poster, O: Outbox> Pusher<S, P, O> {
 
     /// Sends the connections that did not get the message (and only them) back to the queue,
     /// or to the dead-letter queue once the generations are used up.
-    async fn requeue_remainder(
+    pub(crate) async fn requeue_remainder(
         &self,
         job: &Job,
         report: &DeliveryReport,
@@ -501,9 +518,13 @@ impl<S: ConnectionStore, P: Poster, O: Outbox> Pusher<S, P, O> {
             .chain(&report.deferred)
             .cloned()
             .collect();
+        let id_bytes = job
+            .publication_id
+            .as_ref()
+            .map_or(0, |id| serde_json::to_string(id).map_or(0, |id| id.len()));
         let chunks = chunk_ids(
             &remainder,
-            MAX_REQUEUE_BODY_BYTES.saturating_sub(job.payload.len()),
+            MAX_REQUEUE_BODY_BYTES.saturating_sub(job.payload.len() + id_bytes),
         );
         if generation > self.limits.max_generations {
             tracing::error!(
@@ -513,7 +534,7 @@ impl<S: ConnectionStore, P: Poster, O: Outbox> Pusher<S, P, O> {
                 "delivery failed in every generation; sending the remainder to the dead-letter queue"
             );
             for chunk in &chunks {
-                let body = narrowed_body(chunk, &job.payload);
+                let body = requeue_body(job, chunk);
                 self.outbox
                     .dead_letter(body, "retries_exhausted")
                     .await
@@ -530,7 +551,7 @@ impl<S: ConnectionStore, P: Poster, O: Outbox> Pusher<S, P, O> {
                 "re-queueing the connections that did not get the message"
             );
             for chunk in &chunks {
-                let body = narrowed_body(chunk, &job.payload);
+                let body = requeue_body(job, chunk);
                 self.outbox
                     .requeue(body, generation, delay)
                     .await
@@ -603,8 +624,9 @@ mod tests {
             item("u3", "c", Some(200)),
             item("u3", "d", Some(50)),
             item("u4", "e", None),
+            item("u5", "f", Some(200)),
         ];
-        let selection = select(found, &["u3".into()], 100);
+        let selection = select(found, &["u3".into()], &["f".into()], 100);
         let live: Vec<&str> = selection
             .live
             .iter()
@@ -615,7 +637,7 @@ mod tests {
             .iter()
             .map(|k| k.connection_id.as_str())
             .collect();
-        assert_eq!(live, ["a", "e"]);
+        assert_eq!(live, ["a", "e"], "u3 and connection f are excluded");
         // Expiry is checked at `expires_at <= now`; an excluded user's expired item is pruned too.
         assert_eq!(expired, ["b", "d"]);
     }

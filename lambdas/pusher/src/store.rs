@@ -1,10 +1,13 @@
-//! The connections table, as the pusher needs it: find targets, delete stale items.
+//! The connections table, as the pusher needs it: find targets, delete stale items. (The
+//! subscriptions table's side is in [`crate::subscriptions`].)
 
 use std::collections::HashMap;
 use std::future::Future;
 
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, WriteRequest};
 use sumu_wire::table;
+
+use crate::subscriptions::SubscriptionStore;
 
 /// The primary key of a connection item.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -30,15 +33,17 @@ impl ConnectionItem {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("{operation} on the connections table failed: {message}")]
+/// `operation` names the table when it is not the connections table.
+#[error("{operation} failed: {message}")]
 pub struct StoreError {
     pub operation: &'static str,
     pub message: String,
 }
 
 /// The narrow seam between the fan-out logic and DynamoDB. Every method returns expired items
-/// too: the caller filters them (and prunes them).
-pub trait ConnectionStore: Sync {
+/// too: the caller filters them (and prunes them). The subscriptions table is part of the same
+/// seam ([`SubscriptionStore`]).
+pub trait ConnectionStore: SubscriptionStore + Sync {
     /// All connection items of one user.
     fn query_user(
         &self,
@@ -98,23 +103,29 @@ pub struct ScanPage {
 /// DynamoDB's BatchWriteItem limit.
 pub const DELETE_BATCH_SIZE: usize = 25;
 
-/// The connections table in DynamoDB.
+/// The connections and subscriptions tables in DynamoDB.
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
-    client: aws_sdk_dynamodb::Client,
+    pub(crate) client: aws_sdk_dynamodb::Client,
     table: String,
+    pub(crate) subscriptions_table: String,
 }
 
 impl DynamoStore {
-    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+    pub fn new(
+        client: aws_sdk_dynamodb::Client,
+        table: impl Into<String>,
+        subscriptions_table: impl Into<String>,
+    ) -> Self {
         DynamoStore {
             client,
             table: table.into(),
+            subscriptions_table: subscriptions_table.into(),
         }
     }
 }
 
-fn error(operation: &'static str, err: impl std::error::Error) -> StoreError {
+pub(crate) fn error(operation: &'static str, err: impl std::error::Error) -> StoreError {
     // The SDK's Display says only "service error"; the source chain says which.
     let mut message = err.to_string();
     let mut source = err.source();

@@ -104,6 +104,8 @@ async fn real_pusher(
         &config,
         &Config {
             connections_table: table.to_string(),
+            // These suites publish to no channel.
+            subscriptions_table: "no-subscriptions".to_string(),
             management_endpoint: api_endpoint.to_string(),
             notifications_queue_url: Some(urls[0].clone()),
             dead_letter_queue_url: Some(urls[1].clone()),

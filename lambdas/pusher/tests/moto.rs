@@ -26,7 +26,7 @@ async fn query_and_index_lookup_return_keys_and_expiry() {
         ],
     )
     .await;
-    let store = DynamoStore::new(client, &table_name);
+    let store = DynamoStore::new(client, &table_name, "no-subscriptions");
 
     let mut found = store.query_user("u1").await.unwrap();
     found.sort_by(|a, b| a.key.cmp(&b.key));
@@ -55,7 +55,7 @@ async fn a_parallel_scan_sees_every_item_exactly_once() {
         .map(|n| item(&format!("user-{}", n % 37), &format!("conn-{n:03}"), LIVE))
         .collect();
     put_items(&client, &table_name, &items).await;
-    let store = DynamoStore::new(client, &table_name);
+    let store = DynamoStore::new(client, &table_name, "no-subscriptions");
 
     let mut seen = Vec::new();
     for segment in 0..3 {
@@ -75,7 +75,7 @@ async fn batch_delete_removes_the_items() {
         .map(|n| item("u", &format!("c{n:02}"), LIVE))
         .collect();
     put_items(&client, &table_name, &items).await;
-    let store = DynamoStore::new(client.clone(), &table_name);
+    let store = DynamoStore::new(client.clone(), &table_name, "no-subscriptions");
 
     let doomed: Vec<ConnectionKey> = items[..25].iter().map(|i| i.key.clone()).collect();
     let unprocessed = store.delete_batch(&doomed).await.unwrap();
@@ -88,7 +88,11 @@ async fn batch_delete_removes_the_items() {
 
 #[tokio::test]
 async fn a_missing_table_is_a_lookup_error_that_names_the_cause() {
-    let store = DynamoStore::new(dynamodb().await, testkit::unique_name("no-such-table"));
+    let store = DynamoStore::new(
+        dynamodb().await,
+        testkit::unique_name("no-such-table"),
+        "no-subscriptions",
+    );
     let error = store.query_user("u1").await.unwrap_err();
     assert_eq!(error.operation, "Query");
     assert!(
@@ -109,7 +113,7 @@ async fn a_broadcast_through_the_real_table_prunes_expired_items_and_reaches_the
     items.extend((0..30).map(|n| item("old", &format!("expired-{n:02}"), EXPIRED)));
     put_items(&client, &table_name, &items).await;
     let pusher = Pusher {
-        store: DynamoStore::new(client.clone(), &table_name),
+        store: DynamoStore::new(client.clone(), &table_name, "no-subscriptions"),
         poster: FakePoster::default(),
         outbox: FakeOutbox::default(),
         limits: test_limits(),
@@ -218,7 +222,7 @@ async fn scan_pages_continue_where_they_stopped_and_cover_each_segment_once() {
         .map(|n| item(&format!("user-{}", n % 11), &format!("conn-{n:02}="), LIVE))
         .collect();
     put_items(&client, &table_name, &items).await;
-    let store = DynamoStore::new(client, &table_name);
+    let store = DynamoStore::new(client, &table_name, "no-subscriptions-table");
     assert_eq!(store.approximate_count().await.unwrap(), Some(50));
 
     let mut seen = Vec::new();
@@ -264,7 +268,7 @@ async fn a_broadcast_split_through_the_real_queue_reaches_every_connection_once(
     let mut limits = test_limits();
     limits.shard_threshold = 8;
     let pusher = Pusher {
-        store: DynamoStore::new(client, &table_name),
+        store: DynamoStore::new(client, &table_name, "no-subscriptions-table"),
         poster: FakePoster::default(),
         outbox: SqsOutbox::new(sqs.clone(), Some(notifications.clone()), None),
         limits,

@@ -15,7 +15,7 @@ use lambda_runtime::{Context, LambdaEvent};
 use pusher::store::ScanPage;
 use pusher::{
     ConnectionItem, ConnectionKey, ConnectionStore, Limits, Outbox, OutboxError, PostOutcome,
-    Poster, Pusher, StoreError,
+    Poster, Pusher, StoreError, SubscriptionItem, SubscriptionKey, SubscriptionStore,
 };
 use serde_json::{json, Value};
 
@@ -52,6 +52,13 @@ pub struct FakeStore {
     pub approximate_count: Mutex<Option<u64>>,
     /// The most items one `scan_page` returned.
     pub largest_page: AtomicUsize,
+    /// The subscriptions table.
+    pub subscriptions: Mutex<Vec<SubscriptionItem>>,
+    /// Every partition queried, in order.
+    pub queried_patterns: Mutex<Vec<String>>,
+    pub deleted_subscriptions: Mutex<Vec<SubscriptionKey>>,
+    /// Queries of these partitions fail.
+    pub failing_patterns: Mutex<HashSet<String>>,
 }
 
 impl FakeStore {
@@ -166,6 +173,71 @@ impl ConnectionStore for FakeStore {
             .unwrap()
             .retain(|i| !done.contains(&i.key));
         self.deleted.lock().unwrap().extend(done);
+        Ok(unprocessed)
+    }
+}
+
+pub fn subscription(
+    pattern: &str,
+    connection: &str,
+    user: &str,
+    expires_at: Option<i64>,
+) -> SubscriptionItem {
+    SubscriptionItem {
+        key: SubscriptionKey {
+            channel: pattern.into(),
+            connection_id: connection.into(),
+        },
+        user_id: user.into(),
+        expires_at,
+    }
+}
+
+impl SubscriptionStore for FakeStore {
+    async fn query_subscriptions(
+        &self,
+        pattern: &str,
+    ) -> Result<Vec<SubscriptionItem>, StoreError> {
+        self.queried_patterns
+            .lock()
+            .unwrap()
+            .push(pattern.to_string());
+        if self.failing_patterns.lock().unwrap().contains(pattern) {
+            return Err(StoreError {
+                operation: "Query (subscriptions table)",
+                message: "ProvisionedThroughputExceededException".into(),
+            });
+        }
+        tokio::task::yield_now().await;
+        Ok(self
+            .subscriptions
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.key.channel == pattern)
+            .cloned()
+            .collect())
+    }
+
+    async fn delete_subscriptions(
+        &self,
+        keys: &[SubscriptionKey],
+    ) -> Result<Vec<SubscriptionKey>, StoreError> {
+        self.largest_delete_batch
+            .fetch_max(keys.len(), Ordering::SeqCst);
+        let leave_one = self
+            .unprocessed_batches
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        let (done, unprocessed) = match keys.split_last() {
+            Some((last, rest)) if leave_one => (rest.to_vec(), vec![last.clone()]),
+            _ => (keys.to_vec(), vec![]),
+        };
+        self.subscriptions
+            .lock()
+            .unwrap()
+            .retain(|s| !done.contains(&s.key));
+        self.deleted_subscriptions.lock().unwrap().extend(done);
         Ok(unprocessed)
     }
 }
@@ -347,6 +419,50 @@ pub fn pusher(items: Vec<ConnectionItem>) -> FakePusher {
         outbox: FakeOutbox::default(),
         limits: test_limits(),
     }
+}
+
+/// A pusher over `connections` and the subscriptions `subscriptions`.
+pub fn channel_pusher(
+    connections: Vec<ConnectionItem>,
+    subscriptions: Vec<SubscriptionItem>,
+) -> FakePusher {
+    let pusher = pusher(connections);
+    *pusher.store.subscriptions.lock().unwrap() = subscriptions;
+    pusher
+}
+
+/// An SQS record carrying a client's emit as the gateway's template sends it: the body and
+/// the message attributes `user_id`, `connection_id`, `timestamp`, `source` and (when given)
+/// `channels_publish`.
+pub fn emit_event(
+    message_id: &str,
+    body: &str,
+    user_id: &str,
+    connection_id: &str,
+    channels_publish: Option<&str>,
+) -> LambdaEvent<SqsEvent> {
+    let fixture: Value = serde_json::from_str(SQS_FIXTURE).unwrap();
+    let mut record = fixture["Records"][0].clone();
+    record["messageId"] = json!(message_id);
+    record["body"] = json!(body);
+    let attribute = |data_type: &str, value: &str| {
+        json!({"stringValue": value, "stringListValues": [], "binaryListValues": [],
+            "dataType": data_type})
+    };
+    let mut attributes = json!({
+        "user_id": attribute("String", user_id),
+        "connection_id": attribute("String", connection_id),
+        "timestamp": attribute("Number", "1700000000000"),
+        "source": attribute("String", "apigw.route.emit"),
+    });
+    if let Some(grants) = channels_publish {
+        attributes["channels_publish"] = attribute("String", grants);
+    }
+    record["messageAttributes"] = attributes;
+    LambdaEvent::new(
+        serde_json::from_value(json!({ "Records": [record] })).unwrap(),
+        Context::default(),
+    )
 }
 
 /// An SQS event from the real fixture with one record per `(message id, body, generation)`.

@@ -60,6 +60,7 @@ pub fn pusher_config(context: &RunnerContext) -> pusher::Config {
     let setup = &context.pusher;
     pusher::Config {
         connections_table: context.resources.connections_table.clone(),
+        subscriptions_table: context.resources.subscriptions_table.clone(),
         management_endpoint: setup
             .management_endpoint
             .clone()
