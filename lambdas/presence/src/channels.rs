@@ -144,9 +144,9 @@ pub fn principal_of(request: &ApiGatewayWebsocketProxyRequest) -> Option<&str> {
         .filter(|principal| !principal.is_empty())
 }
 
-/// A subscription's `expires_at` (epoch seconds): the connection's `connectedAt` (ms) / 1000
-/// + 7200. The `$connect` template computes the connection item's from the request time,
-///   which is never earlier, so a subscription never outlives its connection.
+/// A subscription's `expires_at` (epoch seconds): the connection's `connectedAt` (ms) /
+/// 1000, plus 7200. The `$connect` template computes the connection item's from the request
+/// time, which is never earlier, so a subscription never outlives its connection.
 pub fn expires_at(connected_at_ms: i64) -> i64 {
     connected_at_ms.div_euclid(1000) + table::MAX_CONNECTION_SECONDS
 }
@@ -253,7 +253,7 @@ pub async fn answer_route<C, S, U: SubscriptionStore>(
     let (sent, pattern) = read_channel(request.body.as_deref());
     let body = match decide(action, request, pattern, deps, now).await {
         Ok(pattern) => {
-            info!(connection_id, ?action, channel = %pattern, "done");
+            info!(connection_id, ?action, channel = %pattern, "channel request done");
             reply_frame(action, &pattern)
         }
         Err(refusal) => {
@@ -262,7 +262,7 @@ pub async fn answer_route<C, S, U: SubscriptionStore>(
                 ?action,
                 error = refusal.error(),
                 message = %refusal.message(),
-                "refused"
+                "channel request refused"
             );
             error_frame(&refusal, &sent)
         }

@@ -141,10 +141,7 @@ pub enum UnsubscribeCancellation {
 }
 
 pub fn read_unsubscribe_cancellation(reasons: &[Option<&str>]) -> UnsubscribeCancellation {
-    if reasons
-        .iter()
-        .any(|reason| *reason == Some(codes::CONDITIONAL_CHECK_FAILED))
-    {
+    if reasons.contains(&Some(codes::CONDITIONAL_CHECK_FAILED)) {
         UnsubscribeCancellation::PlainDelete
     } else if reasons.iter().any(|reason| is_retryable(*reason)) {
         UnsubscribeCancellation::Retry
