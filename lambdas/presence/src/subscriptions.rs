@@ -86,7 +86,7 @@ pub struct SubscriptionError {
 
 /// How often a transaction cancelled by a concurrent one (`TransactionConflict`) or by
 /// throttling is tried in all before the request answers `channels_unavailable`.
-pub const MAX_TRANSACTION_ATTEMPTS: u32 = 6;
+pub const MAX_TRANSACTION_ATTEMPTS: u32 = 8;
 /// How often a BatchWriteItem is sent in all while DynamoDB leaves items unprocessed.
 pub const MAX_BATCH_ATTEMPTS: u32 = 8;
 /// BatchWriteItem's limit.
