@@ -4,12 +4,12 @@
 //!
 //! - `lean`: the pusher's poster ([`pusher::LeanPoster`]: hyper + SigV4 with cached keys);
 //! - `sdk`: `aws-sdk-apigatewaymanagement` configured as the pusher's `SdkPoster` was;
-//! - `floor`: the same hyper client as `lean` ([`pusher::poster::http_client`]), unsigned;
+//! - `floor`: the same connections as `lean` ([`pusher::connections::Connections`]), unsigned;
 //!
 //! and, with `--explore`, what the SDK's cost is made of: the SDK with stalled-stream
 //! protection off, with a static endpoint resolver, with both, with both and an HTTP
-//! connector that answers 200 at once (the SDK's own CPU, no I/O), reqwest unsigned (the other
-//! transport), and signing alone (`aws-sigv4` against the pusher's signer, no I/O).
+//! connector that answers 200 at once (the SDK's own CPU, no I/O), hyper-util's pooled client
+//! and reqwest unsigned (the other transports), and signing alone (`aws-sigv4` against the pusher's signer, no I/O).
 //!
 //! Usage: bench_poster [--count 20000] [--concurrency 200] [--delays 0,20] [--explore]
 //! The last lines are one JSON object per delay:
@@ -144,14 +144,53 @@ impl SdkPoster {
     }
 }
 
-/// `floor`: the pusher's HTTP client with the same pool settings, no signing, no
-/// classification beyond the status.
+/// `floor`: the pusher's connections ([`pusher::connections::Connections`]), the same pool, no
+/// signing, no classification beyond the status.
 struct FloorPoster {
-    client: pusher::poster::HttpClient,
-    base: String,
+    connections: pusher::connections::Connections,
+    base_path: String,
 }
 
 impl FloorPoster {
+    async fn post(&self, connection_id: &str, data: &[u8]) -> bool {
+        let path = format!(
+            "{}/@connections/{}",
+            self.base_path,
+            pusher::sigv4::encode_segment(connection_id)
+        );
+        let Ok(request) = hyper::Request::post(path)
+            .header(hyper::header::HOST, "127.0.0.1")
+            .body(Full::new(Bytes::copy_from_slice(data)))
+        else {
+            return false;
+        };
+        matches!(
+            tokio::time::timeout(TIMEOUT, self.connections.send(request)).await,
+            Ok(Ok(response)) if response.status().is_success()
+        )
+    }
+}
+
+/// `hyper-util-floor`: hyper-util's pooled client (what the pusher used first), unsigned, with
+/// the same TLS connector and idle timeout.
+struct HyperUtilFloor {
+    client: hyper_util::client::legacy::Client<pusher::connections::Connector, Full<Bytes>>,
+    base: String,
+}
+
+impl HyperUtilFloor {
+    fn new(base: &str) -> Self {
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .pool_idle_timeout(pusher::connections::IDLE_TIMEOUT)
+                .pool_timer(hyper_util::rt::TokioTimer::new())
+                .build(pusher::connections::connector());
+        HyperUtilFloor {
+            client,
+            base: base.to_string(),
+        }
+    }
+
     async fn post(&self, connection_id: &str, data: &[u8]) -> bool {
         let uri = format!(
             "{}/@connections/{}",
@@ -166,57 +205,6 @@ impl FloorPoster {
             let response = self.client.request(request).await.ok()?;
             let ok = response.status().is_success();
             response.into_body().collect().await.ok()?;
-            Some(ok)
-        };
-        matches!(tokio::time::timeout(TIMEOUT, work).await, Ok(Some(true)))
-    }
-}
-
-/// `conn-floor`: hyper's connection-level API with a pool of its own (a stack of ready
-/// senders), unsigned: what a transport without hyper-util's pooled client would cost.
-struct ConnFloor {
-    idle: std::sync::Mutex<Vec<hyper::client::conn::http1::SendRequest<Full<Bytes>>>>,
-    address: String,
-    base_path: String,
-}
-
-impl ConnFloor {
-    async fn sender(&self) -> Option<hyper::client::conn::http1::SendRequest<Full<Bytes>>> {
-        loop {
-            let popped = self.idle.lock().ok()?.pop();
-            match popped {
-                Some(sender) if !sender.is_closed() => return Some(sender),
-                Some(_) => continue,
-                None => {
-                    let stream = tokio::net::TcpStream::connect(&self.address).await.ok()?;
-                    stream.set_nodelay(true).ok()?;
-                    let (sender, connection) =
-                        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                            .await
-                            .ok()?;
-                    tokio::spawn(connection);
-                    return Some(sender);
-                }
-            }
-        }
-    }
-
-    async fn post(&self, connection_id: &str, data: &[u8]) -> bool {
-        let work = async {
-            let mut sender = self.sender().await?;
-            sender.ready().await.ok()?;
-            let request = hyper::Request::post(format!(
-                "{}/@connections/{}",
-                self.base_path,
-                pusher::sigv4::encode_segment(connection_id)
-            ))
-            .header(hyper::header::HOST, &self.address)
-            .body(Full::new(Bytes::copy_from_slice(data)))
-            .ok()?;
-            let response = sender.send_request(request).await.ok()?;
-            let ok = response.status().is_success();
-            response.into_body().collect().await.ok()?;
-            self.idle.lock().ok()?.push(sender);
             Some(ok)
         };
         matches!(tokio::time::timeout(TIMEOUT, work).await, Ok(Some(true)))
@@ -253,7 +241,7 @@ enum Client {
     Sdk(SdkPoster),
     Floor(FloorPoster),
     Reqwest(ReqwestPoster),
-    Conn(ConnFloor),
+    HyperUtil(HyperUtilFloor),
 }
 
 impl Client {
@@ -265,7 +253,7 @@ impl Client {
             Client::Sdk(poster) => poster.post(connection_id, data).await,
             Client::Floor(poster) => poster.post(connection_id, data).await,
             Client::Reqwest(poster) => poster.post(connection_id, data).await,
-            Client::Conn(poster) => poster.post(connection_id, data).await,
+            Client::HyperUtil(poster) => poster.post(connection_id, data).await,
         }
     }
 }
@@ -299,21 +287,19 @@ async fn client(args: &[String]) -> Result<(), Error> {
         }
         "sdk-tuned" => Client::Sdk(SdkPoster::new(&sdk_config, &endpoint, true, true, false)),
         "sdk-tuned-no-io" => Client::Sdk(SdkPoster::new(&sdk_config, &endpoint, true, true, true)),
-        "floor" => Client::Floor(FloorPoster {
-            client: pusher::poster::http_client(),
-            base: endpoint.clone(),
-        }),
-        "conn-floor" => {
+        "floor" => {
             let rest = endpoint
                 .strip_prefix("http://")
-                .ok_or("conn-floor is http only")?;
+                .ok_or("the bench is http only")?;
             let (address, path) = rest.split_once('/').unwrap_or((rest, ""));
-            Client::Conn(ConnFloor {
-                idle: std::sync::Mutex::new(Vec::new()),
-                address: address.to_string(),
+            Client::Floor(FloorPoster {
+                connections: pusher::connections::Connections::new(
+                    format!("http://{address}").parse()?,
+                ),
                 base_path: format!("/{path}"),
             })
         }
+        "hyper-util-floor" => Client::HyperUtil(HyperUtilFloor::new(&endpoint)),
         "reqwest-floor" => Client::Reqwest(ReqwestPoster {
             client: reqwest::Client::builder()
                 .pool_idle_timeout(Duration::from_secs(50))
@@ -435,8 +421,8 @@ fn orchestrate(args: &[String]) -> Result<(), Error> {
             "sdk-static-endpoint",
             "sdk-tuned",
             "sdk-tuned-no-io",
+            "hyper-util-floor",
             "reqwest-floor",
-            "conn-floor",
         ]);
     }
     eprintln!("{count} posts per client, concurrency {concurrency}, one core each");

@@ -8,6 +8,7 @@
 //! same handler in-process.
 
 pub mod config;
+pub mod connections;
 pub mod deadline;
 pub mod fanout;
 pub mod handler;
