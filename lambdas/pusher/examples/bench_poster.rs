@@ -11,7 +11,8 @@
 //! connector that answers 200 at once (the SDK's own CPU, no I/O), hyper-util's pooled client
 //! and reqwest unsigned (the other transports), and signing alone (`aws-sigv4` against the pusher's signer, no I/O).
 //!
-//! Usage: bench_poster [--count 20000] [--concurrency 200] [--delays 0,20] [--explore]
+//! Usage: bench_poster [--count 20000] [--concurrency 200] [--delays 0,20] [--rounds 3] [--explore]
+//! Each figure is the median of `--rounds` rounds that interleave the clients.
 //! The last lines are one JSON object per delay:
 //! `{"bench":"poster","delay_ms":0,"lean_us":…,"sdk_us":…,"floor_us":…,"lean_per_s":…}`.
 
@@ -414,6 +415,7 @@ fn orchestrate(args: &[String]) -> Result<(), Error> {
     let concurrency: usize = arg(args, "--concurrency", 200)?;
     let delays = list(args, "--delays", "0,20")?;
     let explore = args.iter().any(|a| a == "--explore");
+    let rounds: usize = arg(args, "--rounds", 3)?;
     let mut clients = vec!["lean", "sdk", "floor"];
     if explore {
         clients.extend([
@@ -425,35 +427,56 @@ fn orchestrate(args: &[String]) -> Result<(), Error> {
             "reqwest-floor",
         ]);
     }
-    eprintln!("{count} posts per client, concurrency {concurrency}, one core each");
-    println!("| endpoint delay | client | CPU per post | posts/s (one core) | peak RSS |");
+    eprintln!("{count} posts per client and round, {rounds} rounds, concurrency {concurrency}, one core each");
+    println!("| endpoint delay | client | CPU per post, median (min–max) of {rounds} | posts/s (one core) | peak RSS |");
     println!("|---:|---|---:|---:|---:|");
     let mut summaries = Vec::new();
     for &delay in &delays {
         let endpoint = start_endpoint(delay)?;
+        // Rounds interleave the clients, so a change in the machine's load hits them alike;
+        // each figure is the median of its rounds.
+        let mut runs: std::collections::HashMap<&str, Vec<(f64, f64, f64)>> =
+            std::collections::HashMap::new();
+        for _ in 0..rounds {
+            for client in &clients {
+                let result = run_child(&[
+                    "client".into(),
+                    "--client".into(),
+                    client.to_string(),
+                    "--endpoint".into(),
+                    endpoint.url.clone(),
+                    "--count".into(),
+                    count.to_string(),
+                    "--concurrency".into(),
+                    concurrency.to_string(),
+                ])?;
+                let number = |key: &str| result[key].as_f64().unwrap_or(f64::NAN);
+                let delivered = number("delivered");
+                if delivered as u64 != count {
+                    eprintln!("warning: {client} delivered {delivered} of {count}");
+                }
+                runs.entry(client).or_default().push((
+                    number("cpu_s") * 1e6 / count as f64,
+                    delivered / number("elapsed_s"),
+                    number("max_rss_kib") / 1024.0,
+                ));
+            }
+        }
         let mut figures = std::collections::HashMap::new();
         for client in &clients {
-            let result = run_child(&[
-                "client".into(),
-                "--client".into(),
-                client.to_string(),
-                "--endpoint".into(),
-                endpoint.url.clone(),
-                "--count".into(),
-                count.to_string(),
-                "--concurrency".into(),
-                concurrency.to_string(),
-            ])?;
-            let number = |key: &str| result[key].as_f64().unwrap_or(f64::NAN);
-            let delivered = number("delivered");
-            if delivered as u64 != count {
-                eprintln!("warning: {client} delivered {delivered} of {count}");
-            }
-            let cpu_us = number("cpu_s") * 1e6 / count as f64;
-            let per_s = delivered / number("elapsed_s");
+            let rounds = &runs[client];
+            let cpu: Vec<f64> = rounds.iter().map(|r| r.0).collect();
+            let (cpu_us, per_s) = (
+                median(&cpu),
+                median(&rounds.iter().map(|r| r.1).collect::<Vec<_>>()),
+            );
+            let spread = cpu.iter().cloned().fold(f64::INFINITY, f64::min)
+                ..=cpu.iter().cloned().fold(0.0, f64::max);
             println!(
-                "| {delay} ms | {client} | {cpu_us:.1} µs | {per_s:.0} | {:.1} MiB |",
-                number("max_rss_kib") / 1024.0
+                "| {delay} ms | {client} | {cpu_us:.1} µs ({:.1}–{:.1}) | {per_s:.0} | {:.1} MiB |",
+                spread.start(),
+                spread.end(),
+                rounds.iter().map(|r| r.2).fold(0.0, f64::max)
             );
             figures.insert(*client, (cpu_us, per_s));
         }
@@ -491,4 +514,14 @@ fn orchestrate(args: &[String]) -> Result<(), Error> {
         println!("{summary}");
     }
     Ok(())
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
 }
