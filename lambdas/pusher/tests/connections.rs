@@ -12,6 +12,10 @@ use pusher::{LeanPoster, PostOutcome, Poster};
 
 /// `http://127.0.0.1:PORT/dev` and the number of connections accepted so far.
 async fn counting_endpoint() -> (String, Arc<AtomicUsize>) {
+    counting_endpoint_with(Duration::from_millis(20)).await
+}
+
+async fn counting_endpoint_with(delay: Duration) -> (String, Arc<AtomicUsize>) {
     let accepted = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&accepted);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -21,9 +25,9 @@ async fn counting_endpoint() -> (String, Arc<AtomicUsize>) {
     });
     let app = axum::Router::new().route(
         "/{stage}/@connections/{id}",
-        post(|| async {
+        post(move || async move {
             // Long enough that concurrent posts overlap.
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(delay).await;
             axum::http::StatusCode::OK
         }),
     );
@@ -74,5 +78,21 @@ async fn connections_ramp_with_demand_and_are_reused() {
         accepted.load(Ordering::SeqCst) <= 10,
         "{} connections",
         accepted.load(Ordering::SeqCst)
+    );
+}
+
+#[tokio::test]
+async fn an_endpoint_that_answers_at_once_still_gets_its_connections_reused() {
+    let (endpoint, accepted) = counting_endpoint_with(Duration::ZERO).await;
+    let poster = LeanPoster::new(
+        &testkit::aws_config().await,
+        &endpoint,
+        Duration::from_secs(5),
+    );
+    post_all(&poster, 2_000, 20).await;
+    let opened = accepted.load(Ordering::SeqCst);
+    assert!(
+        opened <= 20,
+        "{opened} connections for 2,000 posts, 20 at a time"
     );
 }
