@@ -258,14 +258,9 @@ fn comma_list(list: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
     fn from(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let vars: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Config::from_lookup(|name| vars.get(name).cloned())
+        Config::from_lookup(testkit::lookup_from(vars))
     }
 
     #[test]

@@ -237,26 +237,14 @@ async fn the_topic_sink_publishes_the_event_with_its_three_attributes() {
         .topic_arn
         .unwrap();
     let queue_url = create_queue(&sqs).await;
-    let queue_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&queue_url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
-        .clone();
     // A back end's subscription: raw delivery, filtered on the source attribute.
-    sns.subscribe()
-        .topic_arn(&topic_arn)
-        .protocol("sqs")
-        .endpoint(&queue_arn)
-        .attributes("RawMessageDelivery", "true")
-        .attributes("FilterPolicy", r#"{"source":["lambda.presence.watchdog"]}"#)
-        .send()
-        .await
-        .unwrap();
+    testkit::subscribe_queue_to_topic(
+        &config,
+        &topic_arn,
+        &queue_url,
+        Some(r#"{"source":["lambda.presence.watchdog"]}"#),
+    )
+    .await;
 
     let sink = SdkEventSink::Topic {
         client: sns,

@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
     ScalarAttributeType,
 };
-use aws_sdk_sqs::types::{MessageAttributeValue, QueueAttributeName};
+use aws_sdk_sqs::types::MessageAttributeValue;
 use serde_json::{json, Value};
 use sumu_local::aws_service::AwsService;
 use vtl::{RenderInput, Template};
@@ -314,26 +314,9 @@ async fn publish_template_is_an_sns_publish_delivered_with_all_four_attributes()
         .topic_arn
         .expect("topic arn");
     let queue_url = create_queue(&sqs).await;
-    let queue_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&queue_url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .expect("queue attributes")
-        .attributes
-        .and_then(|attributes| attributes.get(&QueueAttributeName::QueueArn).cloned())
-        .expect("queue arn");
     // Raw delivery: the SQS message is the SNS message, its attributes SQS attributes — the
     // shape a back end consuming the messages queue sees.
-    sns.subscribe()
-        .topic_arn(&topic_arn)
-        .protocol("sqs")
-        .endpoint(&queue_arn)
-        .attributes("RawMessageDelivery", "true")
-        .send()
-        .await
-        .expect("subscribe");
+    testkit::subscribe_queue_to_topic(&config, &topic_arn, &queue_url, None).await;
 
     let connection_id = testkit::unique_name("conn");
     let mut input = context(

@@ -192,30 +192,7 @@ impl Local {
             .expect("create queue")
             .queue_url
             .expect("queue url");
-        let arn = self
-            .sqs
-            .get_queue_attributes()
-            .queue_url(&url)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .expect("queue attributes")
-            .attributes
-            .and_then(|attributes| {
-                attributes
-                    .get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-                    .cloned()
-            })
-            .expect("queue arn");
-        self.sns
-            .subscribe()
-            .topic_arn(topic_arn)
-            .protocol("sqs")
-            .endpoint(arn)
-            .attributes("RawMessageDelivery", "true")
-            .send()
-            .await
-            .expect("subscribe");
+        testkit::subscribe_queue_to_topic(&self.aws, topic_arn, &url, None).await;
         url
     }
 

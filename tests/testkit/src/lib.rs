@@ -126,3 +126,48 @@ pub async fn aws_config_for(endpoint: &str) -> SdkConfig {
 pub fn unique_name(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
 }
+
+/// The `lookup` a Lambda's `Config::from_lookup` takes, over fixed variables: how the config
+/// tests stand in for the process environment.
+pub fn lookup_from(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let vars: std::collections::HashMap<String, String> = vars
+        .iter()
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .collect();
+    move |name| vars.get(name).cloned()
+}
+
+/// Subscribes the SQS queue at `queue_url` to `topic_arn` with raw delivery (a back end's
+/// subscription: the SQS message is the SNS message, its attributes SQS attributes), with an
+/// optional filter policy. Panics on failure: for tests.
+pub async fn subscribe_queue_to_topic(
+    aws: &SdkConfig,
+    topic_arn: &str,
+    queue_url: &str,
+    filter_policy: Option<&str>,
+) {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let queue_arn = aws_sdk_sqs::Client::new(aws)
+        .get_queue_attributes()
+        .queue_url(queue_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("queue attributes")
+        .attributes
+        .and_then(|attributes| attributes.get(&QueueAttributeName::QueueArn).cloned())
+        .expect("queue arn");
+    let mut subscribe = aws_sdk_sns::Client::new(aws)
+        .subscribe()
+        .topic_arn(topic_arn)
+        .protocol("sqs")
+        .endpoint(queue_arn)
+        .attributes("RawMessageDelivery", "true");
+    if let Some(policy) = filter_policy {
+        subscribe = subscribe.attributes("FilterPolicy", policy);
+    }
+    subscribe
+        .send()
+        .await
+        .expect("subscribe the queue to the topic");
+}
