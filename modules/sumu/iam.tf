@@ -133,6 +133,13 @@ locals {
         Resource = [local.table_arn, "${local.table_arn}/index/connection_id-index"]
       },
       {
+        # The table's approximate item count decides how many shards a broadcast is split into.
+        Sid      = "EstimateBroadcastSize"
+        Effect   = "Allow"
+        Action   = ["dynamodb:DescribeTable"]
+        Resource = [local.table_arn]
+      },
+      {
         Sid      = "PruneStaleConnections"
         Effect   = "Allow"
         Action   = ["dynamodb:DeleteItem", "dynamodb:BatchWriteItem"]

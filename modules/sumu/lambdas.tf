@@ -31,6 +31,7 @@ locals {
       MANAGEMENT_ENDPOINT     = local.management_endpoint
       NOTIFICATIONS_QUEUE_URL = local.notifications_queue_url
       DEAD_LETTER_QUEUE_URL   = aws_sqs_queue.notifications_dlq.url
+      PUSHER_SHARD_THRESHOLD  = tostring(var.limits.pusher_shard_threshold)
     })
   }
   lambda_memory_size = {

@@ -75,8 +75,8 @@ variable "pusher_environment" {
   nullable    = false
 
   validation {
-    condition     = length(setintersection(keys(var.pusher_environment), ["CONNECTIONS_TABLE", "SUBSCRIPTIONS_TABLE", "MANAGEMENT_ENDPOINT", "NOTIFICATIONS_QUEUE_URL", "DEAD_LETTER_QUEUE_URL", "WEBSOCKET_API_ID", "WEBSOCKET_STAGE"])) == 0
-    error_message = "pusher_environment must not set CONNECTIONS_TABLE, SUBSCRIPTIONS_TABLE, MANAGEMENT_ENDPOINT, NOTIFICATIONS_QUEUE_URL, DEAD_LETTER_QUEUE_URL, WEBSOCKET_API_ID or WEBSOCKET_STAGE: the module sets the tables, endpoint and queues."
+    condition     = length(setintersection(keys(var.pusher_environment), ["CONNECTIONS_TABLE", "SUBSCRIPTIONS_TABLE", "MANAGEMENT_ENDPOINT", "NOTIFICATIONS_QUEUE_URL", "DEAD_LETTER_QUEUE_URL", "WEBSOCKET_API_ID", "WEBSOCKET_STAGE", "PUSHER_SHARD_THRESHOLD"])) == 0
+    error_message = "pusher_environment must not set CONNECTIONS_TABLE, SUBSCRIPTIONS_TABLE, MANAGEMENT_ENDPOINT, NOTIFICATIONS_QUEUE_URL, DEAD_LETTER_QUEUE_URL, WEBSOCKET_API_ID, WEBSOCKET_STAGE or PUSHER_SHARD_THRESHOLD: the module sets the tables, endpoint and queues, and limits.pusher_shard_threshold sets the threshold."
   }
 }
 
@@ -286,6 +286,7 @@ variable "limits" {
     presence_max_retry_attempts = optional(number, 5)
     pusher_batch_size           = optional(number, 10)
     pusher_max_concurrency      = optional(number, 20)
+    pusher_shard_threshold      = optional(number, 10000)
     queue_max_receive_count     = optional(number, 5)
     message_retention_seconds   = optional(number, 345600)
   })
@@ -311,6 +312,13 @@ variable "limits" {
     # An SQS event source without a batching window takes at most 10 messages; maximum_concurrency is 2-1000.
     condition     = var.limits.pusher_batch_size >= 1 && var.limits.pusher_batch_size <= 10 && var.limits.pusher_max_concurrency >= 2 && var.limits.pusher_max_concurrency <= 1000
     error_message = "limits.pusher_batch_size must be 1-10 and limits.pusher_max_concurrency 2-1000."
+  }
+
+  validation {
+    # A broadcast to more connections than this is split into shards that concurrent pusher
+    # invocations (at most pusher_max_concurrency) handle; 0 never splits (docs/pusher.md).
+    condition     = var.limits.pusher_shard_threshold >= 0 && var.limits.pusher_shard_threshold <= 1000000 && floor(var.limits.pusher_shard_threshold) == var.limits.pusher_shard_threshold
+    error_message = "limits.pusher_shard_threshold must be a whole number 0-1000000 (0: never split a broadcast)."
   }
 
   validation {

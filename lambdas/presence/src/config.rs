@@ -12,6 +12,11 @@ pub mod env {
     pub const MESSAGES_QUEUE_URL: &str = "MESSAGES_QUEUE_URL";
     /// How many DynamoDB Queries run at once (default 16).
     pub const QUERY_CONCURRENCY: &str = "PRESENCE_QUERY_CONCURRENCY";
+    /// The subscriptions table (optional: unset, `subscribe`/`unsubscribe` answer
+    /// `channels_unavailable` and the stream does no subscription cleanup).
+    pub const SUBSCRIPTIONS_TABLE: &str = "SUBSCRIPTIONS_TABLE";
+    /// The per-connection cap on client subscriptions (default 100).
+    pub const MAX_SUBSCRIPTIONS_PER_CONNECTION: &str = "MAX_SUBSCRIPTIONS_PER_CONNECTION";
 }
 
 /// Queries in flight at once when none is configured: enough to answer 100 users in a few
@@ -19,6 +24,11 @@ pub mod env {
 pub const DEFAULT_QUERY_CONCURRENCY: usize = 16;
 /// Upper bound for `PRESENCE_QUERY_CONCURRENCY`, so a typo cannot open thousands of sockets.
 pub const MAX_QUERY_CONCURRENCY: usize = 256;
+/// The per-connection subscription cap when none is configured (DESIGN.md § Channels).
+pub const DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION: u32 = 100;
+/// Upper bound for `MAX_SUBSCRIPTIONS_PER_CONNECTION`: every subscription is an item the
+/// cleanup deletes when the connection ends, so the cap bounds that work too.
+pub const MAX_MAX_SUBSCRIPTIONS_PER_CONNECTION: u32 = 10_000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -28,6 +38,11 @@ pub struct Config {
     pub destination: Destination,
     /// Bound on concurrent Queries, for stream batches and presence questions alike.
     pub query_concurrency: usize,
+    /// The subscriptions table (partition key `channel`, sort key `connection_id`, GSI
+    /// `connection_id-index`); `None` when channels are not deployed.
+    pub subscriptions_table: Option<String>,
+    /// How many subscriptions one connection's `subscribe` may hold at once.
+    pub max_subscriptions_per_connection: u32,
 }
 
 /// Where the stream's presence events are delivered.
@@ -49,6 +64,10 @@ pub enum ConfigError {
     InvalidDestination { name: &'static str, value: String },
     #[error("{name} must be a whole number from 1 to {MAX_QUERY_CONCURRENCY} (got {value:?})")]
     InvalidConcurrency { name: &'static str, value: String },
+    #[error(
+        "{name} must be a whole number from 1 to {MAX_MAX_SUBSCRIPTIONS_PER_CONNECTION} (got {value:?})"
+    )]
+    InvalidSubscriptionCap { name: &'static str, value: String },
 }
 
 impl Config {
@@ -91,10 +110,24 @@ impl Config {
                     value,
                 })?,
         };
+        let max_subscriptions_per_connection = match get(env::MAX_SUBSCRIPTIONS_PER_CONNECTION) {
+            None => DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION,
+            Some(value) => value
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=MAX_MAX_SUBSCRIPTIONS_PER_CONNECTION).contains(n))
+                .ok_or(ConfigError::InvalidSubscriptionCap {
+                    name: env::MAX_SUBSCRIPTIONS_PER_CONNECTION,
+                    value,
+                })?,
+        };
         Ok(Config {
             connections_table,
             destination,
             query_concurrency,
+            subscriptions_table: get(env::SUBSCRIPTIONS_TABLE).map(|name| name.trim().to_owned()),
+            max_subscriptions_per_connection,
         })
     }
 }
@@ -132,8 +165,45 @@ mod tests {
                     topic_arn: "arn:aws:sns:us-east-1:1:m".into()
                 },
                 query_concurrency: DEFAULT_QUERY_CONCURRENCY,
+                subscriptions_table: None,
+                max_subscriptions_per_connection: DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION,
             })
         );
+    }
+
+    #[test]
+    fn channels_settings_are_optional_and_the_cap_is_bounded() {
+        let base = [("CONNECTIONS_TABLE", "t"), ("PRESENCE_DESTINATION", "none")];
+        let defaults = config(&base).unwrap();
+        assert_eq!(defaults.subscriptions_table, None);
+        assert_eq!(defaults.max_subscriptions_per_connection, 100);
+
+        let mut vars = base.to_vec();
+        vars.push(("SUBSCRIPTIONS_TABLE", "sumu-subscriptions"));
+        vars.push(("MAX_SUBSCRIPTIONS_PER_CONNECTION", "10000"));
+        let set = config(&vars).unwrap();
+        assert_eq!(
+            set.subscriptions_table.as_deref(),
+            Some("sumu-subscriptions")
+        );
+        assert_eq!(set.max_subscriptions_per_connection, 10_000);
+
+        let mut blank = base.to_vec();
+        blank.push(("SUBSCRIPTIONS_TABLE", "  "));
+        assert_eq!(config(&blank).unwrap().subscriptions_table, None);
+
+        for bad in ["0", "-1", "10001", "many", "1.5"] {
+            let mut vars = base.to_vec();
+            vars.push(("MAX_SUBSCRIPTIONS_PER_CONNECTION", bad));
+            assert_eq!(
+                config(&vars),
+                Err(ConfigError::InvalidSubscriptionCap {
+                    name: "MAX_SUBSCRIPTIONS_PER_CONNECTION",
+                    value: bad.into()
+                }),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -2,17 +2,21 @@
 //! - DynamoDB stream batches of the connections table → ONLINE/OFFLINE events on the
 //!   *messages* topic or queue ([`stream`]);
 //! - the `presence` WebSocket route (AWS_PROXY) → each asked user's status ([`query`]);
+//! - the `subscribe` / `unsubscribe` routes (AWS_PROXY) → a subscription written or removed
+//!   and its reply frame ([`channels`], storage in [`subscriptions`]);
 //! - a direct invocation by a back end, `{"users":[…]}` → the same answer as JSON.
 //!
 //! The handler is a plain `async fn` over narrow seams ([`ConnectionCounter`],
-//! [`EventSink`]), so tests call it with fakes and sumu-local runs it in-process with the SDK
+//! [`EventSink`], [`SubscriptionStore`]), so tests call it with fakes and sumu-local runs it in-process with the SDK
 //! implementations built by [`SdkDeps::from_sdk_config`].
 
+pub mod channels;
 pub mod config;
 pub mod query;
 pub mod sink;
 pub mod store;
 pub mod stream;
+pub mod subscriptions;
 
 use std::time::SystemTime;
 
@@ -29,18 +33,24 @@ pub use query::InvalidQuery;
 pub use sink::{EventSink, SdkEventSink, SinkError};
 pub use store::{ConnectionCounter, DynamoConnectionStore, StoreError};
 pub use stream::StreamBatch;
+pub use subscriptions::{DynamoSubscriptionStore, SubscriptionError, SubscriptionStore};
 
 /// What the handler works with.
 #[derive(Debug, Clone)]
-pub struct Deps<C, S> {
+pub struct Deps<C, S, U> {
     pub counter: C,
     pub sink: S,
-    /// Bound on concurrent Queries.
+    /// The subscriptions table; `None` when channels are not configured (`subscribe` and
+    /// `unsubscribe` answer `channels_unavailable`, the stream cleans nothing up).
+    pub subscriptions: Option<U>,
+    /// The cap `subscribe` enforces.
+    pub max_subscriptions_per_connection: u32,
+    /// Bound on concurrent Queries (and on concurrent subscription cleanups).
     pub query_concurrency: usize,
 }
 
 /// The deps of the deployed Lambda (and of sumu-local): DynamoDB, SNS/SQS.
-pub type SdkDeps = Deps<DynamoConnectionStore, SdkEventSink>;
+pub type SdkDeps = Deps<DynamoConnectionStore, SdkEventSink, DynamoSubscriptionStore>;
 
 impl SdkDeps {
     /// Builds the clients once from an SDK configuration and an explicit [`Config`] (no
@@ -57,19 +67,26 @@ impl SdkDeps {
             },
             Destination::None => SdkEventSink::Discard,
         };
+        let dynamodb = aws_sdk_dynamodb::Client::new(sdk_config);
         Deps {
-            counter: DynamoConnectionStore::new(
-                aws_sdk_dynamodb::Client::new(sdk_config),
-                config.connections_table,
-            ),
+            subscriptions: config.subscriptions_table.map(|subscriptions_table| {
+                DynamoSubscriptionStore::new(
+                    dynamodb.clone(),
+                    config.connections_table.clone(),
+                    subscriptions_table,
+                )
+            }),
+            counter: DynamoConnectionStore::new(dynamodb, config.connections_table),
             sink,
+            max_subscriptions_per_connection: config.max_subscriptions_per_connection,
             query_concurrency: config.query_concurrency,
         }
     }
 }
 
 /// The three shapes the Lambda is invoked with, told apart by their keys: `Records` (a
-/// stream batch), `requestContext` (the WebSocket route), anything else (a back end's
+/// stream batch), `requestContext` (a WebSocket route: `presence`, `subscribe` or
+/// `unsubscribe`, told apart by its `routeKey`), anything else (a back end's
 /// question, validated by the handler so a bad one gets a clear `Validation` error).
 #[derive(Debug, Clone)]
 pub enum Invocation {
@@ -102,7 +119,7 @@ impl<'de> Deserialize<'de> for Invocation {
 pub enum Reply {
     /// `{"batchItemFailures":[{"itemIdentifier":SEQUENCE_NUMBER}]}`
     Stream(DynamoDbEventResponse),
-    /// `{"statusCode":200,"body":"{\"type\":\"presence\",…}"}`
+    /// `{"statusCode":200,"body":"{\"type\":\"presence\",…}"}` (or a channels frame)
     Route(Box<ApiGatewayProxyResponse>),
     /// `{"type":"presence","users":[…]}`
     Direct(PresenceAnswer),
@@ -131,18 +148,29 @@ impl From<PresenceError> for Diagnostic {
 }
 
 /// The Lambda handler.
-pub async fn handle<C: ConnectionCounter, S: EventSink>(
+pub async fn handle<C: ConnectionCounter, S: EventSink, U: SubscriptionStore>(
     event: LambdaEvent<Invocation>,
-    deps: &Deps<C, S>,
+    deps: &Deps<C, S, U>,
 ) -> Result<Reply, PresenceError> {
     let now = SystemTime::now();
     match event.payload {
         Invocation::Stream(batch) => {
             Ok(Reply::Stream(stream::handle_batch(batch, deps, now).await))
         }
-        Invocation::Route(request) => Ok(Reply::Route(Box::new(
-            query::answer_route(&request, deps, now).await,
-        ))),
+        Invocation::Route(request) => {
+            // Every other route key (`presence`, or none at all) is the presence question,
+            // as before channels existed.
+            let action = request
+                .request_context
+                .route_key
+                .as_deref()
+                .and_then(channels::Action::from_route_key);
+            let response = match action {
+                Some(action) => channels::answer_route(action, &request, deps, now).await,
+                None => query::answer_route(&request, deps, now).await,
+            };
+            Ok(Reply::Route(Box::new(response)))
+        }
         Invocation::Direct(question) => Ok(Reply::Direct(
             query::answer_direct(&question, deps, now).await?,
         )),

@@ -13,7 +13,7 @@ use thiserror::Error;
 use tracing::{error, warn};
 
 use crate::stream::epoch_millis;
-use crate::{ConnectionCounter, Deps, EventSink, PresenceError, StoreError};
+use crate::{ConnectionCounter, Deps, PresenceError, StoreError};
 
 /// The most users one question may name: one Query each, answered within API Gateway's
 /// 29 s integration timeout even when DynamoDB is slow, and a bounded bill per message.
@@ -105,9 +105,9 @@ pub async fn answer<C: ConnectionCounter>(
 
 /// A back end's direct invocation: `{"users":[…]}` → the answer, or a `Validation` /
 /// `Retryable` function error.
-pub async fn answer_direct<C: ConnectionCounter, S: EventSink>(
+pub async fn answer_direct<C: ConnectionCounter, S, U>(
     question: &Value,
-    deps: &Deps<C, S>,
+    deps: &Deps<C, S, U>,
     now: SystemTime,
 ) -> Result<PresenceAnswer, PresenceError> {
     let users = parse_query(question)?;
@@ -117,9 +117,9 @@ pub async fn answer_direct<C: ConnectionCounter, S: EventSink>(
 /// The `presence` route (AWS_PROXY): API Gateway sends the proxy response's body to the
 /// client as one frame whatever its status code, so every outcome is a JSON frame: the
 /// answer (200), an `invalid_request` error (400) or a `presence_unavailable` error (500).
-pub async fn answer_route<C: ConnectionCounter, S: EventSink>(
+pub async fn answer_route<C: ConnectionCounter, S, U>(
     request: &ApiGatewayWebsocketProxyRequest,
-    deps: &Deps<C, S>,
+    deps: &Deps<C, S, U>,
     now: SystemTime,
 ) -> ApiGatewayProxyResponse {
     let connection_id = request

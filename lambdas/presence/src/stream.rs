@@ -13,11 +13,20 @@
 //! connect and disconnect of one connection in one batch give ONLINE then OFFLINE; two TTL
 //! removals leaving nothing give one OFFLINE.
 //!
+//! # Subscriptions of ended connections
+//! Every REMOVE (disconnect, pruning, TTL) also deletes the connection's subscription items
+//! (`SubscriptionStore::remove_connection`: a Query of the subscriptions table's
+//! `connection_id-index`, then BatchWriteItem deletes), whether or not the user stays
+//! online. The batch's cleanups run concurrently (bounded by `query_concurrency`) and all
+//! finish before any of its presence events is delivered; a failed cleanup fails its record
+//! exactly like a failed delivery (the retry deletes again, which is harmless). Without a
+//! subscriptions table nothing is cleaned up.
+//!
 //! # Failures and ordering
 //! Lambda retries a stream batch *from the lowest sequence number reported as failed*: every
 //! record after it comes back anyway. So records are delivered one at a time in stream order,
-//! and at the first record that cannot be processed (its user's Query failed, or delivering
-//! its event failed) processing stops and only that record is reported. Nothing after it is
+//! and at the first record that cannot be processed (its user's Query failed, its
+//! subscriptions could not be deleted, or delivering its event failed) processing stops and only that record is reported. Nothing after it is
 //! delivered now, so a retry does not deliver it twice, and a user's events never overtake
 //! each other. A record that retrying cannot fix (no sequence number, unknown event name,
 //! missing or non-string keys, not a stream record at all) is logged and skipped. A record
@@ -36,7 +45,7 @@ use sumu_wire::{table, OfflineReason, Presence, PresenceEvent, PresenceEventType
 use thiserror::Error;
 use tracing::{error, info, info_span, warn, Instrument};
 
-use crate::{ConnectionCounter, Deps, EventSink};
+use crate::{ConnectionCounter, Deps, EventSink, SubscriptionStore};
 
 /// The `userIdentity` DynamoDB puts on records of items its TTL process deleted.
 pub const TTL_IDENTITY_TYPE: &str = "Service";
@@ -275,9 +284,9 @@ fn read_changes(batch: &StreamBatch, now_ms: i64) -> Vec<ConnectionChange> {
 }
 
 /// Processes one stream batch; never fails as a whole (see the module docs).
-pub async fn handle_batch<C: ConnectionCounter, S: EventSink>(
+pub async fn handle_batch<C: ConnectionCounter, S: EventSink, U: SubscriptionStore>(
     batch: StreamBatch,
-    deps: &Deps<C, S>,
+    deps: &Deps<C, S, U>,
     now: SystemTime,
 ) -> DynamoDbEventResponse {
     let now_ms = epoch_millis(now);
@@ -310,6 +319,8 @@ pub async fn handle_batch<C: ConnectionCounter, S: EventSink>(
         }
     }
 
+    let cleaned = remove_subscriptions(&changes, deps).await;
+
     let mut response = DynamoDbEventResponse::default();
     for (change, step) in changes.iter().zip(plan(&changes, &final_counts)) {
         // One span per record, so every line about it carries its identity.
@@ -319,11 +330,14 @@ pub async fn handle_batch<C: ConnectionCounter, S: EventSink>(
             user_id = %change.user_id,
             connection_id = %change.connection_id,
         );
-        let failed = match step {
-            Step::Nothing => false,
-            Step::CountUnavailable => true,
-            Step::Deliver(event) => deliver(&deps.sink, &event).instrument(span.clone()).await,
-        };
+        let cleanup_failed = matches!(change.kind, ChangeKind::Removed(_))
+            && !cleaned.contains(change.connection_id.as_str());
+        let failed = cleanup_failed
+            || match step {
+                Step::Nothing => false,
+                Step::CountUnavailable => true,
+                Step::Deliver(event) => deliver(&deps.sink, &event).instrument(span.clone()).await,
+            };
         if failed {
             span.in_scope(|| {
                 error!(
@@ -338,6 +352,47 @@ pub async fn handle_batch<C: ConnectionCounter, S: EventSink>(
         }
     }
     response
+}
+
+/// Deletes the subscriptions of every connection the batch removed, concurrently but
+/// bounded; returns the connections whose subscriptions are gone (all of them when there is
+/// no subscriptions table). A failure is logged here and fails its record in the caller.
+async fn remove_subscriptions<C, S, U: SubscriptionStore>(
+    changes: &[ConnectionChange],
+    deps: &Deps<C, S, U>,
+) -> HashSet<String> {
+    let removed: HashSet<String> = changes
+        .iter()
+        .filter(|change| matches!(change.kind, ChangeKind::Removed(_)))
+        .map(|change| change.connection_id.clone())
+        .collect();
+    let Some(store) = &deps.subscriptions else {
+        return removed;
+    };
+    let results: Vec<(String, Result<usize, _>)> = stream::iter(removed)
+        .map(|connection_id: String| async move {
+            let deleted = store.remove_connection(&connection_id).await;
+            (connection_id, deleted)
+        })
+        .buffer_unordered(deps.query_concurrency.max(1))
+        .collect()
+        .await;
+    let mut cleaned = HashSet::with_capacity(results.len());
+    for (connection_id, result) in results {
+        match result {
+            Ok(deleted) => {
+                if deleted > 0 {
+                    info!(
+                        connection_id,
+                        deleted, "subscriptions of an ended connection deleted"
+                    );
+                }
+                cleaned.insert(connection_id);
+            }
+            Err(error) => error!(connection_id, %error, "deleting subscriptions failed"),
+        }
+    }
+    cleaned
 }
 
 /// Delivers one event; `true` when it failed.

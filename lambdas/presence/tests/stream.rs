@@ -17,7 +17,7 @@ const MALFORMED: &str = include_str!("fixtures/malformed-among-good.json");
 const THREE_USERS: &str = include_str!("fixtures/three-users-connect.json");
 
 /// Deps whose table holds `live` connections per user after the batch.
-fn with_live(live: &[(&str, u32)]) -> presence::Deps<FakeCounter, FakeSink> {
+fn with_live(live: &[(&str, u32)]) -> common::TestDeps {
     deps(FakeCounter::with(live), FakeSink::default())
 }
 

@@ -8,6 +8,9 @@ use std::time::Duration;
 pub struct Config {
     /// `CONNECTIONS_TABLE`: the connections table name.
     pub connections_table: String,
+    /// `SUBSCRIPTIONS_TABLE`: the subscriptions table name (docs/channels.md § Storage),
+    /// where a publication to a channel finds its subscribers.
+    pub subscriptions_table: String,
     /// `MANAGEMENT_ENDPOINT` (`https://{api-id}.execute-api.{region}.amazonaws.com/{stage}`),
     /// or derived from `WEBSOCKET_API_ID`, `WEBSOCKET_STAGE` and `AWS_REGION`.
     pub management_endpoint: String,
@@ -49,6 +52,10 @@ pub struct Limits {
     /// `PUSHER_REQUEUE_DELAY_S`: SQS delay of a re-queued request, doubled per generation
     /// (capped at SQS's 900 s).
     pub requeue_delay: Duration,
+    /// `PUSHER_SHARD_THRESHOLD`: the most connection items one invocation reads for a
+    /// broadcast. A larger broadcast is split into shards of at most this many that other
+    /// invocations handle concurrently (docs/pusher.md); 0 never splits.
+    pub shard_threshold: u32,
 }
 
 impl Default for Limits {
@@ -64,6 +71,7 @@ impl Default for Limits {
             safety_margin: Duration::from_secs(1),
             post_timeout: Duration::from_secs(3),
             requeue_delay: Duration::from_secs(5),
+            shard_threshold: 10_000,
         }
     }
 }
@@ -92,6 +100,8 @@ impl Config {
         let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
         let connections_table =
             get("CONNECTIONS_TABLE").ok_or(ConfigError::Missing("CONNECTIONS_TABLE"))?;
+        let subscriptions_table =
+            get("SUBSCRIPTIONS_TABLE").ok_or(ConfigError::Missing("SUBSCRIPTIONS_TABLE"))?;
         let management_endpoint = match get("MANAGEMENT_ENDPOINT") {
             Some(endpoint) => endpoint,
             None => {
@@ -166,9 +176,12 @@ impl Config {
                 defaults.requeue_delay.as_secs(),
                 0,
             )?),
+            shard_threshold: number("PUSHER_SHARD_THRESHOLD", defaults.shard_threshold.into(), 0)?
+                .min(u64::from(u32::MAX)) as u32,
         };
         Ok(Config {
             connections_table,
+            subscriptions_table,
             management_endpoint,
             notifications_queue_url: get("NOTIFICATIONS_QUEUE_URL"),
             dead_letter_queue_url: get("DEAD_LETTER_QUEUE_URL"),
@@ -194,6 +207,7 @@ mod tests {
     fn the_management_endpoint_is_derived_from_api_id_stage_and_region() {
         let config = config(&[
             ("CONNECTIONS_TABLE", "conns"),
+            ("SUBSCRIPTIONS_TABLE", "subs"),
             ("WEBSOCKET_API_ID", "abc123"),
             ("WEBSOCKET_STAGE", "prod"),
             ("AWS_REGION", "eu-west-1"),
@@ -204,6 +218,7 @@ mod tests {
             "https://abc123.execute-api.eu-west-1.amazonaws.com/prod"
         );
         assert_eq!(config.limits, Limits::default());
+        assert_eq!(config.subscriptions_table, "subs");
         assert_eq!(config.notifications_queue_url, None);
     }
 
@@ -211,13 +226,16 @@ mod tests {
     fn an_explicit_endpoint_and_limits_are_honoured() {
         let config = config(&[
             ("CONNECTIONS_TABLE", "conns"),
+            ("SUBSCRIPTIONS_TABLE", "subs"),
             ("MANAGEMENT_ENDPOINT", "http://127.0.0.1:9/dev"),
             ("PUSHER_POST_CONCURRENCY", "64"),
             ("PUSHER_SCAN_SEGMENTS", "8"),
             ("PUSHER_MAX_GENERATIONS", "0"),
+            ("PUSHER_SHARD_THRESHOLD", "500"),
             ("NOTIFICATIONS_QUEUE_URL", "http://q/notifications"),
         ])
         .unwrap();
+        assert_eq!(config.limits.shard_threshold, 500);
         assert_eq!(config.management_endpoint, "http://127.0.0.1:9/dev");
         assert_eq!(config.limits.post_concurrency, 64);
         assert_eq!(config.limits.scan_segments, 8);
@@ -236,10 +254,15 @@ mod tests {
         );
         assert_eq!(
             config(&[("CONNECTIONS_TABLE", "t")]).unwrap_err(),
+            ConfigError::Missing("SUBSCRIPTIONS_TABLE")
+        );
+        assert_eq!(
+            config(&[("CONNECTIONS_TABLE", "t"), ("SUBSCRIPTIONS_TABLE", "s")]).unwrap_err(),
             ConfigError::Missing("MANAGEMENT_ENDPOINT (or WEBSOCKET_API_ID)")
         );
         let error = config(&[
             ("CONNECTIONS_TABLE", "t"),
+            ("SUBSCRIPTIONS_TABLE", "s"),
             ("MANAGEMENT_ENDPOINT", "http://x"),
             ("PUSHER_POST_CONCURRENCY", "0"),
         ])
@@ -256,6 +279,7 @@ mod tests {
         );
         let error = config(&[
             ("CONNECTIONS_TABLE", "t"),
+            ("SUBSCRIPTIONS_TABLE", "s"),
             ("MANAGEMENT_ENDPOINT", "http://x"),
             ("PUSHER_SCAN_SEGMENTS", "four"),
         ])

@@ -11,7 +11,7 @@ use crate::deadline::{full_jitter, Deadline};
 use crate::metrics::Metrics;
 use crate::outbox::{Outbox, OutboxError};
 use crate::poster::{PostOutcome, Poster};
-use crate::request::{narrowed_body, Job, Targets};
+use crate::request::{requeue_body, shard_body, Job, Shard, Targets};
 use crate::store::{ConnectionItem, ConnectionKey, ConnectionStore, StoreError, DELETE_BATCH_SIZE};
 
 /// The pusher's dependencies: the three seams and the tunables. Shared by reference across
@@ -33,6 +33,9 @@ pub enum PusherError {
     Requeue(OutboxError),
     #[error("sending to the dead-letter queue failed: {0}")]
     DeadLetter(OutboxError),
+    /// Nothing was posted yet; shards already sent are sent again on redelivery.
+    #[error("handing a shard of the broadcast to the queue failed: {0}")]
+    Shard(OutboxError),
     #[error("not enough time left in the invocation to start this request")]
     OutOfTime,
     #[error("not an SQS or SNS event: {0}")]
@@ -48,6 +51,7 @@ impl PusherError {
             PusherError::Lookup(_)
             | PusherError::Requeue(_)
             | PusherError::DeadLetter(_)
+            | PusherError::Shard(_)
             | PusherError::OutOfTime => "Retryable",
             PusherError::RecordsFailed { .. } => "Retryable",
             PusherError::UnknownEvent(_) => "Validation",
@@ -73,14 +77,17 @@ pub struct Selection {
     pub expired: Vec<ConnectionKey>,
 }
 
-/// Deduplicates by connection id, drops excluded users' connections and separates expired
-/// items. Exclusions are a hash set, so any number of excluded users costs the same.
+/// Deduplicates by connection id, drops excluded users' connections and excluded connection
+/// ids, and separates expired items. Exclusions are hash sets, so any number costs the same.
 pub fn select(
     found: Vec<ConnectionItem>,
     exclude_users: &[String],
+    exclude_connections: &[String],
     now_epoch_seconds: i64,
 ) -> Selection {
     let excluded: HashSet<&str> = exclude_users.iter().map(String::as_str).collect();
+    let excluded_connections: HashSet<&str> =
+        exclude_connections.iter().map(String::as_str).collect();
     let mut seen: HashSet<String> = HashSet::with_capacity(found.len());
     let mut selection = Selection::default();
     for item in found {
@@ -89,7 +96,9 @@ pub fn select(
         }
         if !item.is_live(now_epoch_seconds) {
             selection.expired.push(item.key);
-        } else if !excluded.contains(item.key.user_id.as_str()) {
+        } else if !excluded.contains(item.key.user_id.as_str())
+            && !excluded_connections.contains(item.key.connection_id.as_str())
+        {
             selection.live.push(item.key);
         }
     }
@@ -98,7 +107,7 @@ pub fn select(
 
 /// How posting to one connection ended in this invocation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Delivery {
+pub(crate) enum Delivery {
     Delivered,
     Gone,
     /// A non-retryable answer: given up for good.
@@ -110,18 +119,31 @@ enum Delivery {
 }
 
 #[derive(Debug, Default)]
-struct DeliveryReport {
-    delivered: u64,
-    failed: u64,
-    retried: u64,
-    attempted: u64,
-    gone: Vec<ConnectionKey>,
-    exhausted: Vec<String>,
-    deferred: Vec<String>,
+pub(crate) struct DeliveryReport {
+    pub(crate) delivered: u64,
+    pub(crate) failed: u64,
+    pub(crate) retried: u64,
+    pub(crate) attempted: u64,
+    pub(crate) gone: Vec<ConnectionKey>,
+    pub(crate) exhausted: Vec<String>,
+    pub(crate) deferred: Vec<String>,
 }
 
 /// SQS's message size limit, minus room for attributes and the JSON around the ids.
 pub(crate) const MAX_REQUEUE_BODY_BYTES: usize = 256 * 1024 - 2 * 1024;
+
+/// The most shards a broadcast is split into at once (10 million connections at the default
+/// threshold); a table larger still is covered by the shards' continuations.
+pub const MAX_SHARDS: u64 = 1_000;
+
+/// What one invocation reads of a broadcast, and what it hands on.
+struct BroadcastPlan {
+    /// Read here, each up to `quota` items.
+    ranges: Vec<Shard>,
+    quota: u32,
+    /// Sent to the queue for other invocations.
+    siblings: Vec<Shard>,
+}
 
 fn epoch_seconds() -> i64 {
     SystemTime::now()
@@ -134,11 +156,21 @@ impl<S: ConnectionStore, P: Poster, O: Outbox> Pusher<S, P, O> {
     /// Fans one valid request out. The metrics count what happened even when it fails.
     pub async fn push(&self, job: &Job, deadline: Deadline) -> (Metrics, Result<(), PusherError>) {
         let mut metrics = Metrics::default();
-        let found = match self.look_up(job).await {
+        let (found, shards) = match self.look_up(job).await {
             Ok(found) => found,
             Err(error) => return (metrics, Err(error.into())),
         };
-        let selection = select(found, &job.exclude_users, epoch_seconds());
+        // Before anything is posted: a failure here redelivers a message that reached nobody.
+        if let Err(error) = self.enqueue_shards(job, &shards).await {
+            return (metrics, Err(PusherError::Shard(error)));
+        }
+        metrics.shards = shards.len() as u64;
+        let selection = select(
+            found,
+            &job.exclude_users,
+            &job.exclude_connections,
+            epoch_seconds(),
+        );
         tracing::debug!(
             live = selection.live.len(),
             expired = selection.expired.len(),
@@ -159,17 +191,48 @@ impl<S: ConnectionStore, P: Poster, O: Outbox> Pusher<S, P, O> {
         (metrics, result)
     }
 
-    /// Every candidate item (expired ones included, duplicates possible).
-    async fn look_up(&self, job: &Job) -> Result<Vec<ConnectionItem>, StoreError> {
+    /// Every candidate item (expired ones included, duplicates possible), and the shards of
+    /// a large broadcast that other invocations are to handle.
+    async fn look_up(&self, job: &Job) -> Result<(Vec<ConnectionItem>, Vec<Shard>), StoreError> {
         let concurrency = self.limits.lookup_concurrency.max(1);
         match &job.targets {
+            Targets::Broadcast if self.can_shard(job) || job.shard.is_some() => {
+                let plan = self.plan_broadcast(job).await;
+                let quota = plan.quota;
+                let pages: Vec<_> = futures::stream::iter(plan.ranges)
+                    .map(|range| async move {
+                        let after = range.after.clone().map(ConnectionKey::from);
+                        let page = self
+                            .store
+                            .scan_page(range.segment, range.segments, after, quota)
+                            .await?;
+                        Ok::<_, StoreError>((range, page))
+                    })
+                    .buffer_unordered(concurrency)
+                    .try_collect()
+                    .await?;
+                let mut shards = plan.siblings;
+                let mut found = Vec::new();
+                for (range, page) in pages {
+                    found.extend(page.items);
+                    if let Some(next) = page.next {
+                        // The rest of this segment: the next invocation goes on from here.
+                        shards.push(Shard {
+                            after: Some(next.into()),
+                            ..range
+                        });
+                    }
+                }
+                Ok((found, shards))
+            }
             Targets::Broadcast => {
                 let segments = self.limits.scan_segments.max(1);
-                futures::stream::iter(0..segments)
+                let found = futures::stream::iter(0..segments)
                     .map(|segment| self.store.scan_segment(segment, segments))
                     .buffer_unordered(concurrency)
                     .try_concat()
-                    .await
+                    .await?;
+                Ok((found, Vec::new()))
             }
             Targets::Selected { users, connections } => {
                 // An excluded user's connections would be dropped anyway: skip the Query.
@@ -184,7 +247,7 @@ impl<S: ConnectionStore, P: Poster, O: Outbox> Pusher<S, P, O> {
                             .iter()
                             .map(|connection| Lookup::Connection(connection)),
                     );
-                futures::stream::iter(lookups)
+                let found = futures::stream::iter(lookups)
                     .map(|lookup| async move {
                         match lookup {
                             Lookup::User(user) => self.store.query_user(user).await,
@@ -195,12 +258,109 @@ impl<S: ConnectionStore, P: Poster, O: Outbox> Pusher<S, P, O> {
                     })
                     .buffer_unordered(concurrency)
                     .try_concat()
-                    .await
+                    .await?;
+                Ok((found, Vec::new()))
+            }
+            // Publications are fanned out by `Pusher::publish` (crate::publish), which reads
+            // the subscriptions table instead; they never come through here.
+            Targets::Channels(_) => {
+                tracing::error!("a publication to channels was pushed as a plain request");
+                Ok((Vec::new(), Vec::new()))
             }
         }
     }
 
-    async fn deliver(
+    /// Whether this broadcast may hand shards to other invocations: a threshold is set, the
+    /// queue is there, and a shard's message fits in SQS.
+    fn can_shard(&self, job: &Job) -> bool {
+        self.limits.shard_threshold > 0
+            && self.outbox.can_enqueue_shards()
+            && shard_body(&job.exclude_users, &job.exclude_connections, &job.payload).len()
+                <= MAX_REQUEUE_BODY_BYTES
+    }
+
+    /// A shard reads its own range. A back end's broadcast asks the table's approximate size:
+    /// over the threshold, it is split into that many Scan segments (this invocation keeps
+    /// segment 0, the queue gets the others); otherwise it is read here in the usual parallel
+    /// segments, each to its share of the threshold. Either way no invocation reads more than
+    /// the threshold: a range with more left hands its remainder on (a stale estimate costs
+    /// time, never the bound).
+    async fn plan_broadcast(&self, job: &Job) -> BroadcastPlan {
+        let can_shard = self.can_shard(job);
+        let threshold = if can_shard {
+            self.limits.shard_threshold
+        } else {
+            u32::MAX
+        };
+        if let Some(shard) = &job.shard {
+            return BroadcastPlan {
+                ranges: vec![shard.clone()],
+                quota: threshold,
+                siblings: Vec::new(),
+            };
+        }
+        let estimate = match self.store.approximate_count().await {
+            Ok(estimate) => estimate,
+            Err(error) => {
+                tracing::warn!(%error, "no item count; the broadcast is split as it is read");
+                None
+            }
+        };
+        let shards = estimate
+            .map_or(1, |count| count.div_ceil(u64::from(threshold)))
+            .clamp(1, MAX_SHARDS) as u32;
+        let scan = |segment, segments| Shard {
+            segment,
+            segments,
+            after: None,
+        };
+        if shards > 1 {
+            tracing::info!(
+                estimate,
+                shards,
+                threshold,
+                "splitting the broadcast into shards"
+            );
+            BroadcastPlan {
+                ranges: vec![scan(0, shards)],
+                quota: threshold,
+                siblings: (1..shards).map(|segment| scan(segment, shards)).collect(),
+            }
+        } else {
+            // Shares that add up to at most the threshold.
+            let segments = self.limits.scan_segments.clamp(1, threshold.max(1));
+            BroadcastPlan {
+                ranges: (0..segments)
+                    .map(|segment| scan(segment, segments))
+                    .collect(),
+                quota: threshold / segments,
+                siblings: Vec::new(),
+            }
+        }
+    }
+
+    /// Sends the shards to the queue, `lookup_concurrency` at a time.
+    async fn enqueue_shards(&self, job: &Job, shards: &[Shard]) -> Result<(), OutboxError> {
+        if shards.is_empty() {
+            return Ok(());
+        }
+        let body = shard_body(&job.exclude_users, &job.exclude_connections, &job.payload);
+        futures::stream::iter(shards)
+            .map(|shard| {
+                self.outbox
+                    .enqueue_shard(body.clone(), shard.attribute(), job.generation)
+            })
+            .buffer_unordered(self.limits.lookup_concurrency.max(1))
+            .try_collect::<Vec<()>>()
+            .await?;
+        tracing::info!(
+            shards = shards.len(),
+            "broadcast shards handed to the queue"
+        );
+        Ok(())
+    }
+
+    pub(crate) async fn deliver(
         &self,
         targets: Vec<ConnectionKey>,
         payload: &[u8],
@@ -236,7 +396,7 @@ impl<S: ConnectionStore, P: Poster, O: Outbox> Pusher<S, P, O> {
 
     /// Posts to one connection, retrying 429/5xx/timeouts with full-jitter backoff while the
     /// deadline allows. Returns the outcome and how many retries it took.
-    async fn deliver_one(
+    pub(crate) async fn deliver_one(
         &self,
         connection_id: &str,
         payload: &[u8],
@@ -286,7 +446,7 @@ impl<S: ConnectionStore, P: Poster, O: Outbox> Pusher<S, P, O> {
 
     /// Deletes stale items in batches of 25, retrying unprocessed items with backoff. A
     /// failure here is only logged: the items stay stale and are pruned next time (or by TTL).
-    async fn prune(&self, stale: Vec<ConnectionKey>, deadline: Deadline) {
+    pub(crate) async fn prune(&self, stale: Vec<ConnectionKey>, deadline: Deadline) {
         if stale.is_empty() {
             return;
         }
@@ -339,7 +499,7 @@ impl<S: ConnectionStore, P: Poster, O: Outbox> Pusher<S, P, O> {
 
     /// Sends the connections that did not get the message (and only them) back to the queue,
     /// or to the dead-letter queue once the generations are used up.
-    async fn requeue_remainder(
+    pub(crate) async fn requeue_remainder(
         &self,
         job: &Job,
         report: &DeliveryReport,
@@ -358,9 +518,13 @@ impl<S: ConnectionStore, P: Poster, O: Outbox> Pusher<S, P, O> {
             .chain(&report.deferred)
             .cloned()
             .collect();
+        let id_bytes = job
+            .publication_id
+            .as_ref()
+            .map_or(0, |id| serde_json::to_string(id).map_or(0, |id| id.len()));
         let chunks = chunk_ids(
             &remainder,
-            MAX_REQUEUE_BODY_BYTES.saturating_sub(job.payload.len()),
+            MAX_REQUEUE_BODY_BYTES.saturating_sub(job.payload.len() + id_bytes),
         );
         if generation > self.limits.max_generations {
             tracing::error!(
@@ -370,7 +534,7 @@ impl<S: ConnectionStore, P: Poster, O: Outbox> Pusher<S, P, O> {
                 "delivery failed in every generation; sending the remainder to the dead-letter queue"
             );
             for chunk in &chunks {
-                let body = narrowed_body(chunk, &job.payload);
+                let body = requeue_body(job, chunk);
                 self.outbox
                     .dead_letter(body, "retries_exhausted")
                     .await
@@ -387,7 +551,7 @@ impl<S: ConnectionStore, P: Poster, O: Outbox> Pusher<S, P, O> {
                 "re-queueing the connections that did not get the message"
             );
             for chunk in &chunks {
-                let body = narrowed_body(chunk, &job.payload);
+                let body = requeue_body(job, chunk);
                 self.outbox
                     .requeue(body, generation, delay)
                     .await
@@ -460,8 +624,9 @@ mod tests {
             item("u3", "c", Some(200)),
             item("u3", "d", Some(50)),
             item("u4", "e", None),
+            item("u5", "f", Some(200)),
         ];
-        let selection = select(found, &["u3".into()], 100);
+        let selection = select(found, &["u3".into()], &["f".into()], 100);
         let live: Vec<&str> = selection
             .live
             .iter()
@@ -472,7 +637,7 @@ mod tests {
             .iter()
             .map(|k| k.connection_id.as_str())
             .collect();
-        assert_eq!(live, ["a", "e"]);
+        assert_eq!(live, ["a", "e"], "u3 and connection f are excluded");
         // Expiry is checked at `expires_at <= now`; an excluded user's expired item is pruned too.
         assert_eq!(expired, ["b", "d"]);
     }

@@ -10,11 +10,12 @@ use sumu_wire::notification_attributes;
 use tracing::Instrument;
 
 use crate::deadline::Deadline;
+use crate::emit::EmitAttributes;
 use crate::fanout::{Pusher, PusherError};
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::poster::Poster;
-use crate::request;
+use crate::publish::{self, Origin, Prepared};
 use crate::store::ConnectionStore;
 
 /// The function's single entry point: one function may be subscribed to the notifications
@@ -100,9 +101,17 @@ where
             .and_then(|attribute| attribute.string_value.as_deref())
             .and_then(|value| value.trim().parse::<u32>().ok())
             .unwrap_or(0);
+        let origin = Origin {
+            message_id: message_id.clone(),
+            emit: EmitAttributes::from_sqs(&message.message_attributes),
+            shard: message
+                .message_attributes
+                .get(crate::request::SHARD_ATTRIBUTE)
+                .and_then(|attribute| attribute.string_value.clone()),
+        };
         let body = message.body.unwrap_or_default();
         let span = tracing::info_span!("message", message_id = %message_id, generation);
-        let (counted, result) = process_body(pusher, &body, generation, deadline)
+        let (counted, result) = process_body(pusher, &body, generation, &origin, deadline)
             .instrument(span.clone())
             .await;
         metrics += counted;
@@ -147,8 +156,13 @@ where
     let mut metrics = Metrics::default();
     for record in event.payload.records {
         let span = tracing::info_span!("message", message_id = %record.sns.message_id);
-        // A topic message is always a back end's own request: generation 0.
-        let (counted, result) = process_body(pusher, &record.sns.message, 0, deadline)
+        // A topic message is always a back end's own request: generation 0, never an emit.
+        let origin = Origin {
+            message_id: record.sns.message_id.clone(),
+            emit: None,
+            shard: None,
+        };
+        let (counted, result) = process_body(pusher, &record.sns.message, 0, &origin, deadline)
             .instrument(span.clone())
             .await;
         metrics += counted;
@@ -167,11 +181,13 @@ where
     (metrics, result)
 }
 
-/// One message body: rejected to the dead-letter queue, or fanned out.
+/// One message body: rejected to the dead-letter queue, or fanned out (a refused emit: its
+/// error frame to the sender).
 async fn process_body<S, P, O>(
     pusher: &Pusher<S, P, O>,
     body: &str,
     generation: u32,
+    origin: &Origin,
     deadline: Deadline,
 ) -> (Metrics, Result<(), PusherError>)
 where
@@ -184,7 +200,7 @@ where
         // Not started: redelivery cannot duplicate anything.
         return (Metrics::default(), Err(PusherError::OutOfTime));
     }
-    match request::parse(body, generation) {
+    match publish::prepare(body, generation, origin) {
         Err(rejection) => {
             tracing::warn!(
                 reason = rejection.reason(),
@@ -205,7 +221,21 @@ where
                 Err(error) => (metrics, Err(PusherError::DeadLetter(error))),
             }
         }
-        Ok(job) => {
+        Ok(Prepared::Refused(refusal)) => pusher.refuse_emit(&refusal, deadline).await,
+        Ok(Prepared::Publish(publications)) => {
+            let (metrics, result) = pusher.publish(&publications, deadline).await;
+            tracing::info!(
+                publications = metrics.publications,
+                delivered = metrics.delivered,
+                stale = metrics.stale,
+                failed = metrics.failed,
+                retried = metrics.retried,
+                requeued = metrics.requeued,
+                "publication done"
+            );
+            (metrics, result)
+        }
+        Ok(Prepared::Push(job)) => {
             let (metrics, result) = pusher.push(&job, deadline).await;
             tracing::info!(
                 delivered = metrics.delivered,
@@ -213,6 +243,7 @@ where
                 failed = metrics.failed,
                 retried = metrics.retried,
                 requeued = metrics.requeued,
+                shards = metrics.shards,
                 "notification request done"
             );
             (metrics, result)

@@ -18,6 +18,14 @@ pub struct Metrics {
     pub requeued: u64,
     /// Requests refused as invalid (sent to the dead-letter path).
     pub rejected: u64,
+    /// Shards of a large broadcast handed to other invocations through the queue.
+    pub shards: u64,
+    /// Publications to a channel fanned out (one per channel of a request; a client's
+    /// accepted `emit` is one).
+    pub publications: u64,
+    /// Client `emit`s refused (no publish grant, bad channel, bad `data`): the sender got an
+    /// error frame and nobody else anything.
+    pub refused_emits: u64,
 }
 
 impl AddAssign for Metrics {
@@ -28,6 +36,9 @@ impl AddAssign for Metrics {
         self.retried += other.retried;
         self.requeued += other.requeued;
         self.rejected += other.rejected;
+        self.shards += other.shards;
+        self.publications += other.publications;
+        self.refused_emits += other.refused_emits;
     }
 }
 
@@ -51,6 +62,9 @@ impl Metrics {
                         metric("Retried", "Count"),
                         metric("Requeued", "Count"),
                         metric("Rejected", "Count"),
+                        metric("Shards", "Count"),
+                        metric("Publications", "Count"),
+                        metric("RefusedEmits", "Count"),
                         metric("DurationMs", "Milliseconds"),
                     ],
                 }],
@@ -62,6 +76,9 @@ impl Metrics {
             "Retried": self.retried,
             "Requeued": self.requeued,
             "Rejected": self.rejected,
+            "Shards": self.shards,
+            "Publications": self.publications,
+            "RefusedEmits": self.refused_emits,
             "DurationMs": duration_ms,
         })
         .to_string()
@@ -81,6 +98,9 @@ mod tests {
             retried: 3,
             requeued: 4,
             rejected: 6,
+            shards: 7,
+            publications: 8,
+            refused_emits: 9,
         };
         let line: serde_json::Value =
             serde_json::from_str(&metrics.emf_line(42, 1_700_000_000_000)).unwrap();
@@ -93,6 +113,9 @@ mod tests {
             ("Retried", 3),
             ("Requeued", 4),
             ("Rejected", 6),
+            ("Shards", 7),
+            ("Publications", 8),
+            ("RefusedEmits", 9),
             ("DurationMs", 42),
         ] {
             assert_eq!(line[name], value, "{name}");

@@ -7,6 +7,8 @@ use std::time::Duration;
 use aws_sdk_sqs::types::MessageAttributeValue;
 use sumu_wire::notification_attributes;
 
+use crate::request::SHARD_ATTRIBUTE;
+
 #[derive(Debug, thiserror::Error)]
 pub enum OutboxError {
     #[error("{0} is not configured")]
@@ -33,6 +35,23 @@ pub trait Outbox: Sync {
         body: String,
         reason: &'static str,
     ) -> impl Future<Output = Result<(), OutboxError>> + Send;
+
+    /// Whether [`Outbox::enqueue_shard`] has a queue to send to.
+    fn can_enqueue_shards(&self) -> bool {
+        false
+    }
+
+    /// Sends one shard of a broadcast to the notifications queue, at once: `body` with the
+    /// `sumu_shard` attribute `shard` and `generation`.
+    fn enqueue_shard(
+        &self,
+        body: String,
+        shard: String,
+        generation: u32,
+    ) -> impl Future<Output = Result<(), OutboxError>> + Send {
+        let _ = (body, shard, generation);
+        async { Err(OutboxError::NotConfigured("NOTIFICATIONS_QUEUE_URL")) }
+    }
 }
 
 /// The two queues in SQS.
@@ -103,6 +122,39 @@ impl Outbox for SqsOutbox {
                 notification_attributes::GENERATION,
                 attribute("Number", generation.to_string())?,
             )
+            .send()
+            .await
+            .map_err(|e| OutboxError::Send {
+                queue,
+                message: describe(e),
+            })?;
+        Ok(())
+    }
+
+    fn can_enqueue_shards(&self) -> bool {
+        self.notifications_queue_url.is_some()
+    }
+
+    async fn enqueue_shard(
+        &self,
+        body: String,
+        shard: String,
+        generation: u32,
+    ) -> Result<(), OutboxError> {
+        let queue = "NOTIFICATIONS_QUEUE_URL";
+        let url = self
+            .notifications_queue_url
+            .as_deref()
+            .ok_or(OutboxError::NotConfigured(queue))?;
+        self.client
+            .send_message()
+            .queue_url(url)
+            .message_body(body)
+            .message_attributes(
+                notification_attributes::GENERATION,
+                attribute("Number", generation.to_string())?,
+            )
+            .message_attributes(SHARD_ATTRIBUTE, attribute("String", shard)?)
             .send()
             .await
             .map_err(|e| OutboxError::Send {

@@ -1,13 +1,27 @@
 //! Posting to one connection through the API Gateway management API.
+//!
+//! [`LeanPoster`] is the pusher's one way to post: `POST {stage}/@connections/{id}` over
+//! HTTP/1.1 keep-alive (hyper + rustls, the TLS stack the SDK uses), signed with SigV4
+//! ([`crate::sigv4`]) from the SDK's credentials provider. It replaced
+//! `aws-sdk-apigatewaymanagement` on the post path because the SDK spent ~5× the CPU per post
+//! of this client, and no configuration of it came close (docs/pusher.md has the measurements).
 
 use std::future::Future;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use aws_config::SdkConfig;
-use aws_sdk_apigatewaymanagement::config::http::HttpResponse;
-use aws_sdk_apigatewaymanagement::error::SdkError;
-use aws_sdk_apigatewaymanagement::operation::post_to_connection::PostToConnectionError;
-use aws_sdk_apigatewaymanagement::primitives::Blob;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST};
+use hyper::{Request, StatusCode, Uri};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use crate::sigv4::{self, DayKey, Keys, Timestamp};
 
 /// What one post achieved.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,76 +40,564 @@ pub trait Poster: Sync {
     fn post(&self, connection_id: &str, data: &[u8]) -> impl Future<Output = PostOutcome> + Send;
 }
 
-/// The management API through `aws-sdk-apigatewaymanagement`, with the SDK's own retries
-/// off: the fan-out retries itself, per connection, within the Lambda's remaining time.
-#[derive(Debug, Clone)]
-pub struct SdkPoster {
-    client: aws_sdk_apigatewaymanagement::Client,
-}
+/// The HTTP client the pusher posts with: HTTP/1.1, keep-alive, `https` through rustls with
+/// the system's roots (aws-lc-rs, as the SDK), plain `http` for sumu-local.
+pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
-impl SdkPoster {
-    /// `endpoint` is `https://{api-id}.execute-api.{region}.amazonaws.com/{stage}` (or
-    /// sumu-local's `http://127.0.0.1:PORT/{stage}`).
-    pub fn new(sdk_config: &SdkConfig, endpoint: &str, attempt_timeout: Duration) -> Self {
-        let config = aws_sdk_apigatewaymanagement::config::Builder::from(sdk_config)
-            .endpoint_url(endpoint)
-            .retry_config(aws_config::retry::RetryConfig::disabled())
-            .timeout_config(
-                aws_config::timeout::TimeoutConfig::builder()
-                    .connect_timeout(attempt_timeout)
-                    .operation_attempt_timeout(attempt_timeout)
-                    .build(),
+/// How long an idle kept-alive connection stays in the pool. API Gateway closes idle
+/// connections itself after a while; a stale one is retried by hyper (the request was not
+/// sent) or reported as retryable.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(50);
+
+/// The pool the pusher posts through. A connection is opened only when no idle one is free,
+/// so a fan-out to 10 connections opens at most 10 (each a TLS handshake on AWS), and at
+/// most `PUSHER_POST_CONCURRENCY` are ever open. Public so the benchmark's unsigned floor uses
+/// the very same settings.
+pub fn http_client() -> HttpClient {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    let provider = rustls::crypto::aws_lc_rs::default_provider();
+    let tls = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_provider_and_native_roots(provider)
+        .unwrap_or_else(|error| {
+            // Without roots https cannot verify anyone: every post fails visibly (retryable
+            // dispatch failures), while plain http (sumu-local) keeps working.
+            tracing::error!(%error, "no TLS root certificates; https posts will fail");
+            hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(
+                rustls::ClientConfig::builder_with_provider(Arc::new(
+                    rustls::crypto::aws_lc_rs::default_provider(),
+                ))
+                .with_safe_default_protocol_versions()
+                .expect("aws-lc-rs supports the default protocol versions")
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth(),
             )
-            .build();
-        SdkPoster {
-            client: aws_sdk_apigatewaymanagement::Client::from_conf(config),
-        }
+        })
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .pool_timer(TokioTimer::new())
+        .build(tls)
+}
+
+/// Where posts go, parsed once from the management endpoint.
+#[derive(Debug, Clone)]
+struct Target {
+    /// `https://abc123.execute-api.eu-west-1.amazonaws.com`
+    origin: String,
+    /// The `Host` header, also signed: the host, with the port only when not the default.
+    host: String,
+    host_header: HeaderValue,
+    /// `/{stage}/@connections/`
+    connections_path: String,
+}
+
+impl Target {
+    fn parse(endpoint: &str) -> Result<Target, String> {
+        let uri: Uri = endpoint
+            .trim_end_matches('/')
+            .parse()
+            .map_err(|e| format!("{endpoint:?} is not a URL: {e}"))?;
+        let scheme = uri
+            .scheme_str()
+            .filter(|s| *s == "https" || *s == "http")
+            .ok_or(format!("{endpoint:?} is not an http(s) URL"))?;
+        let hostname = uri.host().ok_or(format!("{endpoint:?} has no host"))?;
+        let default_port = if scheme == "https" { 443 } else { 80 };
+        let host = match uri.port_u16() {
+            Some(port) if port != default_port => format!("{hostname}:{port}"),
+            _ => hostname.to_string(),
+        };
+        let host_header = HeaderValue::from_str(&host).map_err(|e| e.to_string())?;
+        Ok(Target {
+            origin: format!("{scheme}://{host}"),
+            host,
+            host_header,
+            connections_path: format!("{}/@connections/", uri.path().trim_end_matches('/')),
+        })
     }
 }
 
-impl Poster for SdkPoster {
-    async fn post(&self, connection_id: &str, data: &[u8]) -> PostOutcome {
-        let result = self
-            .client
-            .post_to_connection()
-            .connection_id(connection_id)
-            .data(Blob::new(data))
-            .send()
-            .await;
-        match result {
-            Ok(_) => PostOutcome::Delivered,
-            Err(err) => classify(err),
+/// A signing key for the current credentials and day, and when to ask the provider again.
+struct Signing {
+    key: DayKey,
+    token_header: Option<HeaderValue>,
+    refresh_at: SystemTime,
+    /// When the credentials stop working (`None`: unknown).
+    expires_at: Option<SystemTime>,
+}
+
+/// Credentials from the SDK's provider chain, cached until shortly before they expire (the
+/// SDK's own identity cache needs its orchestrator's runtime components, so this is the same
+/// policy in a few lines): Lambda's credentials expire and must be refreshed, never read once.
+struct Signer {
+    provider: Option<SharedCredentialsProvider>,
+    region: String,
+    current: Mutex<Option<Arc<Signing>>>,
+    /// One refresh at a time: 200 posts in flight must not make 200 provider calls.
+    refreshing: tokio::sync::Mutex<()>,
+}
+
+/// Refresh this long before the credentials' expiry.
+const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(5 * 60);
+/// Credentials without an expiry are read again after this long (the SDK's default).
+const NO_EXPIRY_REFRESH: Duration = Duration::from_secs(15 * 60);
+/// However close the expiry, the provider is not asked more often than this.
+const MIN_REFRESH: Duration = Duration::from_secs(1);
+/// After a failed refresh, the provider is asked again this much later.
+const RETRY_REFRESH: Duration = Duration::from_secs(5);
+
+impl Signer {
+    fn cached(&self, at: Timestamp, now: SystemTime) -> Option<Arc<Signing>> {
+        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        let signing = current.as_ref()?;
+        if now >= signing.refresh_at {
+            return None;
         }
+        if !signing.key.is_for_day(at) {
+            // A new UTC day: same credentials, new derived key.
+            let renewed = Arc::new(Signing {
+                key: DayKey::new(signing.key.keys().clone(), &self.region, at),
+                token_header: signing.token_header.clone(),
+                refresh_at: signing.refresh_at,
+                expires_at: signing.expires_at,
+            });
+            *current = Some(renewed.clone());
+            return Some(renewed);
+        }
+        Some(signing.clone())
+    }
+
+    async fn signing(&self, at: Timestamp) -> Result<Arc<Signing>, PostOutcome> {
+        let now = SystemTime::now();
+        if let Some(signing) = self.cached(at, now) {
+            return Ok(signing);
+        }
+        let _refreshing = self.refreshing.lock().await;
+        if let Some(signing) = self.cached(at, now) {
+            return Ok(signing);
+        }
+        let provider = self
+            .provider
+            .as_ref()
+            .ok_or_else(|| PostOutcome::Failed("no credentials provider configured".into()))?;
+        let credentials = match provider.provide_credentials().await {
+            Ok(credentials) => credentials,
+            Err(error) => return self.keep_using(at, now, error),
+        };
+        let keys = Keys {
+            access_key_id: credentials.access_key_id().to_string(),
+            secret_access_key: credentials.secret_access_key().to_string(),
+            session_token: credentials.session_token().map(str::to_string),
+        };
+        let token_header = match &keys.session_token {
+            Some(token) => Some(HeaderValue::from_str(token).map_err(|_| {
+                PostOutcome::Failed("the session token is not a valid header value".into())
+            })?),
+            None => None,
+        };
+        let refresh_at = match credentials.expiry() {
+            Some(expiry) => expiry
+                .checked_sub(REFRESH_BEFORE_EXPIRY)
+                .unwrap_or(now)
+                .max(now + MIN_REFRESH),
+            None => now + NO_EXPIRY_REFRESH,
+        };
+        let signing = Arc::new(Signing {
+            key: DayKey::new(keys, &self.region, at),
+            token_header,
+            refresh_at,
+            expires_at: credentials.expiry(),
+        });
+        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(signing.clone());
+        Ok(signing)
+    }
+
+    /// A refresh failed: credentials that have not expired yet keep signing (the provider is
+    /// asked again in a few seconds, not on every post); without any, the post is retryable.
+    fn keep_using(
+        &self,
+        at: Timestamp,
+        now: SystemTime,
+        error: aws_credential_types::provider::error::CredentialsError,
+    ) -> Result<Arc<Signing>, PostOutcome> {
+        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        let usable = current
+            .as_ref()
+            .filter(|signing| signing.expires_at.is_none_or(|expiry| now < expiry));
+        let Some(old) = usable else {
+            return Err(PostOutcome::Retryable(format!("credentials: {error}")));
+        };
+        tracing::warn!(%error, "refreshing the credentials failed; the current ones keep signing");
+        let kept = Arc::new(Signing {
+            key: DayKey::new(old.key.keys().clone(), &self.region, at),
+            token_header: old.token_header.clone(),
+            refresh_at: now + RETRY_REFRESH,
+            expires_at: old.expires_at,
+        });
+        *current = Some(kept.clone());
+        Ok(kept)
     }
 }
 
-fn classify(err: SdkError<PostToConnectionError, HttpResponse>) -> PostOutcome {
-    match err {
-        SdkError::ServiceError(context) => {
-            let status = context.raw().status().as_u16();
-            match context.err() {
-                PostToConnectionError::GoneException(_) => PostOutcome::Gone,
-                PostToConnectionError::LimitExceededException(_) => {
-                    PostOutcome::Retryable("429 LimitExceededException".into())
-                }
-                other => {
-                    let what = format!(
-                        "{status} {}",
-                        other.meta().code().unwrap_or("unknown error")
-                    );
-                    match status {
-                        410 => PostOutcome::Gone,
-                        429 | 500..=599 => PostOutcome::Retryable(what),
-                        _ => PostOutcome::Failed(what),
-                    }
-                }
+/// The body of the last payload and its SHA-256: a fan-out posts the same bytes to every
+/// target, so they are copied and hashed once, not per post (128 KB hashes in ~60 µs).
+struct PayloadCache {
+    last: Mutex<Option<(Bytes, Arc<str>)>>,
+}
+
+impl PayloadCache {
+    fn get(&self, data: &[u8]) -> (Bytes, Arc<str>) {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((bytes, hash)) = last.as_ref() {
+            if bytes[..] == *data {
+                return (bytes.clone(), hash.clone());
             }
         }
-        SdkError::TimeoutError(_) => PostOutcome::Retryable("timeout".into()),
-        SdkError::DispatchFailure(failure) => {
-            PostOutcome::Retryable(format!("dispatch failure: {failure:?}"))
+        let entry = (
+            Bytes::copy_from_slice(data),
+            Arc::from(sigv4::sha256_hex(data)),
+        );
+        *last = Some(entry.clone());
+        entry
+    }
+}
+
+/// The management API through one keep-alive HTTP client, SigV4-signed. No retries of its
+/// own: the fan-out retries per connection within the Lambda's remaining time.
+pub struct LeanPoster {
+    client: HttpClient,
+    target: Result<Target, String>,
+    signer: Signer,
+    payloads: PayloadCache,
+    attempt_timeout: Duration,
+}
+
+impl std::fmt::Debug for LeanPoster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LeanPoster")
+            .field("target", &self.target)
+            .field("region", &self.signer.region)
+            .field("attempt_timeout", &self.attempt_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LeanPoster {
+    /// `endpoint` is `https://{api-id}.execute-api.{region}.amazonaws.com/{stage}` (or
+    /// sumu-local's `http://127.0.0.1:PORT/{stage}`). Credentials and region come from
+    /// `sdk_config` (the default provider chain in Lambda). `attempt_timeout` bounds one
+    /// post, connecting (and the TLS handshake) included.
+    pub fn new(sdk_config: &SdkConfig, endpoint: &str, attempt_timeout: Duration) -> Self {
+        let target = Target::parse(endpoint);
+        if let Err(error) = &target {
+            tracing::error!(%error, "invalid management endpoint; every post will fail");
         }
-        SdkError::ResponseError(_) => PostOutcome::Retryable("unreadable response".into()),
-        other => PostOutcome::Failed(other.to_string()),
+        let region = sdk_config
+            .region()
+            .map(|region| region.as_ref().to_string())
+            .or_else(|| region_of(endpoint))
+            .unwrap_or_else(|| "us-east-1".to_string());
+        LeanPoster {
+            client: http_client(),
+            target,
+            signer: Signer {
+                provider: sdk_config.credentials_provider(),
+                region,
+                current: Mutex::new(None),
+                refreshing: tokio::sync::Mutex::new(()),
+            },
+            payloads: PayloadCache {
+                last: Mutex::new(None),
+            },
+            attempt_timeout,
+        }
+    }
+
+    async fn send(&self, target: &Target, connection_id: &str, data: &[u8]) -> PostOutcome {
+        let at = Timestamp::now();
+        let signing = match self.signer.signing(at).await {
+            Ok(signing) => signing,
+            Err(outcome) => return outcome,
+        };
+        let mut path =
+            String::with_capacity(target.connections_path.len() + 3 * connection_id.len());
+        path.push_str(&target.connections_path);
+        path.push_str(&sigv4::encode_segment(connection_id));
+        let (body, payload_hash) = self.payloads.get(data);
+        let amz_date = at.amz_date();
+        let authorization =
+            signing
+                .key
+                .authorization(&target.host, &path, &amz_date, &payload_hash);
+
+        let mut uri = String::with_capacity(target.origin.len() + path.len());
+        uri.push_str(&target.origin);
+        uri.push_str(&path);
+        let mut builder = Request::post(uri)
+            .header(HOST, target.host_header.clone())
+            .header(
+                CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            )
+            .header("x-amz-date", amz_date)
+            .header(AUTHORIZATION, authorization);
+        if let Some(token) = &signing.token_header {
+            builder = builder.header("x-amz-security-token", token.clone());
+        }
+        let request = match builder.body(Full::new(body)) {
+            Ok(request) => request,
+            Err(error) => return PostOutcome::Failed(format!("invalid request: {error}")),
+        };
+        let response = match self.client.request(request).await {
+            Ok(response) => response,
+            Err(error) => {
+                return PostOutcome::Retryable(format!("dispatch failure: {}", chain(&error)))
+            }
+        };
+        let status = response.status();
+        let error_type = response
+            .headers()
+            .get("x-amzn-errortype")
+            .and_then(|value| value.to_str().ok())
+            // `GoneException:http://internal.amazon.com/coral/…` → `GoneException`
+            .map(|value| value.split(':').next().unwrap_or(value).to_string());
+        // Read to the end, so the connection goes back to the pool.
+        if response.into_body().collect().await.is_err() {
+            return PostOutcome::Retryable("unreadable response".into());
+        }
+        classify(status, error_type.as_deref())
+    }
+}
+
+impl Poster for LeanPoster {
+    async fn post(&self, connection_id: &str, data: &[u8]) -> PostOutcome {
+        let target = match &self.target {
+            Ok(target) => target,
+            Err(error) => {
+                return PostOutcome::Failed(format!("invalid management endpoint: {error}"))
+            }
+        };
+        tokio::time::timeout(self.attempt_timeout, self.send(target, connection_id, data))
+            .await
+            .unwrap_or_else(|_| PostOutcome::Retryable("timeout".into()))
+    }
+}
+
+/// The management API's answer as an outcome: what the SDK's error types meant, from the
+/// status and `x-amzn-ErrorType`.
+fn classify(status: StatusCode, error_type: Option<&str>) -> PostOutcome {
+    if status.is_success() {
+        return PostOutcome::Delivered;
+    }
+    let code = status.as_u16();
+    let error_type = error_type.unwrap_or("unknown error");
+    let what = format!("{code} {error_type}");
+    match (code, error_type) {
+        (410, _) | (_, "GoneException") => PostOutcome::Gone,
+        (429 | 500..=599, _) | (_, "LimitExceededException") => PostOutcome::Retryable(what),
+        _ => PostOutcome::Failed(what),
+    }
+}
+
+/// The error and its causes (hyper's Display alone says only "client error (Connect)").
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}
+
+/// `abc.execute-api.eu-west-1.amazonaws.com` → `eu-west-1`.
+fn region_of(endpoint: &str) -> Option<String> {
+    let host = endpoint.split("://").nth(1)?.split(['/', ':']).next()?;
+    let mut labels = host.split('.');
+    labels.find(|label| *label == "execute-api")?;
+    labels.next().map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_are_classified_as_the_sdk_classified_its_errors() {
+        let cases = [
+            (200, None, PostOutcome::Delivered),
+            (410, Some("GoneException"), PostOutcome::Gone),
+            (410, None, PostOutcome::Gone),
+            (
+                429,
+                Some("LimitExceededException"),
+                PostOutcome::Retryable("429 LimitExceededException".into()),
+            ),
+            (
+                500,
+                Some("InternalServerErrorException"),
+                PostOutcome::Retryable("500 InternalServerErrorException".into()),
+            ),
+            (
+                503,
+                None,
+                PostOutcome::Retryable("503 unknown error".into()),
+            ),
+            (
+                403,
+                Some("ForbiddenException"),
+                PostOutcome::Failed("403 ForbiddenException".into()),
+            ),
+            (
+                413,
+                Some("PayloadTooLargeException"),
+                PostOutcome::Failed("413 PayloadTooLargeException".into()),
+            ),
+        ];
+        for (status, error_type, expected) in cases {
+            let status = StatusCode::from_u16(status).unwrap();
+            assert_eq!(
+                classify(status, error_type),
+                expected,
+                "{status} {error_type:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn endpoints_are_parsed_once_into_origin_host_and_path() {
+        let target = Target::parse("https://abc.execute-api.eu-west-1.amazonaws.com/prod").unwrap();
+        assert_eq!(
+            target.origin,
+            "https://abc.execute-api.eu-west-1.amazonaws.com"
+        );
+        assert_eq!(target.host, "abc.execute-api.eu-west-1.amazonaws.com");
+        assert_eq!(target.connections_path, "/prod/@connections/");
+        let local = Target::parse("http://127.0.0.1:8080/dev/").unwrap();
+        assert_eq!(local.host, "127.0.0.1:8080");
+        assert_eq!(local.connections_path, "/dev/@connections/");
+        let explicit = Target::parse("https://ws.example.com:443/base/prod").unwrap();
+        assert_eq!(explicit.host, "ws.example.com");
+        assert_eq!(explicit.connections_path, "/base/prod/@connections/");
+        assert!(Target::parse("ftp://x/dev").is_err());
+        assert!(Target::parse("not a url").is_err());
+        assert_eq!(
+            region_of("https://abc.execute-api.eu-west-1.amazonaws.com/prod").as_deref(),
+            Some("eu-west-1")
+        );
+        assert_eq!(region_of("http://127.0.0.1:8080/dev"), None);
+    }
+
+    /// Answers from a script, counting the calls.
+    #[derive(Debug, Default, Clone)]
+    struct ScriptedProvider {
+        answers: Arc<Mutex<Vec<Result<aws_credential_types::Credentials, String>>>>,
+        calls: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl ProvideCredentials for ScriptedProvider {
+        fn provide_credentials<'a>(
+            &'a self,
+        ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+        where
+            Self: 'a,
+        {
+            self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let answer = self.answers.lock().unwrap().remove(0);
+            aws_credential_types::provider::future::ProvideCredentials::ready(
+                answer.map_err(
+                    aws_credential_types::provider::error::CredentialsError::provider_error,
+                ),
+            )
+        }
+    }
+
+    fn credentials(key: &str, expiry: Option<SystemTime>) -> aws_credential_types::Credentials {
+        aws_credential_types::Credentials::new(key, "secret", Some("token".into()), expiry, "test")
+    }
+
+    fn scripted_signer(
+        answers: Vec<Result<aws_credential_types::Credentials, String>>,
+    ) -> (Signer, ScriptedProvider) {
+        let provider = ScriptedProvider {
+            answers: Arc::new(Mutex::new(answers)),
+            ..ScriptedProvider::default()
+        };
+        let signer = Signer {
+            provider: Some(SharedCredentialsProvider::new(provider.clone())),
+            region: "eu-west-1".into(),
+            current: Mutex::new(None),
+            refreshing: tokio::sync::Mutex::new(()),
+        };
+        (signer, provider)
+    }
+
+    /// Makes the cached credentials due for a refresh (as if their refresh time had passed).
+    fn make_due(signer: &Signer) {
+        let mut current = signer.current.lock().unwrap();
+        let old = current.take().unwrap();
+        *current = Some(Arc::new(Signing {
+            key: DayKey::new(old.key.keys().clone(), "eu-west-1", Timestamp::now()),
+            token_header: old.token_header.clone(),
+            refresh_at: SystemTime::now() - Duration::from_secs(1),
+            expires_at: old.expires_at,
+        }));
+    }
+
+    #[tokio::test]
+    async fn credentials_are_cached_and_refreshed_before_they_expire() {
+        let in_an_hour = SystemTime::now() + Duration::from_secs(3600);
+        let (signer, provider) = scripted_signer(vec![
+            Ok(credentials("AKID1", Some(in_an_hour))),
+            Ok(credentials("AKID2", Some(in_an_hour))),
+        ]);
+        for _ in 0..3 {
+            let signing = signer.signing(Timestamp::now()).await.unwrap();
+            assert_eq!(signing.key.keys().access_key_id, "AKID1");
+        }
+        assert_eq!(provider.calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+        make_due(&signer);
+        let signing = signer.signing(Timestamp::now()).await.unwrap();
+        assert_eq!(signing.key.keys().access_key_id, "AKID2");
+        assert_eq!(provider.calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_failed_refresh_keeps_unexpired_credentials_and_fails_without_any() {
+        let in_an_hour = SystemTime::now() + Duration::from_secs(3600);
+        let (signer, _) = scripted_signer(vec![
+            Ok(credentials("AKID1", Some(in_an_hour))),
+            Err("the metadata endpoint timed out".into()),
+        ]);
+        signer.signing(Timestamp::now()).await.unwrap();
+        make_due(&signer);
+        let kept = signer.signing(Timestamp::now()).await.unwrap();
+        assert_eq!(kept.key.keys().access_key_id, "AKID1");
+
+        let (signer, _) = scripted_signer(vec![Err("no credentials anywhere".into())]);
+        assert!(matches!(
+            signer.signing(Timestamp::now()).await,
+            Err(PostOutcome::Retryable(reason)) if reason.starts_with("credentials")
+        ));
+    }
+
+    #[test]
+    fn the_payload_is_copied_and_hashed_once_per_distinct_body() {
+        let cache = PayloadCache {
+            last: Mutex::new(None),
+        };
+        let (first, hash) = cache.get(b"abc");
+        let (again, same) = cache.get(b"abc");
+        assert_eq!(first.as_ptr(), again.as_ptr(), "the same buffer is reused");
+        assert!(Arc::ptr_eq(&hash, &same));
+        let (other, other_hash) = cache.get(b"abd");
+        assert_eq!(&other[..], b"abd");
+        assert_ne!(hash, other_hash);
+        assert_eq!(&*other_hash, sigv4::sha256_hex(b"abd"));
     }
 }

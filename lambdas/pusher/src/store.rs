@@ -1,10 +1,13 @@
-//! The connections table, as the pusher needs it: find targets, delete stale items.
+//! The connections table, as the pusher needs it: find targets, delete stale items. (The
+//! subscriptions table's side is in [`crate::subscriptions`].)
 
 use std::collections::HashMap;
 use std::future::Future;
 
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, WriteRequest};
 use sumu_wire::table;
+
+use crate::subscriptions::SubscriptionStore;
 
 /// The primary key of a connection item.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -30,15 +33,17 @@ impl ConnectionItem {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("{operation} on the connections table failed: {message}")]
+/// `operation` names the table when it is not the connections table.
+#[error("{operation} failed: {message}")]
 pub struct StoreError {
     pub operation: &'static str,
     pub message: String,
 }
 
 /// The narrow seam between the fan-out logic and DynamoDB. Every method returns expired items
-/// too: the caller filters them (and prunes them).
-pub trait ConnectionStore: Sync {
+/// too: the caller filters them (and prunes them). The subscriptions table is part of the same
+/// seam ([`SubscriptionStore`]).
+pub trait ConnectionStore: SubscriptionStore + Sync {
     /// All connection items of one user.
     fn query_user(
         &self,
@@ -60,28 +65,67 @@ pub trait ConnectionStore: Sync {
         &self,
         keys: &[ConnectionKey],
     ) -> impl Future<Output = Result<Vec<ConnectionKey>, StoreError>> + Send;
+
+    /// At most `limit` items of one Scan segment, read after `after` (from the start with
+    /// `None`), and the key to go on from when the segment has more: one shard of a broadcast.
+    /// A store that cannot page returns the whole segment (and no key).
+    fn scan_page(
+        &self,
+        segment: u32,
+        total_segments: u32,
+        after: Option<ConnectionKey>,
+        limit: u32,
+    ) -> impl Future<Output = Result<ScanPage, StoreError>> + Send {
+        let _ = (after, limit);
+        async move {
+            Ok(ScanPage {
+                items: self.scan_segment(segment, total_segments).await?,
+                next: None,
+            })
+        }
+    }
+
+    /// The table's item count as DynamoDB last computed it (about every six hours), if the
+    /// store knows one: how many shards a broadcast is split into.
+    fn approximate_count(&self) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send {
+        async { Ok(None) }
+    }
+}
+
+/// One page of a Scan segment.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ScanPage {
+    pub items: Vec<ConnectionItem>,
+    /// Where the segment goes on; `None` when it is read to its end.
+    pub next: Option<ConnectionKey>,
 }
 
 /// DynamoDB's BatchWriteItem limit.
 pub const DELETE_BATCH_SIZE: usize = 25;
 
-/// The connections table in DynamoDB.
+/// The connections and subscriptions tables in DynamoDB.
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
-    client: aws_sdk_dynamodb::Client,
+    pub(crate) client: aws_sdk_dynamodb::Client,
     table: String,
+    pub(crate) subscriptions_table: String,
 }
 
 impl DynamoStore {
-    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+    pub fn new(
+        client: aws_sdk_dynamodb::Client,
+        table: impl Into<String>,
+        subscriptions_table: impl Into<String>,
+    ) -> Self {
         DynamoStore {
             client,
             table: table.into(),
+            subscriptions_table: subscriptions_table.into(),
         }
     }
 }
 
-fn error(operation: &'static str, err: impl std::error::Error) -> StoreError {
+pub(crate) fn error(operation: &'static str, err: impl std::error::Error) -> StoreError {
     // The SDK's Display says only "service error"; the source chain says which.
     let mut message = err.to_string();
     let mut source = err.source();
@@ -123,6 +167,20 @@ fn items(raw: &[HashMap<String, AttributeValue>]) -> impl Iterator<Item = Connec
         }
         parsed
     })
+}
+
+/// The primary key as DynamoDB attributes (an `ExclusiveStartKey`).
+fn key_attributes(key: &ConnectionKey) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        (
+            table::USER_ID.to_string(),
+            AttributeValue::S(key.user_id.clone()),
+        ),
+        (
+            table::CONNECTION_ID.to_string(),
+            AttributeValue::S(key.connection_id.clone()),
+        ),
+    ])
 }
 
 /// `#u, #c, #e` and their names: only what fan-out needs crosses the wire.
@@ -222,6 +280,71 @@ impl ConnectionStore for DynamoStore {
                 return Ok(found);
             }
         }
+    }
+
+    async fn scan_page(
+        &self,
+        segment: u32,
+        total_segments: u32,
+        after: Option<ConnectionKey>,
+        limit: u32,
+    ) -> Result<ScanPage, StoreError> {
+        let limit = limit.clamp(1, i32::MAX as u32);
+        let mut found = Vec::new();
+        let mut start = after.map(|key| key_attributes(&key));
+        loop {
+            // `Limit` counts the items read, so no request reads past the shard's end.
+            let wanted = limit - found.len() as u32;
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .segment(segment as i32)
+                .total_segments(total_segments as i32)
+                .projection_expression("#u, #c, #e")
+                .set_expression_attribute_names(Some(projection_names()))
+                .set_exclusive_start_key(start)
+                .limit(wanted as i32)
+                .send()
+                .await
+                .map_err(|e| error("Scan", e))?;
+            found.extend(items(page.items()));
+            start = page.last_evaluated_key;
+            match &start {
+                None => {
+                    return Ok(ScanPage {
+                        items: found,
+                        next: None,
+                    })
+                }
+                Some(key) if found.len() as u32 >= limit => {
+                    let next = connection_item(key).map(|item| item.key);
+                    if next.is_none() {
+                        return Err(StoreError {
+                            operation: "Scan",
+                            message: "LastEvaluatedKey without user_id/connection_id".into(),
+                        });
+                    }
+                    return Ok(ScanPage { items: found, next });
+                }
+                // A page ended at DynamoDB's 1 MB before the shard's limit: read on.
+                Some(_) => {}
+            }
+        }
+    }
+
+    async fn approximate_count(&self) -> Result<Option<u64>, StoreError> {
+        let described = self
+            .client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+            .map_err(|e| error("DescribeTable", e))?;
+        Ok(described
+            .table()
+            .and_then(|table| table.item_count())
+            .and_then(|count| u64::try_from(count).ok()))
     }
 
     async fn delete_batch(&self, keys: &[ConnectionKey]) -> Result<Vec<ConnectionKey>, StoreError> {

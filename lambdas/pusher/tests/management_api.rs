@@ -1,4 +1,4 @@
-//! The real SDK poster over real HTTP against a management API shaped like API Gateway's, and
+//! The real poster over real HTTP against a management API shaped like API Gateway's, and
 //! the whole pusher (moto table and queues, real HTTP) under injected faults.
 
 mod support;
@@ -6,21 +6,21 @@ mod support;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use pusher::{Config, Limits, PostOutcome, Poster, SdkPoster, SdkPusher};
+use pusher::{Config, LeanPoster, Limits, PostOutcome, Poster, SdkPusher};
 use serde_json::json;
 use support::management_api::{self, Answer};
 use support::table::{connection_ids, create_table, dynamodb, put_items};
 use support::{item, sqs_event, EXPIRED, LIVE};
 
-/// Real API Gateway connection ids end in `=`, which the SDK percent-encodes in the path.
+/// Real API Gateway connection ids end in `=`, which the poster percent-encodes in the path.
 const CONNECTION: &str = "L0SM9cOFvHcCIhw=";
 
-async fn poster(endpoint: &str, timeout: Duration) -> SdkPoster {
-    SdkPoster::new(&testkit::aws_config().await, endpoint, timeout)
+async fn poster(endpoint: &str, timeout: Duration) -> LeanPoster {
+    LeanPoster::new(&testkit::aws_config().await, endpoint, timeout)
 }
 
 #[tokio::test]
-async fn the_sdk_poster_delivers_the_bytes_to_the_decoded_connection_id() {
+async fn the_poster_delivers_the_bytes_to_the_decoded_connection_id() {
     let api = management_api::start("dev").await;
     let poster = poster(&api.endpoint, Duration::from_secs(5)).await;
     let outcome = poster.post(CONNECTION, br#"{"hello":"world"}"#).await;
@@ -32,7 +32,7 @@ async fn the_sdk_poster_delivers_the_bytes_to_the_decoded_connection_id() {
 }
 
 #[tokio::test]
-async fn the_sdk_poster_classifies_aws_error_shapes() {
+async fn the_poster_classifies_aws_error_shapes() {
     let api = management_api::start("dev").await;
     let poster = poster(&api.endpoint, Duration::from_secs(5)).await;
     for (answer, expected) in [
@@ -53,7 +53,7 @@ async fn the_sdk_poster_classifies_aws_error_shapes() {
         api.state.script("c1", vec![answer]);
         assert_eq!(poster.post("c1", b"1").await, expected, "{answer:?}");
     }
-    // One try per post: the SDK's own retries are off (the fan-out retries per connection).
+    // One try per post: the poster does not retry (the fan-out retries per connection).
     assert_eq!(api.state.requests.load(Ordering::SeqCst), 4);
     assert!(api.state.received_by("c1").is_empty());
 }
@@ -70,7 +70,7 @@ async fn timeouts_and_unreachable_endpoints_are_retryable() {
     );
 
     let closed = format!("http://127.0.0.1:{}/dev", testkit::free_port());
-    let poster = SdkPoster::new(
+    let poster = LeanPoster::new(
         &testkit::aws_config().await,
         &closed,
         Duration::from_secs(2),
@@ -81,7 +81,7 @@ async fn timeouts_and_unreachable_endpoints_are_retryable() {
     ));
 }
 
-/// The real handler with every real part: moto's table and queues, the SDK over HTTP.
+/// The real handler with every real part: moto's table and queues, real HTTP.
 async fn real_pusher(
     api_endpoint: &str,
     table: &str,
@@ -104,6 +104,8 @@ async fn real_pusher(
         &config,
         &Config {
             connections_table: table.to_string(),
+            // These suites publish to no channel.
+            subscriptions_table: "no-subscriptions".to_string(),
             management_endpoint: api_endpoint.to_string(),
             notifications_queue_url: Some(urls[0].clone()),
             dead_letter_queue_url: Some(urls[1].clone()),

@@ -279,6 +279,10 @@ run "lambdas" {
     error_message = "By default the grants come from the `channels` claim and there is no static grant."
   }
   assert {
+    condition     = aws_lambda_function.this["pusher"].environment[0].variables["PUSHER_SHARD_THRESHOLD"] == "10000"
+    error_message = "The pusher must get limits.pusher_shard_threshold (default 10000) as PUSHER_SHARD_THRESHOLD."
+  }
+  assert {
     condition     = aws_lambda_function.this["pusher"].dead_letter_config[0].target_arn == aws_sqs_queue.notifications_dlq.arn
     error_message = "The pusher's asynchronous invocations (SNS) must dead-letter to the notifications DLQ."
   }
@@ -360,6 +364,10 @@ run "iam_least_privilege" {
       "arn:aws:execute-api:eu-west-1:123456789012:abc123/live/DELETE/@connections/*",
     ])
     error_message = "The pusher may POST, GET and DELETE @connections of this stage only."
+  }
+  assert {
+    condition     = jsondecode(aws_iam_role_policy.lambda["pusher"].policy).Statement[index(jsondecode(aws_iam_role_policy.lambda["pusher"].policy).Statement[*].Sid, "EstimateBroadcastSize")].Action == ["dynamodb:DescribeTable"]
+    error_message = "The pusher may DescribeTable (to split a broadcast into shards)."
   }
   assert {
     condition = alltrue(flatten([for p in concat(values(aws_iam_role_policy.lambda), [aws_iam_role_policy.api_gateway]) : [

@@ -244,6 +244,36 @@ run "pusher_concurrency_below_two" {
   expect_failures = [var.limits]
 }
 
+run "negative_pusher_shard_threshold" {
+  command = plan
+
+  variables {
+    limits = { pusher_shard_threshold = -1 }
+  }
+
+  expect_failures = [var.limits]
+}
+
+run "fractional_pusher_shard_threshold" {
+  command = plan
+
+  variables {
+    limits = { pusher_shard_threshold = 2.5 }
+  }
+
+  expect_failures = [var.limits]
+}
+
+run "pusher_environment_sets_the_shard_threshold" {
+  command = plan
+
+  variables {
+    pusher_environment = { PUSHER_SHARD_THRESHOLD = "5" }
+  }
+
+  expect_failures = [var.pusher_environment]
+}
+
 run "zero_max_receive_count" {
   command = plan
 

@@ -3,6 +3,7 @@
 //! resource names of its own, and offers what the suites share: tokens, WebSocket clients,
 //! reads of the connections table, polling with a generous deadline.
 
+pub mod channels;
 pub mod notify;
 
 use std::collections::HashMap;

@@ -1,14 +1,16 @@
-//! Fakes for the two seams, and helpers to run the handler on fixture JSON.
+//! Fakes for the three seams, and helpers to run the handler on fixture JSON.
 #![allow(dead_code)] // each test binary uses a different part
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
 
 use aws_lambda_events::apigw::ApiGatewayProxyResponse;
 use aws_lambda_events::streams::DynamoDbEventResponse;
 use lambda_runtime::{Context, LambdaEvent};
+use presence::subscriptions::{SubscribeOutcome, Subscription};
 use presence::{
     ConnectionCounter, Deps, EventSink, Invocation, PresenceError, Reply, SinkError, StoreError,
+    SubscriptionError, SubscriptionStore,
 };
 use sumu_wire::{OfflineReason, PresenceEvent, PresenceStatus};
 
@@ -101,38 +103,195 @@ impl EventSink for FakeSink {
     }
 }
 
-pub fn deps(counter: FakeCounter, sink: FakeSink) -> Deps<FakeCounter, FakeSink> {
+/// One subscription item of [`FakeSubscriptions`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeItem {
+    pub user_id: String,
+    pub counted: bool,
+    pub expires_at: i64,
+}
+
+/// The subscriptions table and the connection items' counters, in memory, with the
+/// semantics of the two transactions (docs/channels.md § Subscribing).
+#[derive(Default)]
+pub struct FakeSubscriptions {
+    /// (user, connection) → the `subscriptions` counter of each live connection item.
+    pub connections: Mutex<HashMap<(String, String), u32>>,
+    /// (channel, connection) → item.
+    pub items: Mutex<BTreeMap<(String, String), FakeItem>>,
+    /// Every call fails (DynamoDB is down).
+    pub failing: bool,
+    /// `remove_connection` fails for these connections.
+    pub failing_cleanup: HashSet<String>,
+    /// The connections `remove_connection` was called for, in order.
+    pub removed: Mutex<Vec<String>>,
+}
+
+impl FakeSubscriptions {
+    /// Live connection items with these counters.
+    pub fn with_connections(connections: &[(&str, &str, u32)]) -> Self {
+        FakeSubscriptions {
+            connections: Mutex::new(
+                connections
+                    .iter()
+                    .map(|(user, connection, count)| {
+                        ((user.to_string(), connection.to_string()), *count)
+                    })
+                    .collect(),
+            ),
+            ..Default::default()
+        }
+    }
+    pub fn counter(&self, user_id: &str, connection_id: &str) -> Option<u32> {
+        self.connections
+            .lock()
+            .unwrap()
+            .get(&(user_id.to_owned(), connection_id.to_owned()))
+            .copied()
+    }
+    pub fn channels_of(&self, connection_id: &str) -> Vec<String> {
+        self.items
+            .lock()
+            .unwrap()
+            .keys()
+            .filter(|(_, connection)| connection == connection_id)
+            .map(|(channel, _)| channel.clone())
+            .collect()
+    }
+    pub fn insert_item(&self, channel: &str, connection_id: &str, user_id: &str, counted: bool) {
+        self.items.lock().unwrap().insert(
+            (channel.to_owned(), connection_id.to_owned()),
+            FakeItem {
+                user_id: user_id.to_owned(),
+                counted,
+                expires_at: 0,
+            },
+        );
+    }
+    fn check(&self, connection_id: &str) -> Result<(), SubscriptionError> {
+        if self.failing {
+            return Err(SubscriptionError {
+                connection_id: connection_id.to_owned(),
+                message: "InternalServerError".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl SubscriptionStore for FakeSubscriptions {
+    async fn subscribe(
+        &self,
+        subscription: &Subscription,
+        cap: u32,
+    ) -> Result<SubscribeOutcome, SubscriptionError> {
+        self.check(&subscription.connection_id)?;
+        let key = (
+            subscription.channel.clone(),
+            subscription.connection_id.clone(),
+        );
+        let mut items = self.items.lock().unwrap();
+        if items.contains_key(&key) {
+            return Ok(SubscribeOutcome::AlreadySubscribed);
+        }
+        let mut connections = self.connections.lock().unwrap();
+        let Some(count) = connections.get_mut(&(
+            subscription.user_id.clone(),
+            subscription.connection_id.clone(),
+        )) else {
+            return Ok(SubscribeOutcome::ConnectionGone);
+        };
+        if *count >= cap {
+            return Ok(SubscribeOutcome::TooMany);
+        }
+        *count += 1;
+        items.insert(
+            key,
+            FakeItem {
+                user_id: subscription.user_id.clone(),
+                counted: true,
+                expires_at: subscription.expires_at,
+            },
+        );
+        Ok(SubscribeOutcome::Subscribed)
+    }
+
+    async fn unsubscribe(
+        &self,
+        user_id: &str,
+        connection_id: &str,
+        channel: &str,
+    ) -> Result<(), SubscriptionError> {
+        self.check(connection_id)?;
+        let removed = self
+            .items
+            .lock()
+            .unwrap()
+            .remove(&(channel.to_owned(), connection_id.to_owned()));
+        if removed.is_some_and(|item| item.counted) {
+            if let Some(count) = self
+                .connections
+                .lock()
+                .unwrap()
+                .get_mut(&(user_id.to_owned(), connection_id.to_owned()))
+            {
+                *count = count.saturating_sub(1);
+            }
+        }
+        Ok(())
+    }
+
+    async fn remove_connection(&self, connection_id: &str) -> Result<usize, SubscriptionError> {
+        self.check(connection_id)?;
+        self.removed.lock().unwrap().push(connection_id.to_owned());
+        if self.failing_cleanup.contains(connection_id) {
+            return Err(SubscriptionError {
+                connection_id: connection_id.to_owned(),
+                message: "ProvisionedThroughputExceededException".into(),
+            });
+        }
+        let mut items = self.items.lock().unwrap();
+        let before = items.len();
+        items.retain(|(_, connection), _| connection != connection_id);
+        Ok(before - items.len())
+    }
+}
+
+pub type TestDeps = Deps<FakeCounter, FakeSink, FakeSubscriptions>;
+
+pub fn deps(counter: FakeCounter, sink: FakeSink) -> TestDeps {
+    deps_with(counter, sink, Some(FakeSubscriptions::default()))
+}
+
+pub fn deps_with(
+    counter: FakeCounter,
+    sink: FakeSink,
+    subscriptions: Option<FakeSubscriptions>,
+) -> TestDeps {
     Deps {
         counter,
         sink,
+        subscriptions,
+        max_subscriptions_per_connection: 3,
         query_concurrency: 4,
     }
 }
 
 /// Runs the handler on an invocation payload given as JSON, the way the runtime does.
-pub async fn invoke(
-    json: &str,
-    deps: &Deps<FakeCounter, FakeSink>,
-) -> Result<Reply, PresenceError> {
+pub async fn invoke(json: &str, deps: &TestDeps) -> Result<Reply, PresenceError> {
     let invocation: Invocation =
         serde_json::from_str(json).expect("the payload is JSON the runtime accepts");
     presence::handle(LambdaEvent::new(invocation, Context::default()), deps).await
 }
 
-pub async fn invoke_stream(
-    json: &str,
-    deps: &Deps<FakeCounter, FakeSink>,
-) -> DynamoDbEventResponse {
+pub async fn invoke_stream(json: &str, deps: &TestDeps) -> DynamoDbEventResponse {
     match invoke(json, deps).await {
         Ok(Reply::Stream(response)) => response,
         other => panic!("expected a stream response, got {other:?}"),
     }
 }
 
-pub async fn invoke_route(
-    json: &str,
-    deps: &Deps<FakeCounter, FakeSink>,
-) -> ApiGatewayProxyResponse {
+pub async fn invoke_route(json: &str, deps: &TestDeps) -> ApiGatewayProxyResponse {
     match invoke(json, deps).await {
         Ok(Reply::Route(response)) => *response,
         other => panic!("expected a proxy response, got {other:?}"),

@@ -12,9 +12,10 @@ use std::time::Duration;
 use aws_lambda_events::event::sns::SnsEvent;
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{Context, LambdaEvent};
+use pusher::store::ScanPage;
 use pusher::{
     ConnectionItem, ConnectionKey, ConnectionStore, Limits, Outbox, OutboxError, PostOutcome,
-    Poster, Pusher, StoreError,
+    Poster, Pusher, StoreError, SubscriptionItem, SubscriptionKey, SubscriptionStore,
 };
 use serde_json::{json, Value};
 
@@ -47,6 +48,17 @@ pub struct FakeStore {
     pub unprocessed_batches: AtomicUsize,
     /// Queries for these users fail.
     pub failing_users: Mutex<HashSet<String>>,
+    /// What `approximate_count` answers (DescribeTable's `ItemCount`); `None`: unknown.
+    pub approximate_count: Mutex<Option<u64>>,
+    /// The most items one `scan_page` returned.
+    pub largest_page: AtomicUsize,
+    /// The subscriptions table.
+    pub subscriptions: Mutex<Vec<SubscriptionItem>>,
+    /// Every partition queried, in order.
+    pub queried_patterns: Mutex<Vec<String>>,
+    pub deleted_subscriptions: Mutex<Vec<SubscriptionKey>>,
+    /// Queries of these partitions fail.
+    pub failing_patterns: Mutex<HashSet<String>>,
 }
 
 impl FakeStore {
@@ -106,6 +118,45 @@ impl ConnectionStore for FakeStore {
             .collect())
     }
 
+    /// Segment membership as in `scan_segment`, in table order; `after` is the last key read.
+    async fn scan_page(
+        &self,
+        segment: u32,
+        total: u32,
+        after: Option<ConnectionKey>,
+        limit: u32,
+    ) -> Result<ScanPage, StoreError> {
+        self.scanned_segments.lock().unwrap().push((segment, total));
+        let items = self.items.lock().unwrap();
+        let in_segment: Vec<&ConnectionItem> = items
+            .iter()
+            .enumerate()
+            .filter(|(n, _)| *n as u32 % total == segment)
+            .map(|(_, i)| i)
+            .collect();
+        let start = match &after {
+            Some(key) => in_segment
+                .iter()
+                .position(|i| &i.key == key)
+                .map_or(in_segment.len(), |p| p + 1),
+            None => 0,
+        };
+        let page: Vec<ConnectionItem> = in_segment[start..]
+            .iter()
+            .take(limit as usize)
+            .map(|i| (*i).clone())
+            .collect();
+        let next = (start + page.len() < in_segment.len())
+            .then(|| page.last().map(|i| i.key.clone()))
+            .flatten();
+        self.largest_page.fetch_max(page.len(), Ordering::SeqCst);
+        Ok(ScanPage { items: page, next })
+    }
+
+    async fn approximate_count(&self) -> Result<Option<u64>, StoreError> {
+        Ok(*self.approximate_count.lock().unwrap())
+    }
+
     async fn delete_batch(&self, keys: &[ConnectionKey]) -> Result<Vec<ConnectionKey>, StoreError> {
         self.largest_delete_batch
             .fetch_max(keys.len(), Ordering::SeqCst);
@@ -122,6 +173,71 @@ impl ConnectionStore for FakeStore {
             .unwrap()
             .retain(|i| !done.contains(&i.key));
         self.deleted.lock().unwrap().extend(done);
+        Ok(unprocessed)
+    }
+}
+
+pub fn subscription(
+    pattern: &str,
+    connection: &str,
+    user: &str,
+    expires_at: Option<i64>,
+) -> SubscriptionItem {
+    SubscriptionItem {
+        key: SubscriptionKey {
+            channel: pattern.into(),
+            connection_id: connection.into(),
+        },
+        user_id: user.into(),
+        expires_at,
+    }
+}
+
+impl SubscriptionStore for FakeStore {
+    async fn query_subscriptions(
+        &self,
+        pattern: &str,
+    ) -> Result<Vec<SubscriptionItem>, StoreError> {
+        self.queried_patterns
+            .lock()
+            .unwrap()
+            .push(pattern.to_string());
+        if self.failing_patterns.lock().unwrap().contains(pattern) {
+            return Err(StoreError {
+                operation: "Query (subscriptions table)",
+                message: "ProvisionedThroughputExceededException".into(),
+            });
+        }
+        tokio::task::yield_now().await;
+        Ok(self
+            .subscriptions
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.key.channel == pattern)
+            .cloned()
+            .collect())
+    }
+
+    async fn delete_subscriptions(
+        &self,
+        keys: &[SubscriptionKey],
+    ) -> Result<Vec<SubscriptionKey>, StoreError> {
+        self.largest_delete_batch
+            .fetch_max(keys.len(), Ordering::SeqCst);
+        let leave_one = self
+            .unprocessed_batches
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        let (done, unprocessed) = match keys.split_last() {
+            Some((last, rest)) if leave_one => (rest.to_vec(), vec![last.clone()]),
+            _ => (keys.to_vec(), vec![]),
+        };
+        self.subscriptions
+            .lock()
+            .unwrap()
+            .retain(|s| !done.contains(&s.key));
+        self.deleted_subscriptions.lock().unwrap().extend(done);
         Ok(unprocessed)
     }
 }
@@ -210,6 +326,12 @@ pub struct FakeOutbox {
     pub dead_letters: Mutex<Vec<(String, &'static str)>>,
     pub fail_requeue: AtomicBool,
     pub fail_dead_letter: AtomicBool,
+    /// Shards sent: `(body, sumu_shard attribute, generation)`.
+    pub shards: Mutex<Vec<(String, String, u32)>>,
+    /// Whether there is a queue for shards (`can_enqueue_shards`).
+    pub takes_shards: AtomicBool,
+    /// Shard sends fail once this many succeeded (`None`: never).
+    pub shards_fail_after: Mutex<Option<usize>>,
 }
 
 impl Outbox for FakeOutbox {
@@ -229,6 +351,33 @@ impl Outbox for FakeOutbox {
             .lock()
             .unwrap()
             .push((body, generation, delay));
+        Ok(())
+    }
+
+    fn can_enqueue_shards(&self) -> bool {
+        self.takes_shards.load(Ordering::SeqCst)
+    }
+
+    async fn enqueue_shard(
+        &self,
+        body: String,
+        shard: String,
+        generation: u32,
+    ) -> Result<(), OutboxError> {
+        let mut shards = self.shards.lock().unwrap();
+        if !self.takes_shards.load(Ordering::SeqCst)
+            || self
+                .shards_fail_after
+                .lock()
+                .unwrap()
+                .is_some_and(|n| shards.len() >= n)
+        {
+            return Err(OutboxError::Send {
+                queue: "NOTIFICATIONS_QUEUE_URL",
+                message: "throttled".into(),
+            });
+        }
+        shards.push((body, shard, generation));
         Ok(())
     }
 
@@ -259,6 +408,7 @@ pub fn test_limits() -> Limits {
         safety_margin: Duration::from_millis(0),
         post_timeout: Duration::from_millis(0),
         requeue_delay: Duration::from_secs(5),
+        shard_threshold: 0,
     }
 }
 
@@ -269,6 +419,50 @@ pub fn pusher(items: Vec<ConnectionItem>) -> FakePusher {
         outbox: FakeOutbox::default(),
         limits: test_limits(),
     }
+}
+
+/// A pusher over `connections` and the subscriptions `subscriptions`.
+pub fn channel_pusher(
+    connections: Vec<ConnectionItem>,
+    subscriptions: Vec<SubscriptionItem>,
+) -> FakePusher {
+    let pusher = pusher(connections);
+    *pusher.store.subscriptions.lock().unwrap() = subscriptions;
+    pusher
+}
+
+/// An SQS record carrying a client's emit as the gateway's template sends it: the body and
+/// the message attributes `user_id`, `connection_id`, `timestamp`, `source` and (when given)
+/// `channels_publish`.
+pub fn emit_event(
+    message_id: &str,
+    body: &str,
+    user_id: &str,
+    connection_id: &str,
+    channels_publish: Option<&str>,
+) -> LambdaEvent<SqsEvent> {
+    let fixture: Value = serde_json::from_str(SQS_FIXTURE).unwrap();
+    let mut record = fixture["Records"][0].clone();
+    record["messageId"] = json!(message_id);
+    record["body"] = json!(body);
+    let attribute = |data_type: &str, value: &str| {
+        json!({"stringValue": value, "stringListValues": [], "binaryListValues": [],
+            "dataType": data_type})
+    };
+    let mut attributes = json!({
+        "user_id": attribute("String", user_id),
+        "connection_id": attribute("String", connection_id),
+        "timestamp": attribute("Number", "1700000000000"),
+        "source": attribute("String", "apigw.route.emit"),
+    });
+    if let Some(grants) = channels_publish {
+        attributes["channels_publish"] = attribute("String", grants);
+    }
+    record["messageAttributes"] = attributes;
+    LambdaEvent::new(
+        serde_json::from_value(json!({ "Records": [record] })).unwrap(),
+        Context::default(),
+    )
 }
 
 /// An SQS event from the real fixture with one record per `(message id, body, generation)`.

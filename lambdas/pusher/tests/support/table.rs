@@ -117,3 +117,127 @@ pub async fn connection_ids(client: &aws_sdk_dynamodb::Client, table_name: &str)
     ids.sort();
     ids
 }
+
+/// A subscriptions table with the documented schema (docs/channels.md § Storage): partition key
+/// `channel` (the pattern's text), sort key `connection_id`, and the keys-only
+/// `connection_id-index`.
+pub async fn create_subscriptions_table(client: &aws_sdk_dynamodb::Client) -> String {
+    use sumu_wire::subscriptions;
+    let name = testkit::unique_name("subscriptions");
+    let key = |name: &str, kind| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .unwrap()
+    };
+    let attribute = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .unwrap()
+    };
+    client
+        .create_table()
+        .table_name(&name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attribute(subscriptions::CHANNEL))
+        .attribute_definitions(attribute(subscriptions::CONNECTION_ID))
+        .key_schema(key(subscriptions::CHANNEL, KeyType::Hash))
+        .key_schema(key(subscriptions::CONNECTION_ID, KeyType::Range))
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(subscriptions::CONNECTION_INDEX)
+                .key_schema(key(subscriptions::CONNECTION_ID, KeyType::Hash))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::KeysOnly)
+                        .build(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("create subscriptions table");
+    name
+}
+
+/// Writes subscription items as a client's `subscribe` does (with `subscribed_at` and
+/// `counted`).
+pub async fn put_subscriptions(
+    client: &aws_sdk_dynamodb::Client,
+    table_name: &str,
+    items: &[pusher::SubscriptionItem],
+) {
+    use sumu_wire::subscriptions;
+    for batch in items.chunks(25) {
+        let requests: Vec<WriteRequest> = batch
+            .iter()
+            .map(|item| {
+                let mut attributes = HashMap::from([
+                    (
+                        subscriptions::CHANNEL.to_string(),
+                        AttributeValue::S(item.key.channel.clone()),
+                    ),
+                    (
+                        subscriptions::CONNECTION_ID.to_string(),
+                        AttributeValue::S(item.key.connection_id.clone()),
+                    ),
+                    (
+                        subscriptions::USER_ID.to_string(),
+                        AttributeValue::S(item.user_id.clone()),
+                    ),
+                    (
+                        subscriptions::SUBSCRIBED_AT.to_string(),
+                        AttributeValue::N("1700000000000".into()),
+                    ),
+                    (
+                        subscriptions::COUNTED.to_string(),
+                        AttributeValue::Bool(true),
+                    ),
+                ]);
+                if let Some(expires_at) = item.expires_at {
+                    attributes.insert(
+                        subscriptions::EXPIRES_AT.to_string(),
+                        AttributeValue::N(expires_at.to_string()),
+                    );
+                }
+                let put = PutRequest::builder()
+                    .set_item(Some(attributes))
+                    .build()
+                    .unwrap();
+                WriteRequest::builder().put_request(put).build()
+            })
+            .collect();
+        let output = client
+            .batch_write_item()
+            .request_items(table_name, requests)
+            .send()
+            .await
+            .unwrap();
+        assert!(output.unprocessed_items().is_none_or(|u| u.is_empty()));
+    }
+}
+
+/// Every `(channel, connection_id)` in a subscriptions table, sorted.
+pub async fn subscription_keys(
+    client: &aws_sdk_dynamodb::Client,
+    table_name: &str,
+) -> Vec<(String, String)> {
+    use sumu_wire::subscriptions;
+    let output = client.scan().table_name(table_name).send().await.unwrap();
+    let mut keys: Vec<(String, String)> = output
+        .items()
+        .iter()
+        .map(|item| {
+            (
+                item[subscriptions::CHANNEL].as_s().unwrap().clone(),
+                item[subscriptions::CONNECTION_ID].as_s().unwrap().clone(),
+            )
+        })
+        .collect();
+    keys.sort();
+    keys
+}

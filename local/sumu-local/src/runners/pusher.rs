@@ -35,6 +35,11 @@ pub struct PusherSetup {
     pub timeout: Duration,
     /// How long a failed topic notification waits before its next attempt.
     pub sns_retry_after: Duration,
+    /// Pollers of the notifications queue, each an invocation at a time on a thread of its own:
+    /// the event source's `maximum_concurrency` (the module's `limits.pusher_max_concurrency`).
+    /// One keeps local runs deterministic; the shards of a large broadcast run concurrently
+    /// with more.
+    pub queue_pollers: usize,
 }
 
 impl Default for PusherSetup {
@@ -45,6 +50,7 @@ impl Default for PusherSetup {
             limits: pusher::Limits::default(),
             timeout: Duration::from_secs(30),
             sns_retry_after: Duration::from_secs(5),
+            queue_pollers: 1,
         }
     }
 }
@@ -54,6 +60,7 @@ pub fn pusher_config(context: &RunnerContext) -> pusher::Config {
     let setup = &context.pusher;
     pusher::Config {
         connections_table: context.resources.connections_table.clone(),
+        subscriptions_table: context.resources.subscriptions_table.clone(),
         management_endpoint: setup
             .management_endpoint
             .clone()
@@ -76,24 +83,33 @@ fn invocation(timeout: Duration) -> Context {
     context
 }
 
-/// The notifications queue → the pusher.
+/// The notifications queue → the pusher, `queue_pollers` invocations at a time.
 pub fn queue_runner() -> Runner {
     Box::new(|context: RunnerContext| {
-        on_own_thread("pusher-queue", move || async move {
-            if !context.pusher.enabled {
-                return;
-            }
-            let pusher = SdkPusher::from_sdk_config(&context.aws, &pusher_config(&context));
-            let timeout = context.pusher.timeout;
-            let source = SqsSource::new(context.resources.notifications_queue_url.clone());
-            let pusher = &pusher;
-            sqs::run(context, source, move |event: SqsEvent| async move {
-                let response =
-                    pusher::handle_sqs(LambdaEvent::new(event, invocation(timeout)), pusher).await;
-                Ok::<_, Infallible>(response)
+        let pollers = (0..context.pusher.queue_pollers.max(1))
+            .map(|n| {
+                let context = context.clone();
+                on_own_thread(&format!("pusher-queue-{n}"), move || async move {
+                    if !context.pusher.enabled {
+                        return;
+                    }
+                    let pusher = SdkPusher::from_sdk_config(&context.aws, &pusher_config(&context));
+                    let timeout = context.pusher.timeout;
+                    let source = SqsSource::new(context.resources.notifications_queue_url.clone());
+                    let pusher = &pusher;
+                    sqs::run(context, source, move |event: SqsEvent| async move {
+                        let response = pusher::handle_sqs(
+                            LambdaEvent::new(event, invocation(timeout)),
+                            pusher,
+                        )
+                        .await;
+                        Ok::<_, Infallible>(response)
+                    })
+                    .await;
+                })
             })
-            .await;
-        })
+            .collect::<Vec<_>>();
+        futures::future::join_all(pollers).map(|_| ()).boxed()
     })
 }
 

@@ -1,0 +1,508 @@
+//! `scripts/bench poster`: CPU per post and posts/s of the management-API clients, in ONE run,
+//! each on one core (a current-thread runtime in a child process of its own, so getrusage is
+//! the client's alone), against the same endpoint process per delay:
+//!
+//! - `lean`: the pusher's poster ([`pusher::LeanPoster`]: hyper + SigV4 with cached keys);
+//! - `sdk`: `aws-sdk-apigatewaymanagement` configured as the pusher's `SdkPoster` was;
+//! - `floor`: the same hyper client as `lean` ([`pusher::poster::http_client`]), unsigned;
+//!
+//! and, with `--explore`, what the SDK's cost is made of: the SDK with stalled-stream
+//! protection off, with a static endpoint resolver, with both, with both and an HTTP
+//! connector that answers 200 at once (the SDK's own CPU, no I/O), reqwest unsigned (the other
+//! transport), and signing alone (`aws-sigv4` against the pusher's signer, no I/O).
+//!
+//! Usage: bench_poster [--count 20000] [--concurrency 200] [--delays 0,20] [--explore]
+//! The last lines are one JSON object per delay:
+//! `{"bench":"poster","delay_ms":0,"lean_us":…,"sdk_us":…,"floor_us":…,"lean_per_s":…}`.
+
+mod common;
+
+use std::time::{Duration, Instant, SystemTime};
+
+use aws_sdk_apigatewaymanagement::primitives::Blob;
+use bytes::Bytes;
+use common::{arg, connection_id, list, run_child, rusage, serve_endpoint, start_endpoint, Error};
+use futures::StreamExt;
+use http_body_util::{BodyExt, Full};
+use pusher::{LeanPoster, PostOutcome, Poster};
+use serde_json::{json, Value};
+
+const TIMEOUT: Duration = Duration::from_secs(3);
+
+fn main() -> Result<(), Error> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // One core per client: everything on this thread.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    match args.first().map(String::as_str) {
+        Some("endpoint") => {
+            // The endpoint may use both cores: it must not be what limits the clients.
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(serve_endpoint(arg(&args, "--delay-ms", 0)?))
+        }
+        Some("client") => runtime.block_on(client(&args)),
+        Some("sign") => sign(&args),
+        _ => orchestrate(&args),
+    }
+}
+
+// ---- the clients (child processes) ----
+
+/// `aws-sdk-apigatewaymanagement`, variations of the configuration the pusher used.
+struct SdkPoster {
+    client: aws_sdk_apigatewaymanagement::Client,
+}
+
+#[derive(Debug)]
+struct StaticEndpoint(String);
+
+impl aws_sdk_apigatewaymanagement::config::endpoint::ResolveEndpoint for StaticEndpoint {
+    fn resolve_endpoint<'a>(
+        &'a self,
+        _params: &'a aws_sdk_apigatewaymanagement::config::endpoint::Params,
+    ) -> aws_smithy_runtime_api::client::endpoint::EndpointFuture<'a> {
+        aws_smithy_runtime_api::client::endpoint::EndpointFuture::ready(Ok(
+            aws_smithy_types::endpoint::Endpoint::builder()
+                .url(self.0.clone())
+                .build(),
+        ))
+    }
+}
+
+/// An HTTP client that answers every request 200 at once: what remains is the SDK's own work.
+#[derive(Debug, Clone)]
+struct Instant200;
+
+impl aws_smithy_runtime_api::client::http::HttpConnector for Instant200 {
+    fn call(
+        &self,
+        _request: aws_smithy_runtime_api::client::orchestrator::HttpRequest,
+    ) -> aws_smithy_runtime_api::client::http::HttpConnectorFuture {
+        aws_smithy_runtime_api::client::http::HttpConnectorFuture::ready(Ok(
+            aws_smithy_runtime_api::http::Response::new(
+                aws_smithy_runtime_api::http::StatusCode::try_from(200).expect("200"),
+                aws_smithy_types::body::SdkBody::empty(),
+            ),
+        ))
+    }
+}
+
+impl aws_smithy_runtime_api::client::http::HttpClient for Instant200 {
+    fn http_connector(
+        &self,
+        _settings: &aws_smithy_runtime_api::client::http::HttpConnectorSettings,
+        _components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+    ) -> aws_smithy_runtime_api::client::http::SharedHttpConnector {
+        aws_smithy_runtime_api::client::http::SharedHttpConnector::new(self.clone())
+    }
+}
+
+impl SdkPoster {
+    /// `sdk`: exactly the pusher's former `SdkPoster::new`; the flags change one thing each.
+    fn new(
+        sdk_config: &aws_config::SdkConfig,
+        endpoint: &str,
+        no_stall_protection: bool,
+        static_endpoint: bool,
+        instant_http: bool,
+    ) -> Self {
+        let mut config = aws_sdk_apigatewaymanagement::config::Builder::from(sdk_config)
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .timeout_config(
+                aws_config::timeout::TimeoutConfig::builder()
+                    .connect_timeout(TIMEOUT)
+                    .operation_attempt_timeout(TIMEOUT)
+                    .build(),
+            );
+        config = if static_endpoint {
+            config.endpoint_resolver(StaticEndpoint(endpoint.to_string()))
+        } else {
+            config.endpoint_url(endpoint)
+        };
+        if no_stall_protection {
+            config = config.stalled_stream_protection(
+                aws_sdk_apigatewaymanagement::config::StalledStreamProtectionConfig::disabled(),
+            );
+        }
+        if instant_http {
+            config = config.http_client(Instant200);
+        }
+        SdkPoster {
+            client: aws_sdk_apigatewaymanagement::Client::from_conf(config.build()),
+        }
+    }
+
+    async fn post(&self, connection_id: &str, data: &[u8]) -> bool {
+        self.client
+            .post_to_connection()
+            .connection_id(connection_id)
+            .data(Blob::new(data))
+            .send()
+            .await
+            .is_ok()
+    }
+}
+
+/// `floor`: the pusher's HTTP client with the same pool settings, no signing, no
+/// classification beyond the status.
+struct FloorPoster {
+    client: pusher::poster::HttpClient,
+    base: String,
+}
+
+impl FloorPoster {
+    async fn post(&self, connection_id: &str, data: &[u8]) -> bool {
+        let uri = format!(
+            "{}/@connections/{}",
+            self.base,
+            pusher::sigv4::encode_segment(connection_id)
+        );
+        let Ok(request) = hyper::Request::post(uri).body(Full::new(Bytes::copy_from_slice(data)))
+        else {
+            return false;
+        };
+        let work = async {
+            let response = self.client.request(request).await.ok()?;
+            let ok = response.status().is_success();
+            response.into_body().collect().await.ok()?;
+            Some(ok)
+        };
+        matches!(tokio::time::timeout(TIMEOUT, work).await, Ok(Some(true)))
+    }
+}
+
+/// `conn-floor`: hyper's connection-level API with a pool of its own (a stack of ready
+/// senders), unsigned: what a transport without hyper-util's pooled client would cost.
+struct ConnFloor {
+    idle: std::sync::Mutex<Vec<hyper::client::conn::http1::SendRequest<Full<Bytes>>>>,
+    address: String,
+    base_path: String,
+}
+
+impl ConnFloor {
+    async fn sender(&self) -> Option<hyper::client::conn::http1::SendRequest<Full<Bytes>>> {
+        loop {
+            let popped = self.idle.lock().ok()?.pop();
+            match popped {
+                Some(sender) if !sender.is_closed() => return Some(sender),
+                Some(_) => continue,
+                None => {
+                    let stream = tokio::net::TcpStream::connect(&self.address).await.ok()?;
+                    stream.set_nodelay(true).ok()?;
+                    let (sender, connection) =
+                        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                            .await
+                            .ok()?;
+                    tokio::spawn(connection);
+                    return Some(sender);
+                }
+            }
+        }
+    }
+
+    async fn post(&self, connection_id: &str, data: &[u8]) -> bool {
+        let work = async {
+            let mut sender = self.sender().await?;
+            sender.ready().await.ok()?;
+            let request = hyper::Request::post(format!(
+                "{}/@connections/{}",
+                self.base_path,
+                pusher::sigv4::encode_segment(connection_id)
+            ))
+            .header(hyper::header::HOST, &self.address)
+            .body(Full::new(Bytes::copy_from_slice(data)))
+            .ok()?;
+            let response = sender.send_request(request).await.ok()?;
+            let ok = response.status().is_success();
+            response.into_body().collect().await.ok()?;
+            self.idle.lock().ok()?.push(sender);
+            Some(ok)
+        };
+        matches!(tokio::time::timeout(TIMEOUT, work).await, Ok(Some(true)))
+    }
+}
+
+/// `reqwest-floor`: reqwest (the project's other HTTP client), unsigned.
+struct ReqwestPoster {
+    client: reqwest::Client,
+    base: String,
+}
+
+impl ReqwestPoster {
+    async fn post(&self, connection_id: &str, data: &[u8]) -> bool {
+        let uri = format!(
+            "{}/@connections/{}",
+            self.base,
+            pusher::sigv4::encode_segment(connection_id)
+        );
+        match self.client.post(uri).body(data.to_vec()).send().await {
+            Ok(response) => {
+                let ok = response.status().is_success();
+                response.bytes().await.is_ok() && ok
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+// One value per process: its size does not matter.
+#[allow(clippy::large_enum_variant)]
+enum Client {
+    Lean(LeanPoster),
+    Sdk(SdkPoster),
+    Floor(FloorPoster),
+    Reqwest(ReqwestPoster),
+    Conn(ConnFloor),
+}
+
+impl Client {
+    async fn post(&self, connection_id: &str, data: &[u8]) -> bool {
+        match self {
+            Client::Lean(poster) => {
+                poster.post(connection_id, data).await == PostOutcome::Delivered
+            }
+            Client::Sdk(poster) => poster.post(connection_id, data).await,
+            Client::Floor(poster) => poster.post(connection_id, data).await,
+            Client::Reqwest(poster) => poster.post(connection_id, data).await,
+            Client::Conn(poster) => poster.post(connection_id, data).await,
+        }
+    }
+}
+
+async fn client(args: &[String]) -> Result<(), Error> {
+    let kind: String = arg(args, "--client", String::new())?;
+    let endpoint: String = arg(args, "--endpoint", String::new())?;
+    let count: u64 = arg(args, "--count", 20_000)?;
+    let concurrency: usize = arg(args, "--concurrency", 200)?;
+    // As the pusher's main loads it (defaults: identity cache, stalled-stream protection…), with
+    // static credentials carrying a session token as in Lambda, so no network is needed.
+    let sdk_config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_credential_types::Credentials::new(
+            "AKIDEXAMPLE",
+            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+            Some("IQoJb3JpZ2luX2VjEXAMPLESESSIONTOKEN".repeat(20)),
+            Some(SystemTime::now() + Duration::from_secs(3600)),
+            "bench",
+        ))
+        .load()
+        .await;
+    let client = match kind.as_str() {
+        "lean" => Client::Lean(LeanPoster::new(&sdk_config, &endpoint, TIMEOUT)),
+        "sdk" => Client::Sdk(SdkPoster::new(&sdk_config, &endpoint, false, false, false)),
+        "sdk-no-stall-protection" => {
+            Client::Sdk(SdkPoster::new(&sdk_config, &endpoint, true, false, false))
+        }
+        "sdk-static-endpoint" => {
+            Client::Sdk(SdkPoster::new(&sdk_config, &endpoint, false, true, false))
+        }
+        "sdk-tuned" => Client::Sdk(SdkPoster::new(&sdk_config, &endpoint, true, true, false)),
+        "sdk-tuned-no-io" => Client::Sdk(SdkPoster::new(&sdk_config, &endpoint, true, true, true)),
+        "floor" => Client::Floor(FloorPoster {
+            client: pusher::poster::http_client(),
+            base: endpoint.clone(),
+        }),
+        "conn-floor" => {
+            let rest = endpoint
+                .strip_prefix("http://")
+                .ok_or("conn-floor is http only")?;
+            let (address, path) = rest.split_once('/').unwrap_or((rest, ""));
+            Client::Conn(ConnFloor {
+                idle: std::sync::Mutex::new(Vec::new()),
+                address: address.to_string(),
+                base_path: format!("/{path}"),
+            })
+        }
+        "reqwest-floor" => Client::Reqwest(ReqwestPoster {
+            client: reqwest::Client::builder()
+                .pool_idle_timeout(Duration::from_secs(50))
+                .timeout(TIMEOUT)
+                .build()?,
+            base: endpoint.clone(),
+        }),
+        other => return Err(format!("unknown client {other:?}").into()),
+    };
+    let payload = serde_json::to_vec(&serde_json::from_str::<Value>(common::PAYLOAD)?)?;
+    // A short warm-up opens the pool, so every client is measured kept-alive.
+    for n in 0..concurrency.min(50) as u64 {
+        client.post(&connection_id(n), &payload).await;
+    }
+    let (cpu_before, _) = rusage();
+    let started = Instant::now();
+    let delivered = futures::stream::iter(0..count)
+        .map(|n| {
+            let (client, payload) = (&client, &payload);
+            async move { client.post(&connection_id(n), payload).await }
+        })
+        .buffer_unordered(concurrency)
+        .filter(|ok| futures::future::ready(*ok))
+        .count()
+        .await;
+    let elapsed = started.elapsed();
+    let (cpu_after, max_rss_kib) = rusage();
+    println!(
+        "{}",
+        json!({"delivered": delivered, "elapsed_s": elapsed.as_secs_f64(),
+            "cpu_s": (cpu_after - cpu_before).as_secs_f64(), "max_rss_kib": max_rss_kib})
+    );
+    Ok(())
+}
+
+/// Signing alone, `--count` times: `aws-sigv4` (what the SDK runs per request) or the pusher's
+/// signer with its day key cached.
+fn sign(args: &[String]) -> Result<(), Error> {
+    let signer: String = arg(args, "--signer", String::new())?;
+    let count: u64 = arg(args, "--count", 20_000)?;
+    let payload = common::PAYLOAD.as_bytes();
+    let keys = pusher::sigv4::Keys {
+        access_key_id: "AKIDEXAMPLE".into(),
+        secret_access_key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".into(),
+        session_token: Some("IQoJb3JpZ2luX2VjEXAMPLESESSIONTOKEN".repeat(20)),
+    };
+    let host = "abc123.execute-api.us-east-1.amazonaws.com";
+    let mut total = 0usize;
+    let (cpu_before, _) = rusage();
+    match signer.as_str() {
+        "aws-sigv4" => {
+            let identity = aws_credential_types::Credentials::new(
+                &keys.access_key_id,
+                &keys.secret_access_key,
+                keys.session_token.clone(),
+                None,
+                "bench",
+            )
+            .into();
+            for n in 0..count {
+                let url = format!(
+                    "https://{host}/prod/@connections/{}",
+                    pusher::sigv4::encode_segment(&connection_id(n))
+                );
+                let params = aws_sigv4::sign::v4::SigningParams::builder()
+                    .identity(&identity)
+                    .region("us-east-1")
+                    .name("execute-api")
+                    .time(SystemTime::now())
+                    .settings(aws_sigv4::http_request::SigningSettings::default())
+                    .build()?
+                    .into();
+                let request = aws_sigv4::http_request::SignableRequest::new(
+                    "POST",
+                    &url,
+                    [("host", host)].into_iter(),
+                    aws_sigv4::http_request::SignableBody::Bytes(payload),
+                )?;
+                let (instructions, _) =
+                    aws_sigv4::http_request::sign(request, &params)?.into_parts();
+                total += instructions.headers().count();
+            }
+        }
+        "lean" => {
+            let key =
+                pusher::sigv4::DayKey::new(keys, "us-east-1", pusher::sigv4::Timestamp::now());
+            // The poster hashes a fan-out's payload once (PayloadCache), not per post.
+            let hash = pusher::sigv4::sha256_hex(payload);
+            for n in 0..count {
+                let path = format!(
+                    "/prod/@connections/{}",
+                    pusher::sigv4::encode_segment(&connection_id(n))
+                );
+                let at = pusher::sigv4::Timestamp::now();
+                total += key.authorization(host, &path, &at.amz_date(), &hash).len();
+            }
+        }
+        other => return Err(format!("unknown signer {other:?}").into()),
+    }
+    let (cpu_after, _) = rusage();
+    println!(
+        "{}",
+        json!({"signed": count, "check": total, "cpu_s": (cpu_after - cpu_before).as_secs_f64()})
+    );
+    Ok(())
+}
+
+// ---- the orchestrator ----
+
+fn orchestrate(args: &[String]) -> Result<(), Error> {
+    let count: u64 = arg(args, "--count", 20_000)?;
+    let concurrency: usize = arg(args, "--concurrency", 200)?;
+    let delays = list(args, "--delays", "0,20")?;
+    let explore = args.iter().any(|a| a == "--explore");
+    let mut clients = vec!["lean", "sdk", "floor"];
+    if explore {
+        clients.extend([
+            "sdk-no-stall-protection",
+            "sdk-static-endpoint",
+            "sdk-tuned",
+            "sdk-tuned-no-io",
+            "reqwest-floor",
+            "conn-floor",
+        ]);
+    }
+    eprintln!("{count} posts per client, concurrency {concurrency}, one core each");
+    println!("| endpoint delay | client | CPU per post | posts/s (one core) | peak RSS |");
+    println!("|---:|---|---:|---:|---:|");
+    let mut summaries = Vec::new();
+    for &delay in &delays {
+        let endpoint = start_endpoint(delay)?;
+        let mut figures = std::collections::HashMap::new();
+        for client in &clients {
+            let result = run_child(&[
+                "client".into(),
+                "--client".into(),
+                client.to_string(),
+                "--endpoint".into(),
+                endpoint.url.clone(),
+                "--count".into(),
+                count.to_string(),
+                "--concurrency".into(),
+                concurrency.to_string(),
+            ])?;
+            let number = |key: &str| result[key].as_f64().unwrap_or(f64::NAN);
+            let delivered = number("delivered");
+            if delivered as u64 != count {
+                eprintln!("warning: {client} delivered {delivered} of {count}");
+            }
+            let cpu_us = number("cpu_s") * 1e6 / count as f64;
+            let per_s = delivered / number("elapsed_s");
+            println!(
+                "| {delay} ms | {client} | {cpu_us:.1} µs | {per_s:.0} | {:.1} MiB |",
+                number("max_rss_kib") / 1024.0
+            );
+            figures.insert(*client, (cpu_us, per_s));
+        }
+        drop(endpoint);
+        let (lean_us, lean_per_s) = figures["lean"];
+        let (sdk_us, _) = figures["sdk"];
+        let (floor_us, _) = figures["floor"];
+        eprintln!(
+            "delay {delay} ms: sdk/lean {:.2}×, lean/floor {:.2}×",
+            sdk_us / lean_us,
+            lean_us / floor_us
+        );
+        // Written out (not json!), so the keys keep the issue's order.
+        summaries.push(format!(
+            r#"{{"bench":"poster","delay_ms":{delay},"lean_us":{lean_us:.1},"sdk_us":{sdk_us:.1},"floor_us":{floor_us:.1},"lean_per_s":{lean_per_s:.0}}}"#
+        ));
+    }
+    if explore {
+        println!();
+        println!("| signing alone | CPU per signature |");
+        println!("|---|---:|");
+        for signer in ["aws-sigv4", "lean"] {
+            let result = run_child(&[
+                "sign".into(),
+                "--signer".into(),
+                signer.into(),
+                "--count".into(),
+                count.to_string(),
+            ])?;
+            let cpu_us = result["cpu_s"].as_f64().unwrap_or(f64::NAN) * 1e6 / count as f64;
+            println!("| {signer} | {cpu_us:.2} µs |");
+        }
+    }
+    for summary in summaries {
+        println!("{summary}");
+    }
+    Ok(())
+}

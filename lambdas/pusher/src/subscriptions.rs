@@ -1,0 +1,175 @@
+//! The subscriptions table, as the pusher needs it: the subscribers of one partition (one
+//! pattern), and deleting stale subscription items. Schema: docs/channels.md § Storage.
+
+use std::collections::HashMap;
+use std::future::Future;
+
+use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, WriteRequest};
+use sumu_wire::subscriptions;
+
+use crate::store::{error, DynamoStore, StoreError};
+
+/// The primary key of a subscription item: the pattern's text and the connection.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SubscriptionKey {
+    /// The partition: the subscription's pattern as written (`room/42`, `room/*`, `*`).
+    pub channel: String,
+    pub connection_id: String,
+}
+
+/// A subscription item as read for a publication.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriptionItem {
+    pub key: SubscriptionKey,
+    /// The connection's principal: for `exclude_users`, and to prune its connection item.
+    pub user_id: String,
+    /// Epoch seconds; `None` when the item has no number there.
+    pub expires_at: Option<i64>,
+}
+
+impl SubscriptionItem {
+    /// Live iff `expires_at` > now. Unlike a connection item, a subscription item without
+    /// `expires_at` is not live: the attribute is required (docs/channels.md § Storage), and a
+    /// subscription must never outlive its connection.
+    pub fn is_live(&self, now_epoch_seconds: i64) -> bool {
+        self.expires_at
+            .is_some_and(|expires_at| expires_at > now_epoch_seconds)
+    }
+}
+
+/// The narrow seam between publications and the subscriptions table. A lookup returns expired
+/// items too: the caller filters them (and prunes them).
+pub trait SubscriptionStore: Sync {
+    /// Every item of one partition (one pattern's text), read to the end.
+    fn query_subscriptions(
+        &self,
+        pattern: &str,
+    ) -> impl Future<Output = Result<Vec<SubscriptionItem>, StoreError>> + Send;
+    /// Deletes up to 25 subscription items in one batch; returns the keys DynamoDB left
+    /// unprocessed.
+    fn delete_subscriptions(
+        &self,
+        keys: &[SubscriptionKey],
+    ) -> impl Future<Output = Result<Vec<SubscriptionKey>, StoreError>> + Send;
+}
+
+fn string(item: &HashMap<String, AttributeValue>, name: &str) -> Option<String> {
+    item.get(name).and_then(|value| value.as_s().ok()).cloned()
+}
+
+fn key_of(item: &HashMap<String, AttributeValue>) -> Option<SubscriptionKey> {
+    Some(SubscriptionKey {
+        channel: string(item, subscriptions::CHANNEL)?,
+        connection_id: string(item, subscriptions::CONNECTION_ID)?,
+    })
+}
+
+fn subscription_item(item: &HashMap<String, AttributeValue>) -> Option<SubscriptionItem> {
+    let key = key_of(item)?;
+    let user_id = string(item, subscriptions::USER_ID)?;
+    // As for connection items: a float written by hand must not make an item immortal.
+    let expires_at = item
+        .get(subscriptions::EXPIRES_AT)
+        .and_then(|value| value.as_n().ok())
+        .and_then(|n| {
+            n.parse::<i64>()
+                .ok()
+                .or_else(|| n.parse::<f64>().ok().map(|f| f as i64))
+        });
+    Some(SubscriptionItem {
+        key,
+        user_id,
+        expires_at,
+    })
+}
+
+impl SubscriptionStore for DynamoStore {
+    async fn query_subscriptions(
+        &self,
+        pattern: &str,
+    ) -> Result<Vec<SubscriptionItem>, StoreError> {
+        let names = HashMap::from([
+            ("#ch".to_string(), subscriptions::CHANNEL.to_string()),
+            ("#c".to_string(), subscriptions::CONNECTION_ID.to_string()),
+            ("#u".to_string(), subscriptions::USER_ID.to_string()),
+            ("#e".to_string(), subscriptions::EXPIRES_AT.to_string()),
+        ]);
+        let mut found = Vec::new();
+        let mut start = None;
+        loop {
+            // `expires_at` is filtered here, in code, not by a FilterExpression: the expired
+            // items are wanted too, to be deleted.
+            let page = self
+                .client
+                .query()
+                .table_name(&self.subscriptions_table)
+                .key_condition_expression("#ch = :ch")
+                .projection_expression("#ch, #c, #u, #e")
+                .set_expression_attribute_names(Some(names.clone()))
+                .expression_attribute_values(":ch", AttributeValue::S(pattern.to_string()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| error("Query (subscriptions table)", e))?;
+            for raw in page.items() {
+                match subscription_item(raw) {
+                    Some(item) => found.push(item),
+                    None => tracing::warn!(
+                        pattern,
+                        "skipped a subscription item without string channel/connection_id/user_id"
+                    ),
+                }
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return Ok(found);
+            }
+        }
+    }
+
+    async fn delete_subscriptions(
+        &self,
+        keys: &[SubscriptionKey],
+    ) -> Result<Vec<SubscriptionKey>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let operation = "BatchWriteItem (subscriptions table)";
+        let requests = keys
+            .iter()
+            .map(|key| {
+                let delete = DeleteRequest::builder()
+                    .key(
+                        subscriptions::CHANNEL,
+                        AttributeValue::S(key.channel.clone()),
+                    )
+                    .key(
+                        subscriptions::CONNECTION_ID,
+                        AttributeValue::S(key.connection_id.clone()),
+                    )
+                    .build()
+                    .map_err(|e| error(operation, e))?;
+                Ok(WriteRequest::builder().delete_request(delete).build())
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let output = self
+            .client
+            .batch_write_item()
+            .request_items(&self.subscriptions_table, requests)
+            .send()
+            .await
+            .map_err(|e| error(operation, e))?;
+        let unprocessed = output
+            .unprocessed_items()
+            .and_then(|tables| tables.get(&self.subscriptions_table))
+            .map(|requests| {
+                requests
+                    .iter()
+                    .filter_map(|request| request.delete_request())
+                    .filter_map(|delete| key_of(delete.key()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(unprocessed)
+    }
+}
