@@ -32,7 +32,7 @@ ensure_client_deps() {
 run_client_tests() {
   ensure_client_deps
   log "cargo build sumu-local (for @sumu/client's end-to-end tests)"
-  (cd "$ROOT" && cargo build -p sumu-local --bin sumu-local --locked)
+  (cd "$ROOT" && cargo build --workspace --bins --locked)
   log "@sumu/client tests"
   (cd "$CLIENT_JS" && npm test --silent)
 }

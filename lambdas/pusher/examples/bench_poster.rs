@@ -4,14 +4,15 @@
 //!
 //! - `lean`: the pusher's poster ([`pusher::LeanPoster`]: hyper + SigV4 with cached keys);
 //! - `sdk`: `aws-sdk-apigatewaymanagement` configured as the pusher's `SdkPoster` was;
-//! - `floor`: the same hyper client as `lean` ([`pusher::poster::http_client`]), unsigned;
+//! - `floor`: the same connections as `lean` ([`pusher::connections::Connections`]), unsigned;
 //!
 //! and, with `--explore`, what the SDK's cost is made of: the SDK with stalled-stream
 //! protection off, with a static endpoint resolver, with both, with both and an HTTP
-//! connector that answers 200 at once (the SDK's own CPU, no I/O), reqwest unsigned (the other
-//! transport), and signing alone (`aws-sigv4` against the pusher's signer, no I/O).
+//! connector that answers 200 at once (the SDK's own CPU, no I/O), hyper-util's pooled client
+//! and reqwest unsigned (the other transports), and signing alone (`aws-sigv4` against the pusher's signer, no I/O).
 //!
-//! Usage: bench_poster [--count 20000] [--concurrency 200] [--delays 0,20] [--explore]
+//! Usage: bench_poster [--count 20000] [--concurrency 200] [--delays 0,20] [--rounds 3] [--explore]
+//! Each figure is the median of `--rounds` rounds that interleave the clients.
 //! The last lines are one JSON object per delay:
 //! `{"bench":"poster","delay_ms":0,"lean_us":…,"sdk_us":…,"floor_us":…,"lean_per_s":…}`.
 
@@ -144,14 +145,53 @@ impl SdkPoster {
     }
 }
 
-/// `floor`: the pusher's HTTP client with the same pool settings, no signing, no
-/// classification beyond the status.
+/// `floor`: the pusher's connections ([`pusher::connections::Connections`]), the same pool, no
+/// signing, no classification beyond the status.
 struct FloorPoster {
-    client: pusher::poster::HttpClient,
-    base: String,
+    connections: pusher::connections::Connections,
+    base_path: String,
 }
 
 impl FloorPoster {
+    async fn post(&self, connection_id: &str, data: &[u8]) -> bool {
+        let path = format!(
+            "{}/@connections/{}",
+            self.base_path,
+            pusher::sigv4::encode_segment(connection_id)
+        );
+        let Ok(request) = hyper::Request::post(path)
+            .header(hyper::header::HOST, "127.0.0.1")
+            .body(Full::new(Bytes::copy_from_slice(data)))
+        else {
+            return false;
+        };
+        matches!(
+            tokio::time::timeout(TIMEOUT, self.connections.send(request)).await,
+            Ok(Ok(response)) if response.status().is_success()
+        )
+    }
+}
+
+/// `hyper-util-floor`: hyper-util's pooled client (what the pusher used first), unsigned, with
+/// the same TLS connector and idle timeout.
+struct HyperUtilFloor {
+    client: hyper_util::client::legacy::Client<pusher::connections::Connector, Full<Bytes>>,
+    base: String,
+}
+
+impl HyperUtilFloor {
+    fn new(base: &str) -> Self {
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .pool_idle_timeout(pusher::connections::IDLE_TIMEOUT)
+                .pool_timer(hyper_util::rt::TokioTimer::new())
+                .build(pusher::connections::connector());
+        HyperUtilFloor {
+            client,
+            base: base.to_string(),
+        }
+    }
+
     async fn post(&self, connection_id: &str, data: &[u8]) -> bool {
         let uri = format!(
             "{}/@connections/{}",
@@ -166,57 +206,6 @@ impl FloorPoster {
             let response = self.client.request(request).await.ok()?;
             let ok = response.status().is_success();
             response.into_body().collect().await.ok()?;
-            Some(ok)
-        };
-        matches!(tokio::time::timeout(TIMEOUT, work).await, Ok(Some(true)))
-    }
-}
-
-/// `conn-floor`: hyper's connection-level API with a pool of its own (a stack of ready
-/// senders), unsigned: what a transport without hyper-util's pooled client would cost.
-struct ConnFloor {
-    idle: std::sync::Mutex<Vec<hyper::client::conn::http1::SendRequest<Full<Bytes>>>>,
-    address: String,
-    base_path: String,
-}
-
-impl ConnFloor {
-    async fn sender(&self) -> Option<hyper::client::conn::http1::SendRequest<Full<Bytes>>> {
-        loop {
-            let popped = self.idle.lock().ok()?.pop();
-            match popped {
-                Some(sender) if !sender.is_closed() => return Some(sender),
-                Some(_) => continue,
-                None => {
-                    let stream = tokio::net::TcpStream::connect(&self.address).await.ok()?;
-                    stream.set_nodelay(true).ok()?;
-                    let (sender, connection) =
-                        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                            .await
-                            .ok()?;
-                    tokio::spawn(connection);
-                    return Some(sender);
-                }
-            }
-        }
-    }
-
-    async fn post(&self, connection_id: &str, data: &[u8]) -> bool {
-        let work = async {
-            let mut sender = self.sender().await?;
-            sender.ready().await.ok()?;
-            let request = hyper::Request::post(format!(
-                "{}/@connections/{}",
-                self.base_path,
-                pusher::sigv4::encode_segment(connection_id)
-            ))
-            .header(hyper::header::HOST, &self.address)
-            .body(Full::new(Bytes::copy_from_slice(data)))
-            .ok()?;
-            let response = sender.send_request(request).await.ok()?;
-            let ok = response.status().is_success();
-            response.into_body().collect().await.ok()?;
-            self.idle.lock().ok()?.push(sender);
             Some(ok)
         };
         matches!(tokio::time::timeout(TIMEOUT, work).await, Ok(Some(true)))
@@ -253,7 +242,7 @@ enum Client {
     Sdk(SdkPoster),
     Floor(FloorPoster),
     Reqwest(ReqwestPoster),
-    Conn(ConnFloor),
+    HyperUtil(HyperUtilFloor),
 }
 
 impl Client {
@@ -265,7 +254,7 @@ impl Client {
             Client::Sdk(poster) => poster.post(connection_id, data).await,
             Client::Floor(poster) => poster.post(connection_id, data).await,
             Client::Reqwest(poster) => poster.post(connection_id, data).await,
-            Client::Conn(poster) => poster.post(connection_id, data).await,
+            Client::HyperUtil(poster) => poster.post(connection_id, data).await,
         }
     }
 }
@@ -299,21 +288,19 @@ async fn client(args: &[String]) -> Result<(), Error> {
         }
         "sdk-tuned" => Client::Sdk(SdkPoster::new(&sdk_config, &endpoint, true, true, false)),
         "sdk-tuned-no-io" => Client::Sdk(SdkPoster::new(&sdk_config, &endpoint, true, true, true)),
-        "floor" => Client::Floor(FloorPoster {
-            client: pusher::poster::http_client(),
-            base: endpoint.clone(),
-        }),
-        "conn-floor" => {
+        "floor" => {
             let rest = endpoint
                 .strip_prefix("http://")
-                .ok_or("conn-floor is http only")?;
+                .ok_or("the bench is http only")?;
             let (address, path) = rest.split_once('/').unwrap_or((rest, ""));
-            Client::Conn(ConnFloor {
-                idle: std::sync::Mutex::new(Vec::new()),
-                address: address.to_string(),
+            Client::Floor(FloorPoster {
+                connections: pusher::connections::Connections::new(
+                    format!("http://{address}").parse()?,
+                ),
                 base_path: format!("/{path}"),
             })
         }
+        "hyper-util-floor" => Client::HyperUtil(HyperUtilFloor::new(&endpoint)),
         "reqwest-floor" => Client::Reqwest(ReqwestPoster {
             client: reqwest::Client::builder()
                 .pool_idle_timeout(Duration::from_secs(50))
@@ -428,6 +415,7 @@ fn orchestrate(args: &[String]) -> Result<(), Error> {
     let concurrency: usize = arg(args, "--concurrency", 200)?;
     let delays = list(args, "--delays", "0,20")?;
     let explore = args.iter().any(|a| a == "--explore");
+    let rounds: usize = arg(args, "--rounds", 3)?;
     let mut clients = vec!["lean", "sdk", "floor"];
     if explore {
         clients.extend([
@@ -435,39 +423,60 @@ fn orchestrate(args: &[String]) -> Result<(), Error> {
             "sdk-static-endpoint",
             "sdk-tuned",
             "sdk-tuned-no-io",
+            "hyper-util-floor",
             "reqwest-floor",
-            "conn-floor",
         ]);
     }
-    eprintln!("{count} posts per client, concurrency {concurrency}, one core each");
-    println!("| endpoint delay | client | CPU per post | posts/s (one core) | peak RSS |");
+    eprintln!("{count} posts per client and round, {rounds} rounds, concurrency {concurrency}, one core each");
+    println!("| endpoint delay | client | CPU per post, median (min–max) of {rounds} | posts/s (one core) | peak RSS |");
     println!("|---:|---|---:|---:|---:|");
     let mut summaries = Vec::new();
     for &delay in &delays {
         let endpoint = start_endpoint(delay)?;
+        // Rounds interleave the clients, so a change in the machine's load hits them alike;
+        // each figure is the median of its rounds.
+        let mut runs: std::collections::HashMap<&str, Vec<(f64, f64, f64)>> =
+            std::collections::HashMap::new();
+        for _ in 0..rounds {
+            for client in &clients {
+                let result = run_child(&[
+                    "client".into(),
+                    "--client".into(),
+                    client.to_string(),
+                    "--endpoint".into(),
+                    endpoint.url.clone(),
+                    "--count".into(),
+                    count.to_string(),
+                    "--concurrency".into(),
+                    concurrency.to_string(),
+                ])?;
+                let number = |key: &str| result[key].as_f64().unwrap_or(f64::NAN);
+                let delivered = number("delivered");
+                if delivered as u64 != count {
+                    eprintln!("warning: {client} delivered {delivered} of {count}");
+                }
+                runs.entry(client).or_default().push((
+                    number("cpu_s") * 1e6 / count as f64,
+                    delivered / number("elapsed_s"),
+                    number("max_rss_kib") / 1024.0,
+                ));
+            }
+        }
         let mut figures = std::collections::HashMap::new();
         for client in &clients {
-            let result = run_child(&[
-                "client".into(),
-                "--client".into(),
-                client.to_string(),
-                "--endpoint".into(),
-                endpoint.url.clone(),
-                "--count".into(),
-                count.to_string(),
-                "--concurrency".into(),
-                concurrency.to_string(),
-            ])?;
-            let number = |key: &str| result[key].as_f64().unwrap_or(f64::NAN);
-            let delivered = number("delivered");
-            if delivered as u64 != count {
-                eprintln!("warning: {client} delivered {delivered} of {count}");
-            }
-            let cpu_us = number("cpu_s") * 1e6 / count as f64;
-            let per_s = delivered / number("elapsed_s");
+            let rounds = &runs[client];
+            let cpu: Vec<f64> = rounds.iter().map(|r| r.0).collect();
+            let (cpu_us, per_s) = (
+                median(&cpu),
+                median(&rounds.iter().map(|r| r.1).collect::<Vec<_>>()),
+            );
+            let spread = cpu.iter().cloned().fold(f64::INFINITY, f64::min)
+                ..=cpu.iter().cloned().fold(0.0, f64::max);
             println!(
-                "| {delay} ms | {client} | {cpu_us:.1} µs | {per_s:.0} | {:.1} MiB |",
-                number("max_rss_kib") / 1024.0
+                "| {delay} ms | {client} | {cpu_us:.1} µs ({:.1}–{:.1}) | {per_s:.0} | {:.1} MiB |",
+                spread.start(),
+                spread.end(),
+                rounds.iter().map(|r| r.2).fold(0.0, f64::max)
             );
             figures.insert(*client, (cpu_us, per_s));
         }
@@ -505,4 +514,14 @@ fn orchestrate(args: &[String]) -> Result<(), Error> {
         println!("{summary}");
     }
     Ok(())
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
 }

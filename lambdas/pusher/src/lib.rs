@@ -10,6 +10,7 @@
 //! same handler in-process.
 
 pub mod config;
+pub mod connections;
 pub mod deadline;
 pub mod emit;
 pub mod fanout;

@@ -1,8 +1,8 @@
 //! Posting to one connection through the API Gateway management API.
 //!
 //! [`LeanPoster`] is the pusher's one way to post: `POST {stage}/@connections/{id}` over
-//! HTTP/1.1 keep-alive (hyper + rustls, the TLS stack the SDK uses), signed with SigV4
-//! ([`crate::sigv4`]) from the SDK's credentials provider. It replaced
+//! HTTP/1.1 keep-alive ([`crate::connections`]: hyper + rustls, the TLS stack the SDK uses),
+//! signed with SigV4 ([`crate::sigv4`]) from the SDK's credentials provider. It replaced
 //! `aws-sdk-apigatewaymanagement` on the post path because the SDK spent ~5× the CPU per post
 //! of this client, and no configuration of it came close (docs/pusher.md has the measurements).
 
@@ -13,14 +13,11 @@ use std::time::{Duration, SystemTime};
 use aws_config::SdkConfig;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST};
 use hyper::{Request, StatusCode, Uri};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 
+use crate::connections::{Connections, SendError};
 use crate::sigv4::{self, DayKey, Keys, Timestamp};
 
 /// What one post achieved.
@@ -40,54 +37,11 @@ pub trait Poster: Sync {
     fn post(&self, connection_id: &str, data: &[u8]) -> impl Future<Output = PostOutcome> + Send;
 }
 
-/// The HTTP client the pusher posts with: HTTP/1.1, keep-alive, `https` through rustls with
-/// the system's roots (aws-lc-rs, as the SDK), plain `http` for sumu-local.
-pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
-
-/// How long an idle kept-alive connection stays in the pool. API Gateway closes idle
-/// connections itself after a while; a stale one is retried by hyper (the request was not
-/// sent) or reported as retryable.
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(50);
-
-/// The pool the pusher posts through. A connection is opened only when no idle one is free,
-/// so a fan-out to 10 connections opens at most 10 (each a TLS handshake on AWS), and at
-/// most `PUSHER_POST_CONCURRENCY` are ever open. Public so the benchmark's unsigned floor uses
-/// the very same settings.
-pub fn http_client() -> HttpClient {
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_nodelay(true);
-    let provider = rustls::crypto::aws_lc_rs::default_provider();
-    let tls = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_provider_and_native_roots(provider)
-        .unwrap_or_else(|error| {
-            // Without roots https cannot verify anyone: every post fails visibly (retryable
-            // dispatch failures), while plain http (sumu-local) keeps working.
-            tracing::error!(%error, "no TLS root certificates; https posts will fail");
-            hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(
-                rustls::ClientConfig::builder_with_provider(Arc::new(
-                    rustls::crypto::aws_lc_rs::default_provider(),
-                ))
-                .with_safe_default_protocol_versions()
-                .expect("aws-lc-rs supports the default protocol versions")
-                .with_root_certificates(rustls::RootCertStore::empty())
-                .with_no_client_auth(),
-            )
-        })
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(http);
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-        .pool_timer(TokioTimer::new())
-        .build(tls)
-}
-
 /// Where posts go, parsed once from the management endpoint.
 #[derive(Debug, Clone)]
 struct Target {
     /// `https://abc123.execute-api.eu-west-1.amazonaws.com`
-    origin: String,
+    origin: Uri,
     /// The `Host` header, also signed: the host, with the port only when not the default.
     host: String,
     host_header: HeaderValue,
@@ -112,8 +66,11 @@ impl Target {
             _ => hostname.to_string(),
         };
         let host_header = HeaderValue::from_str(&host).map_err(|e| e.to_string())?;
+        let origin = format!("{scheme}://{host}")
+            .parse()
+            .map_err(|e| format!("{endpoint:?}: {e}"))?;
         Ok(Target {
-            origin: format!("{scheme}://{host}"),
+            origin,
             host,
             host_header,
             connections_path: format!("{}/@connections/", uri.path().trim_end_matches('/')),
@@ -269,8 +226,8 @@ impl PayloadCache {
 /// The management API through one keep-alive HTTP client, SigV4-signed. No retries of its
 /// own: the fan-out retries per connection within the Lambda's remaining time.
 pub struct LeanPoster {
-    client: HttpClient,
-    target: Result<Target, String>,
+    /// The endpoint and its connections (or why the endpoint is unusable).
+    target: Result<(Target, Connections), String>,
     signer: Signer,
     payloads: PayloadCache,
     attempt_timeout: Duration,
@@ -279,7 +236,7 @@ pub struct LeanPoster {
 impl std::fmt::Debug for LeanPoster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LeanPoster")
-            .field("target", &self.target)
+            .field("target", &self.target.as_ref().map(|(target, _)| target))
             .field("region", &self.signer.region)
             .field("attempt_timeout", &self.attempt_timeout)
             .finish_non_exhaustive()
@@ -292,7 +249,10 @@ impl LeanPoster {
     /// `sdk_config` (the default provider chain in Lambda). `attempt_timeout` bounds one
     /// post, connecting (and the TLS handshake) included.
     pub fn new(sdk_config: &SdkConfig, endpoint: &str, attempt_timeout: Duration) -> Self {
-        let target = Target::parse(endpoint);
+        let target = Target::parse(endpoint).map(|target| {
+            let connections = Connections::new(target.origin.clone());
+            (target, connections)
+        });
         if let Err(error) = &target {
             tracing::error!(%error, "invalid management endpoint; every post will fail");
         }
@@ -302,7 +262,6 @@ impl LeanPoster {
             .or_else(|| region_of(endpoint))
             .unwrap_or_else(|| "us-east-1".to_string());
         LeanPoster {
-            client: http_client(),
             target,
             signer: Signer {
                 provider: sdk_config.credentials_provider(),
@@ -317,7 +276,13 @@ impl LeanPoster {
         }
     }
 
-    async fn send(&self, target: &Target, connection_id: &str, data: &[u8]) -> PostOutcome {
+    async fn send(
+        &self,
+        target: &Target,
+        connections: &Connections,
+        connection_id: &str,
+        data: &[u8],
+    ) -> PostOutcome {
         let at = Timestamp::now();
         let signing = match self.signer.signing(at).await {
             Ok(signing) => signing,
@@ -334,10 +299,7 @@ impl LeanPoster {
                 .key
                 .authorization(&target.host, &path, &amz_date, &payload_hash);
 
-        let mut uri = String::with_capacity(target.origin.len() + path.len());
-        uri.push_str(&target.origin);
-        uri.push_str(&path);
-        let mut builder = Request::post(uri)
+        let mut builder = Request::post(path)
             .header(HOST, target.host_header.clone())
             .header(
                 CONTENT_TYPE,
@@ -352,38 +314,39 @@ impl LeanPoster {
             Ok(request) => request,
             Err(error) => return PostOutcome::Failed(format!("invalid request: {error}")),
         };
-        let response = match self.client.request(request).await {
+        let response = match connections.send(request).await {
             Ok(response) => response,
-            Err(error) => {
-                return PostOutcome::Retryable(format!("dispatch failure: {}", chain(&error)))
+            Err(SendError::Dispatch(error)) => {
+                return PostOutcome::Retryable(format!("dispatch failure: {error}"))
+            }
+            Err(SendError::UnreadableResponse(_)) => {
+                return PostOutcome::Retryable("unreadable response".into())
             }
         };
-        let status = response.status();
         let error_type = response
             .headers()
             .get("x-amzn-errortype")
             .and_then(|value| value.to_str().ok())
             // `GoneException:http://internal.amazon.com/coral/…` → `GoneException`
-            .map(|value| value.split(':').next().unwrap_or(value).to_string());
-        // Read to the end, so the connection goes back to the pool.
-        if response.into_body().collect().await.is_err() {
-            return PostOutcome::Retryable("unreadable response".into());
-        }
-        classify(status, error_type.as_deref())
+            .map(|value| value.split(':').next().unwrap_or(value));
+        classify(response.status(), error_type)
     }
 }
 
 impl Poster for LeanPoster {
     async fn post(&self, connection_id: &str, data: &[u8]) -> PostOutcome {
-        let target = match &self.target {
-            Ok(target) => target,
+        let (target, connections) = match &self.target {
+            Ok(target) => (&target.0, &target.1),
             Err(error) => {
                 return PostOutcome::Failed(format!("invalid management endpoint: {error}"))
             }
         };
-        tokio::time::timeout(self.attempt_timeout, self.send(target, connection_id, data))
-            .await
-            .unwrap_or_else(|_| PostOutcome::Retryable("timeout".into()))
+        tokio::time::timeout(
+            self.attempt_timeout,
+            self.send(target, connections, connection_id, data),
+        )
+        .await
+        .unwrap_or_else(|_| PostOutcome::Retryable("timeout".into()))
     }
 }
 
@@ -401,18 +364,6 @@ fn classify(status: StatusCode, error_type: Option<&str>) -> PostOutcome {
         (429 | 500..=599, _) | (_, "LimitExceededException") => PostOutcome::Retryable(what),
         _ => PostOutcome::Failed(what),
     }
-}
-
-/// The error and its causes (hyper's Display alone says only "client error (Connect)").
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
 }
 
 /// `abc.execute-api.eu-west-1.amazonaws.com` → `eu-west-1`.

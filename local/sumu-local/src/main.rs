@@ -119,6 +119,12 @@ struct ServeArgs {
     #[arg(long, env = "SUMU_LOCAL_STATIC_PUBLISH", value_delimiter = ',')]
     static_publish: Vec<String>,
 
+    /// A client's subscribes per connection at most (the module's
+    /// `channels.max_subscriptions_per_connection`).
+    #[arg(long, env = "SUMU_LOCAL_MAX_SUBSCRIPTIONS", default_value_t = presence::config::DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(presence::config::MAX_MAX_SUBSCRIPTIONS_PER_CONNECTION)))]
+    max_subscriptions: u32,
+
     /// Run the demo back end on the messages queue (it consumes that queue: leave it off when
     /// your own back end reads it). `scripts/dev` turns it on.
     #[arg(long, env = "SUMU_LOCAL_DEMO")]
@@ -184,6 +190,7 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
     };
     config.presence = Some(PresenceSetup {
         destination: args.presence_destination,
+        max_subscriptions_per_connection: args.max_subscriptions,
         ..PresenceSetup::default()
     });
     if args.authorizer_from_env {

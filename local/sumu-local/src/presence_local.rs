@@ -45,10 +45,24 @@ impl FromStr for PresenceDestination {
 }
 
 /// How sumu-local runs presence.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PresenceSetup {
     pub destination: PresenceDestination,
     pub stream: StreamSettings,
+    /// A client's subscribes per connection at most (the module's
+    /// `channels.max_subscriptions_per_connection`).
+    pub max_subscriptions_per_connection: u32,
+}
+
+impl Default for PresenceSetup {
+    fn default() -> Self {
+        PresenceSetup {
+            destination: PresenceDestination::default(),
+            stream: StreamSettings::default(),
+            max_subscriptions_per_connection:
+                presence::config::DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,10 +74,12 @@ pub enum PresenceStartError {
 }
 
 /// The presence Lambda's configuration for the provisioned resources.
-pub fn lambda_config(resources: &Resources, destination: PresenceDestination) -> presence::Config {
+pub fn lambda_config(resources: &Resources, setup: &PresenceSetup) -> presence::Config {
     presence::Config {
         connections_table: resources.connections_table.clone(),
-        destination: match destination {
+        subscriptions_table: Some(resources.subscriptions_table.clone()),
+        max_subscriptions_per_connection: setup.max_subscriptions_per_connection,
+        destination: match setup.destination {
             PresenceDestination::Topic => presence::Destination::Topic {
                 topic_arn: resources.messages_topic_arn.clone(),
             },
@@ -122,7 +138,7 @@ pub async fn prepare(
         .ok_or(PresenceStartError::NoStream)?;
     let deps = Arc::new(presence::SdkDeps::from_sdk_config(
         aws,
-        lambda_config(resources, setup.destination),
+        lambda_config(resources, &setup),
     ));
     let poller = StreamPoller::at_latest(
         aws_sdk_dynamodbstreams::Client::new(aws),
@@ -207,6 +223,8 @@ mod tests {
             &aws,
             presence::Config {
                 connections_table: "t".into(),
+                subscriptions_table: None,
+                max_subscriptions_per_connection: 100,
                 destination: presence::Destination::None,
                 query_concurrency: 1,
             },
@@ -233,6 +251,13 @@ mod tests {
         assert!("kafka".parse::<PresenceDestination>().is_err());
     }
 
+    fn setup(destination: PresenceDestination) -> PresenceSetup {
+        PresenceSetup {
+            destination,
+            ..PresenceSetup::default()
+        }
+    }
+
     #[test]
     fn the_lambda_config_names_the_provisioned_resources() {
         let resources = Resources {
@@ -246,7 +271,7 @@ mod tests {
             notifications_queue_url: String::new(),
             notifications_dlq_url: String::new(),
         };
-        let config = lambda_config(&resources, PresenceDestination::Queue);
+        let config = lambda_config(&resources, &setup(PresenceDestination::Queue));
         assert_eq!(config.connections_table, "t");
         assert_eq!(
             config.destination,
@@ -255,7 +280,7 @@ mod tests {
             }
         );
         assert_eq!(
-            lambda_config(&resources, PresenceDestination::Topic).destination,
+            lambda_config(&resources, &setup(PresenceDestination::Topic)).destination,
             presence::Destination::Topic {
                 topic_arn: "arn:topic".into()
             }

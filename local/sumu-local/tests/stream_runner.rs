@@ -218,7 +218,13 @@ async fn a_failed_presence_delivery_is_retried_from_its_record_until_it_succeeds
 
     let deps = Arc::new(presence::SdkDeps::from_sdk_config(
         &aws,
-        lambda_config(&resources, PresenceDestination::Queue),
+        lambda_config(
+            &resources,
+            &sumu_local::presence_local::PresenceSetup {
+                destination: PresenceDestination::Queue,
+                ..Default::default()
+            },
+        ),
     ));
     let invocations = Arc::new(AtomicUsize::new(0));
     let inner = batch_handler(deps);

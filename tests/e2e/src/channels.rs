@@ -28,9 +28,13 @@ pub fn grants(subscribe: &[&str], publish: &[&str]) -> Grants {
 }
 
 impl Local {
-    /// sumu-local with presence on (events discarded: other suites read the messages queue).
+    /// sumu-local with presence on (events discarded: other suites read the messages queue),
+    /// its AWS calls through [`crate::proxy::serializing_moto_proxy`] so that moto's
+    /// transactions are isolated as DynamoDB's are.
     pub async fn start_with_channels() -> Local {
+        let endpoint = crate::proxy::serializing_moto_proxy().await;
         Local::start_configured(|config| {
+            config.aws_endpoint = endpoint;
             config.presence = Some(PresenceSetup {
                 destination: PresenceDestination::None,
                 ..PresenceSetup::default()
@@ -175,8 +179,9 @@ impl Receiver {
             "{} received {next} after {got:?}, expected only {expected:?}",
             self.user
         );
+        // Key order is not part of the contract: compare with keys sorted.
         let sorted = |frames: &[Value]| {
-            let mut texts: Vec<String> = frames.iter().map(Value::to_string).collect();
+            let mut texts: Vec<String> = frames.iter().map(canonical).collect();
             texts.sort();
             texts
         };
@@ -187,5 +192,25 @@ impl Receiver {
             self.user
         );
         ids
+    }
+}
+
+/// `value` as JSON text with every object's keys sorted.
+fn canonical(value: &Value) -> String {
+    match value {
+        Value::Object(object) => {
+            let mut keys: Vec<&String> = object.keys().collect();
+            keys.sort();
+            let fields: Vec<String> = keys
+                .into_iter()
+                .map(|key| format!("{}:{}", Value::from(key.as_str()), canonical(&object[key])))
+                .collect();
+            format!("{{{}}}", fields.join(","))
+        }
+        Value::Array(items) => {
+            let items: Vec<String> = items.iter().map(canonical).collect();
+            format!("[{}]", items.join(","))
+        }
+        other => other.to_string(),
     }
 }

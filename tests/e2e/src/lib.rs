@@ -5,6 +5,7 @@
 
 pub mod channels;
 pub mod notify;
+pub mod proxy;
 
 use std::collections::HashMap;
 use std::future::Future;

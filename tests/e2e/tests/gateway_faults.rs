@@ -95,31 +95,7 @@ async fn forward(
         )
             .into_response();
     }
-    let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    let mut request = proxy
-        .http
-        .request(method, format!("{}{path}", proxy.upstream))
-        .body(body);
-    for (name, value) in &headers {
-        if name != "host" && name != "content-length" {
-            request = request.header(name, value);
-        }
-    }
-    match request.send().await {
-        Ok(answer) => {
-            let status = answer.status();
-            let headers = answer.headers().clone();
-            let body = answer.bytes().await.unwrap_or_default();
-            let mut response = (status, body).into_response();
-            for (name, value) in &headers {
-                if name != "content-length" && name != "transfer-encoding" {
-                    response.headers_mut().insert(name, value.clone());
-                }
-            }
-            response
-        }
-        Err(_) => StatusCode::BAD_GATEWAY.into_response(),
-    }
+    e2e::proxy::forward(&proxy.http, &proxy.upstream, method, &uri, &headers, body).await
 }
 
 async fn local_behind(proxy_url: &str) -> Local {

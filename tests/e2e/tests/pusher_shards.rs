@@ -226,6 +226,9 @@ async fn a_large_broadcast_is_sharded_and_reaches_everyone_once_despite_faults_i
         config.pusher.limits.backoff_cap = Duration::from_millis(100);
         config.pusher.limits.requeue_delay = Duration::from_secs(1);
         config.pusher.queue_pollers = 3;
+        // One message per invocation (limits.pusher_batch_size = 1), so shards spread over
+        // the pollers instead of queueing up inside one batch.
+        config.pusher.queue_batch_size = 1;
     })
     .await;
     proxy
@@ -280,9 +283,13 @@ async fn a_large_broadcast_is_sharded_and_reaches_everyone_once_despite_faults_i
             "posts to {id}"
         );
     }
-    // It was split: the first invocation handed 3 shards to the queue…
+    // It was split: the first invocation handed at least the 3 other segments to the queue
+    // (and a continuation of its own when moto's segment 0 holds more than 4)…
     let handed = log.numbers("broadcast shards handed to the queue", "shards");
-    assert!(handed.contains(&3), "shards handed on: {handed:?}");
+    assert!(
+        handed.first().is_some_and(|n| *n >= 3),
+        "shards handed on: {handed:?}"
+    );
     // …and no invocation delivered to more than the threshold.
     let delivered = log.numbers("notification request done", "delivered");
     assert!(delivered.len() >= segments as usize, "{delivered:?}");

@@ -40,6 +40,10 @@ pub struct PusherSetup {
     /// One keeps local runs deterministic; the shards of a large broadcast run concurrently
     /// with more.
     pub queue_pollers: usize,
+    /// Messages per queue invocation (the module's `limits.pusher_batch_size`, 1–10). An
+    /// invocation handles its messages one after another, so shards spread over pollers only
+    /// as far as batches let them (docs/pusher.md).
+    pub queue_batch_size: i32,
 }
 
 impl Default for PusherSetup {
@@ -51,6 +55,7 @@ impl Default for PusherSetup {
             timeout: Duration::from_secs(30),
             sns_retry_after: Duration::from_secs(5),
             queue_pollers: 1,
+            queue_batch_size: 10,
         }
     }
 }
@@ -95,7 +100,9 @@ pub fn queue_runner() -> Runner {
                     }
                     let pusher = SdkPusher::from_sdk_config(&context.aws, &pusher_config(&context));
                     let timeout = context.pusher.timeout;
-                    let source = SqsSource::new(context.resources.notifications_queue_url.clone());
+                    let mut source =
+                        SqsSource::new(context.resources.notifications_queue_url.clone());
+                    source.batch_size = context.pusher.queue_batch_size;
                     let pusher = &pusher;
                     sqs::run(context, source, move |event: SqsEvent| async move {
                         let response = pusher::handle_sqs(

@@ -1,0 +1,87 @@
+//! HTTP proxies in front of moto, on 127.0.0.1:0: the forwarding both share, and a proxy that
+//! hands moto one DynamoDB request at a time.
+//!
+//! Why the serializing one: moto applies `TransactWriteItems` without a lock (a cancelled
+//! transaction restores a copy of the table taken when it started, wiping out what a concurrent
+//! one committed), while DynamoDB isolates transactions on the same items. Concurrent subscribes
+//! through moto therefore lose writes that DynamoDB would never lose; one request at a time
+//! makes moto behave as DynamoDB does, while the subscribes themselves still run concurrently.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+
+/// Sends the request on to `upstream` (scheme, host and port) and returns its answer, headers
+/// included (an SDK reads error types from them).
+pub async fn forward(
+    http: &reqwest::Client,
+    upstream: &str,
+    method: Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut request = http.request(method, format!("{upstream}{path}")).body(body);
+    for (name, value) in headers {
+        if name != "host" && name != "content-length" {
+            request = request.header(name, value);
+        }
+    }
+    match request.send().await {
+        Ok(answer) => {
+            let status = answer.status();
+            let headers = answer.headers().clone();
+            let body = answer.bytes().await.unwrap_or_default();
+            let mut response = (status, body).into_response();
+            for (name, value) in &headers {
+                if name != "content-length" && name != "transfer-encoding" {
+                    response.headers_mut().insert(name, value.clone());
+                }
+            }
+            response
+        }
+        Err(_) => StatusCode::BAD_GATEWAY.into_response(),
+    }
+}
+
+struct Serial {
+    upstream: String,
+    http: reqwest::Client,
+    one_at_a_time: tokio::sync::Mutex<()>,
+}
+
+/// A proxy to moto that forwards one DynamoDB request at a time (everything else, such as the
+/// runners' long polls of SQS, at once); returns its URL (an AWS endpoint).
+pub async fn serializing_moto_proxy() -> String {
+    let state = Arc::new(Serial {
+        upstream: testkit::moto_endpoint(),
+        http: reqwest::Client::new(),
+        one_at_a_time: tokio::sync::Mutex::new(()),
+    });
+    let app = Router::new()
+        .fallback(
+            |State(state): State<Arc<Serial>>,
+             method: Method,
+             uri: Uri,
+             headers: HeaderMap,
+             body: Bytes| async move {
+                let dynamodb = headers
+                    .get("x-amz-target")
+                    .and_then(|target| target.to_str().ok())
+                    .is_some_and(|target| target.starts_with("DynamoDB_"));
+                let _turn = if dynamodb {
+                    Some(state.one_at_a_time.lock().await)
+                } else {
+                    None
+                };
+                forward(&state.http, &state.upstream, method, &uri, &headers, body).await
+            },
+        )
+        .with_state(state);
+    format!("http://{}", crate::serve_on_loopback(app).await)
+}
