@@ -1,8 +1,10 @@
 // The demo end to end, as a person would use it: sumu-local + moto + the demo back end + presence
 // + pusher, two people in two headless Chromium windows. alice and bob sign in, see each other
-// online, exchange UNICAST, MULTICAST and BROADCAST messages through both `publish` and `send`,
-// and each page shows exactly the messages meant for it; bob closes his window and alice sees
-// him go offline. Screenshots and logs go to the artifacts directory (lib/stack.js: outside the
+// online, exchange UNICAST, MULTICAST and BROADCAST messages through both `publish` and `send`;
+// alice joins rooms A and B, bob joins A only, and they talk in the rooms by `emit` and through
+// the back end (`send`, `publish`): nothing said in B reaches bob, everything said in A reaches
+// both, and once bob has left A nothing more from A reaches him. Each page shows exactly the
+// messages meant for it; bob closes his window and alice sees him go offline. Screenshots and logs go to the artifacts directory (lib/stack.js: outside the
 // tree); the two windows replace docs/demo.png only when SUMU_REFRESH_DEMO_PNG=1 asks for it.
 import { describe, test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,10 +13,12 @@ import { join } from 'node:path';
 import { startStack, artifact, ensureDir, REPO } from './lib/stack.js';
 import {
   launchChromium, openDemo, signIn, waitForState, waitForOnline, waitForChat, chatMessages,
-  sendChat, WAIT_MS,
+  sendChat, joinRoom, leaveRoom, roomStates, WAIT_MS,
 } from './lib/browser.js';
 
 const ROUTES = ['publish', 'send'];
+/** A room message goes by `emit` (straight to the channel) or through the demo back end. */
+const ROOM_ROUTES = ['emit', 'send', 'publish'];
 let stack;
 let browser;
 const people = {};
@@ -109,6 +113,50 @@ describe('the demo, in two browser windows', { concurrency: 1 }, () => {
       assert.deepEqual(await waitForChat(people.bob.page, text), message);
     });
   }
+
+  step('alice joins rooms A and B, bob joins room A only', async () => {
+    // joinRoom waits for the gateway's `subscribed`: from then on the subscription is stored.
+    await joinRoom(people.alice.page, 'A');
+    await joinRoom(people.alice.page, 'B');
+    await joinRoom(people.bob.page, 'A');
+    assert.deepEqual(await roomStates(people.alice.page), { lobby: 'left', random: 'left', A: 'joined', B: 'joined' });
+    assert.deepEqual(await roomStates(people.bob.page), { lobby: 'left', random: 'left', A: 'joined' });
+  });
+
+  /** Sends a room message and records who must get it: the room's members, not an emit's sender. */
+  async function sayInRoom(sender, room, route, text, members) {
+    await sendChat(people[sender].page, { mode: 'room', room, route, text });
+    const message = { from: sender, mode: 'room', room, route, text };
+    const recipients = members.filter((member) => route !== 'emit' || member !== sender);
+    for (const name of recipients) expected[name].push(message);
+    for (const name of recipients) assert.deepEqual(await waitForChat(people[name].page, text), message);
+    return recipients;
+  }
+
+  for (const route of ROOM_ROUTES) {
+    step(`ROOM B via ${route} reaches B's members only, never bob`, async () => {
+      // By emit, alice is B's only member and an emit is not delivered back to its sender, so
+      // it reaches nobody; the final step proves that bob did not get it either.
+      const recipients = await sayInRoom('alice', 'B', route, `room B via ${route} from alice`, ['alice']);
+      assert.deepEqual(recipients, route === 'emit' ? [] : ['alice']);
+    });
+
+    step(`ROOM A via ${route} reaches both members of A`, async () => {
+      await sayInRoom('alice', 'A', route, `room A via ${route} from alice`, ['alice', 'bob']);
+      await sayInRoom('bob', 'A', route, `room A via ${route} from bob`, ['alice', 'bob']);
+    });
+  }
+
+  step('bob leaves room A and gets nothing more from it', async () => {
+    // leaveRoom waits for the gateway's `unsubscribed`: the subscription is gone from then on.
+    await leaveRoom(people.bob.page, 'A');
+    for (const route of ROOM_ROUTES) {
+      await sayInRoom('alice', 'A', route, `room A via ${route} from alice after bob left`, ['alice']);
+    }
+    // bob may still talk in A (his token grants publish on room/*): alice, in A, gets it.
+    await sayInRoom('bob', 'A', 'emit', 'room A via emit from bob after he left', ['alice']);
+    assert.deepEqual(await roomStates(people.bob.page), { lobby: 'left', random: 'left', A: 'left' });
+  });
 
   step('each window shows exactly the messages meant for it, and nothing else', async () => {
     // A last message to each person, sent after all the others: once it has arrived, a stray

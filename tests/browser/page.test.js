@@ -1,14 +1,15 @@
 // The demo page's own logic in real headless Chromium, against a fake gateway that records what
 // the page sends and lets the test push frames: sign-in, state display, who-is-online, the
-// frames each push mode and route produce, rendering, keep-alive, reconnect with backoff, and
-// disconnect. Runs without sumu-local (demo.test.js covers the real stack).
+// frames each push mode and route produce, rendering, rooms (grants, join/leave, refusals, the
+// frames of a room message, publications, re-subscribing), keep-alive, reconnect with backoff,
+// and disconnect. Runs without sumu-local (demo.test.js covers the real stack).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { startFakeGateway } from './lib/fake-gateway.js';
 import {
   launchChromium, openDemo, signIn, waitForState, waitForOnline, waitForChat, chatMessages,
-  sendChat, loggedFrames, WAIT_MS,
+  sendChat, loggedFrames, roomStates, waitForRoom, joinRoom, leaveRoom, WAIT_MS,
 } from './lib/browser.js';
 
 const demoDir = fileURLToPath(new URL('../../local/sumu-local/demo/', import.meta.url));
@@ -56,6 +57,8 @@ test('signing in fetches a token for the name, connects and asks who is online',
     await signIn(page, 'alice');
     await waitForState(page, 'open');
     assert.deepEqual(gateway.tokenRequests, ['alice']);
+    // The grants the rooms need: join and talk in any room/<name>.
+    assert.deepEqual([...gateway.tokenQueries[0]], [['sub', 'alice'], ['subscribe', 'room/*'], ['publish', 'room/*']]);
     assert.equal(gateway.open().length, 1);
     assert.equal(gateway.open()[0].user, 'alice');
     await until(() => gateway.open()[0].received.length >= 1, 'the who_is_online request');
@@ -193,5 +196,131 @@ test('disconnect closes the socket and stops reconnecting; connect opens it agai
     await page.getByTestId('connect').click();
     await waitForState(page, 'open');
     assert.equal(gateway.open().length, 1);
+  });
+});
+
+/** The frames a connection received after the first `skip`, without keep-alive pings. */
+const framesAfter = (connection, skip) => connection.received.slice(skip).filter((frame) => frame.action !== 'ping');
+
+test('joining and leaving rooms sends subscribe and unsubscribe, and each room shows its state', LIMIT, async () => {
+  await withPage('', async (page) => {
+    // The starting rooms are listed, none joined, and cannot be joined before signing in.
+    await waitForRoom(page, 'random', 'left');
+    assert.deepEqual(await roomStates(page), { lobby: 'left', random: 'left' });
+    assert.equal(await page.getByTestId('room-toggle-lobby').isDisabled(), true);
+    await signIn(page, 'alice');
+    await waitForState(page, 'open');
+    const connection = gateway.open()[0];
+    await until(() => connection.received.length >= 1, 'the who_is_online request');
+    await joinRoom(page, 'A');       // added by name
+    await joinRoom(page, 'lobby');   // from the list
+    assert.deepEqual(await roomStates(page), { lobby: 'joined', random: 'left', A: 'joined' });
+    await leaveRoom(page, 'A');
+    assert.deepEqual(await roomStates(page), { lobby: 'joined', random: 'left', A: 'left' });
+    assert.deepEqual(framesAfter(connection, 1), [
+      { action: 'subscribe', channel: 'room/A' },
+      { action: 'subscribe', channel: 'room/lobby' },
+      { action: 'unsubscribe', channel: 'room/A' },
+    ]);
+    // A name that is not one channel segment is refused by the page; nothing is sent.
+    for (const bad of ['a/b', '*', 'huone ä']) {
+      await page.getByTestId('room-name').fill(bad);
+      await page.getByTestId('add-room-submit').click();
+      assert.equal(await page.getByTestId('room-problem').isVisible(), true, bad);
+    }
+    assert.deepEqual(Object.keys(await roomStates(page)), ['lobby', 'random', 'A']);
+    assert.equal(framesAfter(connection, 1).length, 3);
+  });
+});
+
+test('a refused subscribe shows the reason, and the room is not joined again on reconnect', LIMIT, async () => {
+  await withPage('?backoff_ms=50&rooms=secret', async (page) => {
+    await signIn(page, 'alice');
+    await waitForState(page, 'open');
+    gateway.refuseSubscribe('room/secret', 'forbidden');
+    await page.getByTestId('room-toggle-secret').click();
+    await waitForRoom(page, 'secret', 'refused');
+    assert.match(await page.locator('[data-testid=room][data-room=secret] .status').textContent(), /refused: forbidden/);
+    assert.equal(await page.getByTestId('room-toggle-secret').textContent(), 'Join');
+    gateway.open()[0].socket.terminate();
+    await waitForState(page, 'reconnecting');
+    await waitForState(page, 'open');
+    await until(() => gateway.open()[0]?.received.some((f) => f.message?.type === 'who_is_online'), 'who_is_online after reconnect');
+    assert.equal(gateway.open()[0].received.some((f) => f.action === 'subscribe'), false, 'no subscribe re-sent');
+  });
+});
+
+test('joined rooms are subscribed again after a reconnect; left ones are not', LIMIT, async () => {
+  await withPage('?backoff_ms=50', async (page) => {
+    await signIn(page, 'alice');
+    await waitForState(page, 'open');
+    await joinRoom(page, 'A');
+    await joinRoom(page, 'B');
+    await leaveRoom(page, 'B');
+    gateway.open()[0].socket.terminate();
+    await waitForRoom(page, 'A', 'joining');
+    await waitForState(page, 'open');
+    await waitForRoom(page, 'A', 'joined');
+    assert.deepEqual(gateway.open()[0].received.filter((f) => f.action === 'subscribe' || f.action === 'unsubscribe'),
+      [{ action: 'subscribe', channel: 'room/A' }]);
+    assert.equal((await roomStates(page)).B, 'left');
+  });
+});
+
+test('a room message sends exactly the documented frame by emit, publish and send', LIMIT, async () => {
+  await withPage('', async (page) => {
+    await signIn(page, 'alice');
+    await waitForState(page, 'open');
+    const connection = gateway.open()[0];
+    await until(() => connection.received.length >= 1, 'the who_is_online request');
+    // emit carries a channel: it is offered for ROOM only.
+    assert.equal(await page.locator('[data-testid=route] option[value=emit]').isDisabled(), true);
+    assert.equal(await page.getByTestId('compose-room').isVisible(), false);
+    await joinRoom(page, 'A');
+    await sendChat(page, { mode: 'room', room: 'A', route: 'emit', text: 'r-emit' });
+    await sendChat(page, { mode: 'room', room: 'A', route: 'publish', text: 'r-pub' });
+    // Talking in a room needs the publish grant, not membership: any listed room can be picked.
+    await sendChat(page, { mode: 'room', room: 'lobby', route: 'send', text: 'r-send' });
+    await until(() => framesAfter(connection, 1).length >= 4, 'three room frames');
+    assert.deepEqual(framesAfter(connection, 1), [
+      { action: 'subscribe', channel: 'room/A' },
+      { action: 'emit', channel: 'room/A', data: { type: 'chat', text: 'r-emit' } },
+      { action: 'publish', message: { type: 'chat', mode: 'room', text: 'r-pub', room: 'A' } },
+      { action: 'send', message: { type: 'chat', mode: 'room', text: 'r-send', room: 'lobby' } },
+    ]);
+    // Back to another mode, emit is no longer a choice.
+    await page.getByTestId('route').selectOption('emit');
+    await page.getByTestId('mode').selectOption('broadcast');
+    assert.equal(await page.getByTestId('route').inputValue(), 'publish');
+    assert.equal(await page.locator('[data-testid=route] option[value=emit]').isDisabled(), true);
+  });
+});
+
+test('publications are shown with room, sender and route; an emit\'s sender is the envelope\'s from', LIMIT, async () => {
+  await withPage('', async (page) => {
+    await signIn(page, 'alice');
+    await waitForState(page, 'open');
+    await joinRoom(page, 'A');
+    // An emit: `from` is the gateway's; a `from` or `route` inside `data` is the client's and ignored.
+    push({ type: 'publication', channel: 'room/A', id: 'p1', from: 'bob',
+      data: { type: 'chat', text: 'hi from bob', from: 'mallory', route: 'send' } });
+    // The demo back end's publication: no `from` in the envelope, the sender in `data`.
+    push({ type: 'publication', channel: 'room/A', id: 'p2',
+      data: { type: 'chat', from: 'carol', mode: 'room', room: 'A', text: '<img src=x onerror="window.pwned=1">', route: 'publish', timestamp: 1 } });
+    push({ type: 'publication', channel: 'room/A', id: 'p1', from: 'bob', data: { type: 'chat', text: 'hi from bob' } }); // a retry
+    push({ type: 'publication', channel: 'room/A', id: 'p3', from: 'bob', data: 42 });
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid=chat-message]').length >= 3, null, { timeout: WAIT_MS });
+    push({ type: 'chat', from: 'bob', mode: 'broadcast', text: 'after', route: 'send', timestamp: 2 });
+    await waitForChat(page, 'after');
+    assert.deepEqual(await chatMessages(page), [
+      { from: 'bob', mode: 'room', room: 'A', route: 'emit', text: 'hi from bob' },
+      { from: 'carol', mode: 'room', room: 'A', route: 'publish', text: '<img src=x onerror="window.pwned=1">' },
+      { from: 'bob', mode: 'room', room: 'A', route: 'emit', text: '42' },
+      { from: 'bob', mode: 'broadcast', route: 'send', text: 'after' },
+    ]);
+    assert.equal(await page.evaluate(() => window.pwned), undefined);
+    assert.equal(await page.locator('[data-testid=chat] img').count(), 0);
+    assert.match(await page.locator('[data-testid=room][data-room=A] .status').textContent(), /3 received/);
+    assert.match(await page.locator('[data-testid=chat-message][data-room=A]').first().textContent(), /ROOM A via emit/);
   });
 });

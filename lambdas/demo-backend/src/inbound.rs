@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use aws_lambda_events::event::sns::SnsMessage;
 use aws_lambda_events::event::sqs::SqsMessage;
 use serde::{Deserialize, Serialize};
+use sumu_wire::channels::validate_segment;
 use sumu_wire::{attributes, Presence, PresenceEvent};
 
 /// The longest chat text the demo relays, in characters. Keeps every frame far below the
@@ -16,6 +17,8 @@ pub const MAX_TEXT_CHARS: usize = 10_000;
 pub const MAX_RECIPIENTS: usize = 100;
 /// The longest user id a multicast may name, in bytes.
 pub const MAX_USER_ID_BYTES: usize = 256;
+/// Every room is the channel `room/<name>`: the prefix the demo page's grants (`room/*`) cover.
+pub const ROOM_CHANNEL_PREFIX: &str = "room/";
 
 /// Why a message is skipped rather than retried: retrying it could never succeed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -146,6 +149,9 @@ pub enum Mode {
     Multicast,
     /// To everyone online except the sender.
     Broadcast,
+    /// To every connection subscribed to the channel `room/<room>` (the sender too, when they
+    /// are in the room): a channel publication, so the back end never lists the room's members.
+    Room,
 }
 
 /// What a client may ask of the demo back end (the `message` of `publish`/`send`).
@@ -162,7 +168,22 @@ pub struct Chat {
     /// Recipients of a multicast; ignored by the other modes.
     #[serde(default)]
     pub to: Vec<String>,
+    /// The room of a ROOM message: one channel segment (`A-Z a-z 0-9 _ - . : @ = + |`, 1–64
+    /// characters), published to `room/<room>`; ignored by the other modes.
+    #[serde(default)]
+    pub room: Option<String>,
     pub text: String,
+}
+
+impl Chat {
+    /// The channel a ROOM message is published to; `None` for the other modes (and for a ROOM
+    /// message without a room, which [`Inbound::parse`] refuses).
+    pub fn room_channel(&self) -> Option<String> {
+        match (self.mode, &self.room) {
+            (Mode::Room, Some(room)) => Some(format!("{ROOM_CHANNEL_PREFIX}{room}")),
+            _ => None,
+        }
+    }
 }
 
 /// One message from the messages topic/queue, understood.
@@ -233,6 +254,16 @@ fn validate_chat(chat: &Chat) -> Result<(), Malformed> {
             return invalid(format!(
                 "a recipient is empty or longer than {MAX_USER_ID_BYTES} bytes"
             ));
+        }
+    }
+    if chat.mode == Mode::Room {
+        // One segment, so `room/<room>` is always a valid channel and a room name cannot
+        // reach another part of the channel tree (`room/a/b`, `room/*`).
+        let Some(room) = &chat.room else {
+            return invalid("a room message needs a `room`".into());
+        };
+        if let Err(reason) = validate_segment(room) {
+            return invalid(format!("room {room:?} is not a valid room name: {reason}"));
         }
     }
     Ok(())

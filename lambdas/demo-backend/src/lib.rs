@@ -3,7 +3,8 @@
 //!
 //! - presence events → broadcast `{"type":"presence",…}` to everyone except their subject;
 //! - `{"type":"chat","mode":…}` → unicast (echo to the sender), multicast (`to` + the sender)
-//!   or broadcast (everyone except the sender), each frame naming the trusted sender;
+//!   or broadcast (everyone except the sender), each frame naming the trusted sender; mode
+//!   `room` → a channel publication to `room/<room>` (every subscriber of that room);
 //! - `{"type":"who_is_online"}` → `{"type":"online_users",…}` to the asking connection.
 //!
 //! See docs/demo.md. [`DemoBackend::from_sdk_config`] is how `sumu-local` runs it in-process.
@@ -17,7 +18,7 @@ mod plan;
 pub use handler::{handle, DemoError, DemoEvent};
 pub use inbound::{
     Chat, ClientMessage, Envelope, Inbound, Malformed, Mode, Route, Sender, MAX_RECIPIENTS,
-    MAX_TEXT_CHARS, MAX_USER_ID_BYTES,
+    MAX_TEXT_CHARS, MAX_USER_ID_BYTES, ROOM_CHANNEL_PREFIX,
 };
 pub use notifier::{Notifier, NotifyError, SqsNotifier};
 pub use online::{DynamoOnlineUsers, LookupError, OnlineUsers};

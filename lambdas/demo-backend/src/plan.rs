@@ -45,7 +45,9 @@ pub fn presence_request(presence: &Presence) -> NotificationRequest {
 /// A chat message becomes one request whose targets follow its mode:
 /// - UNICAST: the sender's own user (all of their connections);
 /// - MULTICAST: the users in `to` plus the sender, so they see their own message;
-/// - BROADCAST: everyone online except the sender.
+/// - BROADCAST: everyone online except the sender;
+/// - ROOM: a publication to the channel `room/<room>`: every connection subscribed to it (the
+///   sender's too, so they see their message arrive), found by the pusher, not by us.
 pub fn chat_request(sender: &Sender, chat: &Chat) -> NotificationRequest {
     let mut frame = json!({
         "type": "chat",
@@ -55,25 +57,33 @@ pub fn chat_request(sender: &Sender, chat: &Chat) -> NotificationRequest {
         "route": sender.route,
         "timestamp": sender.timestamp,
     });
-    let (users, exclude_users) = match chat.mode {
-        Mode::Unicast => (Some(vec![sender.user_id.clone()]), Vec::new()),
+    let mut request = NotificationRequest::default();
+    match chat.mode {
+        Mode::Unicast => request.users = Some(vec![sender.user_id.clone()]),
         Mode::Multicast => {
             let recipients = distinct_without(&chat.to, &sender.user_id);
-            if let Some(object) = frame.as_object_mut() {
-                object.insert("to".into(), json!(recipients));
-            }
+            insert(&mut frame, "to", json!(recipients));
             let mut users = recipients;
             users.push(sender.user_id.clone());
-            (Some(users), Vec::new())
+            request.users = Some(users);
         }
-        Mode::Broadcast => (None, vec![sender.user_id.clone()]),
-    };
-    NotificationRequest {
-        users,
-        connections: None,
-        exclude_users,
-        data: frame,
-        ..NotificationRequest::default()
+        Mode::Broadcast => request.exclude_users = vec![sender.user_id.clone()],
+        Mode::Room => {
+            if let Some(room) = &chat.room {
+                insert(&mut frame, "room", json!(room));
+            }
+            // Never `None`: a request without targets is a broadcast. A room message without
+            // a room (refused by `Inbound::parse` already) names no channel and reaches nobody.
+            request.channels = Some(chat.room_channel().into_iter().collect());
+        }
+    }
+    request.data = frame;
+    request
+}
+
+fn insert(frame: &mut Value, key: &str, value: Value) {
+    if let Some(object) = frame.as_object_mut() {
+        object.insert(key.into(), value);
     }
 }
 

@@ -220,6 +220,161 @@ async fn broadcast_goes_to_everyone_except_the_sender() {
     assert!(requests[0].is_broadcast());
 }
 
+/// A publication request to `channels`, as the ROOM mode sends it.
+fn publication(channels: &[&str], data: Value) -> NotificationRequest {
+    NotificationRequest {
+        channels: Some(channels.iter().map(|c| (*c).to_owned()).collect()),
+        data,
+        ..NotificationRequest::default()
+    }
+}
+
+#[tokio::test]
+async fn room_is_a_publication_to_the_rooms_channel_through_either_route() {
+    let backend = backend();
+    let records = vec![
+        client_record(
+            "m1",
+            "alice",
+            SEND,
+            json!({"type":"chat","mode":"room","room":"A","text":"hello A"}),
+        ),
+        client_record(
+            "m2",
+            "bob",
+            PUBLISH,
+            json!({"type":"chat","mode":"room","room":"x_y-z.w:v@u=t+s|r","text":"hi"}),
+        ),
+    ];
+    let failures = run_batch(&backend, records).await;
+    assert!(failures.is_empty());
+    assert_eq!(
+        sent(&backend),
+        vec![
+            publication(
+                &["room/A"],
+                json!({"type":"chat","from":"alice","mode":"room","room":"A","text":"hello A",
+                       "route":"send","timestamp":1_700_000_000_100_i64}),
+            ),
+            publication(
+                &["room/x_y-z.w:v@u=t+s|r"],
+                json!({"type":"chat","from":"bob","mode":"room","room":"x_y-z.w:v@u=t+s|r",
+                       "text":"hi","route":"publish","timestamp":1_700_000_000_100_i64}),
+            ),
+        ]
+    );
+    // Neither a broadcast nor a user/connection list: the pusher finds the room's subscribers.
+    for request in sent(&backend) {
+        assert!(!request.is_broadcast());
+        assert!(request.users.is_none() && request.connections.is_none());
+        assert!(request.exclude_users.is_empty() && request.exclude_connections.is_empty());
+        assert!(request.publication_id.is_none());
+    }
+}
+
+#[tokio::test]
+async fn room_ignores_to_and_other_modes_ignore_room() {
+    let backend = backend();
+    let records = vec![
+        client_record(
+            "m1",
+            "alice",
+            SEND,
+            json!({"type":"chat","mode":"room","room":"A","to":["bob"],"text":"r"}),
+        ),
+        client_record(
+            "m2",
+            "alice",
+            SEND,
+            json!({"type":"chat","mode":"broadcast","room":"A","text":"b"}),
+        ),
+        client_record(
+            "m3",
+            "alice",
+            SEND,
+            json!({"type":"chat","mode":"unicast","room":"../*","text":"u"}),
+        ),
+    ];
+    run_batch(&backend, records).await;
+    let requests = sent(&backend);
+    assert_eq!(requests.len(), 3);
+    assert_eq!(requests[0].channels, Some(vec!["room/A".to_owned()]));
+    assert!(requests[0].users.is_none());
+    assert_eq!(requests[0].data.get("to"), None);
+    assert!(requests[1].is_broadcast());
+    assert_eq!(requests[1].data.get("room"), None);
+    assert_eq!(requests[2].users, Some(vec!["alice".to_owned()]));
+    assert_eq!(requests[2].channels, None);
+}
+
+#[tokio::test]
+async fn a_room_message_names_one_room_segment_or_is_skipped() {
+    let backend = backend();
+    let room = |room: Value| {
+        let mut message = json!({"type":"chat","mode":"room","text":"x"});
+        if !room.is_null() {
+            message["room"] = room;
+        }
+        message
+    };
+    let bad = [
+        ("no-room", Value::Null),
+        ("empty", json!("")),
+        ("wildcard", json!("*")),
+        ("star-inside", json!("a*")),
+        ("nested", json!("a/b")),
+        ("leading-slash", json!("/a")),
+        ("quote", json!("a\"b")),
+        ("backslash", json!("a\\b")),
+        ("space", json!("a b")),
+        ("non-ascii", json!("huone-ä")),
+        ("control", json!("a\u{1}")),
+        ("too-long", json!("r".repeat(65))),
+        ("number", json!(42)),
+        ("object", json!({"name":"A"})),
+    ];
+    let mut records: Vec<Value> = bad
+        .iter()
+        .map(|(id, value)| client_record(id, "alice", SEND, room(value.clone())))
+        .collect();
+    records.push(client_record(
+        "longest",
+        "alice",
+        SEND,
+        room(json!("r".repeat(64))),
+    ));
+    let failures = run_batch(&backend, records).await;
+    assert!(
+        failures.is_empty(),
+        "malformed input is never retried: {failures:?}"
+    );
+    let requests = sent(&backend);
+    assert_eq!(
+        requests
+            .iter()
+            .map(|request| request.channels.clone())
+            .collect::<Vec<_>>(),
+        vec![Some(vec![format!("room/{}", "r".repeat(64))])],
+        "only the valid room is published to: {requests:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_room_messages_sender_comes_from_the_attributes_and_data_cannot_add_targets() {
+    let backend = backend();
+    let chat = json!({"type":"chat","mode":"room","room":"A","text":"hi","from":"mallory",
+                      "route":"emit","channels":["*"],"users":["carol"],"timestamp":1});
+    run_batch(&backend, vec![client_record("m1", "alice", PUBLISH, chat)]).await;
+    assert_eq!(
+        sent(&backend),
+        vec![publication(
+            &["room/A"],
+            json!({"type":"chat","from":"alice","mode":"room","room":"A","text":"hi",
+                   "route":"publish","timestamp":1_700_000_000_100_i64}),
+        )]
+    );
+}
+
 #[tokio::test]
 async fn the_sender_comes_from_the_attributes_never_from_the_body() {
     let backend = backend();

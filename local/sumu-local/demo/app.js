@@ -1,8 +1,10 @@
 // The sumu demo page, built on @sumu/client (./sumu-client.js is the package bundled by
 // clients/js/scripts/bundle.js): the client keeps the WebSocket alive — keep-alive ping,
 // reconnect with backoff and a fresh development token per attempt, proactive reconnect before
-// the 2-hour limit — and the page shows who is online and sends chat messages through the
-// `publish` or `send` route. See docs/demo.md. No build step of its own: a plain ES module.
+// the 2-hour limit, re-subscribing every room after a reconnect — and the page shows who is
+// online, sends chat messages through the `publish` or `send` route, and joins, leaves and chats
+// in rooms (the channels `room/<name>`, by `emit` or through the back end). See docs/demo.md.
+// No build step of its own: a plain ES module.
 import { SumuClient } from './sumu-client.js';
 
 const params = new URLSearchParams(location.search);
@@ -15,7 +17,20 @@ const settings = {
   // Proactive reconnect before API Gateway's 2-hour maximum (the client's default: 1 h 55 min).
   maxConnectionMs: Number(params.get('max_connection_ms')) || undefined,
   maxLogEntries: 500,
+  // The rooms listed at the start (none joined); more can be added by name.
+  rooms: (params.get('rooms') ?? 'lobby,random').split(',').map((room) => room.trim()).filter(isRoomName),
 };
+
+// The channel grants the page's tokens carry: rooms are the channels `room/<name>`, and every
+// signed-in user may join and talk in any of them (docs/demo.md § Rooms).
+const ROOM_PREFIX = 'room/';
+const GRANTS = { subscribe: [`${ROOM_PREFIX}*`], publish: [`${ROOM_PREFIX}*`] };
+
+// A room name is one channel segment (DESIGN.md § Channels), so `room/<name>` is always valid
+// and a name can never reach another part of the channel tree (`room/a/b`, `room/*`).
+function isRoomName(name) {
+  return /^[A-Za-z0-9_\-.:@=+|]{1,64}$/.test(name);
+}
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -23,6 +38,8 @@ const ui = {
   connect: $('connect'), disconnect: $('disconnect'), state: $('state'),
   online: $('online'), chat: $('chat'), compose: $('compose'), mode: $('mode'),
   route: $('route'), text: $('text'), send: $('send'), log: $('log'), clearLog: $('clear-log'),
+  rooms: $('rooms'), addRoom: $('add-room'), roomName: $('room-name'), roomProblem: $('room-problem'),
+  room: $('room'),
 };
 
 const app = {
@@ -30,6 +47,9 @@ const app = {
   client: null,        // the SumuClient, once signed in
   online: new Map(),   // user_id → live connection count (null when unknown)
   heardSinceAsk: new Set(), // users a presence event told us about since who_is_online
+  // room name → {subscription (the client's, while we want to be in the room), state, received}
+  // state: 'left' | 'joining' (subscribe not yet answered) | 'joined' | 'leaving' | 'refused'
+  rooms: new Map(),
 };
 // For the browser tests and for poking at the client from the console.
 window.demo = app;
@@ -66,7 +86,10 @@ function logFrame(direction, text) {
 class LoggedWebSocket extends WebSocket {
   constructor(url) {
     super(url);
-    this.addEventListener('message', (event) => logFrame('in', String(event.data)));
+    this.addEventListener('message', (event) => {
+      logFrame('in', String(event.data));
+      onGatewayFrame(String(event.data));
+    });
     this.addEventListener('close', (event) => {
       if (this.wasOpen) logFrame('event', `closed: code ${event.code}${event.reason ? ` (${event.reason})` : ''}`);
     });
@@ -82,7 +105,10 @@ class LoggedWebSocket extends WebSocket {
 // ---- connecting: the client does it ------------------------------------------------------
 
 async function fetchToken(user) {
-  const response = await fetch(`/dev/token?sub=${encodeURIComponent(user)}`);
+  const query = new URLSearchParams([['sub', user],
+    ...GRANTS.subscribe.map((pattern) => ['subscribe', pattern]),
+    ...GRANTS.publish.map((pattern) => ['publish', pattern])]);
+  const response = await fetch(`/dev/token?${query}`);
   if (!response.ok) throw new Error(`token endpoint answered HTTP ${response.status}`);
   const { token } = await response.json();
   if (!token) throw new Error('token endpoint answered without a token');
@@ -106,10 +132,17 @@ function createClient(user) {
     else {
       app.online.clear();
       renderOnline();
+      roomsOffline();
     }
   });
   client.on('message', onMessage);
-  client.on('error', (error) => logFrame('event', `${error.code}: ${error.message}`));
+  // Every publication that arrived, from any room: what the page shows is what the gateway
+  // delivered (so a delivery to a room we left would show up, and the browser test sees it).
+  client.on('publication', showPublication);
+  client.on('error', (error) => {
+    logFrame('event', `${error.code}: ${error.message}`);
+    if (error.code === 'subscribe_failed') roomRefused(error.channel, error.reason);
+  });
   return client;
 }
 
@@ -131,6 +164,23 @@ function onMessage(frame) {
     case 'chat': return showChat(frame);
     default: return undefined; // anything else: the log shows it.
   }
+}
+
+// The client library reports refused subscribes, not accepted ones: the page reads the
+// `subscribed`/`unsubscribed` replies from its own (logging) socket to show each room's state.
+function onGatewayFrame(text) {
+  let frame;
+  try {
+    frame = JSON.parse(text);
+  } catch {
+    return;
+  }
+  const name = roomOf(frame?.channel);
+  const room = name === null ? undefined : app.rooms.get(name);
+  if (!room) return;
+  // A reply that no longer matches what we want (joined, then left at once) is stale.
+  if (frame.type === 'subscribed' && room.subscription) setRoomState(name, 'joined');
+  if (frame.type === 'unsubscribed' && !room.subscription) setRoomState(name, 'left');
 }
 
 function applyPresence(frame) {
@@ -188,12 +238,28 @@ function pickedUsers() {
   return [...ui.online.querySelectorAll('input[type=checkbox]:checked')].map((box) => box.value);
 }
 
+// A publication to a room. An `emit` carries `from`, set by the gateway from the sender's token
+// (never from `data`); a back end's publication has none, and the demo back end names the
+// sender and route in `data` itself.
+function showPublication(publication) {
+  const data = publication.data !== null && typeof publication.data === 'object' ? publication.data : {};
+  const emitted = typeof publication.from === 'string';
+  showChat({
+    from: emitted ? publication.from : String(data.from ?? 'a back end'),
+    mode: 'room',
+    room: roomOf(publication.channel) ?? publication.channel,
+    route: emitted ? 'emit' : String(data.route ?? 'a back end'),
+    text: typeof data.text === 'string' ? data.text : JSON.stringify(publication.data),
+  });
+}
+
 function showChat(frame) {
   const item = document.createElement('li');
   item.dataset.testid = 'chat-message';
   item.dataset.from = frame.from;
   item.dataset.mode = frame.mode;
   item.dataset.route = frame.route;
+  if (frame.mode === 'room') item.dataset.room = frame.room;
   if (frame.from === app.user) item.className = 'mine';
   const from = document.createElement('span');
   from.className = 'from';
@@ -205,10 +271,117 @@ function showChat(frame) {
   const meta = document.createElement('span');
   meta.className = 'meta';
   const to = Array.isArray(frame.to) ? ` → ${frame.to.join(', ')}` : '';
-  meta.textContent = `${String(frame.mode).toUpperCase()}${to} via ${frame.route}`;
+  const room = frame.mode === 'room' ? ` ${frame.room}` : '';
+  meta.textContent = `${String(frame.mode).toUpperCase()}${room}${to} via ${frame.route}`;
   item.append(from, ': ', text, meta);
   ui.chat.append(item);
   ui.chat.scrollTop = ui.chat.scrollHeight;
+}
+
+// ---- rooms ------------------------------------------------------------------------------
+
+function roomOf(channel) {
+  return typeof channel === 'string' && channel.startsWith(ROOM_PREFIX) ? channel.slice(ROOM_PREFIX.length) : null;
+}
+
+function addRoom(name) {
+  if (!app.rooms.has(name)) app.rooms.set(name, { subscription: null, state: 'left', received: 0, reason: null });
+  renderRooms();
+}
+
+// subscribe() → the client sends `{"action":"subscribe","channel":"room/<name>"}` now or on
+// connect, and again after every reconnect, until unsubscribe().
+function joinRoom(name) {
+  addRoom(name);
+  const room = app.rooms.get(name);
+  if (!app.client || room.subscription) return;
+  room.subscription = app.client.subscribe(`${ROOM_PREFIX}${name}`, () => {
+    room.received += 1;
+    renderRooms();
+  });
+  setRoomState(name, 'joining');
+}
+
+function leaveRoom(name) {
+  const room = app.rooms.get(name);
+  if (!room?.subscription) return;
+  room.subscription.unsubscribe();
+  room.subscription = null;
+  // Only an open connection answers `unsubscribed`; otherwise there is nothing to leave.
+  setRoomState(name, app.client.state === 'open' ? 'leaving' : 'left');
+}
+
+// The client forgets a refused subscription: so does the page.
+function roomRefused(channel, reason) {
+  const name = roomOf(channel);
+  const room = name === null ? undefined : app.rooms.get(name);
+  if (!room) return;
+  room.subscription = null;
+  room.reason = reason || 'refused';
+  setRoomState(name, 'refused');
+}
+
+// Without a connection no room is joined: those we want are joined again on the next one.
+function roomsOffline() {
+  for (const room of app.rooms.values()) {
+    if (room.subscription) room.state = 'joining';
+    else if (room.state === 'leaving') room.state = 'left';
+  }
+  renderRooms();
+}
+
+function setRoomState(name, state) {
+  const room = app.rooms.get(name);
+  room.state = state;
+  if (state !== 'refused') room.reason = null;
+  renderRooms();
+}
+
+const ROOM_STATUS = { left: 'not joined', joining: 'joining…', joined: 'joined', leaving: 'leaving…' };
+
+function renderRooms() {
+  ui.rooms.replaceChildren(...[...app.rooms].map(([name, room]) => {
+    const item = document.createElement('li');
+    item.dataset.testid = 'room';
+    item.dataset.room = name;
+    item.dataset.state = room.state;
+    const label = document.createElement('span');
+    label.className = 'name';
+    label.textContent = name;
+    const status = document.createElement('span');
+    status.className = 'status';
+    status.textContent = room.state === 'refused' ? `refused: ${room.reason}` : ROOM_STATUS[room.state];
+    if (room.received > 0) status.textContent += ` · ${room.received} received`;
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.dataset.testid = `room-toggle-${name}`;
+    const member = room.subscription !== null;
+    button.textContent = member ? 'Leave' : 'Join';
+    button.disabled = !app.client;
+    button.addEventListener('click', () => (member ? leaveRoom(name) : joinRoom(name)));
+    item.append(label, status, button);
+    return item;
+  }));
+  // The compose form's room picker lists every room (talking needs a publish grant, not
+  // membership), keeping the current choice.
+  const chosen = ui.room.value;
+  ui.room.replaceChildren(...[...app.rooms.keys()].map((name) => {
+    const option = document.createElement('option');
+    option.value = name;
+    option.textContent = name;
+    return option;
+  }));
+  if (app.rooms.has(chosen)) ui.room.value = chosen;
+}
+
+// ROOM is the only mode `emit` can carry (an emit names a channel); the room picker shows
+// only for it.
+function modeChanged() {
+  const room = ui.mode.value === 'room';
+  ui.room.hidden = !room;
+  const emit = ui.route.querySelector('option[value=emit]');
+  emit.disabled = !room;
+  if (!room && ui.route.value === 'emit') ui.route.value = 'publish';
 }
 
 // ---- user actions -----------------------------------------------------------------------
@@ -224,21 +397,47 @@ ui.signIn.addEventListener('submit', (event) => {
   ui.session.hidden = false;
   app.client = createClient(name);
   app.client.connect();
+  renderRooms();
 });
 
 ui.connect.addEventListener('click', () => app.client?.connect());
 ui.disconnect.addEventListener('click', () => app.client?.close());
 ui.clearLog.addEventListener('click', () => ui.log.replaceChildren());
 
+ui.addRoom.addEventListener('submit', (event) => {
+  event.preventDefault();
+  const name = ui.roomName.value.trim();
+  const valid = isRoomName(name);
+  ui.roomProblem.hidden = valid;
+  ui.roomProblem.textContent = valid ? '' : `"${name}" is not a room name: 1–64 of A-Z a-z 0-9 _ - . : @ = + |`;
+  if (!valid) return;
+  joinRoom(name);
+  ui.roomName.value = '';
+});
+
+ui.mode.addEventListener('change', modeChanged);
+
 ui.compose.addEventListener('submit', (event) => {
   event.preventDefault();
   const text = ui.text.value;
   if (!text.trim() || app.client?.state !== 'open') return;
-  const message = { type: 'chat', mode: ui.mode.value, text };
-  if (message.mode === 'multicast') message.to = pickedUsers();
-  const sent = ui.route.value === 'send' ? app.client.send(message) : app.client.publish(message);
+  const mode = ui.mode.value;
+  const room = ui.room.value;
+  if (mode === 'room' && !room) return;
+  let sent;
+  if (mode === 'room' && ui.route.value === 'emit') {
+    // Straight to the room's subscribers (not back to us): the gateway adds `from`.
+    sent = app.client.emit(`${ROOM_PREFIX}${room}`, { type: 'chat', text });
+  } else {
+    const message = { type: 'chat', mode, text };
+    if (mode === 'multicast') message.to = pickedUsers();
+    if (mode === 'room') message.room = room;
+    sent = ui.route.value === 'send' ? app.client.send(message) : app.client.publish(message);
+  }
   if (sent) ui.text.value = '';
 });
 
 setState('signed-out');
 ui.send.disabled = true;
+for (const name of settings.rooms) addRoom(name);
+modeChanged();

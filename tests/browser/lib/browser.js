@@ -70,11 +70,12 @@ export async function waitForOnline(page, users, timeout = WAIT_MS) {
   });
 }
 
-/** Every chat message the page shows: {from, mode, route, text}. */
+/** Every chat message the page shows: {from, mode, route, text}, plus `room` for a room message. */
 export async function chatMessages(page) {
   return page.$$eval('[data-testid=chat-message]', (items) => items.map((item) => ({
     from: item.dataset.from,
     mode: item.dataset.mode,
+    ...(item.dataset.room === undefined ? {} : { room: item.dataset.room }),
     route: item.dataset.route,
     text: item.querySelector('[data-testid=chat-text]').textContent,
   })));
@@ -94,13 +95,17 @@ export async function waitForChat(page, text, timeout = WAIT_MS) {
   return (await chatMessages(page)).find((message) => message.text === text);
 }
 
-/** Sends a chat message from the compose form; `to` ticks users in the online list. */
-export async function sendChat(page, { mode, route, text, to = [] }) {
+/**
+ * Sends a chat message from the compose form; `to` ticks users in the online list, `room` picks
+ * the room of a ROOM message (`route` 'emit', 'publish' or 'send').
+ */
+export async function sendChat(page, { mode, route, text, to = [], room }) {
   for (const user of await onlineUsers(page)) {
     const box = page.getByTestId(`pick-${user}`);
     if (await box.count()) await box.setChecked(to.includes(user));
   }
   await page.getByTestId('mode').selectOption(mode);
+  if (room !== undefined) await page.getByTestId('compose-room').selectOption(room);
   await page.getByTestId('route').selectOption(route);
   await page.getByTestId('text').fill(text);
   await page.getByTestId('send').click();
@@ -112,4 +117,39 @@ export async function loggedFrames(page) {
     direction: item.dataset.direction,
     text: item.querySelector('.frame').textContent,
   })));
+}
+
+/** Every room in the room list: {room: state} ('left', 'joining', 'joined', 'leaving', 'refused'). */
+export async function roomStates(page) {
+  return Object.fromEntries(await page.$$eval('[data-testid=room]', (items) => items.map((item) => [item.dataset.room, item.dataset.state])));
+}
+
+/** Waits until room `room` shows `state` (e.g. "joined": the gateway answered `subscribed`). */
+export async function waitForRoom(page, room, state, timeout = WAIT_MS) {
+  await page.waitForFunction(
+    ([name, wanted]) => [...document.querySelectorAll('[data-testid=room]')]
+      .some((item) => item.dataset.room === name && item.dataset.state === wanted),
+    [room, state],
+    { timeout },
+  ).catch(async (error) => {
+    const who = await page.getByTestId('me').textContent().catch(() => '?');
+    throw new Error(`room ${room} never became "${state}" in ${who}'s window (rooms: ${JSON.stringify(await roomStates(page))}): ${error.message}`);
+  });
+}
+
+/** Joins `room` (adding it by name when the list does not have it) and waits for `subscribed`. */
+export async function joinRoom(page, room) {
+  if (room in await roomStates(page)) {
+    await page.getByTestId(`room-toggle-${room}`).click();
+  } else {
+    await page.getByTestId('room-name').fill(room);
+    await page.getByTestId('add-room-submit').click();
+  }
+  await waitForRoom(page, room, 'joined');
+}
+
+/** Leaves `room` and waits for `unsubscribed`. */
+export async function leaveRoom(page, room) {
+  await page.getByTestId(`room-toggle-${room}`).click();
+  await waitForRoom(page, room, 'left');
 }

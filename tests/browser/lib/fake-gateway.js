@@ -1,7 +1,8 @@
 // A stand-in for sumu-local, for testing the demo page's own logic: it serves the page's static
 // files and a token endpoint like sumu-local does, accepts WebSockets at /<stage>, records every
-// frame a page sends, and lets the test push frames or drop connections. It routes nothing:
-// the real stack is tested by demo.test.js.
+// frame a page sends, and lets the test push frames or drop connections. It routes nothing —
+// it only answers `ping` with `pong` and `subscribe`/`unsubscribe` with their replies (or with a
+// refusal the test asks for): the real stack is tested by demo.test.js.
 import { createServer } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { extname, join } from 'node:path';
@@ -12,6 +13,8 @@ const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/cs
 export async function startFakeGateway({ demoDir, stage = 'dev' }) {
   const sockets = [];        // every accepted connection: {user, socket, received: [parsed frames]}
   const tokenRequests = [];  // the `sub` of each /dev/token call
+  const tokenQueries = [];   // the whole query of each /dev/token call (URLSearchParams)
+  const refusedChannels = new Map(); // channel → the error a `subscribe` to it gets
   let refuseUpgrades = false;
 
   const server = createServer(async (request, response) => {
@@ -19,6 +22,7 @@ export async function startFakeGateway({ demoDir, stage = 'dev' }) {
     if (url.pathname === '/dev/token') {
       const sub = url.searchParams.get('sub');
       tokenRequests.push(sub);
+      tokenQueries.push(url.searchParams);
       response.writeHead(200, { 'content-type': 'application/json' });
       response.end(JSON.stringify({ token: `token-for-${sub}` }));
       return;
@@ -52,6 +56,11 @@ export async function startFakeGateway({ demoDir, stage = 'dev' }) {
         const frame = JSON.parse(String(data));
         connection.received.push(frame);
         if (frame.action === 'ping') ws.send(JSON.stringify({ type: 'pong' }));
+        if (frame.action === 'subscribe' && refusedChannels.has(frame.channel)) {
+          ws.send(JSON.stringify({ type: 'error', error: refusedChannels.get(frame.channel), channel: frame.channel, message: 'refused by the test' }));
+        } else if (frame.action === 'subscribe' || frame.action === 'unsubscribe') {
+          ws.send(JSON.stringify({ type: `${frame.action}d`, channel: frame.channel }));
+        }
       });
     });
   });
@@ -62,8 +71,11 @@ export async function startFakeGateway({ demoDir, stage = 'dev' }) {
     url: `http://127.0.0.1:${port}/demo/`,
     sockets,
     tokenRequests,
+    tokenQueries,
     open: () => sockets.filter((c) => c.socket.readyState === c.socket.OPEN),
     refuseUpgrades(refuse) { refuseUpgrades = refuse; },
+    /** `subscribe` to `channel` gets `{"type":"error","error":reason,…}` instead of `subscribed`. */
+    refuseSubscribe(channel, reason) { refusedChannels.set(channel, reason); },
     async close() {
       for (const connection of sockets) connection.socket.terminate();
       wss.close();
