@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use e2e::channels::{grants, publication, round_trip, subscribe, unsubscribe};
 use e2e::notify::{Receiver, Via};
-use e2e::{next_text, send_text, string, Local};
+use e2e::{close_frame, next_text, send_text, string, Local};
 use serde_json::{json, Value};
 use sumu_wire::{subscriptions, table};
 
@@ -379,6 +379,17 @@ async fn hostile_emit_data_is_delivered_as_data_and_reaches_only_subscribers() {
     let refusal = next_text(&mut sender.client).await;
     assert_eq!(refusal["error"], "invalid_message", "{refusal}");
     assert_eq!(refusal["channel"], "room/1", "{refusal}");
+    listener.received_publications(&local, &[]).await;
+
+    // Over 128 KB: the gateway's limits close the connection (1009) before anything is routed,
+    // as API Gateway does; nothing reaches the subscribers.
+    let big = "x".repeat(130 * 1024);
+    send_text(
+        &mut sender.client,
+        &json!({"action": "emit", "channel": "room/1", "data": big}).to_string(),
+    )
+    .await;
+    assert_eq!(u16::from(close_frame(&mut sender.client).await.code), 1009);
     listener.received_publications(&local, &[]).await;
 }
 
