@@ -1,8 +1,8 @@
 """Checks that every relative link in the project's Markdown resolves (issue 15).
 
 Usage: python3 scripts/lib/check_links.py [FILE.md ...]
-Without arguments it checks README.md, docs/*.md and the READMEs of mapping-templates/,
-modules/*/, terraform/*/ and clients/*/. A link resolves when its path exists in the work tree
+Without arguments it checks every Markdown file of the work tree (README.md, docs/, the
+components' READMEs…) outside installed and generated directories. A link resolves when its path exists in the work tree
 and, if it has a `#anchor` and points at a Markdown file (or is `#anchor` alone), that file has a
 heading whose GitHub slug is the anchor. External links (http:, https:, mailto:) are not
 followed: the check needs no network. Prints every broken link as `file:line: link (why)` and
@@ -13,20 +13,15 @@ that is not a letter, digit, space, `-` or `_` dropped; spaces become `-`. A rep
 `-1`, `-2`, … in order of appearance.
 """
 
+import os
 import re
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
-DEFAULT_GLOBS = [
-    "README.md",
-    "docs/*.md",
-    "mapping-templates/README.md",
-    "modules/*/README.md",
-    "terraform/*/README.md",
-    "clients/*/README.md",
-]
+# Directories that hold installed or generated files, not the project's own Markdown.
+SKIP_DIRS = {".git", "target", "node_modules", ".venv", ".tools", ".terraform"}
 
 FENCE = re.compile(r"^\s*(```|~~~)")
 HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
@@ -118,11 +113,19 @@ def problem(source: Path, target: str) -> str | None:
     return None
 
 
+def markdown_files() -> list[Path]:
+    found = []
+    for directory, subdirectories, names in os.walk(ROOT):
+        subdirectories[:] = [d for d in subdirectories if d not in SKIP_DIRS]  # never descend
+        found += [Path(directory) / n for n in names if n.endswith(".md")]
+    return sorted(found)
+
+
 def main(arguments: list[str]) -> int:
     if arguments:
         files = [Path(a).resolve() for a in arguments]
     else:
-        files = sorted({p for pattern in DEFAULT_GLOBS for p in ROOT.glob(pattern)})
+        files = markdown_files()
     broken = []
     count = 0
     for file in files:
