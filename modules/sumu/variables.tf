@@ -46,7 +46,7 @@ variable "issuers" {
 }
 
 variable "authorizer_environment" {
-  description = "Extra environment variables for the authorizer Lambda, e.g. JWT_LEEWAY_SECONDS, JWT_PRINCIPAL_CLAIM, JWT_CONTEXT_CLAIMS, JWT_ALGORITHMS, JWKS_TIMEOUT_MS (see the authorizer configuration table in the root README). The issuers themselves come from var.issuers."
+  description = "Extra environment variables for the authorizer Lambda, e.g. JWT_LEEWAY_SECONDS, JWT_PRINCIPAL_CLAIM, JWT_CONTEXT_CLAIMS, JWT_ALGORITHMS, JWKS_TIMEOUT_MS (see the configuration table in docs/authorizer.md). The issuers themselves come from var.issuers."
   type        = map(string)
   default     = {}
 

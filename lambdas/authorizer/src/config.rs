@@ -1,5 +1,5 @@
 //! Configuration, read from environment variables once at start (the table is in the root
-//! README, "Authorizer configuration"). [`Config::from_lookup`] takes any variable source, so
+//! docs/authorizer.md). [`Config::from_lookup`] takes any variable source, so
 //! tests never touch the process environment.
 
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! Public surface (fixed in the interfaces brief): [`Config`], [`IssuerConfig`], [`Authorizer`],
 //! [`handle`] and [`AuthorizerError`]. The handler is pure: configuration is read once in `main`.
 //!
-//! Outcomes (see the root README, "Authorizer configuration"):
+//! Outcomes (see docs/authorizer.md):
 //! - `Ok(Allow)`: the token is authentic, current and for this API → the upgrade proceeds;
 //! - `Err(Unauthorized)` → HTTP 401, "get a fresh token": missing, oversized, malformed, unknown
 //!   algorithm, unknown issuer, unknown `kid`, bad signature, expired, not yet valid;

@@ -89,7 +89,7 @@ pub enum ConfigError {
 }
 
 impl Config {
-    /// Reads the configuration from the process environment (see the README's "Pusher").
+    /// Reads the configuration from the process environment (see docs/pusher.md).
     pub fn from_env() -> Result<Config, ConfigError> {
         Config::from_lookup(|name| std::env::var(name).ok())
     }

@@ -1,6 +1,6 @@
 //! The pusher: fans notification requests from back ends (SQS batches, SNS events) out to
 //! WebSocket connections through the API Gateway management API, publications to channels and
-//! client emits included. See the README's "Pusher" and docs/channels.md § Publications.
+//! client emits included. See docs/pusher.md and docs/channels.md § Publications.
 //!
 //! The handler is [`handle`] (or [`handle_sqs`] / [`handle_sns`]) with a [`Pusher`] holding
 //! its three seams: [`ConnectionStore`] (DynamoDB, with [`SubscriptionStore`] for the

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
-/// A notification of 131 bytes, the size the README's figures use.
+/// A notification of 131 bytes, the size docs/benchmarks.md's figures use.
 pub const PAYLOAD: &str = r#"{"type":"notification","id":123456,"title":"Build finished","body":"main is green again","url":"https://example.com/builds/42"}"#;
 
 pub fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> Result<T, Error> {
