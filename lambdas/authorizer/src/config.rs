@@ -1,4 +1,4 @@
-//! Configuration, read from environment variables once at start (the table is in the root
+//! Configuration, read from environment variables once at start (the table is in
 //! docs/authorizer.md). [`Config::from_lookup`] takes any variable source, so
 //! tests never touch the process environment.
 
