@@ -16,9 +16,10 @@
 //! [`runners`] (the runner contract; the SQS and SNS event sources feeding the pusher and the
 //! demo back end), [`stream_runner`] (the DynamoDB stream event source) and [`presence_local`].
 //! Serving: [`app_state`] (what every handler shares), then the handlers [`ws`],
-//! [`management`] and [`demo`]. The wiring is this file's [`start`] alone: it provisions, wires
-//! presence's route and runner and the pusher's runners, builds the state and mounts the
-//! handlers. [`banner`] only formats [`start`]'s [`Endpoints`] for `main`.
+//! [`management`] and [`demo`]. The wiring is this file's [`start_with`] ([`start`] without
+//! [`Extensions`]) alone: it provisions, wires presence's route and runner, the pusher's runners
+//! and the extensions' behaviour, builds the state and mounts the handlers. [`banner`] only
+//! formats [`start`]'s [`Endpoints`] for `main`.
 
 pub mod app_state;
 pub mod authorizer_bridge;
