@@ -13,30 +13,9 @@ use aws_lambda_events::iam::IamPolicyEffect;
 use axum::http::HeaderMap;
 use serde_json::{json, Map, Value};
 
+use crate::config::IdentitySource;
 use crate::protocol::{common_log_time, ApiInfo};
 use crate::state::{Identity, Principal};
-
-/// An identity source, as API Gateway's `route.request.querystring.X` / `route.request.header.X`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum IdentitySource {
-    QueryString(String),
-    Header(String),
-}
-
-impl std::str::FromStr for IdentitySource {
-    type Err = String;
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        if let Some(name) = text.strip_prefix("route.request.querystring.") {
-            Ok(IdentitySource::QueryString(name.to_string()))
-        } else if let Some(name) = text.strip_prefix("route.request.header.") {
-            Ok(IdentitySource::Header(name.to_ascii_lowercase()))
-        } else {
-            Err(format!(
-                "identity source {text:?}: expected route.request.querystring.NAME or route.request.header.NAME"
-            ))
-        }
-    }
-}
 
 /// The upgrade request, as the authorizer and the `$connect` templates see it.
 #[derive(Debug, Clone, Default)]

@@ -70,7 +70,7 @@ pub fn render(endpoints: &Endpoints, options: &BannerOptions) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Resources;
+    use crate::resources::Resources;
 
     fn endpoints() -> Endpoints {
         Endpoints {

@@ -19,7 +19,7 @@ use axum::{Json, Router};
 use serde_json::json;
 use sumu_wire::{Grants, Pattern};
 
-use crate::AppState;
+use crate::app_state::AppState;
 
 /// Where the page is served.
 pub const DEMO_PATH: &str = "/demo/";

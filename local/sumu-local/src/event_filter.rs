@@ -145,7 +145,7 @@ mod tests {
 
     #[test]
     fn the_deployed_presence_filter_keeps_inserts_and_removals_only() {
-        let path = crate::routes::default_templates_dir().join(PRESENCE_STREAM_FILTER_FILE);
+        let path = crate::config::default_templates_dir().join(PRESENCE_STREAM_FILTER_FILE);
         let filter = EventFilter::load(&path).unwrap();
         for (name, kept) in [("INSERT", true), ("REMOVE", true), ("MODIFY", false)] {
             assert_eq!(filter.matches(&json!({"eventName": name})), kept, "{name}");

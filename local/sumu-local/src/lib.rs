@@ -5,10 +5,23 @@
 //! development identity provider, a JWKS (`/.well-known/jwks.json`), the demo page (`/demo/`) and
 //! its token endpoint (`/dev/token?sub=…`).
 //!
-//! Layout: [`protocol`] (pure frames/selection/context), [`state`] (the connection registry),
-//! [`ws`] and [`management`] (I/O handlers), [`integration`] + [`routes`] (templates and service
-//! calls), [`authorizer_bridge`], [`dev_idp`], [`provision`], [`runners`], [`demo`].
+//! Module layout, bottom-up: each module imports only modules of its own or a lower layer, so it
+//! can be read without the ones above it (`tests/module_graph.rs` fails on any import cycle).
+//! Plain data: [`resources`] (the resources' names and identifiers), [`dev_idp`] (the
+//! development signing key) and [`config`] (the whole configuration, no behaviour in it).
+//! In-process state and pure logic: [`state`] (the connection registry), [`protocol`] (frames,
+//! selection, `$context`), [`routes`] (routes.json and its templates), [`event_filter`],
+//! [`aws_service`] and [`integration`] (templates rendered, services called),
+//! [`authorizer_bridge`]. Resource provisioning: [`provision`]. Background work, above it:
+//! [`runners`] (the runner contract; the SQS and SNS event sources feeding the pusher and the
+//! demo back end), [`stream_runner`] (the DynamoDB stream event source) and [`presence_local`].
+//! Serving: [`app_state`] (what every handler shares), then the handlers [`ws`],
+//! [`management`] and [`demo`]. The wiring is this file's [`start_with`] ([`start`] without
+//! [`Extensions`]) alone: it provisions, wires presence's route and runner, the pusher's runners
+//! and the extensions' behaviour, builds the state and mounts the handlers. [`banner`] only
+//! formats [`start`]'s [`Endpoints`] for `main`.
 
+pub mod app_state;
 pub mod authorizer_bridge;
 pub mod aws_service;
 pub mod banner;
@@ -21,16 +34,16 @@ pub mod management;
 pub mod presence_local;
 pub mod protocol;
 pub mod provision;
+pub mod resources;
 pub mod routes;
 pub mod runners;
 pub mod state;
 pub mod stream_runner;
 pub mod ws;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,44 +57,29 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-pub use config::{AuthorizerSetup, Config, Limits, ResourceNames};
-use dev_idp::{DevIdentityProvider, DEV_AUDIENCE, DEV_ISSUER, JWKS_PATH};
+pub use app_state::{AppState, Sessions};
+pub use config::{
+    AuthorizerSetup, Config, IdentitySource, Limits, PresenceDestination, PresenceSetup,
+    PusherSetup, StreamSettings,
+};
+use dev_idp::{DEV_AUDIENCE, DEV_ISSUER, JWKS_PATH};
+use integration::ProxyHandler;
 use protocol::ApiInfo;
-pub use provision::Resources;
+pub use resources::{ResourceNames, Resources};
 use routes::RouteTable;
 use runners::{Runner, RunnerContext};
 
-/// Counts sessions from `$connect` until their `$disconnect` finished, so shutdown can wait
-/// for the last `$disconnect` integrations.
-#[derive(Debug, Default)]
-pub struct Sessions(AtomicUsize);
-
-impl Sessions {
-    pub fn started(&self) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-    pub fn ended(&self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-    pub fn count(&self) -> usize {
-        self.0.load(Ordering::SeqCst)
-    }
-}
-
-/// Shared by every handler and session.
-pub struct AppState {
-    pub api: ApiInfo,
-    pub region: String,
-    pub routes: RouteTable,
-    pub integrations: integration::Integrations,
-    pub registry: state::Registry,
-    pub sessions: Sessions,
-    pub authorizer: Authorizer,
-    pub identity_provider: Arc<DevIdentityProvider>,
-    pub identity_sources: Vec<authorizer_bridge::IdentitySource>,
-    pub limits: Limits,
-    /// Turns `true` when the emulator shuts down: sessions close with 1001.
-    pub shutdown: watch::Receiver<bool>,
+/// Behaviour `start_with` wires in besides the [`Config`], which is data only: more background
+/// runners and in-process `AWS_PROXY` handlers. The default adds nothing; the pusher's runners
+/// and presence's route and runner come from the configuration.
+#[derive(Default)]
+pub struct Extensions {
+    /// Started with the server, besides the pusher's and presence's (e.g.
+    /// [`runners::demo::demo_runner`]).
+    pub runners: Vec<Runner>,
+    /// In-process handlers of `AWS_PROXY` routes, by function name; one named
+    /// [`presence_local::FUNCTION_NAME`] replaces presence's own.
+    pub proxies: HashMap<String, ProxyHandler>,
 }
 
 /// The router: WebSocket API, management API and JWKS on one port. Unknown paths get API
@@ -167,11 +165,28 @@ pub struct Emulator {
 }
 
 /// Loads the route table, provisions the AWS resources and builds the state.
-pub async fn start(listener: TcpListener, mut config: Config) -> Result<Emulator, StartError> {
+pub async fn start(listener: TcpListener, config: Config) -> Result<Emulator, StartError> {
+    start_with(listener, config, Extensions::default()).await
+}
+
+/// [`start`] with more runners and proxy handlers: the one place where configuration,
+/// resources, runners, presence and handlers are put together.
+pub async fn start_with(
+    listener: TcpListener,
+    config: Config,
+    extensions: Extensions,
+) -> Result<Emulator, StartError> {
     let address = listener.local_addr()?;
     let routes = RouteTable::load(&config.templates_dir)?;
     let aws = provision::sdk_config(&config.aws_endpoint, &config.region).await;
     let resources = provision::provision(&aws, &config.names).await?;
+    let Extensions {
+        runners: extra_runners,
+        mut proxies,
+    } = extensions;
+    // The pusher's runners first, then the caller's, then presence's (spawn order only).
+    let mut runners = runners::default_runners();
+    runners.extend(extra_runners);
     if let Some(setup) = config.presence {
         // The event source mapping's filter_criteria, from the file the module deploys.
         let stream_filter = event_filter::EventFilter::load(
@@ -181,11 +196,10 @@ pub async fn start(listener: TcpListener, mut config: Config) -> Result<Emulator
         )?;
         let (route, runner) =
             presence_local::prepare(&aws, &resources, setup, stream_filter).await?;
-        config
-            .proxies
+        proxies
             .entry(presence_local::FUNCTION_NAME.to_string())
             .or_insert(route);
-        config.runners.push(runner);
+        runners.push(runner);
     }
 
     let base = format!("{address}");
@@ -252,7 +266,7 @@ pub async fn start(listener: TcpListener, mut config: Config) -> Result<Emulator
         integrations: integration::Integrations::new(
             aws_service::AwsService::new(&config.aws_endpoint, &config.region),
             stage_variables,
-            config.proxies,
+            proxies,
         ),
         registry: state::Registry::default(),
         sessions: Sessions::default(),
@@ -273,7 +287,7 @@ pub async fn start(listener: TcpListener, mut config: Config) -> Result<Emulator
         listener,
         state,
         shutdown_sender,
-        runners: config.runners,
+        runners,
         runner_context,
         endpoints,
     })

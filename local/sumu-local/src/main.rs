@@ -6,11 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use sumu_local::authorizer_bridge::IdentitySource;
 use sumu_local::banner::{self, BannerOptions};
 use sumu_local::dev_idp::{parse_duration, DevIdentityProvider};
-use sumu_local::presence_local::{PresenceDestination, PresenceSetup};
-use sumu_local::{AuthorizerSetup, Config, ResourceNames};
+use sumu_local::{
+    AuthorizerSetup, Config, Extensions, IdentitySource, PresenceDestination, PresenceSetup,
+    ResourceNames,
+};
 use sumu_wire::{Grants, Pattern};
 
 #[derive(Parser)]
@@ -83,7 +84,7 @@ struct ServeArgs {
     #[arg(long, env = "SUMU_LOCAL_PREFIX", default_value = "sumu-local")]
     prefix: String,
     /// Directory with routes.json and the templates.
-    #[arg(long, env = "SUMU_LOCAL_TEMPLATES", default_value_os_t = sumu_local::routes::default_templates_dir())]
+    #[arg(long, env = "SUMU_LOCAL_TEMPLATES", default_value_os_t = sumu_local::config::default_templates_dir())]
     templates: PathBuf,
     /// Idle timeout (API Gateway: 10 minutes).
     #[arg(long, env = "SUMU_LOCAL_IDLE_TIMEOUT", default_value = "10m", value_parser = parse_duration)]
@@ -196,13 +197,14 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
     if args.authorizer_from_env {
         config.authorizer = AuthorizerSetup::Custom(authorizer::Config::from_env()?);
     }
+    let mut extensions = Extensions::default();
     if args.demo {
-        config
+        extensions
             .runners
             .push(sumu_local::runners::demo::demo_runner());
     }
     let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port)).await?;
-    let emulator = sumu_local::start(listener, config).await?;
+    let emulator = sumu_local::start_with(listener, config, extensions).await?;
     // A development token only where the authorizer accepts one.
     let dev_token = if args.authorizer_from_env {
         None

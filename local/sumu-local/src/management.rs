@@ -10,10 +10,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::app_state::AppState;
 use crate::protocol::iso8601;
 use crate::state::{Connection, Outbound, Unreachable};
 use crate::ws::CLOSE_NORMAL;
-use crate::AppState;
 
 /// The path segment of the management API (`%40connections` arrives decoded).
 const COLLECTION: &str = "@connections";

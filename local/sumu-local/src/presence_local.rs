@@ -2,7 +2,6 @@
 //! in-process twice over: as the `presence` route's AWS_PROXY integration, and fed by a
 //! [`StreamPoller`] on the connections table's stream as the event source mapping would.
 
-use std::str::FromStr;
 use std::sync::Arc;
 
 use aws_config::SdkConfig;
@@ -11,59 +10,15 @@ use futures::FutureExt;
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::Value;
 
+use crate::config::{PresenceDestination, PresenceSetup};
 use crate::event_filter::EventFilter;
 use crate::integration::ProxyHandler;
-use crate::provision::Resources;
+use crate::resources::Resources;
 use crate::runners::Runner;
-use crate::stream_runner::{BatchHandler, StreamError, StreamPoller, StreamSettings};
+use crate::stream_runner::{BatchHandler, StreamError, StreamPoller};
 
 /// The name routes.json's `presence` route gives its function.
 pub const FUNCTION_NAME: &str = "presence";
-
-/// Where the stream's ONLINE/OFFLINE events go (the module's `presence_destination`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum PresenceDestination {
-    /// The messages topic; the messages queue is subscribed to it, so both see the events.
-    #[default]
-    Topic,
-    /// The messages queue only.
-    Queue,
-    /// Computed and logged, not delivered.
-    None,
-}
-
-impl FromStr for PresenceDestination {
-    type Err = String;
-    fn from_str(value: &str) -> Result<Self, Self::Err> {
-        match value {
-            "topic" => Ok(PresenceDestination::Topic),
-            "queue" => Ok(PresenceDestination::Queue),
-            "none" => Ok(PresenceDestination::None),
-            other => Err(format!("expected topic, queue or none, got {other:?}")),
-        }
-    }
-}
-
-/// How sumu-local runs presence.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PresenceSetup {
-    pub destination: PresenceDestination,
-    pub stream: StreamSettings,
-    /// A client's subscribes per connection at most (the module's
-    /// `channels.max_subscriptions_per_connection`).
-    pub max_subscriptions_per_connection: u32,
-}
-
-impl Default for PresenceSetup {
-    fn default() -> Self {
-        PresenceSetup {
-            destination: PresenceDestination::default(),
-            stream: StreamSettings::default(),
-            max_subscriptions_per_connection:
-                presence::config::DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION,
-        }
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum PresenceStartError {
@@ -241,14 +196,6 @@ mod tests {
             json!({"type": "error", "error": "invalid_request",
                    "message": "`users` must be an array of user ids"})
         );
-    }
-
-    #[test]
-    fn destinations_parse_from_their_flag_values() {
-        assert_eq!("topic".parse(), Ok(PresenceDestination::Topic));
-        assert_eq!("queue".parse(), Ok(PresenceDestination::Queue));
-        assert_eq!("none".parse(), Ok(PresenceDestination::None));
-        assert!("kafka".parse::<PresenceDestination>().is_err());
     }
 
     fn setup(destination: PresenceDestination) -> PresenceSetup {

@@ -16,21 +16,7 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use sumu_wire::{subscriptions, table};
 
-use crate::config::ResourceNames;
-
-/// Identifiers of the provisioned resources.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Resources {
-    pub connections_table: String,
-    pub connections_stream_arn: Option<String>,
-    pub subscriptions_table: String,
-    pub messages_topic_arn: String,
-    pub messages_queue_url: String,
-    pub messages_dlq_url: String,
-    pub notifications_topic_arn: String,
-    pub notifications_queue_url: String,
-    pub notifications_dlq_url: String,
-}
+use crate::resources::{ResourceNames, Resources};
 
 /// Receives before a message moves to its dead-letter queue.
 const MAX_RECEIVE_COUNT: u32 = 5;

@@ -253,8 +253,3 @@ fn build_route(dir: &Path, key: &str, spec: RouteSpec) -> Result<Route, RouteErr
         route_response: spec.route_response,
     })
 }
-
-/// The repository's `mapping-templates/` directory (the default template location).
-pub fn default_templates_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../mapping-templates")
-}

@@ -3,13 +3,15 @@
 //! presence handler; issue 6: the notifications queue/topic into the pusher).
 //!
 //! A runner is a function of [`RunnerContext`] returning a future; it must return soon after
-//! `shutdown` turns `true`. Add one to [`default_runners`] to run it with `sumu-local serve`.
+//! `shutdown` turns `true`. `start` always runs [`default_runners`]; others come in through
+//! `Extensions::runners` (as `sumu-local serve --demo` adds the demo back end's).
 
 use aws_config::SdkConfig;
 use futures::future::BoxFuture;
 use tokio::sync::watch;
 
-use crate::provision::Resources;
+use crate::config::PusherSetup;
+use crate::resources::Resources;
 
 pub mod demo;
 pub mod pusher;
@@ -27,7 +29,7 @@ pub struct RunnerContext {
     pub management_url: String,
     pub shutdown: watch::Receiver<bool>,
     /// How the pusher runners run (issue 6).
-    pub pusher: pusher::PusherSetup,
+    pub pusher: PusherSetup,
 }
 
 impl RunnerContext {
@@ -43,7 +45,7 @@ impl RunnerContext {
 
 pub type Runner = Box<dyn FnOnce(RunnerContext) -> BoxFuture<'static, ()> + Send>;
 
-/// The runners `sumu-local serve` starts.
+/// The runners `start` always starts: the pusher's (idle when `PusherSetup::enabled` is off).
 pub fn default_runners() -> Vec<Runner> {
     vec![pusher::queue_runner(), pusher::topic_runner()]
 }

@@ -25,32 +25,9 @@ use base64::Engine;
 use futures::future::BoxFuture;
 use serde_json::{json, Map, Value};
 
+use crate::config::StreamSettings;
 use crate::event_filter::EventFilter;
 use crate::runners::RunnerContext;
-
-/// The event source mapping's settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StreamSettings {
-    /// Pause between polls of a shard that had nothing new (Lambda polls about 4 times a second).
-    pub poll_interval: Duration,
-    /// Records per batch at most (`batch_size`; the module's default is 100).
-    pub batch_size: i32,
-    /// Retries of a failing record before it is skipped (`maximum_retry_attempts`; module: 5).
-    pub max_retry_attempts: u32,
-    /// How often the stream is described again to find new shards.
-    pub describe_interval: Duration,
-}
-
-impl Default for StreamSettings {
-    fn default() -> Self {
-        StreamSettings {
-            poll_interval: Duration::from_millis(200),
-            batch_size: 100,
-            max_retry_attempts: 5,
-            describe_interval: Duration::from_secs(10),
-        }
-    }
-}
 
 /// The function a batch is handed to: Lambda's partial batch response, or an error for an
 /// invocation that failed as a whole (the batch is retried from its first record).

@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 use vtl::Params;
 
+use crate::app_state::AppState;
 use crate::authorizer_bridge::{
     authorize, authorizer_event, identity_present, method_arn, Refusal, UpgradeRequest,
 };
@@ -24,7 +25,6 @@ use crate::protocol::{
     RequestContext, CONNECT_ROUTE, DISCONNECT_ROUTE, FORBIDDEN, INTERNAL_SERVER_ERROR,
 };
 use crate::state::{Connection, Identity, Outbound};
-use crate::AppState;
 
 /// Close codes API Gateway uses.
 pub const CLOSE_NORMAL: u16 = 1000;

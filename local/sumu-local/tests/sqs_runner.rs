@@ -7,10 +7,9 @@ use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::{MessageAttributeValue, QueueAttributeName};
-use sumu_local::provision::Resources;
-use sumu_local::runners::pusher::PusherSetup;
 use sumu_local::runners::sqs::{self, SqsSource};
 use sumu_local::runners::RunnerContext;
+use sumu_local::{PusherSetup, Resources};
 use tokio::sync::watch;
 
 const DEADLINE: Duration = Duration::from_secs(30);

@@ -11,8 +11,8 @@ use futures::FutureExt;
 use sumu_local::event_filter::{EventFilter, PRESENCE_STREAM_FILTER_FILE};
 use sumu_local::provision;
 use sumu_local::runners::RunnerContext;
-use sumu_local::stream_runner::{BatchHandler, StreamPoller, StreamSettings};
-use sumu_local::ResourceNames;
+use sumu_local::stream_runner::{BatchHandler, StreamPoller};
+use sumu_local::{ResourceNames, StreamSettings};
 use sumu_wire::table;
 
 /// One record as handed over: (user, sequence number, event name, eventSourceARN).
@@ -202,7 +202,8 @@ async fn records_after_start_are_handed_over_retried_from_the_failure_then_skipp
 #[tokio::test]
 async fn a_failed_presence_delivery_is_retried_from_its_record_until_it_succeeds() {
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use sumu_local::presence_local::{batch_handler, lambda_config, PresenceDestination};
+    use sumu_local::presence_local::{batch_handler, lambda_config};
+    use sumu_local::PresenceDestination;
 
     let endpoint = testkit::moto_endpoint();
     let aws = testkit::aws_config_for(&endpoint).await;
@@ -220,7 +221,7 @@ async fn a_failed_presence_delivery_is_retried_from_its_record_until_it_succeeds
         &aws,
         lambda_config(
             &resources,
-            &sumu_local::presence_local::PresenceSetup {
+            &sumu_local::PresenceSetup {
                 destination: PresenceDestination::Queue,
                 ..Default::default()
             },

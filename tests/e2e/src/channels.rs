@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{json, Value};
-use sumu_local::presence_local::{PresenceDestination, PresenceSetup};
+use sumu_local::{PresenceDestination, PresenceSetup};
 use sumu_wire::{subscriptions, Grants, Pattern};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 

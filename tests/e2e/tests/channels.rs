@@ -396,8 +396,8 @@ async fn hostile_emit_data_is_delivered_as_data_and_reaches_only_subscribers() {
 #[tokio::test]
 async fn unusable_grants_claims_leave_only_the_static_grants() {
     let local = Local::start_configured(|config| {
-        config.presence = Some(sumu_local::presence_local::PresenceSetup {
-            destination: sumu_local::presence_local::PresenceDestination::None,
+        config.presence = Some(sumu_local::PresenceSetup {
+            destination: sumu_local::PresenceDestination::None,
             ..Default::default()
         });
         config.static_grants = authorizer::StaticGrants {

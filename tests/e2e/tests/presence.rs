@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use aws_sdk_sqs::types::MessageAttributeValue;
 use e2e::{eventually, next_text, send_text, Client, Local};
 use serde_json::{json, Value};
-use sumu_local::presence_local::{PresenceDestination, PresenceSetup};
+use sumu_local::{PresenceDestination, PresenceSetup};
 use sumu_wire::attributes;
 
 /// One presence event as a back end sees it on the messages queue.

@@ -3,7 +3,8 @@
 //! notifications topic (the [`sns`](super::sns) event source).
 //!
 //! Its configuration is the Lambda's, taken from the provisioned resources: the connections
-//! table, the management endpoint (sumu-local's own, unless [`PusherSetup::management_endpoint`]
+//! table, the management endpoint (sumu-local's own, unless
+//! [`PusherSetup::management_endpoint`](crate::config::PusherSetup::management_endpoint)
 //! overrides it — tests put a fault-injecting proxy there), the notifications queue for
 //! narrowed re-queues and the notifications dead-letter queue for rejected or exhausted
 //! requests.
@@ -21,44 +22,6 @@ use pusher::SdkPusher;
 use super::sns::{self, TopicTap};
 use super::sqs::{self, SqsSource};
 use super::{Runner, RunnerContext};
-
-/// How sumu-local runs the pusher.
-#[derive(Debug, Clone)]
-pub struct PusherSetup {
-    /// Run the queue and topic runners at all.
-    pub enabled: bool,
-    /// The management API the pusher posts to; `None`: sumu-local's own.
-    pub management_endpoint: Option<String>,
-    /// The pusher's tunables (`PUSHER_*` on AWS).
-    pub limits: pusher::Limits,
-    /// The function timeout: every invocation gets this deadline.
-    pub timeout: Duration,
-    /// How long a failed topic notification waits before its next attempt.
-    pub sns_retry_after: Duration,
-    /// Pollers of the notifications queue, each an invocation at a time on a thread of its own:
-    /// the event source's `maximum_concurrency` (the module's `limits.pusher_max_concurrency`).
-    /// One keeps local runs deterministic; the shards of a large broadcast run concurrently
-    /// with more.
-    pub queue_pollers: usize,
-    /// Messages per queue invocation (the module's `limits.pusher_batch_size`, 1–10). An
-    /// invocation handles its messages one after another, so shards spread over pollers only
-    /// as far as batches let them (docs/pusher.md).
-    pub queue_batch_size: i32,
-}
-
-impl Default for PusherSetup {
-    fn default() -> Self {
-        PusherSetup {
-            enabled: true,
-            management_endpoint: None,
-            limits: pusher::Limits::default(),
-            timeout: Duration::from_secs(30),
-            sns_retry_after: Duration::from_secs(5),
-            queue_pollers: 1,
-            queue_batch_size: 10,
-        }
-    }
-}
 
 /// The pusher's Lambda configuration inside sumu-local.
 pub fn pusher_config(context: &RunnerContext) -> pusher::Config {
