@@ -1,13 +1,17 @@
 //! `scripts/bench local`: opens N WebSocket clients with development tokens against a running
 //! sumu-local and reports connections per second, sumu-local's RSS per 1,000 open connections,
 //! and round-trip times: `ping` (a DynamoDB UpdateItem on moto, so moto's time is included) and
-//! an unknown action (the MOCK `$default` route: no AWS call, so it is sumu-local's own cost).
+//! an unknown action (the MOCK `$default` route: no AWS call, so it is sumu-local's own cost),
+//! and `subscribe` / `unsubscribe` (the presence Lambda in-process, one TransactWriteItems on
+//! moto each). Every token carries a subscribe grant for `bench/*`; each sample subscribes one
+//! client to its own channel and unsubscribes it again, so no client nears the cap.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use futures::{stream, SinkExt, StreamExt};
 use sumu_local::dev_idp::DevIdentityProvider;
+use sumu_wire::{Grants, Pattern};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -98,6 +102,68 @@ async fn round_trips(clients: &mut [Client], text: &str, samples: usize) -> Vec<
     times
 }
 
+/// Sends `text` and waits for the reply frame of `type` `expected` (frames of other types, such
+/// as presence events, are skipped). `Err` on an error frame or a closed connection.
+async fn request(client: &mut Client, text: &str, expected: &str) -> Result<Duration, String> {
+    let start = Instant::now();
+    client
+        .send(Message::Text(text.into()))
+        .await
+        .map_err(|error| error.to_string())?;
+    loop {
+        match client.next().await {
+            Some(Ok(Message::Text(reply))) => {
+                let reply: serde_json::Value =
+                    serde_json::from_str(reply.as_str()).unwrap_or_default();
+                match reply["type"].as_str() {
+                    Some(kind) if kind == expected => return Ok(start.elapsed()),
+                    Some("error") => return Err(reply.to_string()),
+                    _ => continue,
+                }
+            }
+            Some(Ok(_)) => continue,
+            Some(Err(error)) => return Err(error.to_string()),
+            None => return Err("connection closed".into()),
+        }
+    }
+}
+
+/// `samples` subscribe round trips, each followed by the unsubscribe round trip of the same
+/// channel; returns both sorted, and the number of refused or failed requests.
+async fn subscribe_round_trips(
+    clients: &mut [Client],
+    samples: usize,
+) -> (Vec<Duration>, Vec<Duration>, usize) {
+    let (mut subscribes, mut unsubscribes, mut failures) = (Vec::new(), Vec::new(), 0);
+    let count = clients.len().max(1);
+    for sample in 0..samples {
+        let index = sample % count;
+        let Some(client) = clients.get_mut(index) else {
+            break;
+        };
+        let channel = format!("bench/{index}");
+        let subscribe = format!(r#"{{"action":"subscribe","channel":"{channel}"}}"#);
+        let unsubscribe = format!(r#"{{"action":"unsubscribe","channel":"{channel}"}}"#);
+        for (text, expected, times) in [
+            (&subscribe, "subscribed", &mut subscribes),
+            (&unsubscribe, "unsubscribed", &mut unsubscribes),
+        ] {
+            match request(client, text, expected).await {
+                Ok(time) => times.push(time),
+                Err(error) => {
+                    if failures < 3 {
+                        eprintln!("{expected}: {error}");
+                    }
+                    failures += 1;
+                }
+            }
+        }
+    }
+    subscribes.sort();
+    unsubscribes.sort();
+    (subscribes, unsubscribes, failures)
+}
+
 fn report(name: &str, times: &[Duration]) {
     println!(
         "{name:<40} p50 {:>8.3} ms   p99 {:>8.3} ms   ({} samples)",
@@ -112,8 +178,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = parse_args()?;
     let idp = DevIdentityProvider::load_or_create(&args.key_file)?;
     let now = sumu_local::protocol::now_ms() / 1000;
+    let grants = Grants {
+        subscribe: vec![Pattern::parse("bench/*")?],
+        publish: Vec::new(),
+    };
     let tokens: Vec<String> = (0..args.clients)
-        .map(|index| idp.mint(&format!("bench-{index}"), Duration::from_secs(7200), now))
+        .map(|index| {
+            idp.mint_with_grants(
+                &format!("bench-{index}"),
+                &grants,
+                Duration::from_secs(7200),
+                now,
+            )
+        })
         .collect::<Result<_, _>>()?;
 
     let rss_before = rss_kib(args.pid);
@@ -181,6 +258,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("round trips with {open} connections open:");
     report("unknown action ($default, MOCK: no moto)", &mock);
     report("ping (UpdateItem on moto included)", &ping);
+    let (subscribes, unsubscribes, failures) = subscribe_round_trips(probe, args.samples).await;
+    report("subscribe (TransactWriteItems on moto)", &subscribes);
+    report("unsubscribe (TransactWriteItems on moto)", &unsubscribes);
+    if failures > 0 {
+        println!("subscribe/unsubscribe refused or failed: {failures}");
+    }
     drop(clients);
     Ok(())
 }
