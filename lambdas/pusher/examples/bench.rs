@@ -19,8 +19,9 @@ mod common;
 use std::sync::Arc;
 use std::time::Instant;
 
+use clap::{Args, Parser, Subcommand};
 use common::{
-    arg, connection_id, list, run_child, rusage, serve_endpoint, start_endpoint, Error, PAYLOAD,
+    connection_id, run_child, rusage, serve_endpoint, start_endpoint, EndpointArgs, Error, PAYLOAD,
 };
 
 use futures::StreamExt;
@@ -30,14 +31,93 @@ use pusher::{
 };
 use serde_json::{json, Value};
 
+/// Without a role: the whole benchmark (it re-executes itself for each role).
+#[derive(Parser)]
+#[command(
+    name = "bench",
+    about = "scripts/bench pusher",
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    role: Option<Role>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Subcommand)]
+enum Role {
+    /// The fake management endpoint (a child process).
+    Endpoint(EndpointArgs),
+    /// One broadcast through the real handler (a child process).
+    Fanout(FanoutArgs),
+    /// The endpoint's capacity with the same client and concurrency (a child process).
+    Capacity(CapacityArgs),
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Connection items per run.
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000,50000")]
+    sizes: Vec<u64>,
+    /// Endpoint delays in milliseconds.
+    #[arg(long, value_delimiter = ',', default_value = "0,20")]
+    delays: Vec<u64>,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+#[derive(Args, Clone)]
+struct LimitArgs {
+    /// Posts in flight.
+    #[arg(long, default_value_t = 200)]
+    concurrency: usize,
+    /// Parallel Scan segments.
+    #[arg(long, default_value_t = 4)]
+    segments: u32,
+}
+
+impl LimitArgs {
+    /// As child-process arguments.
+    fn to_args(&self) -> [String; 4] {
+        [
+            "--concurrency".into(),
+            self.concurrency.to_string(),
+            "--segments".into(),
+            self.segments.to_string(),
+        ]
+    }
+}
+
+#[derive(Args)]
+struct FanoutArgs {
+    #[arg(long)]
+    table: String,
+    #[arg(long)]
+    endpoint: String,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+#[derive(Args)]
+struct CapacityArgs {
+    #[arg(long)]
+    endpoint: String,
+    /// Posts to send.
+    #[arg(long, default_value_t = 1000)]
+    count: u64,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
 fn main() -> Result<(), Error> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let cli = Cli::parse();
     let runtime = tokio::runtime::Runtime::new()?;
-    match args.first().map(String::as_str) {
-        Some("endpoint") => runtime.block_on(serve_endpoint(arg(&args, "--delay-ms", 0)?)),
-        Some("fanout") => runtime.block_on(fanout(&args)),
-        Some("capacity") => runtime.block_on(capacity(&args)),
-        _ => runtime.block_on(orchestrate(&args)),
+    match cli.role {
+        Some(Role::Endpoint(args)) => runtime.block_on(serve_endpoint(args.delay_ms)),
+        Some(Role::Fanout(args)) => runtime.block_on(fanout(&args)),
+        Some(Role::Capacity(args)) => runtime.block_on(capacity(&args)),
+        None => runtime.block_on(orchestrate(&cli.run)),
     }
 }
 
@@ -57,18 +137,18 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for LookupDone {
     }
 }
 
-fn limits(args: &[String]) -> Result<Limits, Error> {
-    Ok(Limits {
-        post_concurrency: arg(args, "--concurrency", 200)?,
-        scan_segments: arg(args, "--segments", 4)?,
+fn limits(args: &LimitArgs) -> Limits {
+    Limits {
+        post_concurrency: args.concurrency,
+        scan_segments: args.segments,
         ..Limits::default()
-    })
+    }
 }
 
-async fn fanout(args: &[String]) -> Result<(), Error> {
-    let table: String = arg(args, "--table", String::new())?;
-    let endpoint: String = arg(args, "--endpoint", String::new())?;
-    let limits = limits(args)?;
+async fn fanout(args: &FanoutArgs) -> Result<(), Error> {
+    let table = args.table.clone();
+    let endpoint = args.endpoint.clone();
+    let limits = limits(&args.limits);
     let segments = limits.scan_segments;
     let config = testkit::aws_config().await;
     let pusher = SdkPusher::from_sdk_config(
@@ -140,12 +220,12 @@ async fn fanout(args: &[String]) -> Result<(), Error> {
 
 // ---- the endpoint's capacity: same client and concurrency, no pusher (child process) ----
 
-async fn capacity(args: &[String]) -> Result<(), Error> {
-    let endpoint: String = arg(args, "--endpoint", String::new())?;
-    let count: u64 = arg(args, "--count", 1000)?;
-    let limits = limits(args)?;
+async fn capacity(args: &CapacityArgs) -> Result<(), Error> {
+    let endpoint = &args.endpoint;
+    let count = args.count;
+    let limits = limits(&args.limits);
     let config = testkit::aws_config().await;
-    let poster = LeanPoster::new(&config, &endpoint, limits.post_timeout);
+    let poster = LeanPoster::new(&config, endpoint, limits.post_timeout);
     let payload = serde_json::to_vec(&serde_json::from_str::<Value>(PAYLOAD)?)?;
     let (cpu_before, _) = rusage();
     let started = Instant::now();
@@ -194,11 +274,11 @@ async fn load(
     Ok(())
 }
 
-async fn orchestrate(args: &[String]) -> Result<(), Error> {
-    let sizes = list(args, "--sizes", "1000,10000,50000")?;
-    let delays = list(args, "--delays", "0,20")?;
-    let concurrency: usize = arg(args, "--concurrency", 200)?;
-    let segments: u32 = arg(args, "--segments", 4)?;
+async fn orchestrate(args: &RunArgs) -> Result<(), Error> {
+    let sizes = &args.sizes;
+    let delays = &args.delays;
+    let concurrency = args.limits.concurrency;
+    let segments = args.limits.segments;
     // Children find moto through the variable; the testkit starts one if none is given.
     let moto = testkit::moto_endpoint();
     std::env::set_var(testkit::MOTO_ENDPOINT_VAR, &moto);
@@ -207,7 +287,7 @@ async fn orchestrate(args: &[String]) -> Result<(), Error> {
 
     println!("| connections | endpoint delay | pusher: deliveries/s (end to end) | lookup (Scan in moto) | posting phase: deliveries/s | endpoint capacity: deliveries/s | posting / capacity | CPU per 1,000 deliveries (pusher) | CPU per 1,000 (bare client) | peak RSS (pusher) |");
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for &size in &sizes {
+    for &size in sizes {
         let table_name = table::create_table(&client).await;
         let loading = Instant::now();
         load(&client, &table_name, size).await?;
@@ -215,14 +295,9 @@ async fn orchestrate(args: &[String]) -> Result<(), Error> {
             "loaded {size} items in {:.1} s",
             loading.elapsed().as_secs_f64()
         );
-        for &delay in &delays {
+        for &delay in delays {
             let endpoint = start_endpoint(delay)?;
-            let common = [
-                "--concurrency".to_string(),
-                concurrency.to_string(),
-                "--segments".into(),
-                segments.to_string(),
-            ];
+            let common = args.limits.to_args();
             let mut fanout_args = vec![
                 "fanout".into(),
                 "--table".into(),

@@ -29,7 +29,8 @@ use aws_smithy_runtime_api::client::interceptors::context::{
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
-use common::{arg, connection_id, serve_endpoint, start_endpoint, Error, PAYLOAD};
+use clap::{Args, Parser, Subcommand};
+use common::{connection_id, serve_endpoint, start_endpoint, EndpointArgs, Error, PAYLOAD};
 use futures::StreamExt;
 use lambda_runtime::{Context, LambdaEvent};
 use pusher::{
@@ -42,12 +43,42 @@ const CHANNEL: &str = "room/big";
 const LIVE: i64 = 4_000_000_000;
 const EXPIRED: i64 = 1_000;
 
+/// Without a role: the benchmark.
+#[derive(Parser)]
+#[command(
+    name = "bench_channels",
+    about = "scripts/bench channels",
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    role: Option<Role>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Subcommand)]
+enum Role {
+    /// The fake management endpoint (a child process).
+    Endpoint(EndpointArgs),
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Connection items in the table.
+    #[arg(long, default_value_t = 50_000)]
+    connections: u64,
+    /// Of them, subscribed to the channel.
+    #[arg(long, default_value_t = 1_000)]
+    subscribers: u64,
+}
+
 fn main() -> Result<(), Error> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let cli = Cli::parse();
     let runtime = tokio::runtime::Runtime::new()?;
-    match args.first().map(String::as_str) {
-        Some("endpoint") => runtime.block_on(serve_endpoint(arg(&args, "--delay-ms", 0)?)),
-        _ => runtime.block_on(run(&args)),
+    match cli.role {
+        Some(Role::Endpoint(args)) => runtime.block_on(serve_endpoint(args.delay_ms)),
+        None => runtime.block_on(run(&cli.run)),
     }
 }
 
@@ -242,9 +273,9 @@ async fn load(
 
 // ---- the run ----
 
-async fn run(args: &[String]) -> Result<(), Error> {
-    let connections: u64 = arg(args, "--connections", 50_000)?;
-    let subscribers: u64 = arg(args, "--subscribers", 1_000)?;
+async fn run(args: &RunArgs) -> Result<(), Error> {
+    let connections = args.connections;
+    let subscribers = args.subscribers;
     if subscribers > connections {
         return Err("--subscribers cannot exceed --connections".into());
     }

@@ -22,7 +22,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use aws_sdk_apigatewaymanagement::primitives::Blob;
 use bytes::Bytes;
-use common::{arg, connection_id, list, run_child, rusage, serve_endpoint, start_endpoint, Error};
+use clap::{Args, Parser, Subcommand};
+use common::{
+    connection_id, run_child, rusage, serve_endpoint, start_endpoint, EndpointArgs, Error,
+};
 use futures::StreamExt;
 use http_body_util::{BodyExt, Full};
 use pusher::{LeanPoster, PostOutcome, Poster};
@@ -30,21 +33,86 @@ use serde_json::{json, Value};
 
 const TIMEOUT: Duration = Duration::from_secs(3);
 
+/// Without a role: the whole benchmark (it re-executes itself for each role).
+#[derive(Parser)]
+#[command(
+    name = "bench_poster",
+    about = "scripts/bench poster",
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    role: Option<Role>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Subcommand)]
+enum Role {
+    /// The fake management endpoint (a child process).
+    Endpoint(EndpointArgs),
+    /// One client posting `--count` times (a child process).
+    Client(ClientArgs),
+    /// Signing alone (a child process).
+    Sign(SignArgs),
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Posts per client and round.
+    #[arg(long, default_value_t = 20_000)]
+    count: u64,
+    /// Posts in flight.
+    #[arg(long, default_value_t = 200)]
+    concurrency: usize,
+    /// Endpoint delays in milliseconds.
+    #[arg(long, value_delimiter = ',', default_value = "0,20")]
+    delays: Vec<u64>,
+    /// Rounds interleaving the clients; each figure is their median.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Also measure what the SDK's cost is made of.
+    #[arg(long)]
+    explore: bool,
+}
+
+#[derive(Args)]
+struct ClientArgs {
+    /// Which client (`lean`, `sdk`, `floor`, or one of `--explore`'s).
+    #[arg(long)]
+    client: String,
+    #[arg(long)]
+    endpoint: String,
+    #[arg(long, default_value_t = 20_000)]
+    count: u64,
+    #[arg(long, default_value_t = 200)]
+    concurrency: usize,
+}
+
+#[derive(Args)]
+struct SignArgs {
+    /// `aws-sigv4` or the pusher's signer.
+    #[arg(long)]
+    signer: String,
+    #[arg(long, default_value_t = 20_000)]
+    count: u64,
+}
+
 fn main() -> Result<(), Error> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let cli = Cli::parse();
     // One core per client: everything on this thread.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    match args.first().map(String::as_str) {
-        Some("endpoint") => {
+    match cli.role {
+        Some(Role::Endpoint(args)) => {
             // The endpoint may use both cores: it must not be what limits the clients.
             let runtime = tokio::runtime::Runtime::new()?;
-            runtime.block_on(serve_endpoint(arg(&args, "--delay-ms", 0)?))
+            runtime.block_on(serve_endpoint(args.delay_ms))
         }
-        Some("client") => runtime.block_on(client(&args)),
-        Some("sign") => sign(&args),
-        _ => orchestrate(&args),
+        Some(Role::Client(args)) => runtime.block_on(client(&args)),
+        Some(Role::Sign(args)) => sign(&args),
+        None => orchestrate(&cli.run),
     }
 }
 
@@ -259,11 +327,11 @@ impl Client {
     }
 }
 
-async fn client(args: &[String]) -> Result<(), Error> {
-    let kind: String = arg(args, "--client", String::new())?;
-    let endpoint: String = arg(args, "--endpoint", String::new())?;
-    let count: u64 = arg(args, "--count", 20_000)?;
-    let concurrency: usize = arg(args, "--concurrency", 200)?;
+async fn client(args: &ClientArgs) -> Result<(), Error> {
+    let kind = args.client.clone();
+    let endpoint = args.endpoint.clone();
+    let count = args.count;
+    let concurrency = args.concurrency;
     // As the pusher's main loads it (defaults: identity cache, stalled-stream protection…), with
     // static credentials carrying a session token as in Lambda, so no network is needed.
     let sdk_config = aws_config::defaults(aws_config::BehaviorVersion::latest())
@@ -338,9 +406,9 @@ async fn client(args: &[String]) -> Result<(), Error> {
 
 /// Signing alone, `--count` times: `aws-sigv4` (what the SDK runs per request) or the pusher's
 /// signer with its day key cached.
-fn sign(args: &[String]) -> Result<(), Error> {
-    let signer: String = arg(args, "--signer", String::new())?;
-    let count: u64 = arg(args, "--count", 20_000)?;
+fn sign(args: &SignArgs) -> Result<(), Error> {
+    let signer = args.signer.clone();
+    let count = args.count;
     let payload = common::PAYLOAD.as_bytes();
     let keys = pusher::sigv4::Keys {
         access_key_id: "AKIDEXAMPLE".into(),
@@ -410,12 +478,12 @@ fn sign(args: &[String]) -> Result<(), Error> {
 
 // ---- the orchestrator ----
 
-fn orchestrate(args: &[String]) -> Result<(), Error> {
-    let count: u64 = arg(args, "--count", 20_000)?;
-    let concurrency: usize = arg(args, "--concurrency", 200)?;
-    let delays = list(args, "--delays", "0,20")?;
-    let explore = args.iter().any(|a| a == "--explore");
-    let rounds: usize = arg(args, "--rounds", 3)?;
+fn orchestrate(args: &RunArgs) -> Result<(), Error> {
+    let count = args.count;
+    let concurrency = args.concurrency;
+    let delays = args.delays.clone();
+    let explore = args.explore;
+    let rounds = args.rounds;
     let mut clients = vec!["lean", "sdk", "floor"];
     if explore {
         clients.extend([

@@ -1,4 +1,4 @@
-//! What the benchmarks share: CPU time and RSS from getrusage, argument parsing, and the fake
+//! What the benchmarks share: CPU time and RSS from getrusage, the endpoint role's arguments, and the fake
 //! management endpoint (a child process, so its CPU is not the client's).
 #![allow(dead_code)]
 
@@ -15,27 +15,13 @@ pub type Error = Box<dyn std::error::Error + Send + Sync>;
 /// A notification of 131 bytes, the size docs/benchmarks.md's figures use.
 pub const PAYLOAD: &str = r#"{"type":"notification","id":123456,"title":"Build finished","body":"main is green again","url":"https://example.com/builds/42"}"#;
 
-pub fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> Result<T, Error> {
-    match args.iter().position(|a| a == name) {
-        None => Ok(default),
-        Some(i) => {
-            let value = args.get(i + 1).ok_or(format!("{name} needs a value"))?;
-            value
-                .parse()
-                .map_err(|_| format!("{name}: cannot parse {value:?}").into())
-        }
-    }
-}
-
-pub fn list(args: &[String], name: &str, default: &str) -> Result<Vec<u64>, Error> {
-    let raw: String = arg(args, name, default.to_string())?;
-    raw.split(',')
-        .map(|s| {
-            s.trim()
-                .parse::<u64>()
-                .map_err(|e| format!("{name}: {e}").into())
-        })
-        .collect()
+/// The fake management endpoint's role, the same in every benchmark binary:
+/// `<binary> endpoint --delay-ms N` (started by [`start_endpoint`]).
+#[derive(clap::Args, Debug)]
+pub struct EndpointArgs {
+    /// Milliseconds the endpoint waits before answering each post.
+    #[arg(long, default_value_t = 0)]
+    pub delay_ms: u64,
 }
 
 /// CPU time (user + system) of this process so far, and its peak RSS in KiB.

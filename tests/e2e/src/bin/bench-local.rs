@@ -9,48 +9,38 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use clap::Parser;
 use futures::{stream, SinkExt, StreamExt};
 use sumu_local::dev_idp::DevIdentityProvider;
 use sumu_wire::{Grants, Pattern};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
+/// `scripts/bench local` runs this against the sumu-local process it started.
+#[derive(Parser)]
+#[command(
+    name = "bench-local",
+    about = "Connections, memory and round trips of a running sumu-local"
+)]
 struct Args {
+    /// The WebSocket API (`ws://127.0.0.1:PORT/STAGE`).
+    #[arg(long)]
     url: String,
+    /// The development signing key sumu-local uses (tokens are minted with it).
+    #[arg(long)]
     key_file: PathBuf,
+    /// sumu-local's process id (its RSS is read from /proc).
+    #[arg(long)]
     pid: u32,
+    /// Clients to open and hold.
+    #[arg(long, default_value_t = 1000)]
     clients: usize,
+    /// Handshakes at a time.
+    #[arg(long, default_value_t = 100)]
     concurrency: usize,
+    /// Round trips per measured figure.
+    #[arg(long, default_value_t = 1000)]
     samples: usize,
-}
-
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        url: String::new(),
-        key_file: PathBuf::new(),
-        pid: 0,
-        clients: 1000,
-        concurrency: 100,
-        samples: 1000,
-    };
-    let mut iter = std::env::args().skip(1);
-    while let Some(flag) = iter.next() {
-        let value = iter.next().ok_or(format!("{flag} needs a value"))?;
-        let number = || value.parse::<usize>().map_err(|e| format!("{flag}: {e}"));
-        match flag.as_str() {
-            "--url" => args.url = value.clone(),
-            "--key-file" => args.key_file = PathBuf::from(&value),
-            "--pid" => args.pid = value.parse().map_err(|e| format!("--pid: {e}"))?,
-            "--clients" => args.clients = number()?,
-            "--concurrency" => args.concurrency = number()?,
-            "--samples" => args.samples = number()?,
-            other => return Err(format!("unknown flag {other}")),
-        }
-    }
-    if args.url.is_empty() || args.pid == 0 {
-        return Err("usage: bench-local --url WS_URL --key-file PATH --pid PID [--clients N] [--concurrency C] [--samples S]".into());
-    }
-    Ok(args)
 }
 
 /// VmRSS of a process, in KiB.
@@ -175,7 +165,7 @@ fn report(name: &str, times: &[Duration]) {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args = parse_args()?;
+    let args = Args::parse();
     let idp = DevIdentityProvider::load_or_create(&args.key_file)?;
     let now = sumu_local::protocol::now_ms() / 1000;
     let grants = Grants {
