@@ -582,7 +582,9 @@ export class SumuClient {
       }
     }
     // What a back end pushed. While two connections overlap, a copy both got is handed out once.
-    if (this.liveLinks() > 1 && !this.overlap.admit(data, link)) return;
+    // Counting starts as soon as a candidate exists, not when it opens: the server registers
+    // the new connection before the client sees it open, so a copy can reach the old one first.
+    if (this.overlapping() && !this.overlap.admit(data, link)) return;
     this.dispatch('message', frame === undefined ? data : frame);
   }
 
@@ -688,6 +690,11 @@ export class SumuClient {
   /** The open links that carry subscriptions: the primary and an opened candidate. */
   private subscribedLinks(): Link[] {
     return [this.primary, this.candidate].filter((link): link is Link => link !== null && link.live);
+  }
+
+  /** A proactive reconnect is under way: a candidate is connecting or a former primary drains. */
+  private overlapping(): boolean {
+    return (this.candidate !== null && this.primary !== null) || this.draining.size > 0;
   }
 
   private liveLinks(): number {

@@ -484,7 +484,7 @@ var SumuClient = class {
           }
       }
     }
-    if (this.liveLinks() > 1 && !this.overlap.admit(data, link)) return;
+    if (this.overlapping() && !this.overlap.admit(data, link)) return;
     this.dispatch("message", frame === void 0 ? data : frame);
   }
   publication(frame) {
@@ -578,6 +578,10 @@ var SumuClient = class {
   /** The open links that carry subscriptions: the primary and an opened candidate. */
   subscribedLinks() {
     return [this.primary, this.candidate].filter((link) => link !== null && link.live);
+  }
+  /** A proactive reconnect is under way: a candidate is connecting or a former primary drains. */
+  overlapping() {
+    return this.candidate !== null && this.primary !== null || this.draining.size > 0;
   }
   liveLinks() {
     return [this.primary, this.candidate, ...this.draining].filter((link) => link?.live).length;
