@@ -32,7 +32,7 @@ impl Local {
     /// its AWS calls through [`crate::proxy::serializing_moto_proxy`] so that moto's
     /// transactions are isolated as DynamoDB's are.
     pub async fn start_with_channels() -> Local {
-        let endpoint = crate::proxy::serializing_moto_proxy().await;
+        let endpoint = crate::proxy::serializing_moto_proxy();
         Local::start_configured(|config| {
             config.aws_endpoint = endpoint;
             config.presence = Some(PresenceSetup {

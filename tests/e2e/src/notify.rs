@@ -69,10 +69,28 @@ impl Local {
     }
 
     /// Waits until the topic runner has subscribed (a publish before that would be lost, as
-    /// on AWS before the subscription exists).
+    /// on AWS before the subscription exists): its queue exists AND the topic lists a
+    /// subscription to it (the runner creates the queue first, so the queue alone is not enough).
     pub async fn until_topic_subscribed(&self) {
         eventually("the pusher's topic subscription exists", || async {
-            self.topic_tap_url().await.map(|_| ())
+            let tap = self.topic_tap_url().await?;
+            let queue_name = tap.rsplit('/').next()?.to_string();
+            let subscriptions = self
+                .sns
+                .list_subscriptions_by_topic()
+                .topic_arn(&self.endpoints.resources.notifications_topic_arn)
+                .send()
+                .await
+                .ok()?;
+            subscriptions
+                .subscriptions()
+                .iter()
+                .any(|subscription| {
+                    subscription
+                        .endpoint()
+                        .is_some_and(|endpoint| endpoint.ends_with(&format!(":{queue_name}")))
+                })
+                .then_some(())
         })
         .await;
     }

@@ -55,33 +55,57 @@ struct Serial {
     one_at_a_time: tokio::sync::Mutex<()>,
 }
 
-/// A proxy to moto that forwards one DynamoDB request at a time (everything else, such as the
-/// runners' long polls of SQS, at once); returns its URL (an AWS endpoint).
-pub async fn serializing_moto_proxy() -> String {
-    let state = Arc::new(Serial {
-        upstream: testkit::moto_endpoint(),
-        http: reqwest::Client::new(),
-        one_at_a_time: tokio::sync::Mutex::new(()),
-    });
-    let app = Router::new()
-        .fallback(
-            |State(state): State<Arc<Serial>>,
-             method: Method,
-             uri: Uri,
-             headers: HeaderMap,
-             body: Bytes| async move {
-                let dynamodb = headers
-                    .get("x-amz-target")
-                    .and_then(|target| target.to_str().ok())
-                    .is_some_and(|target| target.starts_with("DynamoDB_"));
-                let _turn = if dynamodb {
-                    Some(state.one_at_a_time.lock().await)
-                } else {
-                    None
-                };
-                forward(&state.http, &state.upstream, method, &uri, &headers, body).await
-            },
-        )
-        .with_state(state);
-    format!("http://{}", crate::serve_on_loopback(app).await)
+/// The proxy to moto that forwards one DynamoDB request at a time (everything else, such as the
+/// runners' long polls of SQS, at once); returns its URL (an AWS endpoint). One proxy for the
+/// whole test process, on a thread and runtime of its own: moto's cancelled transaction restores
+/// its snapshot of every table, so transactions of concurrent tests must be serialized together,
+/// and a proxy spawned on one test's runtime would die with that test.
+pub fn serializing_moto_proxy() -> String {
+    static URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    URL.get_or_init(|| {
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("the proxy's runtime");
+            runtime.block_on(async move {
+                let state = Arc::new(Serial {
+                    upstream: testkit::moto_endpoint(),
+                    http: reqwest::Client::new(),
+                    one_at_a_time: tokio::sync::Mutex::new(()),
+                });
+                let app = Router::new()
+                    .fallback(
+                        |State(state): State<Arc<Serial>>,
+                         method: Method,
+                         uri: Uri,
+                         headers: HeaderMap,
+                         body: Bytes| async move {
+                            let dynamodb = headers
+                                .get("x-amz-target")
+                                .and_then(|target| target.to_str().ok())
+                                .is_some_and(|target| target.starts_with("DynamoDB_"));
+                            let _turn = if dynamodb {
+                                Some(state.one_at_a_time.lock().await)
+                            } else {
+                                None
+                            };
+                            forward(&state.http, &state.upstream, method, &uri, &headers, body)
+                                .await
+                        },
+                    )
+                    .with_state(state);
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind the proxy");
+                let address = listener.local_addr().expect("proxy address");
+                let _ = sender.send(format!("http://{address}"));
+                let _ = axum::serve(listener, app).await;
+            });
+        });
+        receiver.recv().expect("the proxy starts")
+    })
+    .clone()
 }
