@@ -18,24 +18,7 @@ ensure_chromium() {
 # Node.js (>= 20, which playwright-core needs) and the pinned packages of tests/browser (npm ci
 # from the committed lock file); reinstalled only when package-lock.json changes.
 ensure_browser_test_deps() {
-  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-    log "installing nodejs and npm (for the browser test)"
-    local sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends nodejs npm
-  fi
-  local major; major=$(node -p 'process.versions.node.split(".")[0]')
-  if [ "$major" -lt 20 ]; then
-    echo "the browser test needs Node.js >= 20 (playwright-core); this machine has $(node --version)" >&2
-    return 1
-  fi
-  local stamp="$BROWSER_TESTS/node_modules/.package-lock.sha256" want
-  want=$(sha256sum "$BROWSER_TESTS/package-lock.json" | cut -d' ' -f1)
-  [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && return 0
-  log "npm ci (tests/browser)"
-  (cd "$BROWSER_TESTS" && npm ci --no-audit --no-fund --loglevel=error)
-  echo "$want" >"$stamp"
+  ensure_npm_packages "$BROWSER_TESTS" "the browser test (playwright-core)"
 }
 
 # Builds the binaries (sumu-local) and runs the browser suites: the page against a fake gateway,

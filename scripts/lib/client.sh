@@ -7,24 +7,7 @@ CLIENT_JS="$ROOT/clients/js"
 # Node.js >= 20 (apt-get when missing) and clients/js's packages, reinstalled only when
 # package-lock.json changes.
 ensure_client_deps() {
-  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-    log "installing nodejs and npm (for @sumu/client)"
-    local sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends nodejs npm
-  fi
-  local major; major=$(node -p 'process.versions.node.split(".")[0]')
-  if [ "$major" -lt 20 ]; then
-    echo "@sumu/client needs Node.js >= 20; this machine has $(node --version)" >&2
-    return 1
-  fi
-  local stamp="$CLIENT_JS/node_modules/.package-lock.sha256" want
-  want=$(sha256sum "$CLIENT_JS/package-lock.json" | cut -d' ' -f1)
-  [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && return 0
-  log "npm ci (clients/js)"
-  (cd "$CLIENT_JS" && npm ci --no-audit --no-fund --loglevel=error)
-  echo "$want" >"$stamp"
+  ensure_npm_packages "$CLIENT_JS" "@sumu/client"
 }
 
 # Builds the package and runs its tests: logic (fake gateway), the demo bundle is up to date,

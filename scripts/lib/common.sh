@@ -86,3 +86,28 @@ start_moto() {
 stop_moto() {
   if [ -n "${MOTO_PID:-}" ]; then kill "$MOTO_PID" 2>/dev/null || true; wait "$MOTO_PID" 2>/dev/null || true; fi
 }
+
+# Node.js >= 20 (apt-get when missing) and the pinned npm packages of directory $1 (npm ci from
+# its committed lock file), reinstalled only when its package-lock.json changes. $2 names who
+# needs them, for the messages.
+ensure_npm_packages() {
+  local dir=$1 who=$2
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    log "installing nodejs and npm (for $who)"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends nodejs npm
+  fi
+  local major; major=$(node -p 'process.versions.node.split(".")[0]')
+  if [ "$major" -lt 20 ]; then
+    echo "$who needs Node.js >= 20; this machine has $(node --version)" >&2
+    return 1
+  fi
+  local stamp="$dir/node_modules/.package-lock.sha256" want
+  want=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
+  [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && return 0
+  log "npm ci (${dir#"$ROOT"/})"
+  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  echo "$want" >"$stamp"
+}
