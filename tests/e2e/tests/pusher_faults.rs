@@ -120,29 +120,7 @@ async fn forward(
         Some(fault) => fault.response(),
         None => {
             let upstream = proxy.upstream.get().expect("the upstream is set");
-            let path = uri.path_and_query().map_or("/", |p| p.as_str());
-            let mut request = proxy
-                .http
-                .request(method, format!("{upstream}{path}"))
-                .body(body);
-            if let Some(content_type) = headers.get("content-type") {
-                request = request.header("content-type", content_type);
-            }
-            match request.send().await {
-                Ok(answer) => {
-                    let status = answer.status();
-                    let error_type = answer.headers().get("x-amzn-ErrorType").cloned();
-                    let body = answer.bytes().await.unwrap_or_default();
-                    let mut response = (status, body).into_response();
-                    if let Some(error_type) = error_type {
-                        response
-                            .headers_mut()
-                            .insert("x-amzn-ErrorType", error_type);
-                    }
-                    response
-                }
-                Err(_) => StatusCode::BAD_GATEWAY.into_response(),
-            }
+            e2e::proxy::forward(&proxy.http, upstream, method, &uri, &headers, body).await
         }
     };
     if let Some(id) = connection_id {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{Method, StatusCode, Uri};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use e2e::notify::{Receiver, Via};
@@ -69,6 +69,7 @@ async fn forward(
     State(proxy): State<Arc<Proxy>>,
     method: Method,
     uri: Uri,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let id = (method == Method::POST)
@@ -89,28 +90,7 @@ async fn forward(
         }
         None => {
             let upstream = proxy.upstream.get().expect("the upstream is set");
-            let path = uri.path_and_query().map_or("/", |p| p.as_str());
-            match proxy
-                .http
-                .request(method, format!("{upstream}{path}"))
-                .body(body)
-                .send()
-                .await
-            {
-                Ok(answer) => {
-                    let status = answer.status();
-                    let error_type = answer.headers().get("x-amzn-ErrorType").cloned();
-                    let mut response =
-                        (status, answer.bytes().await.unwrap_or_default()).into_response();
-                    if let Some(error_type) = error_type {
-                        response
-                            .headers_mut()
-                            .insert("x-amzn-ErrorType", error_type);
-                    }
-                    response
-                }
-                Err(_) => StatusCode::BAD_GATEWAY.into_response(),
-            }
+            e2e::proxy::forward(&proxy.http, upstream, method, &uri, &headers, body).await
         }
     };
     if let Some(id) = id {
