@@ -2,13 +2,13 @@
 //! each on one core (a current-thread runtime in a child process of its own, so getrusage is
 //! the client's alone), against the same endpoint process per delay:
 //!
-//! - `lean`: the pusher's poster ([`pusher::LeanPoster`]: hyper + SigV4 with cached keys);
+//! - `lean`: the pusher's poster ([`pusher::LeanPoster`]: its own HTTP/1.1 exchange + SigV4 with cached keys);
 //! - `sdk`: `aws-sdk-apigatewaymanagement` configured as the pusher's `SdkPoster` was;
 //! - `floor`: the same connections as `lean` ([`pusher::connections::Connections`]), unsigned;
 //!
 //! and, with `--explore`, what the SDK's cost is made of: the SDK with stalled-stream
 //! protection off, with a static endpoint resolver, with both, with both and an HTTP
-//! connector that answers 200 at once (the SDK's own CPU, no I/O), hyper-util's pooled client
+//! connector that answers 200 at once (the SDK's own CPU, no I/O), hyper's connection-level client (the transport before), hyper-util's pooled client
 //! and reqwest unsigned (the other transports), and signing alone (`aws-sigv4` against the pusher's signer, no I/O).
 //!
 //! Usage: bench_poster [--count 20000] [--concurrency 200] [--delays 0,20] [--rounds 3] [--explore]
