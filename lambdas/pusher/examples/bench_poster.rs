@@ -2,13 +2,13 @@
 //! each on one core (a current-thread runtime in a child process of its own, so getrusage is
 //! the client's alone), against the same endpoint process per delay:
 //!
-//! - `lean`: the pusher's poster ([`pusher::LeanPoster`]: hyper + SigV4 with cached keys);
+//! - `lean`: the pusher's poster ([`pusher::LeanPoster`]: its own HTTP/1.1 exchange + SigV4 with cached keys);
 //! - `sdk`: `aws-sdk-apigatewaymanagement` configured as the pusher's `SdkPoster` was;
 //! - `floor`: the same connections as `lean` ([`pusher::connections::Connections`]), unsigned;
 //!
 //! and, with `--explore`, what the SDK's cost is made of: the SDK with stalled-stream
 //! protection off, with a static endpoint resolver, with both, with both and an HTTP
-//! connector that answers 200 at once (the SDK's own CPU, no I/O), hyper-util's pooled client
+//! connector that answers 200 at once (the SDK's own CPU, no I/O), hyper's connection-level client (the transport before), hyper-util's pooled client
 //! and reqwest unsigned (the other transports), and signing alone (`aws-sigv4` against the pusher's signer, no I/O).
 //!
 //! Usage: bench_poster [--count 20000] [--concurrency 200] [--delays 0,20] [--rounds 3] [--explore]
@@ -222,28 +222,110 @@ struct FloorPoster {
 
 impl FloorPoster {
     async fn post(&self, connection_id: &str, data: &[u8]) -> bool {
-        let path = format!(
-            "{}/@connections/{}",
+        let head = format!(
+            "POST {}/@connections/{} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: {}\r\n\r\n",
             self.base_path,
-            pusher::sigv4::encode_segment(connection_id)
+            pusher::sigv4::encode_segment(connection_id),
+            data.len()
         );
-        let Ok(request) = hyper::Request::post(path)
-            .header(hyper::header::HOST, "127.0.0.1")
-            .body(Full::new(Bytes::copy_from_slice(data)))
-        else {
-            return false;
-        };
         matches!(
-            tokio::time::timeout(TIMEOUT, self.connections.send(request)).await,
-            Ok(Ok(response)) if response.status().is_success()
+            tokio::time::timeout(TIMEOUT, self.connections.send(head.as_bytes(), data)).await,
+            Ok(Ok(answer)) if (200..300).contains(&answer.status)
         )
+    }
+}
+
+/// `http://127.0.0.1:PORT/stage` → `127.0.0.1:PORT` and `/stage`.
+fn http_parts(endpoint: &str) -> Result<(&str, String), Error> {
+    let rest = endpoint
+        .strip_prefix("http://")
+        .ok_or("the bench is http only")?;
+    let (address, path) = rest.split_once('/').unwrap_or((rest, ""));
+    Ok((address, format!("/{path}")))
+}
+
+/// `127.0.0.1:PORT` as the pusher's connections' origin.
+fn origin(address: &str) -> Result<pusher::connections::Origin, Error> {
+    let (host, port) = address.split_once(':').ok_or("no port")?;
+    Ok(pusher::connections::Origin {
+        host: host.to_string(),
+        port: port.parse()?,
+        tls: false,
+    })
+}
+
+/// The hyper stack the pusher's connections replaced: TCP (`TCP_NODELAY`), then TLS for
+/// `https`, plain `http` here.
+type HyperConnector =
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>;
+
+fn hyper_connector() -> HyperConnector {
+    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(
+            rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+                rustls::crypto::aws_lc_rs::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .expect("aws-lc-rs has the default protocol versions")
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth(),
+        )
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http)
+}
+
+/// `hyper-floor`: hyper's connection-level client with the same pool (a stack of ready
+/// connections, opened on demand), unsigned — the poster's transport before its own.
+struct HyperFloor {
+    connector: HyperConnector,
+    origin: hyper::Uri,
+    base_path: String,
+    idle: std::sync::Mutex<Vec<hyper::client::conn::http1::SendRequest<Full<Bytes>>>>,
+}
+
+impl HyperFloor {
+    async fn post(&self, connection_id: &str, data: &[u8]) -> bool {
+        let work = async {
+            let path = format!(
+                "{}/@connections/{}",
+                self.base_path,
+                pusher::sigv4::encode_segment(connection_id)
+            );
+            let request = hyper::Request::post(path)
+                .header(hyper::header::HOST, "127.0.0.1")
+                .body(Full::new(Bytes::copy_from_slice(data)))
+                .ok()?;
+            let ready = self.idle.lock().ok()?.pop();
+            let mut sender = match ready.filter(|sender| sender.is_ready()) {
+                Some(sender) => sender,
+                None => {
+                    use tower_service::Service;
+                    let mut connector = self.connector.clone();
+                    let io = connector.call(self.origin.clone()).await.ok()?;
+                    let (sender, connection) =
+                        hyper::client::conn::http1::handshake(io).await.ok()?;
+                    tokio::spawn(connection);
+                    sender
+                }
+            };
+            let response = sender.try_send_request(request).await.ok()?;
+            let ok = response.status().is_success();
+            response.into_body().collect().await.ok()?;
+            self.idle.lock().ok()?.push(sender);
+            Some(ok)
+        };
+        matches!(tokio::time::timeout(TIMEOUT, work).await, Ok(Some(true)))
     }
 }
 
 /// `hyper-util-floor`: hyper-util's pooled client (what the pusher used first), unsigned, with
 /// the same TLS connector and idle timeout.
 struct HyperUtilFloor {
-    client: hyper_util::client::legacy::Client<pusher::connections::Connector, Full<Bytes>>,
+    client: hyper_util::client::legacy::Client<HyperConnector, Full<Bytes>>,
     base: String,
 }
 
@@ -253,7 +335,7 @@ impl HyperUtilFloor {
             hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
                 .pool_idle_timeout(pusher::connections::IDLE_TIMEOUT)
                 .pool_timer(hyper_util::rt::TokioTimer::new())
-                .build(pusher::connections::connector());
+                .build(hyper_connector());
         HyperUtilFloor {
             client,
             base: base.to_string(),
@@ -311,6 +393,7 @@ enum Client {
     Floor(FloorPoster),
     Reqwest(ReqwestPoster),
     HyperUtil(HyperUtilFloor),
+    Hyper(HyperFloor),
 }
 
 impl Client {
@@ -323,6 +406,7 @@ impl Client {
             Client::Floor(poster) => poster.post(connection_id, data).await,
             Client::Reqwest(poster) => poster.post(connection_id, data).await,
             Client::HyperUtil(poster) => poster.post(connection_id, data).await,
+            Client::Hyper(poster) => poster.post(connection_id, data).await,
         }
     }
 }
@@ -357,15 +441,19 @@ async fn client(args: &ClientArgs) -> Result<(), Error> {
         "sdk-tuned" => Client::Sdk(SdkPoster::new(&sdk_config, &endpoint, true, true, false)),
         "sdk-tuned-no-io" => Client::Sdk(SdkPoster::new(&sdk_config, &endpoint, true, true, true)),
         "floor" => {
-            let rest = endpoint
-                .strip_prefix("http://")
-                .ok_or("the bench is http only")?;
-            let (address, path) = rest.split_once('/').unwrap_or((rest, ""));
+            let (address, path) = http_parts(&endpoint)?;
             Client::Floor(FloorPoster {
-                connections: pusher::connections::Connections::new(
-                    format!("http://{address}").parse()?,
-                ),
-                base_path: format!("/{path}"),
+                connections: pusher::connections::Connections::new(origin(address)?),
+                base_path: path,
+            })
+        }
+        "hyper-floor" => {
+            let (address, path) = http_parts(&endpoint)?;
+            Client::Hyper(HyperFloor {
+                connector: hyper_connector(),
+                origin: format!("http://{address}").parse()?,
+                base_path: path,
+                idle: std::sync::Mutex::new(Vec::new()),
             })
         }
         "hyper-util-floor" => Client::HyperUtil(HyperUtilFloor::new(&endpoint)),
@@ -491,6 +579,7 @@ fn orchestrate(args: &RunArgs) -> Result<(), Error> {
             "sdk-static-endpoint",
             "sdk-tuned",
             "sdk-tuned-no-io",
+            "hyper-floor",
             "hyper-util-floor",
             "reqwest-floor",
         ]);

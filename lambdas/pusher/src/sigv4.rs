@@ -8,7 +8,6 @@
 //! credentials and UTC day ([`DayKey`]), the credential scope and the `Authorization` prefix
 //! are kept with it, and the canonical request is one buffer (docs/pusher.md has the figures).
 
-use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::{digest, hmac};
@@ -49,20 +48,38 @@ impl Timestamp {
 
     /// `YYYYMMDD` (the credential scope's date).
     pub fn date(&self) -> String {
-        let (year, month, day) = civil_from_days(self.day() as i64);
-        format!("{year:04}{month:02}{day:02}")
+        let mut date = String::with_capacity(16);
+        self.push_date(&mut date);
+        date
     }
 
-    /// `YYYYMMDDTHHMMSSZ` (the `x-amz-date` header).
+    /// `YYYYMMDDTHHMMSSZ` (the `x-amz-date` header). Digits pushed by hand, not `format!`:
+    /// this runs once per post.
     pub fn amz_date(&self) -> String {
         let seconds = self.epoch_seconds % 86_400;
-        format!(
-            "{}T{:02}{:02}{:02}Z",
-            self.date(),
-            seconds / 3600,
-            seconds / 60 % 60,
-            seconds % 60
-        )
+        let mut date = String::with_capacity(16);
+        self.push_date(&mut date);
+        date.push('T');
+        for part in [seconds / 3600, seconds / 60 % 60, seconds % 60] {
+            push_digits(part, 2, &mut date);
+        }
+        date.push('Z');
+        date
+    }
+
+    fn push_date(&self, out: &mut String) {
+        let (year, month, day) = civil_from_days(self.day() as i64);
+        push_digits(year.clamp(0, 9999) as u64, 4, out);
+        push_digits(u64::from(month), 2, out);
+        push_digits(u64::from(day), 2, out);
+    }
+}
+
+/// `value`'s last `width` decimal digits, zero-padded.
+fn push_digits(value: u64, width: u32, out: &mut String) {
+    for place in (0..width).rev() {
+        let digit = value / 10u64.pow(place) % 10;
+        out.push(char::from(b'0' + digit as u8));
     }
 }
 
@@ -160,7 +177,9 @@ impl DayKey {
         amz_date: &str,
         payload_sha256_hex: &str,
     ) -> String {
-        let mut canonical = String::with_capacity(256 + path.len());
+        // Sized for the whole request (a session token is ~1 KB): one allocation, no growth.
+        let token_length = self.session_token().map_or(0, str::len);
+        let mut canonical = String::with_capacity(256 + 3 * path.len() + host.len() + token_length);
         canonical.push_str("POST\n");
         encode_path_into(path, &mut canonical);
         canonical.push_str("\n\nhost:");
@@ -212,6 +231,13 @@ fn push_hex(bytes: &[u8], out: &mut String) {
     }
 }
 
+fn push_percent_encoded(byte: u8, out: &mut String) {
+    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
+    out.push('%');
+    out.push(DIGITS[usize::from(byte >> 4)] as char);
+    out.push(DIGITS[usize::from(byte & 0x0f)] as char);
+}
+
 /// RFC 3986 unreserved characters are kept, everything else is `%XX` (upper case).
 fn is_unreserved(byte: u8) -> bool {
     byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~')
@@ -222,7 +248,7 @@ fn encode_into(text: &str, keep_slash: bool, out: &mut String) {
         if is_unreserved(byte) || (keep_slash && byte == b'/') {
             out.push(byte as char);
         } else {
-            let _ = write!(out, "%{byte:02X}");
+            push_percent_encoded(byte, out);
         }
     }
 }
@@ -230,8 +256,13 @@ fn encode_into(text: &str, keep_slash: bool, out: &mut String) {
 /// A connection id as one path segment (API Gateway's ids end in `=`).
 pub fn encode_segment(segment: &str) -> String {
     let mut out = String::with_capacity(segment.len() + 8);
-    encode_into(segment, false, &mut out);
+    encode_segment_into(segment, &mut out);
     out
+}
+
+/// [`encode_segment`], appended to `out`.
+pub fn encode_segment_into(segment: &str, out: &mut String) {
+    encode_into(segment, false, out);
 }
 
 fn encode_path_into(path: &str, out: &mut String) {
