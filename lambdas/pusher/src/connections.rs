@@ -104,11 +104,6 @@ impl Connections {
         }
     }
 
-    /// How many idle connections the pool holds (open or not yet noticed closed).
-    pub fn idle(&self) -> usize {
-        self.idle.lock().map_or(0, |idle| idle.len())
-    }
-
     /// Writes `head` (the request line and headers, ending in an empty line) and `body`, and
     /// reads the whole answer, so the connection can serve the next request. A kept-alive
     /// connection found closed before the request is written is replaced (nothing was sent);

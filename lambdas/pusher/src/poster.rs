@@ -81,8 +81,6 @@ impl Target {
 /// A signing key for the current credentials and day, and when to ask the provider again.
 struct Signing {
     key: DayKey,
-    /// The session token, checked once to be a valid header value.
-    token_header: Option<String>,
     refresh_at: SystemTime,
     /// When the credentials stop working (`None`: unknown).
     expires_at: Option<SystemTime>,
@@ -119,7 +117,6 @@ impl Signer {
             // A new UTC day: same credentials, new derived key.
             let renewed = Arc::new(Signing {
                 key: DayKey::new(signing.key.keys().clone(), &self.region, at),
-                token_header: signing.token_header.clone(),
                 refresh_at: signing.refresh_at,
                 expires_at: signing.expires_at,
             });
@@ -151,15 +148,12 @@ impl Signer {
             secret_access_key: credentials.secret_access_key().to_string(),
             session_token: credentials.session_token().map(str::to_string),
         };
-        let token_header = match &keys.session_token {
-            Some(token) if is_header_value(token) => Some(token.clone()),
-            Some(_) => {
-                return Err(PostOutcome::Failed(
-                    "the session token is not a valid header value".into(),
-                ))
-            }
-            None => None,
-        };
+        // Checked once here, so every post can write it into its head as it is.
+        if !keys.session_token.as_deref().is_none_or(is_header_value) {
+            return Err(PostOutcome::Failed(
+                "the session token is not a valid header value".into(),
+            ));
+        }
         let refresh_at = match credentials.expiry() {
             Some(expiry) => expiry
                 .checked_sub(REFRESH_BEFORE_EXPIRY)
@@ -169,7 +163,6 @@ impl Signer {
         };
         let signing = Arc::new(Signing {
             key: DayKey::new(keys, &self.region, at),
-            token_header,
             refresh_at,
             expires_at: credentials.expiry(),
         });
@@ -195,7 +188,6 @@ impl Signer {
         tracing::warn!(%error, "refreshing the credentials failed; the current ones keep signing");
         let kept = Arc::new(Signing {
             key: DayKey::new(old.key.keys().clone(), &self.region, at),
-            token_header: old.token_header.clone(),
             refresh_at: now + RETRY_REFRESH,
             expires_at: old.expires_at,
         });
@@ -304,7 +296,7 @@ impl LeanPoster {
                 .authorization(&target.host, &path, &amz_date, &payload_hash);
         // Every part was checked when it was made: the path is percent-encoded, the host
         // parsed, the token checked, the rest generated.
-        let token = signing.token_header.as_deref();
+        let token = signing.key.session_token();
         let mut head = String::with_capacity(
             256 + path.len() + target.host.len() + authorization.len() + token.map_or(0, str::len),
         );
@@ -519,7 +511,6 @@ mod tests {
         let old = current.take().unwrap();
         *current = Some(Arc::new(Signing {
             key: DayKey::new(old.key.keys().clone(), "eu-west-1", Timestamp::now()),
-            token_header: old.token_header.clone(),
             refresh_at: SystemTime::now() - Duration::from_secs(1),
             expires_at: old.expires_at,
         }));
@@ -560,6 +551,23 @@ mod tests {
             signer.signing(Timestamp::now()).await,
             Err(PostOutcome::Retryable(reason)) if reason.starts_with("credentials")
         ));
+    }
+
+    #[tokio::test]
+    async fn a_session_token_that_would_break_the_request_head_is_refused() {
+        let forged = aws_credential_types::Credentials::new(
+            "AKID1",
+            "secret",
+            Some("token\r\nx-injected: 1".into()),
+            None,
+            "test",
+        );
+        let (signer, _) = scripted_signer(vec![Ok(forged)]);
+        assert!(matches!(
+            signer.signing(Timestamp::now()).await,
+            Err(PostOutcome::Failed(reason)) if reason == "the session token is not a valid header value"
+        ));
+        assert!(is_header_value("IQoJb3JpZ2luX2Vj+/=\t x"));
     }
 
     #[test]
