@@ -9,6 +9,7 @@ use std::sync::Arc;
 use authorizer::Authorizer;
 use tokio::sync::watch;
 
+use crate::call_log::CallLog;
 use crate::config::{IdentitySource, Limits};
 use crate::dev_idp::DevIdentityProvider;
 use crate::integration::Integrations;
@@ -47,4 +48,6 @@ pub struct AppState {
     pub limits: Limits,
     /// Turns `true` when the emulator shuts down: sessions close with 1001.
     pub shutdown: watch::Receiver<bool>,
+    /// Records the management API's calls for the IAM check, when asked to.
+    pub call_log: Option<CallLog>,
 }

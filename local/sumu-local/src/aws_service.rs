@@ -12,9 +12,7 @@ use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
 use aws_sigv4::sign::v4;
 
-/// The fixed credentials of the local stack (moto accepts any).
-const ACCESS_KEY_ID: &str = "test";
-const SECRET_ACCESS_KEY: &str = "test";
+use crate::roles::Role;
 
 /// A client for the AWS-compatible endpoint the integrations call.
 #[derive(Debug, Clone)]
@@ -77,20 +75,14 @@ fn protocol_of(service: &str) -> Option<Protocol> {
 }
 
 impl AwsService {
-    /// A client for `endpoint` (e.g. `http://127.0.0.1:5000`) in `region`, with the fixed
-    /// local credentials `test`/`test`.
+    /// A client for `endpoint` (e.g. `http://127.0.0.1:5000`) in `region`, signing as API
+    /// Gateway's integration role ([`Role::ApiGateway`]).
     pub fn new(endpoint: &str, region: &str) -> AwsService {
         AwsService {
             client: reqwest::Client::new(),
             endpoint: endpoint.trim_end_matches('/').to_owned(),
             region: region.to_owned(),
-            credentials: Credentials::new(
-                ACCESS_KEY_ID,
-                SECRET_ACCESS_KEY,
-                None,
-                None,
-                "sumu-local",
-            ),
+            credentials: Role::ApiGateway.credentials(),
         }
     }
 

@@ -37,6 +37,9 @@ pub struct Config {
     pub presence: Option<PresenceSetup>,
     /// How the pusher runners (notifications queue and topic) run.
     pub pusher: PusherSetup,
+    /// Where the management API records the calls it answers ([`crate::call_log`]); none when
+    /// `None`.
+    pub aws_call_log: Option<PathBuf>,
 }
 
 impl Config {
@@ -58,6 +61,7 @@ impl Config {
             static_grants: authorizer::StaticGrants::default(),
             presence: Some(PresenceSetup::default()),
             pusher: Default::default(),
+            aws_call_log: None,
         }
     }
 }

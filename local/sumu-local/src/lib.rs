@@ -25,6 +25,7 @@ pub mod app_state;
 pub mod authorizer_bridge;
 pub mod aws_service;
 pub mod banner;
+pub mod call_log;
 pub mod config;
 pub mod demo;
 pub mod dev_idp;
@@ -35,6 +36,7 @@ pub mod presence_local;
 pub mod protocol;
 pub mod provision;
 pub mod resources;
+pub mod roles;
 pub mod routes;
 pub mod runners;
 pub mod state;
@@ -152,6 +154,12 @@ pub enum StartError {
     StreamFilter(#[from] event_filter::FilterError),
     #[error("static channel grants: {0}")]
     StaticGrants(String),
+    #[error("AWS call log {path}: {source}")]
+    CallLog {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// A provisioned emulator, bound but not yet serving.
@@ -194,8 +202,9 @@ pub async fn start_with(
                 .templates_dir
                 .join(event_filter::PRESENCE_STREAM_FILTER_FILE),
         )?;
+        let presence_aws = roles::sdk_config_as(&aws, roles::Role::Presence);
         let (route, runner) =
-            presence_local::prepare(&aws, &resources, setup, stream_filter).await?;
+            presence_local::prepare(&presence_aws, &resources, setup, stream_filter).await?;
         proxies
             .entry(presence_local::FUNCTION_NAME.to_string())
             .or_insert(route);
@@ -254,6 +263,17 @@ pub async fn start_with(
             );
         }
     }
+    let call_log = match &config.aws_call_log {
+        Some(path) => {
+            Some(
+                call_log::CallLog::open(path).map_err(|source| StartError::CallLog {
+                    path: path.display().to_string(),
+                    source,
+                })?,
+            )
+        }
+        None => None,
+    };
     let (shutdown_sender, shutdown) = watch::channel(false);
     let state = Arc::new(AppState {
         api: ApiInfo {
@@ -275,6 +295,7 @@ pub async fn start_with(
         identity_sources: config.identity_sources,
         limits: config.limits,
         shutdown: shutdown.clone(),
+        call_log,
     });
     let runner_context = RunnerContext {
         aws,

@@ -130,6 +130,11 @@ struct ServeArgs {
     /// your own back end reads it). `scripts/dev` turns it on.
     #[arg(long, env = "SUMU_LOCAL_DEMO")]
     demo: bool,
+
+    /// Append every management-API call (who, which IAM action, which resource) to this file
+    /// as JSON lines: `scripts/test` checks them against the roles of modules/sumu.
+    #[arg(long, env = "SUMU_AWS_CALL_LOG")]
+    aws_call_log: Option<PathBuf>,
 }
 
 /// `.tools/sumu-local/dev-signing-key.p8` in the repository: shared by `serve` and `token`.
@@ -185,6 +190,7 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
     config.limits.idle_timeout = args.idle_timeout;
     config.limits.max_duration = args.max_duration;
     config.identity_sources = args.identity_sources;
+    config.aws_call_log = args.aws_call_log;
     config.static_grants = authorizer::StaticGrants {
         subscribe: trimmed(args.static_subscribe),
         publish: trimmed(args.static_publish),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -17,6 +17,33 @@ use crate::ws::CLOSE_NORMAL;
 
 /// The path segment of the management API (`%40connections` arrives decoded).
 const COLLECTION: &str = "@connections";
+
+/// The account in the `execute-api` ARNs of recorded calls: moto's default account, where the
+/// local stack's other resources live.
+const LOCAL_ACCOUNT_ID: &str = "123456789012";
+
+/// Records the call for the IAM check (when sumu-local was asked to): on AWS every
+/// `@connections` call is authorized as `execute-api:ManageConnections` on
+/// `arn:aws:execute-api:{region}:{account}:{api}/{stage}/{METHOD}/@connections/{id}`, before the
+/// connection is looked up, so every call is recorded whatever its answer.
+fn record(state: &AppState, headers: &HeaderMap, method: Method, stage: &str, id: &str) {
+    let Some(log) = &state.call_log else { return };
+    let caller = headers
+        .get("authorization")
+        .and_then(|value| value.to_str().ok())
+        .and_then(crate::call_log::access_key_id)
+        .unwrap_or("unsigned");
+    let resource = format!(
+        "arn:aws:execute-api:{}:{LOCAL_ACCOUNT_ID}:{}/{stage}/{method}/{COLLECTION}/{id}",
+        state.region, state.api.api_id
+    );
+    log.record(
+        caller,
+        &format!("{method} /{COLLECTION}"),
+        "execute-api:ManageConnections",
+        &resource,
+    );
+}
 
 fn aws_error(status: StatusCode, error_type: &'static str, message: &str) -> Response {
     (
@@ -75,8 +102,10 @@ fn target(
 pub async fn post(
     State(state): State<Arc<AppState>>,
     Path((stage, collection, id)): Path<(String, String, String)>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    record(&state, &headers, Method::POST, &stage, &id);
     if stage != state.api.stage || collection != COLLECTION {
         return forbidden();
     }
@@ -106,7 +135,9 @@ pub async fn post(
 pub async fn get(
     State(state): State<Arc<AppState>>,
     Path((stage, collection, id)): Path<(String, String, String)>,
+    headers: HeaderMap,
 ) -> Response {
+    record(&state, &headers, Method::GET, &stage, &id);
     let connection = match target(&state, &stage, &collection, &id) {
         Ok(connection) => connection,
         Err(rejection) => return rejection.into_response(),
@@ -131,7 +162,9 @@ pub async fn get(
 pub async fn delete(
     State(state): State<Arc<AppState>>,
     Path((stage, collection, id)): Path<(String, String, String)>,
+    headers: HeaderMap,
 ) -> Response {
+    record(&state, &headers, Method::DELETE, &stage, &id);
     let connection = match target(&state, &stage, &collection, &id) {
         Ok(connection) => connection,
         Err(rejection) => return rejection.into_response(),

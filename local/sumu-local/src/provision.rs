@@ -6,7 +6,6 @@
 //! dead-letter queue behind each queue.
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_credential_types::Credentials;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
     ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
@@ -17,6 +16,7 @@ use aws_smithy_types::error::display::DisplayErrorContext;
 use sumu_wire::{subscriptions, table};
 
 use crate::resources::{ResourceNames, Resources};
+use crate::roles::Role;
 
 /// Receives before a message moves to its dead-letter queue.
 const MAX_RECEIVE_COUNT: u32 = 5;
@@ -43,12 +43,13 @@ fn missing(resource: &str, what: &str) -> ProvisionError {
     }
 }
 
-/// The SDK configuration for the local endpoint, with the fixed local credentials.
+/// The SDK configuration for the local endpoint, signing as sumu-local itself
+/// ([`Role::Emulator`]); [`sdk_config_as`](crate::roles::sdk_config_as) gives a component's.
 pub async fn sdk_config(endpoint: &str, region: &str) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(region.to_string()))
         .endpoint_url(endpoint)
-        .credentials_provider(Credentials::new("test", "test", None, None, "sumu-local"))
+        .credentials_provider(Role::Emulator.credentials())
         .load()
         .await
 }

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 
 use crate::config::PusherSetup;
 use crate::resources::Resources;
+use crate::roles::{sdk_config_as, Role};
 
 pub mod demo;
 pub mod pusher;
@@ -23,6 +24,8 @@ pub mod sqs;
 /// shutdown signal.
 #[derive(Clone)]
 pub struct RunnerContext {
+    /// Signs as sumu-local itself; a runner that plays a component's event source takes
+    /// [`RunnerContext::as_role`] first.
     pub aws: SdkConfig,
     pub resources: Resources,
     /// `http://127.0.0.1:PORT/{stage}`.
@@ -33,6 +36,15 @@ pub struct RunnerContext {
 }
 
 impl RunnerContext {
+    /// This context signing as `role`: an event source mapping polls with the role of the
+    /// function it feeds.
+    pub fn as_role(&self, role: Role) -> RunnerContext {
+        RunnerContext {
+            aws: sdk_config_as(&self.aws, role),
+            ..self.clone()
+        }
+    }
+
     /// Resolves when the emulator shuts down.
     pub async fn stopped(&mut self) {
         while !*self.shutdown.borrow_and_update() {

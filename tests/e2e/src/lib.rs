@@ -62,6 +62,7 @@ impl Local {
         // Off unless a suite turns it on (tests/presence.rs): its ONLINE/OFFLINE events would
         // land on the messages topic and queue other suites read.
         config.presence = None;
+        config.aws_call_log = testkit::aws_call_log();
         configure(&mut config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

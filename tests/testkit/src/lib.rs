@@ -32,6 +32,18 @@ pub fn venv_bin() -> PathBuf {
     repo_root().join(".venv/bin")
 }
 
+/// Environment variable naming the file where `scripts/test` collects the AWS calls of sumu's
+/// components for the IAM check (tests/iam); sumu-local started by a test records its
+/// management-API calls there too.
+pub const AWS_CALL_LOG_VAR: &str = "SUMU_AWS_CALL_LOG";
+
+/// The call log of this run, when `scripts/test` set one.
+pub fn aws_call_log() -> Option<PathBuf> {
+    std::env::var_os(AWS_CALL_LOG_VAR)
+        .filter(|path| !path.is_empty())
+        .map(PathBuf::from)
+}
+
 /// The endpoint of a running moto server: `SUMU_MOTO_ENDPOINT`, or one started now.
 pub fn moto_endpoint() -> String {
     static ENDPOINT: OnceLock<String> = OnceLock::new();

@@ -13,10 +13,12 @@ use futures::FutureExt;
 
 use super::sqs::{self, SqsSource};
 use super::{Runner, RunnerContext};
+use crate::roles::Role;
 
 /// The messages queue → the demo back end.
 pub fn demo_runner() -> Runner {
     Box::new(|context: RunnerContext| {
+        let context = context.as_role(Role::DemoBackend);
         async move {
             let backend = demo_backend::AwsDemoBackend::from_sdk_config(
                 &context.aws,

@@ -22,6 +22,7 @@ use pusher::SdkPusher;
 use super::sns::{self, TopicTap};
 use super::sqs::{self, SqsSource};
 use super::{Runner, RunnerContext};
+use crate::roles::{sdk_config_as, Role};
 
 /// The pusher's Lambda configuration inside sumu-local.
 pub fn pusher_config(context: &RunnerContext) -> pusher::Config {
@@ -56,7 +57,7 @@ pub fn queue_runner() -> Runner {
     Box::new(|context: RunnerContext| {
         let pollers = (0..context.pusher.queue_pollers.max(1))
             .map(|n| {
-                let context = context.clone();
+                let context = context.as_role(Role::Pusher);
                 on_own_thread(&format!("pusher-queue-{n}"), move || async move {
                     if !context.pusher.enabled {
                         return;
@@ -91,7 +92,10 @@ pub fn topic_runner() -> Runner {
             if !context.pusher.enabled {
                 return;
             }
-            let pusher = SdkPusher::from_sdk_config(&context.aws, &pusher_config(&context));
+            // The topic invokes the pusher directly on AWS; the internal queue standing in for
+            // that is sumu-local's own, so only the pusher's calls sign as the pusher.
+            let pusher_aws = sdk_config_as(&context.aws, Role::Pusher);
+            let pusher = SdkPusher::from_sdk_config(&pusher_aws, &pusher_config(&context));
             let timeout = context.pusher.timeout;
             let queue_name = context
                 .resources
