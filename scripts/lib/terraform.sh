@@ -104,6 +104,8 @@ terraform_integration() {
     SUMU_TF_API_ID=$("${tf[@]}" output -raw api_id) SUMU_TF_STAGE=$("${tf[@]}" output -raw stage) \
       SUMU_TF_STATE_JSON="$work/state.json" "$VENV/bin/python" "$ROOT/tests/terraform/drift_test.py" || status=1
     SUMU_TF_NAME=$name SUMU_TF_EXPECT=present "$VENV/bin/python" "$ROOT/tests/terraform/leftovers_test.py" || status=1
+    log "the applied IAM policies kept for the IAM check (scripts/lib/iam.sh)"
+    save_applied_policies "$name" "$work/state.json" "${tf[*]}" "${vars[@]}" || status=1
   fi
 
   # Always destroy what was applied, even after a failure above.

@@ -56,6 +56,8 @@ module "sumu" {
   attach_event_sources = false
   lambda_json_logging  = false
 
+  presence_destination = var.presence_destination
+
   log_retention_days = 1
   tags               = { environment = "local" }
 }

@@ -38,3 +38,9 @@ variable "lambda_zip_dir" {
   type        = string
   default     = null
 }
+
+variable "presence_destination" {
+  description = "Where presence events go: topic, queue or none (the module's input). scripts/test also plans `queue`, so the IAM check knows that configuration's policies."
+  type        = string
+  default     = "topic"
+}
