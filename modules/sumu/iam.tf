@@ -12,7 +12,7 @@ locals {
   # "limits use of a KMS key to requests from specified AWS services" (AWS KMS Developer Guide,
   # "kms:ViaService"). CloudWatch Logs and SNS delivering to an encrypted queue act as their own
   # service principals, so they need the key's policy instead: see output kms_key_policy_statements.
-  kms_via_service = { for service in ["dynamodb", "sns", "sqs"] : service => "${service}.${local.region}.amazonaws.com" }
+  kms_via_service = { for service in ["dynamodb", "sns", "sqs"] : service => "${service}.${local.region}.${data.aws_partition.current.dns_suffix}" }
 
   kms_statements = {
     # AWS KMS Developer Guide, "How Amazon DynamoDB uses AWS KMS": DynamoDB protects each table
