@@ -149,6 +149,20 @@ resource "aws_cloudwatch_log_group" "access" {
   tags              = local.tags
 }
 
+# The stage's execution log (stage_logging_level). Left to API Gateway, the group would appear on
+# the first logged request, without retention or encryption, and outlive the stack. "When you
+# enable execution logging on a stage, API Gateway automatically creates and manages a CloudWatch
+# Logs log group. The log group is named API-Gateway-Execution-Logs_{rest-api-id}/{stage_name}"
+# (API Gateway Developer Guide, "Execution logging for REST APIs"; WebSocket stages log under the
+# same name with the WebSocket API's id). Created here first, API Gateway writes into it.
+resource "aws_cloudwatch_log_group" "execution" {
+  #checkov:skip=CKV_AWS_338:Retention is the log_retention_days input (default 30 days, a cost/benefit choice for per-request logs); set 365 or more where policy requires it.
+  name              = "API-Gateway-Execution-Logs_${aws_apigatewayv2_api.this.id}/${var.stage}"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.kms_key_arn
+  tags              = local.tags
+}
+
 resource "aws_apigatewayv2_stage" "this" {
   #checkov:skip=CKV2_AWS_51:Client certificates (mutual TLS) are not available for WebSocket APIs; clients authenticate with a JWT checked by the $connect authorizer.
   api_id      = aws_apigatewayv2_api.this.id
@@ -174,8 +188,12 @@ resource "aws_apigatewayv2_stage" "this" {
 
   tags = local.tags
 
-  # Routes must exist before the automatic deployment of the stage.
-  depends_on = [aws_apigatewayv2_route.this, aws_apigatewayv2_integration_response.this, aws_apigatewayv2_route_response.this]
+  # Routes must exist before the automatic deployment of the stage; the execution log group
+  # before the first request API Gateway logs (it would create the group itself otherwise).
+  depends_on = [
+    aws_apigatewayv2_route.this, aws_apigatewayv2_integration_response.this, aws_apigatewayv2_route_response.this,
+    aws_cloudwatch_log_group.execution,
+  ]
 
   lifecycle {
     precondition {

@@ -7,12 +7,122 @@ locals {
   table_arn               = aws_dynamodb_table.this.arn
   subscriptions_table_arn = aws_dynamodb_table.subscriptions.arn
 
-  kms_statements = var.kms_key_arn == null ? [] : [{
-    Sid      = "UseStackKey"
-    Effect   = "Allow"
-    Action   = ["kms:GenerateDataKey", "kms:Decrypt"]
-    Resource = [var.kms_key_arn]
-  }]
+  # With kms_key_arn, each role may use the key only for what it does with encrypted data, and
+  # (where AWS shows the condition) only through the service that holds that data: kms:ViaService
+  # "limits use of a KMS key to requests from specified AWS services" (AWS KMS Developer Guide,
+  # "kms:ViaService"). CloudWatch Logs and SNS delivering to an encrypted queue act as their own
+  # service principals, so they need the key's policy instead: see output kms_key_policy_statements.
+  kms_via_service = { for service in ["dynamodb", "sns", "sqs"] : service => "${service}.${local.region}.${data.aws_partition.current.dns_suffix}" }
+
+  kms_statements = {
+    # AWS KMS Developer Guide, "How Amazon DynamoDB uses AWS KMS": DynamoDB protects each table
+    # with a table key that it decrypts with the KMS key ("kms:Decrypt") and checks the key with
+    # "kms:DescribeKey"; the example key policy lets principals use the key "through Amazon
+    # DynamoDB" with the condition kms:ViaService = dynamodb.<region>.amazonaws.com. Reads and
+    # writes of items use the table key, so no principal here needs Encrypt or GenerateDataKey.
+    tables = {
+      Sid       = "UseStackKeyThroughDynamoDB"
+      Effect    = "Allow"
+      Action    = ["kms:Decrypt", "kms:DescribeKey"]
+      Resource  = [var.kms_key_arn]
+      Condition = { StringEquals = { "kms:ViaService" = local.kms_via_service["dynamodb"] } }
+    }
+    # DynamoDB developer guide, "Usage notes": "DynamoDB Streams is always encrypted with a
+    # table-level encryption key". AWS shows no kms:ViaService value for the streams endpoint, so
+    # this statement (presence's GetRecords) carries none rather than a guess that could deny it.
+    table_stream = {
+      Sid      = "DecryptTableStream"
+      Effect   = "Allow"
+      Action   = ["kms:Decrypt", "kms:DescribeKey"]
+      Resource = [var.kms_key_arn]
+    }
+    # Amazon SNS Developer Guide, "Setting up AWS KMS permissions" (encryption at rest): a
+    # publisher to an encrypted topic needs "kms:GenerateDataKey*" and "kms:Decrypt".
+    publish_to_topics = {
+      Sid       = "EncryptForEncryptedTopics"
+      Effect    = "Allow"
+      Action    = ["kms:GenerateDataKey", "kms:Decrypt"]
+      Resource  = [var.kms_key_arn]
+      Condition = { StringEquals = { "kms:ViaService" = local.kms_via_service["sns"] } }
+    }
+    # Amazon SQS Developer Guide, "Amazon SQS key management", "Configuring AWS KMS permissions
+    # for producers": "kms:GenerateDataKey" and "kms:Decrypt" to send to an encrypted queue.
+    send_to_queues = {
+      Sid       = "EncryptForEncryptedQueues"
+      Effect    = "Allow"
+      Action    = ["kms:GenerateDataKey", "kms:Decrypt"]
+      Resource  = [var.kms_key_arn]
+      Condition = { StringEquals = { "kms:ViaService" = local.kms_via_service["sqs"] } }
+    }
+    # Same guide, "Configuring AWS KMS permissions for consumers": "kms:Decrypt" to receive; the
+    # Lambda Developer Guide ("Using Lambda with Amazon SQS", execution role) asks the same of a
+    # function whose queue uses a customer managed key.
+    receive_from_queues = {
+      Sid       = "DecryptReceivedMessages"
+      Effect    = "Allow"
+      Action    = ["kms:Decrypt"]
+      Resource  = [var.kms_key_arn]
+      Condition = { StringEquals = { "kms:ViaService" = local.kms_via_service["sqs"] } }
+    }
+  }
+
+  # Which of those each role needs: what it reads, writes, publishes, sends or receives.
+  kms_needs = {
+    # PutItem/UpdateItem/DeleteItem on the connections table, sns:Publish, sqs:SendMessage.
+    api_gateway = ["tables", "publish_to_topics", "send_to_queues"]
+    # The authorizer touches no encrypted data (its log group is CloudWatch Logs' business).
+    authorizer = []
+    # The tables, the stream, its failure queue (the event source's on-failure destination sends
+    # with the function's role) and the presence destination.
+    presence = concat(["tables", "table_stream", "send_to_queues"],
+      var.presence_destination == "topic" ? ["publish_to_topics"] : [],
+    )
+    # The tables, the notifications queue it consumes, re-queues to and dead-letters into (the
+    # function's dead-letter config sends with its role too).
+    pusher = ["tables", "receive_from_queues", "send_to_queues"]
+  }
+  kms_role_statements = {
+    for role, needs in local.kms_needs : role => [for need in needs : local.kms_statements[need] if var.kms_key_arn != null]
+  }
+
+  # What the key's own policy must allow the services that use it as their own principals. Built
+  # from inputs and the key's ARN only (the key is in the stack's account and region), so it is
+  # known at plan and can be written into the key policy before the module creates anything.
+  kms_key_account = try(split(":", var.kms_key_arn)[4], "")
+  kms_key_policy_statements = [for statement in [
+    # CloudWatch Logs User Guide, "Encrypt log data in CloudWatch Logs using AWS Key Management
+    # Service": the key policy allows "logs.<region>.amazonaws.com" kms:Encrypt*, Decrypt*,
+    # ReEncrypt*, GenerateDataKey*, Describe*, with the condition ArnLike
+    # "kms:EncryptionContext:aws:logs:arn" on the log groups that may use it. Without it creating
+    # the log groups fails.
+    {
+      Sid       = "CloudWatchLogsEncryptsTheStackLogGroups"
+      Effect    = "Allow"
+      Principal = { Service = "logs.${local.region}.amazonaws.com" }
+      Action    = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
+      Resource  = "*"
+      Condition = {
+        ArnLike = {
+          "kms:EncryptionContext:aws:logs:arn" = [
+            for group in ["/aws/lambda/${var.name}-*", "/aws/apigateway/${var.name}/*", "API-Gateway-Execution-Logs_*/${var.stage}"] :
+            "arn:${local.partition}:logs:${local.region}:${local.kms_key_account}:log-group:${group}"
+          ]
+        }
+      }
+    },
+    # Amazon SQS Developer Guide, "Amazon SQS key management", "Enable compatibility between AWS
+    # services ... and encrypted queues": the service principal that sends to an encrypted queue
+    # (here SNS, dead-lettering what it cannot hand to the pusher into the notifications DLQ)
+    # needs kms:GenerateDataKey and kms:Decrypt in the key policy. Without it SNS cannot store
+    # those notifications and they are lost.
+    {
+      Sid       = "SnsDeadLettersIntoEncryptedQueues"
+      Effect    = "Allow"
+      Principal = { Service = "sns.amazonaws.com" }
+      Action    = ["kms:GenerateDataKey", "kms:Decrypt"]
+      Resource  = "*"
+    },
+  ] : statement if var.kms_key_arn != null]
 
   api_gateway_policy = {
     Version = "2012-10-17"
@@ -49,7 +159,7 @@ locals {
         Action   = ["sqs:SendMessage"]
         Resource = [local.notifications_queue_arn]
       },
-    ], local.kms_statements)
+    ], local.kms_role_statements["api_gateway"])
   }
 
   lambda_common_statements = {
@@ -66,7 +176,7 @@ locals {
         Action   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
         Resource = ["*"]
       },
-    ], local.kms_statements)
+    ], local.kms_role_statements[fn])
   }
 
   lambda_statements = {
@@ -126,6 +236,16 @@ locals {
     }] : [])
 
     pusher = [
+      {
+        # Every `connections` target (a back end's notification to connection ids, a narrowed
+        # re-queue, the invalid_message frame a refused send/publish returns to its sender) is
+        # found on the keys-only connection_id-index, then read whole by its key: one GetItem
+        # per connection (lambdas/pusher/src/store.rs). Without it no such message is delivered.
+        Sid      = "ReadTargetConnection"
+        Effect   = "Allow"
+        Action   = ["dynamodb:GetItem"]
+        Resource = [local.table_arn]
+      },
       {
         Sid      = "FindTargetConnections"
         Effect   = "Allow"
@@ -197,12 +317,31 @@ locals {
   }
 
   assume_role_policies = {
-    for service in ["lambda", "apigateway"] : service => jsonencode({
+    lambda = jsonencode({
       Version = "2012-10-17"
       Statement = [{
         Effect    = "Allow"
         Action    = "sts:AssumeRole"
-        Principal = { Service = "${service}.amazonaws.com" }
+        Principal = { Service = "lambda.amazonaws.com" }
+      }]
+    })
+    # Confused-deputy protection where AWS sets the key: the IAM User Guide ("AWS global condition
+    # context keys") says "the aws:SourceAccount condition key is only available when the call to
+    # your resource is made directly by an AWS service principal", and API Gateway documents no
+    # cross-service confused-deputy keys for the role it assumes for an integration's credentials
+    # (a public report of a REST API integration found aws:SourceAccount absent there: a plain
+    # StringEquals denied every AssumeRole, every request answered 500). So the account is
+    # compared only when API Gateway supplies it (StringEqualsIfExists), which can never lock the
+    # integrations out. aws:SourceArn is left out: AWS documents no value API Gateway would send
+    # for it, and a guessed pattern that did not match would deny every integration call.
+    # Passing the role to an integration needs iam:PassRole in this account in any case.
+    apigateway = jsonencode({
+      Version = "2012-10-17"
+      Statement = [{
+        Effect    = "Allow"
+        Action    = "sts:AssumeRole"
+        Principal = { Service = "apigateway.amazonaws.com" }
+        Condition = { StringEqualsIfExists = { "aws:SourceAccount" = local.account_id } }
       }]
     })
   }

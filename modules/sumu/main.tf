@@ -13,8 +13,10 @@ locals {
 
   region    = data.aws_region.current.name
   partition = data.aws_partition.current.partition
-  # No aws_caller_identity (it calls STS at plan time): the account id is read from an ARN we create.
-  account_id = split(":", aws_iam_role.api_gateway.arn)[4]
+  # No aws_caller_identity (it calls STS at plan time): the account id is read from an ARN we
+  # create (arn:PARTITION:dynamodb:REGION:ACCOUNT:table/NAME); not a role's, since the API
+  # Gateway role's own trust policy needs it.
+  account_id = split(":", aws_dynamodb_table.this.arn)[4]
 
   table_name               = coalesce(var.table_name, "${var.name}-connections")
   subscriptions_table_name = "${var.name}-subscriptions"

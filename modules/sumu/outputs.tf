@@ -123,6 +123,16 @@ output "api_gateway_role_arn" {
   value       = aws_iam_role.api_gateway.arn
 }
 
+output "execution_log_group_name" {
+  description = "Name of the log group of the stage's execution log (API-Gateway-Execution-Logs_{api_id}/{stage})."
+  value       = aws_cloudwatch_log_group.execution.name
+}
+
+output "kms_key_policy_statements" {
+  description = "With kms_key_arn: the statements the key's policy must contain for the services that use it as their own principals (CloudWatch Logs for the log groups, SNS for dead-lettering into the encrypted notifications DLQ). Add them to the key policy (e.g. concat with your own statements in jsonencode); [] without kms_key_arn."
+  value       = local.kms_key_policy_statements
+}
+
 output "access_log_group_name" {
   description = "Name of the log group of the stage's JSON access log."
   value       = aws_cloudwatch_log_group.access.name

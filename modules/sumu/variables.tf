@@ -339,7 +339,7 @@ variable "stage_logging_level" {
 }
 
 variable "log_retention_days" {
-  description = "Retention of every CloudWatch log group the module creates (Lambdas, API access log)."
+  description = "Retention of every CloudWatch log group the module creates (Lambdas, the stage's access and execution logs)."
   type        = number
   default     = 30
 
@@ -350,7 +350,7 @@ variable "log_retention_days" {
 }
 
 variable "kms_key_arn" {
-  description = "Customer managed KMS key for the table, topics, queues and log groups; null uses AWS managed encryption (DynamoDB and SNS AWS managed keys, SQS managed SSE, CloudWatch Logs default)."
+  description = "Customer managed KMS key for the tables, topics, queues and log groups; null uses AWS managed encryption (DynamoDB and SNS AWS managed keys, SQS managed SSE, CloudWatch Logs default). The roles get the permissions they need on it; the key's own policy must also contain output kms_key_policy_statements."
   type        = string
   default     = null
 
@@ -361,7 +361,7 @@ variable "kms_key_arn" {
 }
 
 variable "alarm_actions" {
-  description = "ARNs notified when an alarm (dead-letter queue not empty, Lambda errors) fires or recovers."
+  description = "ARNs notified when an alarm (dead-letter queue not empty, Lambda errors, integration errors of the stage) fires or recovers."
   type        = list(string)
   default     = []
   nullable    = false

@@ -5,8 +5,10 @@ terraform {
   required_providers {
     aws = {
       source = "hashicorp/aws"
-      # 5.x: aws_sqs_queue_redrive_policy, Lambda logging_config, SQS event source scaling_config.
-      version = ">= 5.30, < 6.0"
+      # 5.32.0 (January 11, 2024) added aws_lambda_function's logging_config (the provider's
+      # CHANGELOG: "Add `logging_config` configuration block in support of advanced logging
+      # controls"); aws_sqs_queue_redrive_policy and the SQS event source's scaling_config are older.
+      version = ">= 5.32, < 6.0"
     }
   }
 }

@@ -9,7 +9,8 @@ mock_data "aws_region" {
 
 mock_data "aws_partition" {
   defaults = {
-    partition = "aws"
+    partition  = "aws"
+    dns_suffix = "amazonaws.com"
   }
 }
 

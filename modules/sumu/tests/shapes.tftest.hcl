@@ -216,6 +216,38 @@ run "stage" {
     condition     = aws_cloudwatch_log_group.access.retention_in_days == 30
     error_message = "The access log group must have the configured retention."
   }
+  assert {
+    condition     = aws_cloudwatch_log_group.execution.name == "API-Gateway-Execution-Logs_abc123/live"
+    error_message = "The execution log group must have the name API Gateway writes to: API-Gateway-Execution-Logs_{api_id}/{stage}."
+  }
+  assert {
+    condition     = aws_cloudwatch_log_group.execution.retention_in_days == 30 && aws_cloudwatch_log_group.execution.kms_key_id == null
+    error_message = "The execution log group has the configured retention, and no customer managed key unless kms_key_arn is set."
+  }
+  assert {
+    condition     = output.execution_log_group_name == aws_cloudwatch_log_group.execution.name
+    error_message = "execution_log_group_name must name the execution log group."
+  }
+}
+
+run "log_retention_reaches_every_log_group" {
+  command = apply
+
+  variables {
+    log_retention_days = 365
+    stage              = "v1"
+  }
+
+  assert {
+    condition = alltrue([for g in concat(values(aws_cloudwatch_log_group.lambda), [aws_cloudwatch_log_group.access, aws_cloudwatch_log_group.execution]) :
+      g.retention_in_days == 365
+    ])
+    error_message = "log_retention_days must reach the Lambda, access and execution log groups."
+  }
+  assert {
+    condition     = aws_cloudwatch_log_group.execution.name == "API-Gateway-Execution-Logs_abc123/v1"
+    error_message = "The execution log group follows the stage name."
+  }
 }
 
 run "lambdas" {
@@ -357,6 +389,34 @@ run "event_sources" {
 run "iam_least_privilege" {
   command = apply
 
+  # lambdas/pusher/src/store.rs reads every `connections` target with GetItem; moto enforces no
+  # IAM, so only this assertion keeps the grant.
+  assert {
+    condition = anytrue([for s in jsondecode(aws_iam_role_policy.lambda["pusher"].policy).Statement :
+      s.Effect == "Allow" && contains(s.Action, "dynamodb:GetItem") && contains(s.Resource, aws_dynamodb_table.this.arn)
+    ])
+    error_message = "The pusher must be allowed dynamodb:GetItem on the connections table (it reads each target connection by key)."
+  }
+  assert {
+    condition = one([for s in jsondecode(aws_iam_role_policy.lambda["pusher"].policy).Statement : s if s.Sid == "ReadTargetConnection"]) == {
+      Sid = "ReadTargetConnection", Effect = "Allow", Action = ["dynamodb:GetItem"], Resource = [aws_dynamodb_table.this.arn]
+    }
+    error_message = "GetItem is its own statement, on the connections table only (not its index, not the subscriptions table)."
+  }
+  assert {
+    condition = jsondecode(aws_iam_role.api_gateway.assume_role_policy).Statement == [{
+      Effect    = "Allow"
+      Action    = "sts:AssumeRole"
+      Principal = { Service = "apigateway.amazonaws.com" }
+      Condition = { StringEqualsIfExists = { "aws:SourceAccount" = "123456789012" } }
+    }]
+    error_message = "API Gateway may assume its integration role only on behalf of this account (aws:SourceAccount, from the table's ARN) whenever it names one."
+  }
+  assert {
+    condition     = alltrue([for r in aws_iam_role.lambda : jsondecode(r.assume_role_policy).Statement[0].Principal.Service == "lambda.amazonaws.com"])
+    error_message = "The functions' roles are assumed by Lambda."
+  }
+
   assert {
     condition = toset(jsondecode(aws_iam_role_policy.lambda["pusher"].policy).Statement[index(jsondecode(aws_iam_role_policy.lambda["pusher"].policy).Statement[*].Sid, "ManageConnections")].Resource) == toset([
       "arn:aws:execute-api:eu-west-1:123456789012:abc123/live/POST/@connections/*",
@@ -405,6 +465,33 @@ run "alarms" {
   assert {
     condition     = toset(keys(aws_cloudwatch_metric_alarm.lambda_errors)) == toset(["authorizer", "presence", "pusher"])
     error_message = "Every Lambda has an errors alarm."
+  }
+  assert {
+    condition = (
+      aws_cloudwatch_metric_alarm.integration_errors.namespace == "AWS/ApiGateway"
+      && aws_cloudwatch_metric_alarm.integration_errors.metric_name == "IntegrationError"
+      && aws_cloudwatch_metric_alarm.integration_errors.dimensions == tomap({ ApiId = "abc123", Stage = "live" })
+      && aws_cloudwatch_metric_alarm.integration_errors.statistic == "Sum"
+      && aws_cloudwatch_metric_alarm.integration_errors.comparison_operator == "GreaterThanThreshold"
+      && aws_cloudwatch_metric_alarm.integration_errors.threshold == 0
+      && aws_cloudwatch_metric_alarm.integration_errors.treat_missing_data == "notBreaching"
+    )
+    error_message = "A failed integration of the stage (a dropped send/publish/emit) must raise the IntegrationError alarm (AWS/ApiGateway, ApiId + Stage)."
+  }
+}
+
+run "alarms_notify_alarm_actions" {
+  command = plan
+
+  variables {
+    alarm_actions = ["arn:aws:sns:eu-west-1:123456789012:alarms"]
+  }
+
+  assert {
+    condition = alltrue([for a in concat(values(aws_cloudwatch_metric_alarm.dead_letters), values(aws_cloudwatch_metric_alarm.lambda_errors), [aws_cloudwatch_metric_alarm.integration_errors]) :
+      a.alarm_actions == toset(["arn:aws:sns:eu-west-1:123456789012:alarms"]) && a.ok_actions == toset(["arn:aws:sns:eu-west-1:123456789012:alarms"])
+    ])
+    error_message = "Every alarm, the integration errors one included, notifies alarm_actions when it fires and recovers."
   }
 }
 
@@ -492,8 +579,8 @@ run "customer_managed_key" {
     error_message = "The key must encrypt the table, queues and topics."
   }
   assert {
-    condition     = contains(jsondecode(aws_iam_role_policy.api_gateway.policy).Statement[*].Sid, "UseStackKey")
-    error_message = "API Gateway must be allowed to use the key to publish/send encrypted messages."
+    condition     = aws_cloudwatch_log_group.execution.kms_key_id == var.kms_key_arn && aws_cloudwatch_log_group.access.kms_key_id == var.kms_key_arn
+    error_message = "The key must encrypt the stage's execution and access logs (tests/kms.tftest.hcl checks what each role may do with it)."
   }
 }
 
