@@ -1,6 +1,6 @@
 # Least privilege: one role per function and one for API Gateway's service integrations, one
-# statement per need, every resource named by its ARN. The only "*" resources are X-Ray's, which
-# has no resource-level permissions. Policies are plain jsonencode() so that `terraform test` can
+# statement per need, every resource named by its ARN. The only "*" resources are those of actions
+# with no resource-level permissions (X-Ray's, dynamodb:ListStreams). Policies are plain jsonencode() so that `terraform test` can
 # check their content (a mocked aws_iam_policy_document would return nothing real).
 
 locals {
@@ -186,8 +186,19 @@ locals {
       {
         Sid      = "ReadTableStream"
         Effect   = "Allow"
-        Action   = ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams"]
+        Action   = ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"]
         Resource = [aws_dynamodb_table.this.stream_arn]
+      },
+      {
+        # The event source mapping needs ListStreams too ("Lambda needs the following permissions
+        # to manage resources related to your DynamoDB stream: DescribeStream, GetRecords,
+        # GetShardIterator, ListStreams", Lambda Developer Guide, "Using Lambda with DynamoDB"),
+        # and ListStreams has no resource-level permissions (Service Authorization Reference: its
+        # only resource is "*"), so on the stream's ARN it would never be allowed.
+        Sid      = "ListTableStreams"
+        Effect   = "Allow"
+        Action   = ["dynamodb:ListStreams"]
+        Resource = ["*"]
       },
       {
         Sid      = "CountLiveConnections"

@@ -189,17 +189,28 @@ def denials(needs, policies):
     return found
 
 
+def shown(resource):
+    """A resource as the report lists it: one line for all the connection ids of `@connections`."""
+    head, marker, _id = resource.partition("/@connections/")
+    return f"{head}{marker}{{id}}" if marker else resource
+
+
 def report(needs):
     for role, role_needs in sorted(needs.items()):
-        total = sum(len(calls) for calls in role_needs.values())
-        print(f"  {role}: {total} calls, {len(role_needs)} distinct needs")
-        for action, resource in sorted(role_needs):
-            print(f"    {action} on {resource}")
+        lines = collections.Counter()
+        for (action, resource), made_by in role_needs.items():
+            lines[(action, shown(resource))] += len(made_by)
+        print(f"  {role}: {sum(lines.values())} calls")
+        for (action, resource), count in sorted(lines.items()):
+            print(f"    {action} on {resource} ({count})")
 
 
-def without_statement(policies, index, statement_index):
+def without_statement(policies, statement):
+    """The policies with every copy of `statement` removed (a configuration variant repeats the
+    statements it shares with the applied one)."""
     changed = copy.deepcopy(policies)
-    del changed[index]["Statement"][statement_index]
+    for policy in changed:
+        policy["Statement"] = [s for s in policy["Statement"] if s != statement]
     return changed
 
 
@@ -208,20 +219,22 @@ def prove(needs, policies, deployment):
     problems, unexercised = [], []
     for role, role_policies_list in sorted(policies.items()):
         role_needs = needs.get(role, {})
-        for p_index, policy in enumerate(role_policies_list):
-            for s_index, statement in enumerate(policy["Statement"]):
-                sid = statement.get("Sid", f"#{s_index}")
-                single = [{"Version": "2012-10-17", "Statement": [statement]}]
-                served = [n for n in role_needs if allowed(single, *n)]
-                if not served:
-                    unexercised.append(f"{role} {sid}")
-                    continue
-                reduced = without_statement(role_policies_list, p_index, s_index)
-                lost = [n for n in served if not allowed(reduced, *n)]
-                if lost:
-                    print(f"  without {role} {sid}: {len(lost)} need(s) denied, e.g. {lost[0][0]} on {lost[0][1]}")
-                else:
-                    problems.append(f"{role} {sid} is redundant: every call it allows another statement allows too")
+        statements = []
+        for policy in role_policies_list:
+            statements += [s for s in policy["Statement"] if s not in statements]
+        for s_index, statement in enumerate(statements):
+            sid = statement.get("Sid", f"#{s_index}")
+            single = [{"Version": "2012-10-17", "Statement": [statement]}]
+            served = [n for n in role_needs if allowed(single, *n)]
+            if not served:
+                unexercised.append(f"{role} {sid}")
+                continue
+            reduced = without_statement(role_policies_list, statement)
+            lost = [n for n in served if not allowed(reduced, *n)]
+            if lost:
+                print(f"  without {role} {sid}: {len(lost)} need(s) denied, e.g. {lost[0][0]} on {shown(lost[0][1])}")
+            else:
+                problems.append(f"{role} {sid} is redundant: every call it allows another statement allows too")
     connections = next((t for name, t in deployment.tables.items() if name.endswith("-connections")), None)
     if connections is None:
         problems.append("no connections table in the state")
@@ -285,12 +298,14 @@ def main(argv=None):
         print("IAM check can fail:")
         problems += prove(needs, policies, deployment)
     if args.lint:
+        # Permission policies only: parliament reads every policy as one, and calls a trust policy
+        # (no Resource, by design) malformed.
         sources = [
-            (f"{resource['values']['role']}/{resource['values']['name']}", json.loads(resource["values"]["policy"]))
+            (
+                f"{resource['values']['role'].replace(args.name, '{name}', 1)}/{resource['values']['name']}",
+                json.loads(resource["values"]["policy"]),
+            )
             for resource in resources_of(state, "aws_iam_role_policy")
-        ] + [
-            (f"{resource['values']['name']} (trust)", json.loads(resource["values"]["assume_role_policy"]))
-            for resource in resources_of(state, "aws_iam_role")
         ]
         print(f"parliament on {len(sources)} policies")
         problems += lint(sources)
