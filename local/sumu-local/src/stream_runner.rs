@@ -24,9 +24,13 @@
 //!   numbers), the runner goes back to the newest remembered record the shard still holds;
 //! - a shard that vanishes from DescribeStream while being read, and a stream that is disabled
 //!   or no longer the table's, are reported.
+//!
 //! Each of these is a `warn!` with the stream, the shard and the sequence numbers involved.
 //! Records are never handed over twice because of it, and never skipped, except where the
-//! stream itself lost them (the warning says so).
+//! stream itself lost them (the warning says so). One moto artefact remains: a record a cancelled
+//! transaction wrote before moto rolled it back stays in the old shard object, and is handed over
+//! if the runner was reading that object (sumu's transactions touch the connections table only
+//! with MODIFYs, which the presence filter drops).
 //!
 //! What it does not: no batch bisection (per-record failures make it moot for the presence
 //! handler), no batching window, no `maximum_record_age_in_seconds`, no parallelization factor.
