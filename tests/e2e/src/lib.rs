@@ -54,6 +54,14 @@ impl Local {
 
     /// Starts with the test defaults changed by `configure`.
     pub async fn start_configured(configure: impl FnOnce(&mut Config)) -> Local {
+        Local::start_extended(configure, sumu_local::Extensions::default()).await
+    }
+
+    /// [`Local::start_configured`] with more runners or handlers (e.g. the demo back end's).
+    pub async fn start_extended(
+        configure: impl FnOnce(&mut Config),
+        extensions: sumu_local::Extensions,
+    ) -> Local {
         let endpoint = testkit::moto_endpoint();
         let idp = Arc::new(DevIdentityProvider::generate().expect("generate a dev key"));
         let mut config = Config::new(&endpoint, Arc::clone(&idp));
@@ -67,7 +75,7 @@ impl Local {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind 127.0.0.1:0");
-        let emulator = sumu_local::start(listener, config)
+        let emulator = sumu_local::start_with(listener, config, extensions)
             .await
             .expect("sumu-local starts");
         let endpoints = emulator.endpoints().clone();
