@@ -2,8 +2,11 @@
 //! sent to the notifications queue or topic, messages read from the messages queue and the
 //! pusher's dead-letter queue.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
 use std::time::Duration;
+
+use aws_config::SdkConfig;
 
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::Value;
@@ -30,7 +33,9 @@ impl Received {
                 attributes
                     .iter()
                     .filter_map(|(name, value)| {
-                        value.string_value().map(|text| (name.clone(), text.to_string()))
+                        value
+                            .string_value()
+                            .map(|text| (name.clone(), text.to_string()))
                     })
                     .collect()
             })
@@ -41,25 +46,44 @@ impl Received {
             attributes,
         }
     }
-
-    /// Made by this suite (any run): tagged by a check, or about one of its users (presence
-    /// events, messages of its clients). Such messages are deleted when met; others are put
-    /// back at once.
-    fn is_the_suites(&self) -> bool {
-        self.body.contains(USER_PREFIX)
-            || self
-                .attributes
-                .get("user_id")
-                .is_some_and(|user| user.starts_with(USER_PREFIX))
-    }
 }
 
 pub struct Backend {
     pub sqs: aws_sdk_sqs::Client,
     pub sns: aws_sdk_sns::Client,
+    /// The user ids of the suite's users met so far (their tokens' principals).
+    principals: Mutex<HashSet<String>>,
 }
 
 impl Backend {
+    pub fn new(aws: &SdkConfig) -> Backend {
+        Backend {
+            sqs: aws_sdk_sqs::Client::new(aws),
+            sns: aws_sdk_sns::Client::new(aws),
+            principals: Mutex::new(HashSet::new()),
+        }
+    }
+
+    pub fn remember_principal(&self, principal: &str) {
+        if let Ok(mut principals) = self.principals.lock() {
+            principals.insert(principal.to_string());
+        }
+    }
+
+    /// Made by this suite (any run): tagged by a check, or about one of its users (presence
+    /// events, messages of its clients). Such messages are deleted when met; others are put
+    /// back at once.
+    fn is_the_suites(&self, received: &Received) -> bool {
+        let user = received.attributes.get("user_id");
+        received.body.contains(USER_PREFIX)
+            || user.is_some_and(|user| user.starts_with(USER_PREFIX))
+            || user.is_some_and(|user| {
+                self.principals
+                    .lock()
+                    .is_ok_and(|principals| principals.contains(user))
+            })
+    }
+
     pub async fn send_to_queue(&self, queue_url: &str, body: &str) -> Result<(), Verdict> {
         self.sqs
             .send_message()
@@ -128,7 +152,7 @@ impl Backend {
                 if found.is_none() && wanted(&received) {
                     self.delete(queue_url, handle).await;
                     found = Some(received);
-                } else if received.is_the_suites() {
+                } else if self.is_the_suites(&received) {
                     self.delete(queue_url, handle).await;
                     seen_of_ours.push(received.body);
                 } else {

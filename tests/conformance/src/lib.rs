@@ -14,6 +14,8 @@ pub mod ws;
 use std::time::Duration;
 
 use aws_config::SdkConfig;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 
 use crate::backend::Backend;
 use crate::outputs::Outputs;
@@ -65,8 +67,10 @@ pub struct Settings {
     pub broadcast: Option<bool>,
     /// The deployment's `channels.max_subscriptions_per_connection`.
     pub max_subscriptions: u32,
-    /// Names this run's users, channels and messages.
+    /// Names this run's channels and messages.
     pub run_id: String,
+    /// The token claim the deployment takes as the user id (its `JWT_PRINCIPAL_CLAIM`).
+    pub principal_claim: String,
 }
 
 impl Settings {
@@ -77,6 +81,7 @@ impl Settings {
             broadcast: None,
             max_subscriptions: 100,
             run_id: run_id.to_string(),
+            principal_claim: "sub".into(),
         }
     }
 }
@@ -86,10 +91,12 @@ pub fn new_run_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..8].to_string()
 }
 
-/// The name of the test user with `role` in run `run_id`: what `{user}` becomes in the token
-/// command.
-pub fn user_name(run_id: &str, role: &str) -> String {
-    format!("{USER_PREFIX}{run_id}-{role}")
+/// The name of the test user with `role`: what `{user}` becomes in the token command. The
+/// same in every run, so the users can be created once in an identity provider; the user id
+/// sumu sees is the token's principal claim ([`Suite::principal`]), which may differ (Cognito's
+/// `sub` is a UUID).
+pub fn user_name(role: &str) -> String {
+    format!("{USER_PREFIX}{role}")
 }
 
 /// A check's name and what it proves (`--list`).
@@ -142,15 +149,17 @@ pub struct Suite {
 }
 
 impl Suite {
-    pub fn new(outputs: Outputs, settings: Settings, tokens: TokenCommand, aws: &SdkConfig) -> Suite {
+    pub fn new(
+        outputs: Outputs,
+        settings: Settings,
+        tokens: TokenCommand,
+        aws: &SdkConfig,
+    ) -> Suite {
         Suite {
             outputs,
             settings,
             tokens,
-            backend: Backend {
-                sqs: aws_sdk_sqs::Client::new(aws),
-                sns: aws_sdk_sns::Client::new(aws),
-            },
+            backend: Backend::new(aws),
         }
     }
 
@@ -166,8 +175,35 @@ impl Suite {
         }
     }
 
+    /// The name the token command is given for `role`.
     pub fn user(&self, role: &str) -> String {
-        user_name(&self.settings.run_id, role)
+        user_name(role)
+    }
+
+    /// The user id sumu gives `role`'s connections: the principal claim of its token, read
+    /// (not verified: the deployment does that) from the token's payload.
+    pub async fn principal(&self, role: &str) -> Result<String, Verdict> {
+        let token = self.token(role).await?;
+        let claim = &self.settings.principal_claim;
+        let payload = token
+            .split('.')
+            .nth(1)
+            .and_then(|part| URL_SAFE_NO_PAD.decode(part.trim_end_matches('=')).ok())
+            .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok());
+        let principal = match payload.as_ref().map(|claims| &claims[claim.as_str()]) {
+            Some(serde_json::Value::String(text)) if !text.is_empty() => text.clone(),
+            Some(serde_json::Value::Number(number)) if number.is_i64() || number.is_u64() => {
+                number.to_string()
+            }
+            _ => {
+                return Err(fail(format!(
+                    "the token of {} has no usable {claim:?} claim in its payload: pass --principal-claim with the deployment's JWT_PRINCIPAL_CLAIM",
+                    self.user(role)
+                )))
+            }
+        };
+        self.backend.remember_principal(&principal);
+        Ok(principal)
     }
 
     /// A channel below `conformance/` for this run.
@@ -189,8 +225,15 @@ impl Suite {
     }
 
     pub fn url_with_token(&self, token: &str) -> String {
-        let separator = if self.outputs.websocket_url.contains('?') { '&' } else { '?' };
-        format!("{}{separator}authorization={token}", self.outputs.websocket_url)
+        let separator = if self.outputs.websocket_url.contains('?') {
+            '&'
+        } else {
+            '?'
+        };
+        format!(
+            "{}{separator}authorization={token}",
+            self.outputs.websocket_url
+        )
     }
 
     /// Connects a client of the user with `role`; `label` names it in messages.

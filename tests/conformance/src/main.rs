@@ -50,7 +50,10 @@ struct Cli {
     /// Connect here instead of the websocket_url output (e.g. the custom domain's URL).
     #[arg(long, value_name = "URL")]
     websocket_url: Option<String>,
-    /// Name this run's users and channels (default: random).
+    /// The token claim the deployment takes as the user id (its JWT_PRINCIPAL_CLAIM).
+    #[arg(long, default_value = "sub", value_name = "CLAIM")]
+    principal_claim: String,
+    /// Name this run's channels and messages (default: random).
     #[arg(long, value_parser = parse_run_id)]
     run_id: Option<String>,
 }
@@ -125,13 +128,18 @@ async fn run(cli: Cli) -> Result<bool, String> {
     settings.quiet = Duration::from_secs(cli.quiet);
     settings.max_subscriptions = cli.max_subscriptions;
     settings.broadcast = cli.broadcast.then_some(true);
+    settings.principal_claim = cli.principal_claim;
     let suite = Suite::new(outputs, settings, tokens, &aws);
 
     println!(
-        "sumu-conformance: run {} against {} (users {}…)",
+        "sumu-conformance: run {} against {} as {}",
         suite.settings.run_id,
         suite.outputs.websocket_url,
-        conformance::user_name(&suite.settings.run_id, "")
+        conformance::ROLES
+            .iter()
+            .map(|role| conformance::user_name(role))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     let started = Instant::now();
     let (mut passed, mut failed, mut skipped) = (0, 0, 0);

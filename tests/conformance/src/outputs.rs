@@ -23,10 +23,16 @@ impl Outputs {
     /// Parses `terraform output -json` (`{"name":{"value":…,"type":…,"sensitive":…},…}`); a
     /// plain `{"name":"value",…}` object is accepted too, for hand-written files.
     pub fn from_json(text: &str) -> Result<Outputs, String> {
-        let document: Value = serde_json::from_str(text)
-            .map_err(|error| format!("the outputs are not JSON ({error}): pass the output of `terraform output -json`"))?;
+        let document: Value = serde_json::from_str(text).map_err(|error| {
+            format!(
+                "the outputs are not JSON ({error}): pass the output of `terraform output -json`"
+            )
+        })?;
         let Value::Object(map) = document else {
-            return Err("the outputs are not a JSON object: pass the output of `terraform output -json`".into());
+            return Err(
+                "the outputs are not a JSON object: pass the output of `terraform output -json`"
+                    .into(),
+            );
         };
         let optional = |name: &str| -> Result<Option<String>, String> {
             let value = match map.get(name) {
@@ -37,7 +43,9 @@ impl Outputs {
             match value {
                 Value::Null => Ok(None),
                 Value::String(text) if !text.is_empty() => Ok(Some(text.clone())),
-                other => Err(format!("the output {name} is {other}, not a non-empty string")),
+                other => Err(format!(
+                    "the output {name} is {other}, not a non-empty string"
+                )),
             }
         };
         let required = |name: &str| -> Result<String, String> {
@@ -90,7 +98,10 @@ mod tests {
             outputs.websocket_url,
             "wss://abc.execute-api.eu-west-1.amazonaws.com/live"
         );
-        assert_eq!(outputs.messages_queue_url, "https://sqs.eu-west-1.amazonaws.com/1/m");
+        assert_eq!(
+            outputs.messages_queue_url,
+            "https://sqs.eu-west-1.amazonaws.com/1/m"
+        );
         assert_eq!(outputs.notifications_dlq_url, None);
         assert_eq!(outputs.region.as_deref(), Some("eu-west-1"));
         assert!(!outputs.is_local());

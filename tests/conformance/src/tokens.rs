@@ -46,8 +46,14 @@ impl TokenCommand {
             .output();
         let output = tokio::time::timeout(COMMAND_TIMEOUT, run)
             .await
-            .map_err(|_| format!("the token command `{command_line}` did not finish within {COMMAND_TIMEOUT:?}"))?
-            .map_err(|error| format!("the token command `{command_line}` could not run: {error}"))?;
+            .map_err(|_| {
+                format!(
+                    "the token command `{command_line}` did not finish within {COMMAND_TIMEOUT:?}"
+                )
+            })?
+            .map_err(|error| {
+                format!("the token command `{command_line}` could not run: {error}")
+            })?;
         if !output.status.success() {
             return Err(format!(
                 "the token command `{command_line}` failed ({}): {}",
@@ -88,7 +94,10 @@ mod tests {
 
     #[tokio::test]
     async fn the_token_is_stdout_trimmed_and_asked_once() {
-        let marker = std::env::temp_dir().join(format!("conformance-token-{}", uuid::Uuid::new_v4().simple()));
+        let marker = std::env::temp_dir().join(format!(
+            "conformance-token-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
         let command = TokenCommand::new(&format!(
             "echo run >> {marker}; echo ' h.{{user}}.s '",
             marker = marker.display()
@@ -103,7 +112,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_failing_command_shows_its_stderr() {
-        let command = TokenCommand::new("echo 'no session for {user}' >&2; exit 3").expect("command");
+        let command =
+            TokenCommand::new("echo 'no session for {user}' >&2; exit 3").expect("command");
         let error = command.token("u1").await.expect_err("fails");
         assert!(error.contains("no session for u1"), "{error}");
     }

@@ -67,18 +67,19 @@ impl Local {
     }
 }
 
-/// A directory holding one token file per test user of `run_id` (`cat DIR/{user}` is the
-/// token command), signed by `idp`.
-fn token_files(idp: &DevIdentityProvider, run_id: &str) -> PathBuf {
+/// A directory holding one token file per test user (`cat DIR/{user}` is the token command),
+/// signed by `idp`. Each token's `sub` is a fresh UUID, not the user's name, as with Cognito: the
+/// suite must take the user id from the token.
+fn token_files(idp: &DevIdentityProvider) -> PathBuf {
     let directory = std::env::temp_dir().join(testkit::unique_name("conformance-tokens"));
     std::fs::create_dir_all(&directory).expect("create the token directory");
     let now = sumu_local::protocol::now_ms() / 1000;
     for role in ROLES {
-        let user = user_name(run_id, role);
+        let principal = uuid::Uuid::new_v4().to_string();
         let token = idp
-            .mint(&user, Duration::from_secs(3600), now)
+            .mint(&principal, Duration::from_secs(3600), now)
             .expect("mint a token");
-        std::fs::write(directory.join(&user), token).expect("write a token");
+        std::fs::write(directory.join(user_name(role)), token).expect("write a token");
     }
     directory
 }
@@ -91,7 +92,7 @@ fn cat_command(directory: &Path) -> String {
 async fn every_check_passes_against_sumu_local_through_the_binary() {
     let local = Local::start().await;
     let run_id = new_run_id();
-    let tokens = token_files(&local.idp, &run_id);
+    let tokens = token_files(&local.idp);
     let outputs_file = tokens.join("outputs.json");
     std::fs::write(&outputs_file, local.terraform_outputs().to_string()).expect("write outputs");
 
@@ -155,9 +156,8 @@ async fn suite(outputs: Outputs, command: &str, run_id: &str) -> Suite {
 async fn a_wrong_messages_queue_fails_send_with_what_to_look_at() {
     let local = Local::start().await;
     let run_id = new_run_id();
-    let tokens = token_files(&local.idp, &run_id);
-    let mut outputs =
-        Outputs::from_json(&local.terraform_outputs().to_string()).expect("outputs");
+    let tokens = token_files(&local.idp);
+    let mut outputs = Outputs::from_json(&local.terraform_outputs().to_string()).expect("outputs");
     // A real queue, but not the one `send` writes to: nothing will ever arrive there.
     outputs.messages_queue_url = local.endpoints.resources.notifications_dlq_url.clone();
     let suite = suite(outputs, &cat_command(&tokens), &run_id).await;
@@ -180,7 +180,7 @@ async fn a_token_from_another_issuer_fails_the_upgrade_with_401_and_says_why() {
     let local = Local::start().await;
     let run_id = new_run_id();
     let stranger = DevIdentityProvider::generate().expect("another key");
-    let tokens = token_files(&stranger, &run_id);
+    let tokens = token_files(&stranger);
     let outputs = Outputs::from_json(&local.terraform_outputs().to_string()).expect("outputs");
     let suite = suite(outputs, &cat_command(&tokens), &run_id).await;
 
@@ -199,7 +199,14 @@ async fn a_token_from_another_issuer_fails_the_upgrade_with_401_and_says_why() {
 #[tokio::test]
 async fn the_binary_refuses_an_unknown_check_and_lists_the_known_ones() {
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_sumu-conformance"))
-        .args(["--only", "pinng", "--outputs", "-", "--token-command", "x {user}"])
+        .args([
+            "--only",
+            "pinng",
+            "--outputs",
+            "-",
+            "--token-command",
+            "x {user}",
+        ])
         .output()
         .await
         .expect("run sumu-conformance");

@@ -22,7 +22,10 @@ async fn confirm(client: &mut Client, action: &str, channel: &str) -> Result<(),
         .expect(
             &format!("reply to {action} {channel}"),
             GRANT_HINT,
-            |frame| (frame["type"] == confirmed.as_str() && frame["channel"] == channel) || is_any_error(frame),
+            |frame| {
+                (frame["type"] == confirmed.as_str() && frame["channel"] == channel)
+                    || is_any_error(frame)
+            },
         )
         .await?;
     ensure(reply["type"] == confirmed.as_str(), || {
@@ -34,7 +37,11 @@ async fn confirm(client: &mut Client, action: &str, channel: &str) -> Result<(),
 }
 
 /// Waits for the publication carrying `data` on `channel`.
-async fn expect_publication(client: &mut Client, channel: &str, data: &Value) -> Result<Value, Verdict> {
+async fn expect_publication(
+    client: &mut Client,
+    channel: &str,
+    data: &Value,
+) -> Result<Value, Verdict> {
     let nonce = data["conformance"].clone();
     let frame = client
         .expect(
@@ -48,24 +55,28 @@ async fn expect_publication(client: &mut Client, channel: &str, data: &Value) ->
             && frame["channel"] == channel
             && frame["data"] == *data
             && frame["id"].as_str().is_some_and(|id| !id.is_empty()),
-        || format!(
+        || {
+            format!(
             "{} got {frame}, expected {{\"type\":\"publication\",\"channel\":\"{channel}\",\"id\":…,\"data\":{data}}} (docs/channels.md § The envelope and its id)",
             client.label
-        ),
+        )
+        },
     )?;
     Ok(frame)
 }
 
 /// Fails if `client` gets the publication carrying `data` within the quiet period.
-async fn expect_no_publication(suite: &Suite, client: &mut Client, data: &Value, rule: &str) -> Outcome {
+async fn expect_no_publication(
+    suite: &Suite,
+    client: &mut Client,
+    data: &Value,
+    rule: &str,
+) -> Outcome {
     let nonce = data["conformance"].clone();
     client
-        .quiet(
-            suite.settings.quiet,
-            "a publication",
-            rule,
-            |frame| frame["data"]["conformance"] == nonce,
-        )
+        .quiet(suite.settings.quiet, "a publication", rule, |frame| {
+            frame["data"]["conformance"] == nonce
+        })
         .await
 }
 
@@ -81,7 +92,9 @@ pub async fn publication(suite: &Suite) -> Outcome {
     let channel = suite.channel("publication/room");
     let pattern = suite.channel("publication/*");
     let mut exact = suite.connect("a", "a subscriber of the channel").await?;
-    let mut below = suite.connect("b", "a subscriber of a pattern above it").await?;
+    let mut below = suite
+        .connect("b", "a subscriber of a pattern above it")
+        .await?;
     confirm(&mut exact, "subscribe", &channel).await?;
     confirm(&mut below, "subscribe", &pattern).await?;
     let data = json!({"conformance": suite.nonce("publication"), "text": "hi"});
@@ -89,7 +102,10 @@ pub async fn publication(suite: &Suite) -> Outcome {
     let first = expect_publication(&mut exact, &channel, &data).await?;
     let second = expect_publication(&mut below, &channel, &data).await?;
     ensure(first["id"] == second["id"], || {
-        format!("the two subscribers got the ids {} and {}: every recipient gets the same id", first["id"], second["id"])
+        format!(
+            "the two subscribers got the ids {} and {}: every recipient gets the same id",
+            first["id"], second["id"]
+        )
     })?;
     ensure(first.get("from").is_none(), || {
         format!("a back end's publication carries `from`: {first} (only a client's emit has one)")
@@ -133,7 +149,7 @@ pub async fn emit(suite: &Suite) -> Outcome {
         .send_json(&json!({"action": "emit", "channel": channel, "data": data}))
         .await?;
     let publication = expect_publication(&mut receiver, &channel, &data).await?;
-    let sender_user = suite.user("a");
+    let sender_user = suite.principal("a").await?;
     ensure(publication["from"] == sender_user.as_str(), || {
         format!("the emit's publication has from = {}, expected the sender's user id {sender_user:?} (set by the gateway, never by the client)", publication["from"])
     })?;
@@ -155,12 +171,15 @@ async fn expect_refusal(client: &mut Client, frame: Value, code: &str, hint: &st
     let reply = client
         .expect(&format!("{code} error for {frame}"), hint, is_any_error)
         .await?;
-    ensure(is_error(&reply, code) && reply["channel"] == frame["channel"], || {
-        format!(
+    ensure(
+        is_error(&reply, code) && reply["channel"] == frame["channel"],
+        || {
+            format!(
             "{} sent {frame} and got {reply}, expected {{\"type\":\"error\",\"error\":\"{code}\",\"channel\":{},…}}: {hint}",
             client.label, frame["channel"]
         )
-    })?;
+        },
+    )?;
     ensure(reply["message"].is_string(), || {
         format!("the {code} frame {reply} has no message")
     })
@@ -182,7 +201,8 @@ pub async fn subscribe_forbidden(suite: &Suite) -> Outcome {
 
 pub async fn invalid_channel(suite: &Suite) -> Outcome {
     let mut client = suite.connect("a", "a client").await?;
-    let hint = "channel names are checked by the presence Lambda (docs/channels.md § Names and patterns)";
+    let hint =
+        "channel names are checked by the presence Lambda (docs/channels.md § Names and patterns)";
     expect_refusal(
         &mut client,
         json!({"action": "subscribe", "channel": "conformance//empty-segment"}),
@@ -248,11 +268,9 @@ pub async fn too_many_subscriptions(suite: &Suite) -> Outcome {
         .send_json(&json!({"action": "subscribe", "channel": extra}))
         .await?;
     let reply = client
-        .expect(
-            "reply to the subscribe over the cap",
-            GRANT_HINT,
-            |frame| frame["channel"] == extra.as_str(),
-        )
+        .expect("reply to the subscribe over the cap", GRANT_HINT, |frame| {
+            frame["channel"] == extra.as_str()
+        })
         .await?;
     ensure(is_error(&reply, "too_many_subscriptions"), || {
         format!(

@@ -87,7 +87,9 @@ pub async fn ping(suite: &Suite) -> Outcome {
         format!("ping was answered {pong}, expected {{\"type\":\"pong\",\"connection_id\":…,\"timestamp\":…}}: connection_gone means the connection was not registered at $connect (check the connections table's PutItem in the execution log)")
     })?;
     ensure(
-        pong["connection_id"].as_str().is_some_and(|id| !id.is_empty()),
+        pong["connection_id"]
+            .as_str()
+            .is_some_and(|id| !id.is_empty()),
         || format!("the pong frame {pong} has no connection_id string"),
     )?;
     ensure(pong["timestamp"].is_number(), || {

@@ -52,7 +52,12 @@ async fn reaches_messages_queue(suite: &Suite, action: &str, source: &str, hint:
             received.body
         )
     })?;
-    expect_attributes(&received, &suite.user("a"), &connection_id, source)?;
+    expect_attributes(
+        &received,
+        &suite.principal("a").await?,
+        &connection_id,
+        source,
+    )?;
     client.close().await;
     Ok(())
 }
@@ -72,11 +77,15 @@ fn expect_attributes(
             received.attributes
         )
     };
-    ensure(attribute("user_id") == Some(user), || wrong("user_id", user))?;
+    ensure(attribute("user_id") == Some(user), || {
+        wrong("user_id", user)
+    })?;
     ensure(attribute("connection_id") == Some(connection_id), || {
         wrong("connection_id", connection_id)
     })?;
-    ensure(attribute("source") == Some(source), || wrong("source", source))?;
+    ensure(attribute("source") == Some(source), || {
+        wrong("source", source)
+    })?;
     // Epoch milliseconds: 13 digits from 2001 until 2286.
     ensure(
         attribute("timestamp")

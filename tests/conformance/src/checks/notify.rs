@@ -20,11 +20,9 @@ fn data(nonce: &str) -> Value {
 async fn expect_data(client: &mut Client, data: &Value, how: &str) -> Result<(), Verdict> {
     let nonce = data["conformance"].clone();
     let frame = client
-        .expect(
-            &format!("notification sent {how}"),
-            PUSHER_HINT,
-            |frame| frame["conformance"] == nonce,
-        )
+        .expect(&format!("notification sent {how}"), PUSHER_HINT, |frame| {
+            frame["conformance"] == nonce
+        })
         .await?;
     ensure(&frame == data, || {
         format!(
@@ -40,13 +38,23 @@ pub async fn user(suite: &Suite) -> Outcome {
     first.connection_id().await?;
     second.connection_id().await?;
     let data = data(&suite.nonce("notify-user"));
-    let request = json!({"users": [suite.user("a")], "data": data});
+    let request = json!({"users": [suite.principal("a").await?], "data": data});
     suite
         .backend
         .send_to_queue(&suite.outputs.notifications_queue_url, &request.to_string())
         .await?;
-    expect_data(&mut first, &data, "to the user through the notifications queue").await?;
-    expect_data(&mut second, &data, "to the user through the notifications queue").await?;
+    expect_data(
+        &mut first,
+        &data,
+        "to the user through the notifications queue",
+    )
+    .await?;
+    expect_data(
+        &mut second,
+        &data,
+        "to the user through the notifications queue",
+    )
+    .await?;
     first.close().await;
     second.close().await;
     Ok(())
@@ -59,12 +67,17 @@ pub async fn user_topic(suite: &Suite) -> Outcome {
     let mut client = suite.connect("a", "a client").await?;
     client.connection_id().await?;
     let data = data(&suite.nonce("notify-user-topic"));
-    let request = json!({"users": [suite.user("a")], "data": data});
+    let request = json!({"users": [suite.principal("a").await?], "data": data});
     suite
         .backend
         .publish_to_topic(topic, &request.to_string())
         .await?;
-    expect_data(&mut client, &data, "to the user through the notifications topic").await?;
+    expect_data(
+        &mut client,
+        &data,
+        "to the user through the notifications topic",
+    )
+    .await?;
     client.close().await;
     Ok(())
 }
@@ -134,7 +147,7 @@ pub async fn too_large(suite: &Suite) -> Outcome {
     let nonce = suite.nonce("notification-too-large");
     // Over 131,072 bytes serialized, well under SQS's message size limit.
     let data = json!({"conformance": nonce, "pad": "x".repeat(131_072)});
-    let request = json!({"users": [suite.user("a")], "data": data});
+    let request = json!({"users": [suite.principal("a").await?], "data": data});
     suite
         .backend
         .send_to_queue(&suite.outputs.notifications_queue_url, &request.to_string())
@@ -166,7 +179,7 @@ pub async fn too_large(suite: &Suite) -> Outcome {
 }
 
 pub async fn cleanup_after_close(suite: &Suite) -> Outcome {
-    let leaver = suite.user("leaver");
+    let leaver = suite.principal("leaver").await?;
     let mut leaving = suite.connect("leaver", "the client that closes").await?;
     let gone_id = leaving.connection_id().await?;
     let mut live = suite.connect("a", "a client that stays").await?;
@@ -201,12 +214,17 @@ pub async fn cleanup_after_close(suite: &Suite) -> Outcome {
 
     // And the next request is delivered as usual.
     let next = data(&suite.nonce("cleanup-next"));
-    let request = json!({"users": [suite.user("a")], "data": next});
+    let request = json!({"users": [suite.principal("a").await?], "data": next});
     suite
         .backend
         .send_to_queue(&suite.outputs.notifications_queue_url, &request.to_string())
         .await?;
-    expect_data(&mut live, &next, "after a request naming a closed connection").await?;
+    expect_data(
+        &mut live,
+        &next,
+        "after a request naming a closed connection",
+    )
+    .await?;
     live.close().await;
     Ok(())
 }

@@ -13,7 +13,7 @@ pub async fn events(suite: &Suite) -> Outcome {
         .backend
         .queue_is_readable(queue, "messages_queue_url")
         .await?;
-    let user = suite.user("events");
+    let user = suite.principal("events").await?;
     let mut client = suite.connect("events", "a new client").await?;
     let connection_id = client.connection_id().await?;
     let event = |status: &'static str| {
@@ -37,11 +37,16 @@ pub async fn events(suite: &Suite) -> Outcome {
         )
         .await?;
     ensure(online.json["message"]["connections"] == 1, || {
-        format!("the ONLINE event {} has connections != 1 for the user's only connection", online.body)
+        format!(
+            "the ONLINE event {} has connections != 1 for the user's only connection",
+            online.body
+        )
     })?;
     ensure(
         online.attributes.get("source").map(String::as_str) == Some("lambda.presence.watchdog"),
-        || format!("the ONLINE event's source attribute is {:?}, expected \"lambda.presence.watchdog\"", online.attributes.get("source")),
+        || {
+            format!("the ONLINE event's source attribute is {:?}, expected \"lambda.presence.watchdog\"", online.attributes.get("source"))
+        },
     )?;
     client.close().await;
     let offline = suite
@@ -57,15 +62,24 @@ pub async fn events(suite: &Suite) -> Outcome {
     let message = &offline.json["message"];
     ensure(
         message["connections"] == 0 && message["reason"] == "disconnected",
-        || format!("the OFFLINE event {} should say connections 0, reason disconnected", offline.body),
+        || {
+            format!(
+                "the OFFLINE event {} should say connections 0, reason disconnected",
+                offline.body
+            )
+        },
     )
 }
 
 pub async fn query(suite: &Suite) -> Outcome {
-    let watched = suite.user("watched");
+    let watched = suite.principal("watched").await?;
     let never = suite.user("never-connected");
-    let mut first = suite.connect("watched", "the watched user's first client").await?;
-    let mut second = suite.connect("watched", "the watched user's second client").await?;
+    let mut first = suite
+        .connect("watched", "the watched user's first client")
+        .await?;
+    let mut second = suite
+        .connect("watched", "the watched user's second client")
+        .await?;
     // A pong means the connection is registered.
     first.connection_id().await?;
     second.connection_id().await?;
