@@ -181,6 +181,12 @@ module "sumu" {
   issuers              = concat(var.issuers, local.demo_issuer)
   presence_destination = var.presence_destination
   alarm_actions        = [aws_sns_topic.alarms.arn]
+  # The channels the conformance suite (tests/conformance) subscribes to and emits on; nothing
+  # else is granted to every connection (docs/deploying.md § Check a deployment).
+  channels = {
+    static_subscribe = var.conformance_grants ? ["conformance/*"] : []
+    static_publish   = var.conformance_grants ? ["conformance/*"] : []
+  }
   lambda_zips = {
     authorizer = "${local.lambda_zip_dir}/authorizer/bootstrap.zip"
     presence   = "${local.lambda_zip_dir}/presence/bootstrap.zip"

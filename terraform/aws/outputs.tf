@@ -33,6 +33,11 @@ output "notifications_queue_url" {
   value       = module.sumu.notifications_queue_url
 }
 
+output "notifications_dlq_url" {
+  description = "The pusher's dead-letter queue: rejected and undeliverable notification requests (the conformance suite reads it)."
+  value       = module.sumu.notifications_dlq_url
+}
+
 output "table_name" {
   description = "The connections table."
   value       = module.sumu.table_name

@@ -57,6 +57,13 @@ variable "presence_destination" {
   default     = "topic"
 }
 
+variable "conformance_grants" {
+  description = "Grant every connection subscribe and publish on conformance/*, the channels the conformance suite (tests/conformance) uses: set true on a deployment you check with it (docs/deploying.md § Check a deployment)."
+  type        = bool
+  default     = false
+  nullable    = false
+}
+
 variable "alarm_email" {
   description = "E-mail address subscribed to the alarms topic (confirm the subscription mail AWS sends); null creates no subscription."
   type        = string

@@ -1,0 +1,227 @@
+//! The conformance suite against sumu-local (in-process, on 127.0.0.1:0, with moto): every
+//! check passes when run as a user runs it — the `sumu-conformance` binary reading a
+//! `terraform output -json`-shaped file and taking tokens from a command — and a check against a
+//! wrong setup fails with a message that says what to look at.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use conformance::outputs::Outputs;
+use conformance::tokens::TokenCommand;
+use conformance::{new_run_id, user_name, Settings, Suite, Verdict, CHECKS, ROLES};
+use serde_json::json;
+use sumu_local::dev_idp::DevIdentityProvider;
+use sumu_local::{Config, Endpoints, ResourceNames};
+use tokio::sync::oneshot;
+
+/// A running sumu-local with the grants the suite needs; stops when dropped.
+struct Local {
+    endpoints: Endpoints,
+    idp: Arc<DevIdentityProvider>,
+    _stop: oneshot::Sender<()>,
+}
+
+impl Local {
+    async fn start() -> Local {
+        let idp = Arc::new(DevIdentityProvider::generate().expect("generate a dev key"));
+        let mut config = Config::new(&testkit::moto_endpoint(), Arc::clone(&idp));
+        config.names = ResourceNames::with_prefix(&testkit::unique_name("conformance"));
+        config.templates_dir = testkit::repo_root().join("mapping-templates");
+        // What docs/deploying.md § Check a deployment asks of a deployment.
+        config.static_grants = authorizer::StaticGrants {
+            subscribe: vec!["conformance/*".into()],
+            publish: vec!["conformance/*".into()],
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        let emulator = sumu_local::start(listener, config)
+            .await
+            .expect("sumu-local starts");
+        let endpoints = emulator.endpoints().clone();
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(emulator.serve(async {
+            let _ = stopped.await;
+        }));
+        Local {
+            endpoints,
+            idp,
+            _stop: stop,
+        }
+    }
+
+    /// The deployment as `terraform output -json` would describe it.
+    fn terraform_outputs(&self) -> serde_json::Value {
+        let resources = &self.endpoints.resources;
+        let output = |value: &str| json!({"sensitive": false, "type": "string", "value": value});
+        json!({
+            "websocket_url": output(&self.endpoints.websocket_url),
+            "messages_queue_url": output(&resources.messages_queue_url),
+            "messages_topic_arn": output(&resources.messages_topic_arn),
+            "notifications_queue_url": output(&resources.notifications_queue_url),
+            "notifications_topic_arn": output(&resources.notifications_topic_arn),
+            "notifications_dlq_url": output(&resources.notifications_dlq_url),
+            "region": output(testkit::REGION),
+        })
+    }
+}
+
+/// A directory holding one token file per test user (`cat DIR/{user}` is the token command),
+/// signed by `idp`. Each token's `sub` is a fresh UUID, not the user's name, as with Cognito: the
+/// suite must take the user id from the token.
+fn token_files(idp: &DevIdentityProvider) -> PathBuf {
+    let directory = std::env::temp_dir().join(testkit::unique_name("conformance-tokens"));
+    std::fs::create_dir_all(&directory).expect("create the token directory");
+    let now = sumu_local::protocol::now_ms() / 1000;
+    for role in ROLES {
+        let principal = uuid::Uuid::new_v4().to_string();
+        let token = idp
+            .mint(&principal, Duration::from_secs(3600), now)
+            .expect("mint a token");
+        std::fs::write(directory.join(user_name(role)), token).expect("write a token");
+    }
+    directory
+}
+
+fn cat_command(directory: &Path) -> String {
+    format!("cat {}/{{user}}", directory.display())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_check_passes_against_sumu_local_through_the_binary() {
+    let local = Local::start().await;
+    let run_id = new_run_id();
+    let tokens = token_files(&local.idp);
+    let outputs_file = tokens.join("outputs.json");
+    std::fs::write(&outputs_file, local.terraform_outputs().to_string()).expect("write outputs");
+
+    let moto = testkit::moto_endpoint();
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_sumu-conformance"))
+        .arg("--outputs")
+        .arg(&outputs_file)
+        .arg("--token-command")
+        .arg(cat_command(&tokens))
+        .args(["--run-id", &run_id, "--quiet", "2"])
+        // The SDK's own configuration, as a user's shell would give it.
+        .env("AWS_ENDPOINT_URL", &moto)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_PROFILE")
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("run sumu-conformance");
+    let _ = std::fs::remove_dir_all(&tokens);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // Shown with --nocapture: what a user sees.
+    println!("{stdout}");
+    assert!(
+        output.status.success(),
+        "sumu-conformance failed ({}):\n{stdout}\n{stderr}",
+        output.status
+    );
+    for check in CHECKS {
+        assert!(
+            stdout
+                .lines()
+                .any(|line| line.starts_with(&format!("PASS  {} ", check.name))),
+            "{} did not pass:\n{stdout}\n{stderr}",
+            check.name
+        );
+    }
+    assert!(
+        !stdout.contains("FAIL") && !stdout.contains("SKIP"),
+        "{stdout}"
+    );
+}
+
+/// The library's suite against `outputs`, with tokens from `command` and short waits.
+async fn suite(outputs: Outputs, command: &str, run_id: &str) -> Suite {
+    let mut settings = Settings::new(run_id);
+    settings.deadline = Duration::from_secs(3);
+    settings.quiet = Duration::from_secs(1);
+    let aws = testkit::aws_config().await;
+    Suite::new(
+        outputs,
+        settings,
+        TokenCommand::new(command).expect("token command"),
+        &aws,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_messages_queue_fails_send_with_what_to_look_at() {
+    let local = Local::start().await;
+    let run_id = new_run_id();
+    let tokens = token_files(&local.idp);
+    let mut outputs = Outputs::from_json(&local.terraform_outputs().to_string()).expect("outputs");
+    // A real queue, but not the one `send` writes to: nothing will ever arrive there.
+    outputs.messages_queue_url = local.endpoints.resources.notifications_dlq_url.clone();
+    let suite = suite(outputs, &cat_command(&tokens), &run_id).await;
+
+    let outcome = suite.run("send").await;
+    let _ = std::fs::remove_dir_all(&tokens);
+    let Err(Verdict::Fail(message)) = outcome else {
+        panic!("send against the wrong queue should fail, got {outcome:?}");
+    };
+    assert!(
+        message.contains("got no `send` message from a client")
+            && message.contains("within 3s")
+            && message.contains("is the route wired to the messages queue/topic?"),
+        "{message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_from_another_issuer_fails_the_upgrade_with_401_and_says_why() {
+    let local = Local::start().await;
+    let run_id = new_run_id();
+    let stranger = DevIdentityProvider::generate().expect("another key");
+    let tokens = token_files(&stranger);
+    let outputs = Outputs::from_json(&local.terraform_outputs().to_string()).expect("outputs");
+    let suite = suite(outputs, &cat_command(&tokens), &run_id).await;
+
+    let outcome = suite.run("upgrade-valid-token").await;
+    let _ = std::fs::remove_dir_all(&tokens);
+    let Err(Verdict::Fail(message)) = outcome else {
+        panic!("a token signed by an unknown key should fail the check, got {outcome:?}");
+    };
+    assert!(
+        message.contains("refused with HTTP 401 (expected 101)")
+            && message.contains("is its issuer (iss) one of the deployment's issuers"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn the_binary_refuses_an_unknown_check_and_lists_the_known_ones() {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_sumu-conformance"))
+        .args([
+            "--only",
+            "pinng",
+            "--outputs",
+            "-",
+            "--token-command",
+            "x {user}",
+        ])
+        .output()
+        .await
+        .expect("run sumu-conformance");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("no check named \"pinng\"") && stderr.contains("ping"),
+        "{stderr}"
+    );
+
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_sumu-conformance"))
+        .arg("--list")
+        .output()
+        .await
+        .expect("run sumu-conformance --list");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(stdout.lines().count(), CHECKS.len(), "{stdout}");
+}
