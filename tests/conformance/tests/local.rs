@@ -28,6 +28,7 @@ impl Local {
         let mut config = Config::new(&testkit::moto_endpoint(), Arc::clone(&idp));
         config.names = ResourceNames::with_prefix(&testkit::unique_name("conformance"));
         config.templates_dir = testkit::repo_root().join("mapping-templates");
+        config.aws_call_log = testkit::aws_call_log();
         // What docs/deploying.md § Check a deployment asks of a deployment.
         config.static_grants = authorizer::StaticGrants {
             subscribe: vec!["conformance/*".into()],
@@ -88,9 +89,16 @@ fn cat_command(directory: &Path) -> String {
     format!("cat {}/{{user}}", directory.display())
 }
 
+/// Twice against the same sumu-local: a refusal of the first run (the subscription cap's
+/// cancelled transaction) must not stop what the second run checks (presence events).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_check_passes_against_sumu_local_through_the_binary() {
+async fn every_check_passes_against_sumu_local_through_the_binary_twice() {
     let local = Local::start().await;
+    every_check_passes(&local).await;
+    every_check_passes(&local).await;
+}
+
+async fn every_check_passes(local: &Local) {
     let run_id = new_run_id();
     let tokens = token_files(&local.idp);
     let outputs_file = tokens.join("outputs.json");
