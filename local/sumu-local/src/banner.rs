@@ -27,7 +27,10 @@ pub fn render(endpoints: &Endpoints, options: &BannerOptions) -> String {
     let demo_note = match (options.demo, &options.dev_token) {
         (_, None) => "needs development tokens, which --authorizer-from-env refuses",
         (true, Some(_)) => "sign in as anyone, in two windows",
-        (false, Some(_)) => "its back end is off: start with --demo (scripts/dev does)",
+        (false, Some(_)) => {
+            "the demo back end is off (no --demo; scripts/dev: SUMU_LOCAL_DEMO=false): \
+             sign-in works, chat gets no answer"
+        }
     };
     let try_it = match &options.dev_token {
         Some(token) => format!(
@@ -126,7 +129,12 @@ mod tests {
             },
         );
         assert!(line(&banner, "Messages queue").contains("read from here"));
-        assert!(line(&banner, "Demo page").contains("--demo"));
+        // True for `sumu-local serve` and for `SUMU_LOCAL_DEMO=false scripts/dev` alike: it
+        // says what is off and why, not that scripts/dev would turn it on.
+        let demo = line(&banner, "Demo page");
+        assert!(demo.contains("the demo back end is off"), "{demo}");
+        assert!(demo.contains("SUMU_LOCAL_DEMO=false"), "{demo}");
+        assert!(!demo.contains("scripts/dev does"), "{demo}");
     }
 
     #[test]

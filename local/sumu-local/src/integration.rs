@@ -2,6 +2,12 @@
 //! `vtl`, call the service through [`AwsService`] (or evaluate a MOCK), select the integration
 //! response by status code and, when the route has a route response, render the frame that goes
 //! back to the client.
+//!
+//! Whether a non-proxy integration succeeded is decided by that selection alone, as on AWS: a
+//! status no integration response matches is a failed integration (API Gateway logs "No match
+//! for output mapping and no default output mapping"), whatever the status; a status one
+//! matches is a success, even a 5xx caught by `$default`. So `routes.json` keys `$connect` and
+//! `$disconnect` `/2\d\d/`: a failed `PutItem` then matches nothing and the upgrade is refused.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -27,12 +33,17 @@ pub struct IntegrationRequest {
     pub params: Params,
 }
 
-/// What the client gets back, if anything.
+/// A successful integration: an integration response was selected (or a proxy answered).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IntegrationOutcome {
+    /// The integration's status: the service's HTTP status, a MOCK's `statusCode`, or a proxy
+    /// answer's `statusCode`. Not 2xx when `$default` caught a failure (`ping`, one-way routes).
     pub status: u16,
     /// The rendered route response, when the route has one and an integration response matched.
     pub reply: Option<String>,
+    /// The service's answer when `status` is not 2xx, for the log: a one-way route sends nothing
+    /// back, so the log is where a local developer sees why a `send` went nowhere.
+    pub failure: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -43,12 +54,22 @@ pub enum IntegrationError {
     ResponseTemplate(vtl::VtlError),
     #[error(transparent)]
     Service(#[from] AwsServiceError),
-    #[error("the service answered {status} and no integration response handles it: {body}")]
-    Failed { status: u16, body: String },
+    #[error("the integration answered {status} and no integration response matches it: {body}")]
+    NoMatchingResponse { status: u16, body: String },
     #[error("no in-process handler for the proxy integration {0}")]
     NoProxyHandler(String),
     #[error("proxy handler failed: {0}")]
     Proxy(String),
+}
+
+impl IntegrationError {
+    /// The integration's status, when it answered one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            IntegrationError::NoMatchingResponse { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
 }
 
 /// Everything integrations need, shared by all connections.
@@ -75,8 +96,10 @@ impl Integrations {
         &self.stage_variables
     }
 
-    /// Runs `route`'s integration for `request`. A status ≥ 400 that no integration response
-    /// handles is an error (the client sees `Internal server error`; `$connect` is rejected).
+    /// Runs `route`'s integration for `request`. A status no integration response matches is
+    /// an error ([`IntegrationError::NoMatchingResponse`]): the caller refuses `$connect`, logs
+    /// `$disconnect`, answers `Internal server error` on a route with a route response and sends
+    /// nothing on a one-way route.
     pub async fn invoke(
         &self,
         route: &Route,
@@ -134,24 +157,22 @@ impl Integrations {
                     Some(other) => other.to_string(),
                 };
                 // A proxy integration's body is the route response as is.
+                let failure = (!is_success(status)).then(|| body.clone());
                 return Ok(IntegrationOutcome {
                     status,
                     reply: (route.route_response && !body.is_empty()).then_some(body),
+                    failure,
                 });
             }
         };
-        let selected = route.response_for(status);
-        // A failed call (≥ 400) is a failure unless an integration response turns it into a
-        // frame for the client. On a route without a route response nothing can: its `$default`
-        // integration response (which AWS requires) only acknowledges, so the client still gets
-        // `Internal server error`, `$connect` is still rejected and `$disconnect` still logged.
-        if status >= 400 && (selected.is_none() || !route.route_response) {
-            return Err(IntegrationError::Failed {
+        let Some(selected) = route.response_for(status) else {
+            return Err(IntegrationError::NoMatchingResponse {
                 status,
                 body: response_body,
             });
-        }
-        let reply = match selected.and_then(|response| response.template.as_ref()) {
+        };
+        let failure = (!is_success(status)).then(|| response_body.clone());
+        let reply = match &selected.template {
             Some(template) if route.route_response => {
                 input.body = response_body;
                 Some(
@@ -162,8 +183,17 @@ impl Integrations {
             }
             _ => None,
         };
-        Ok(IntegrationOutcome { status, reply })
+        Ok(IntegrationOutcome {
+            status,
+            reply,
+            failure,
+        })
     }
+}
+
+/// A 2xx status.
+pub fn is_success(status: u16) -> bool {
+    (200..300).contains(&status)
 }
 
 /// A MOCK integration's status: `statusCode` of the rendered request template when it is JSON
@@ -179,6 +209,70 @@ fn mock_status(rendered: &str) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A route table of MOCK routes whose status is the request body, in a fresh directory.
+    fn mock_routes() -> crate::routes::RouteTable {
+        let dir = std::env::temp_dir().join(format!("sumu-integration-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("status.vtl"), r#"{"statusCode": $input.body}"#).unwrap();
+        std::fs::write(dir.join("reply.vtl"), r#"{"ok":true}"#).unwrap();
+        let mock = serde_json::json!({"type": "MOCK", "request_template": "status.vtl"});
+        let routes = serde_json::json!({
+            "route_selection_expression": "$request.body.action",
+            "routes": {
+                "only_2xx": {"integration": mock, "integration_responses": {"/2\\d\\d/": null}},
+                "catch_all": {"integration": mock, "integration_responses": {"$default": null}},
+                "answers": {"integration": mock, "integration_responses": {"/2\\d\\d/": "reply.vtl"},
+                            "route_response": true}
+            }
+        });
+        std::fs::write(dir.join("routes.json"), routes.to_string()).unwrap();
+        let table = crate::routes::RouteTable::load(&dir).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        table
+    }
+
+    async fn invoke(key: &str, status: u16) -> Result<IntegrationOutcome, IntegrationError> {
+        let integrations = Integrations::new(
+            AwsService::new("http://127.0.0.1:9", "us-east-1"),
+            BTreeMap::new(),
+            HashMap::new(),
+        );
+        let routes = mock_routes();
+        let request = IntegrationRequest {
+            body: status.to_string(),
+            ..IntegrationRequest::default()
+        };
+        integrations.invoke(routes.get(key).unwrap(), request).await
+    }
+
+    #[tokio::test]
+    async fn a_status_no_integration_response_matches_is_a_failed_integration() {
+        let ok = invoke("only_2xx", 200).await.unwrap();
+        assert_eq!((ok.status, ok.reply, ok.failure), (200, None, None));
+        for status in [400, 500] {
+            let error = invoke("only_2xx", status).await.unwrap_err();
+            assert!(
+                matches!(error, IntegrationError::NoMatchingResponse { .. }),
+                "{error}"
+            );
+            assert_eq!(error.status(), Some(status));
+        }
+        let error = invoke("answers", 404).await.unwrap_err();
+        assert_eq!(error.status(), Some(404));
+    }
+
+    #[tokio::test]
+    async fn a_status_default_catches_is_a_success_that_still_reports_the_failure() {
+        // What AWS does with `$default`: the integration response is selected, so the
+        // integration succeeded as far as API Gateway is concerned; the caller decides.
+        let caught = invoke("catch_all", 500).await.unwrap();
+        assert_eq!(caught.status, 500);
+        assert_eq!(caught.reply, None);
+        assert!(caught.failure.is_some());
+        let answered = invoke("answers", 204).await.unwrap();
+        assert_eq!(answered.reply.as_deref(), Some(r#"{"ok":true}"#));
+    }
 
     #[test]
     fn mock_status_reads_status_code() {

@@ -137,6 +137,14 @@ struct ServeArgs {
     aws_call_log: Option<PathBuf>,
 }
 
+/// The log filter without `RUST_LOG`. Warnings of every crate sumu-local runs (the authorizer,
+/// presence, the pusher, the demo back end, the VTL interpreter, its AWS clients) and of
+/// everything else: a message the demo back end skips or a request the pusher rejects must leave
+/// a trace. Besides that, sumu-local's own info lines and the authorizer's verdicts, but not the
+/// event sources' start and stop lines, so the banner is the last thing printed at start.
+const DEFAULT_LOG_FILTER: &str = "warn,sumu_local=info,sumu_local::runners=warn,\
+                                  sumu_local::stream_runner=warn,authorizer=info";
+
 /// `.tools/sumu-local/dev-signing-key.p8` in the repository: shared by `serve` and `token`.
 fn default_key_file() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.tools/sumu-local/dev-signing-key.p8")
@@ -147,7 +155,7 @@ async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "sumu_local=info,authorizer=info".into()),
+                .unwrap_or_else(|_| DEFAULT_LOG_FILTER.into()),
         )
         .with_writer(std::io::stderr)
         .init();

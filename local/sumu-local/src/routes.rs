@@ -253,3 +253,38 @@ fn build_route(dir: &Path, key: &str, spec: RouteSpec) -> Result<Route, RouteErr
         route_response: spec.route_response,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connect_and_disconnect_succeed_on_2xx_only() {
+        let table = RouteTable::load(&crate::config::default_templates_dir()).unwrap();
+        for key in ["$connect", "$disconnect"] {
+            let route = table.get(key).unwrap();
+            for status in [200, 204] {
+                assert!(route.response_for(status).is_some(), "{key} {status}");
+            }
+            // A failed PutItem/DeleteItem matches nothing: the integration fails.
+            for status in [400, 404, 500, 503] {
+                assert!(route.response_for(status).is_none(), "{key} {status}");
+            }
+        }
+    }
+
+    #[test]
+    fn regex_keys_match_the_whole_status_and_default_catches_the_rest() {
+        let table = RouteTable::load(&crate::config::default_templates_dir()).unwrap();
+        let ping = table.get("ping").unwrap();
+        let template = |status| {
+            ping.response_for(status)
+                .and_then(|response| response.template.as_ref())
+                .map(|template| format!("{template:?}"))
+        };
+        assert_ne!(template(200), template(400));
+        assert_ne!(template(400), template(500));
+        // `/2\d\d/` does not match 2000, `$default` does.
+        assert_eq!(template(2000), template(500));
+    }
+}

@@ -19,11 +19,12 @@ use crate::app_state::AppState;
 use crate::authorizer_bridge::{
     authorize, authorizer_event, identity_present, method_arn, Refusal, UpgradeRequest,
 };
-use crate::integration::IntegrationRequest;
+use crate::integration::{is_success, IntegrationError, IntegrationOutcome, IntegrationRequest};
 use crate::protocol::{
     error_frame, new_connection_id, new_request_id, now_ms, select_route, EventType,
     RequestContext, CONNECT_ROUTE, DISCONNECT_ROUTE, FORBIDDEN, INTERNAL_SERVER_ERROR,
 };
+use crate::routes::{Integration, Route};
 use crate::state::{Connection, Identity, Outbound};
 
 /// Close codes API Gateway uses.
@@ -175,12 +176,14 @@ pub async fn connect(
                 },
             )
             .await;
-        let accepted = match &outcome {
-            Ok(outcome) => (200..300).contains(&outcome.status),
-            Err(_) => false,
-        };
-        if !accepted {
-            tracing::warn!(connection_id = %connection.id, ?outcome, "$connect integration failed: upgrade rejected");
+        if let Err(refused) = connect_accepted(route, &outcome) {
+            tracing::warn!(
+                connection_id = %connection.id,
+                user_id = %connection.principal.principal_id,
+                status = refused.status,
+                error = %refused.error,
+                "$connect integration failed: upgrade refused with 500"
+            );
             handshake.armed = false;
             state.registry.remove(&connection.id);
             state.sessions.ended();
@@ -207,6 +210,38 @@ pub async fn connect(
             });
         })
         .on_upgrade(move |socket| session(state, connection, receiver, socket))
+}
+
+/// Why `$connect` was refused: the integration's status (when it answered) and the error.
+struct ConnectRefused {
+    status: Option<u16>,
+    error: String,
+}
+
+/// Whether the `$connect` integration lets the upgrade through. A non-proxy integration
+/// succeeds exactly when an integration response was selected for its status (`routes.json`
+/// keys `$connect` `/2\d\d/`, so a failed `PutItem` selects none): the selection decides, as on
+/// AWS. A Lambda proxy has no integration responses: its `statusCode` decides (non-2xx refuses).
+fn connect_accepted(
+    route: &Route,
+    outcome: &Result<IntegrationOutcome, IntegrationError>,
+) -> Result<(), ConnectRefused> {
+    match outcome {
+        Err(error) => Err(ConnectRefused {
+            status: error.status(),
+            error: error.to_string(),
+        }),
+        Ok(outcome)
+            if matches!(route.integration, Integration::Proxy { .. })
+                && !is_success(outcome.status) =>
+        {
+            Err(ConnectRefused {
+                status: Some(outcome.status),
+                error: outcome.failure.clone().unwrap_or_default(),
+            })
+        }
+        Ok(_) => Ok(()),
+    }
 }
 
 /// Cleans up after a handshake abandoned during `$connect` (the client went away, so the handler
@@ -398,8 +433,13 @@ async fn disconnect(state: &AppState, connection: &Connection, code: u16, reason
         context,
         ..IntegrationRequest::default()
     };
-    if let Err(error) = state.integrations.invoke(route, request).await {
-        tracing::warn!(connection_id = %connection.id, %error, "$disconnect integration failed");
+    match state.integrations.invoke(route, request).await {
+        Ok(outcome) => {
+            tracing::debug!(connection_id = %connection.id, status = outcome.status, "$disconnect integration done");
+        }
+        Err(error) => {
+            tracing::warn!(connection_id = %connection.id, status = error.status(), %error, "$disconnect integration failed");
+        }
     }
 }
 
@@ -438,17 +478,37 @@ async fn route_message(state: Arc<AppState>, connection: Arc<Connection>, body: 
         Ok(outcome) => {
             if let Some(reply) = outcome.reply {
                 connection.send(Outbound::Text(reply));
+            } else if let Some(failure) = outcome.failure.filter(|_| !route.route_response) {
+                // `$default` caught the failure: nothing to send on a one-way route.
+                warn_one_way_failure(&connection, &route_key, Some(outcome.status), &failure);
             }
         }
-        Err(error) => {
-            tracing::warn!(connection_id = %connection.id, route = %route_key, %error, "integration failed");
+        Err(error) if route.route_response => {
+            tracing::warn!(connection_id = %connection.id, route = %route_key, status = error.status(), %error, "integration failed: Internal server error frame sent");
             connection.send(Outbound::Text(error_frame(
                 INTERNAL_SERVER_ERROR,
                 &connection.id,
                 &request_id,
             )));
         }
+        Err(error) => {
+            warn_one_way_failure(&connection, &route_key, error.status(), &error.to_string());
+        }
     }
+}
+
+/// A one-way route (no route response: `send`, `publish`, `emit`) whose integration failed. AWS
+/// sends the client nothing ("regardless of any integration response configuration, no response
+/// will be returned over the WebSocket channel") and counts it in the stage's `IntegrationError`
+/// metric; locally the log is the only trace, so it says what was lost.
+fn warn_one_way_failure(connection: &Connection, route: &str, status: Option<u16>, error: &str) {
+    tracing::warn!(
+        connection_id = %connection.id,
+        route,
+        status,
+        error,
+        "integration failed on a one-way route: the message went nowhere and the client is told nothing, as on AWS"
+    );
 }
 
 #[cfg(test)]

@@ -164,3 +164,265 @@ fn render_prints_the_output_and_reports_errors_with_their_position() {
     assert!(stderr.contains("column"), "{stderr}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// What a running process printed so far, one line at a time, from a reader thread.
+#[derive(Clone, Default)]
+struct Lines(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Lines {
+    fn read(from: impl std::io::Read + Send + 'static) -> Lines {
+        use std::io::BufRead;
+        let lines = Lines::default();
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(from).lines() {
+                let Ok(line) = line else { break };
+                sink.0.lock().unwrap().push(line);
+            }
+        });
+        lines
+    }
+
+    fn all(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// Waits (generously) for a line containing `text` and returns it.
+    async fn wait_for(&self, text: &str) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+        loop {
+            if let Some(line) = self.all().into_iter().find(|line| line.contains(text)) {
+                return line;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no line with {text:?} in:\n{}",
+                self.all().join("\n")
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// The value printed after `label` on a banner line (`  Notifications queue  http://…   (…)`).
+fn banner_value(line: &str, label: &str) -> String {
+    line.trim_start()
+        .trim_start_matches(label)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The ready-to-paste `websocat '…'` URL of the banner.
+fn websocat_url(line: &str) -> String {
+    line.split('\'').nth(1).expect("a quoted URL").to_string()
+}
+
+/// Sends SIGINT to a process, or to a process group when `pid` is negative (what Ctrl-C does).
+fn interrupt(pid: i64) {
+    let status = Command::new("kill")
+        .args(["-INT", "--", &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+}
+
+/// A process a test started, stopped when the test ends, even half-way through a failure:
+/// `scripts/dev` with SIGTERM (its trap stops sumu-local and moto, which run in process groups
+/// of their own), anything else killed.
+struct Running {
+    child: std::process::Child,
+    by_sigterm: bool,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            if self.by_sigterm {
+                let _ = Command::new("kill")
+                    .args(["-TERM", &self.child.id().to_string()])
+                    .status();
+            } else {
+                let _ = self.child.kill();
+            }
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn wait_for_exit(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        assert!(std::time::Instant::now() < deadline, "did not stop");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[tokio::test]
+async fn the_default_log_filter_shows_the_warnings_of_every_crate_it_runs() {
+    use futures::SinkExt;
+    let dir = scratch();
+    let child = binary()
+        .args([
+            "serve",
+            "--port",
+            "0",
+            "--demo",
+            "--presence-destination",
+            "none",
+        ])
+        .args(["--aws-endpoint", &testkit::moto_endpoint()])
+        .args(["--prefix", &testkit::unique_name("cli-log")])
+        .arg("--key-file")
+        .arg(dir.join("key.p8"))
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start sumu-local");
+    let mut running = Running {
+        child,
+        by_sigterm: false,
+    };
+    let child = &mut running.child;
+    let stdout = Lines::read(child.stdout.take().unwrap());
+    let stderr = Lines::read(child.stderr.take().unwrap());
+    let url = websocat_url(&stdout.wait_for("websocat '").await);
+    let notifications = banner_value(
+        &stdout.wait_for("Notifications queue").await,
+        "Notifications queue",
+    );
+
+    // The demo back end skips a message it does not understand ...
+    let (mut client, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .expect("connect");
+    client
+        .send(tokio_tungstenite::tungstenite::Message::Text(
+            r#"{"action":"send","message":{"type":"nonsense"}}"#.into(),
+        ))
+        .await
+        .expect("send");
+    stderr.wait_for("skipping a malformed message").await;
+    // ... and the pusher rejects a notification request that is not JSON: both say so.
+    let sqs = aws_sdk_sqs::Client::new(&testkit::aws_config().await);
+    sqs.send_message()
+        .queue_url(&notifications)
+        .message_body("not JSON")
+        .send()
+        .await
+        .expect("send to the notifications queue");
+    stderr.wait_for("rejected notification request").await;
+
+    // The event sources started long before those were consumed; their lines stay hidden, so
+    // nothing follows the banner until there is traffic.
+    let noise: Vec<String> = stderr
+        .all()
+        .into_iter()
+        .filter(|line| line.contains("event source started") || line.contains("runner started"))
+        .collect();
+    assert!(noise.is_empty(), "{noise:?}");
+
+    interrupt(i64::from(child.id()));
+    assert!(wait_for_exit(child).success());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn scripts_dev_stops_sumu_local_before_moto_on_ctrl_c() {
+    use futures::{SinkExt, StreamExt};
+    use std::os::unix::process::CommandExt;
+    let dir = scratch();
+    let root = testkit::repo_root();
+    let child = Command::new(root.join("scripts/dev"))
+        .env("SUMU_LOCAL_BIN", env!("CARGO_BIN_EXE_sumu-local"))
+        .env("SUMU_LOCAL_PORT", "0")
+        .env_remove("SUMU_MOTO_PORT")
+        .env("SUMU_LOCAL_PREFIX", testkit::unique_name("cli-dev"))
+        .env("SUMU_LOCAL_KEY_FILE", dir.join("key.p8"))
+        .env("MOTO_LOG", dir.join("moto.log"))
+        .env("RUST_LOG", "warn,sumu_local::ws=debug")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        // Its own process group, as a terminal's foreground job: Ctrl-C signals the group.
+        .process_group(0)
+        .spawn()
+        .expect("start scripts/dev");
+    let mut running = Running {
+        child,
+        by_sigterm: true,
+    };
+    let child = &mut running.child;
+    let stdout = Lines::read(child.stdout.take().unwrap());
+    let stderr = Lines::read(child.stderr.take().unwrap());
+    let url = websocat_url(&stdout.wait_for("websocat '").await);
+
+    // alice (the banner's token), then bob: the demo back end tells alice that bob came online.
+    let bob = binary()
+        .args(["token", "--sub", "bob", "--key-file"])
+        .arg(dir.join("key.p8"))
+        .output()
+        .expect("mint a token for bob");
+    let bob = String::from_utf8(bob.stdout).unwrap();
+    let bob_url = format!(
+        "{}{}",
+        url.split("authorization=").next().unwrap(),
+        "authorization="
+    );
+    let mut clients = Vec::new();
+    for url in [url.clone(), format!("{bob_url}{}", bob.trim())] {
+        let (mut client, _) = tokio_tungstenite::connect_async(url.as_str())
+            .await
+            .expect("connect");
+        client
+            .send(tokio_tungstenite::tungstenite::Message::Text(
+                r#"{"action":"ping"}"#.into(),
+            ))
+            .await
+            .expect("ping");
+        clients.push(client);
+    }
+    // The demo back end answers each connect's presence event with a push to everyone: once
+    // it arrives, the pusher has run (and printed its metric line, in Lambda's way).
+    let mut frames = Vec::new();
+    while !frames
+        .iter()
+        .any(|frame: &String| frame.contains("presence"))
+        || !frames.iter().any(|frame| frame.contains("pong"))
+    {
+        let frame = tokio::time::timeout(std::time::Duration::from_secs(30), clients[0].next())
+            .await
+            .expect("a frame in time")
+            .expect("a frame")
+            .expect("a valid frame");
+        frames.push(frame.to_string());
+    }
+
+    interrupt(-i64::from(child.id()));
+    let status = wait_for_exit(child);
+    let output = stderr.all().join("\n");
+    assert!(status.success(), "{status:?}\n{output}");
+    let done = stderr
+        .all()
+        .iter()
+        .filter(|line| line.contains("$disconnect integration done"))
+        .count();
+    assert_eq!(done, 2, "both $disconnects reached moto:\n{output}");
+    assert!(
+        !output.contains("$disconnect integration failed"),
+        "{output}"
+    );
+    // The pusher's metric lines are left out of scripts/dev's output (SUMU_DEV_METRICS=true
+    // shows them); the connects above invoked it (presence → demo back end → pusher).
+    let stdout = stdout.all();
+    assert!(
+        stdout.iter().all(|line| !line.starts_with(r#"{"_aws":"#)),
+        "{stdout:?}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -200,30 +200,6 @@ async fn unknown_actions_and_non_json_text_get_the_unknown_action_frame() {
 }
 
 #[tokio::test]
-async fn a_failing_integration_sends_the_internal_server_error_frame() {
-    let local = Local::start().await;
-    let user = testkit::unique_name("failing");
-    let mut client = local.connect(&user).await;
-    let connection_id = local.connection_id_of(&user).await;
-
-    // The messages queue disappears: SQS answers 400 (no such queue). The `send` route's
-    // `$default` integration response only acknowledges (the route has no route response), so
-    // the failure still reaches the client.
-    local
-        .sqs
-        .delete_queue()
-        .queue_url(&local.endpoints.resources.messages_queue_url)
-        .send()
-        .await
-        .expect("delete the messages queue");
-    send_text(&mut client, r#"{"action":"send","message":{"x":1}}"#).await;
-    let frame = next_text(&mut client).await;
-    assert_eq!(frame["message"], "Internal server error", "{frame}");
-    assert_eq!(frame["connectionId"], connection_id.as_str());
-    assert!(frame["requestId"].as_str().is_some_and(|id| !id.is_empty()));
-}
-
-#[tokio::test]
 async fn without_a_default_route_an_unknown_action_gets_the_forbidden_frame() {
     // A copy of the route table without $default.
     let templates = std::env::temp_dir().join(testkit::unique_name("templates"));
