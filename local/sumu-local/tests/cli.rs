@@ -338,7 +338,8 @@ async fn scripts_dev_stops_sumu_local_before_moto_on_ctrl_c() {
     use std::os::unix::process::CommandExt;
     let dir = scratch();
     let root = testkit::repo_root();
-    let child = Command::new(root.join("scripts/dev"))
+    let mut command = Command::new(root.join("scripts/dev"));
+    command
         .env("SUMU_LOCAL_BIN", env!("CARGO_BIN_EXE_sumu-local"))
         .env("SUMU_LOCAL_PORT", "0")
         .env_remove("SUMU_MOTO_PORT")
@@ -350,9 +351,18 @@ async fn scripts_dev_stops_sumu_local_before_moto_on_ctrl_c() {
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         // Its own process group, as a terminal's foreground job: Ctrl-C signals the group.
-        .process_group(0)
-        .spawn()
-        .expect("start scripts/dev");
+        .process_group(0);
+    // A test run in the background by a non-interactive shell inherits SIGINT ignored, and a
+    // shell cannot trap a signal that was ignored when it started: give scripts/dev the default
+    // disposition a terminal's foreground job has.
+    // SAFETY: signal() is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    let child = command.spawn().expect("start scripts/dev");
     let mut running = Running {
         child,
         by_sigterm: true,
