@@ -2,7 +2,8 @@
 //! pusher with real parts (moto's tables and queues, a real HTTP management API), what a
 //! connection receives is exactly the bytes the back end or the emitting client's gateway
 //! template wrote, in a notification, a publication's envelope, an emit, a narrowed re-queue and
-//! the shards of a broadcast.
+//! the shards of a broadcast; the envelope's and an error frame's keys are in the documented
+//! order.
 //!
 //! The sample has spaces inside, keys out of order, `1.0`, `2.50` and `1E3`, integers past `u64`
 //! and `f64`, and `\u` escapes, so any re-serialization of `data` changes it in every build of
@@ -310,4 +311,26 @@ async fn an_emit_wraps_the_bytes_the_gateway_wrote_with_its_sender() {
     );
     assert_eq!(stack.received("a2="), received);
     assert!(stack.received("b1=").is_empty(), "not back to its sender");
+
+    // A refused emit: its error frame, keys in the documented order in every build.
+    stack
+        .sqs
+        .send_message()
+        .queue_url(&stack.notifications)
+        .message_body(format!(r#"{{"channels":["lobby"],"data":{DATA}}}"#))
+        .message_attributes("user_id", attribute("String", "bob"))
+        .message_attributes("connection_id", attribute("String", "b1="))
+        .message_attributes("timestamp", attribute("Number", "1700000000000"))
+        .message_attributes("source", attribute("String", "apigw.route.emit"))
+        .message_attributes("channels_publish", attribute("String", "room/*"))
+        .send()
+        .await
+        .unwrap();
+    stack.drain_queue().await;
+    assert_eq!(
+        stack.received("b1="),
+        [
+            r#"{"type":"error","error":"forbidden","channel":"lobby","message":"no publish grant covers lobby"}"#
+        ]
+    );
 }
