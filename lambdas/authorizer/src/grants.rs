@@ -18,7 +18,9 @@ pub const PRINCIPAL_PLACEHOLDER: &str = "{sub}";
 
 /// Most bytes the two context values may take together. API Gateway refuses an authorizer
 /// result over 8 KB (policy, `principalId` and context together): the policy takes about
-/// 300 bytes, so half the limit leaves room for a long principal and the context claims.
+/// 300 bytes, so half the limit leaves room for a long principal and the context claims. The
+/// whole result is then checked against [`crate::MAX_RESULT_BYTES`] (a token whose result
+/// would not fit is denied).
 pub const MAX_CONTEXT_BYTES: usize = 4096;
 
 /// Longest text kept of a reason in a log line (a claim may be many kilobytes).

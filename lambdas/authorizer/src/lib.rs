@@ -7,7 +7,9 @@
 //! - `Ok(Allow)`: the token is authentic, current and for this API → the upgrade proceeds;
 //! - `Err(Unauthorized)` → HTTP 401, "get a fresh token": missing, oversized, malformed, unknown
 //!   algorithm, unknown issuer, unknown `kid`, bad signature, expired, not yet valid;
-//! - `Ok(Deny)` → HTTP 403, "not for you": authentic but wrong audience, or no usable principal;
+//! - `Ok(Deny)` → HTTP 403, "not for you": authentic but wrong audience, no usable principal, or
+//!   an Allow that would not fit API Gateway's 8 KB authorizer result limit
+//!   ([`MAX_RESULT_BYTES`]: principal, policy, copied claims and grants together);
 //! - `Err(KeysUnavailable)` → HTTP 500, "try again later": no keys could be obtained for the
 //!   issuer (endpoint down, too slow, or broken, with nothing cached);
 //! - `Err(InvalidRequest)` → HTTP 500: the event has no usable `methodArn` (not a client's fault).
@@ -25,6 +27,7 @@ pub mod token;
 
 pub use config::{Config, ConfigError, IssuerConfig, DEFAULT_ALGORITHMS};
 pub use grants::StaticGrants;
+pub use policy::MAX_RESULT_BYTES;
 
 use aws_lambda_events::apigw::{
     ApiGatewayCustomAuthorizerRequestTypeRequest, ApiGatewayCustomAuthorizerResponse,
@@ -160,14 +163,34 @@ pub async fn handle(
         ))?;
     let request_id = request.request_context.request_id.as_deref().unwrap_or("");
     match authorize(request, authorizer).await {
-        Ok((principal, context)) => {
-            tracing::info!(principal = %principal, request_id, "allow");
-            Ok(policy::response(
+        Ok(allowed) => {
+            let principal_bytes = allowed.principal.len();
+            let shown = shortened(&allowed.principal);
+            let context_bytes = serde_json::to_vec(&allowed.context).map_or(0, |b| b.len());
+            let response = policy::response(
                 IamPolicyEffect::Allow,
-                principal,
-                resource,
-                context,
-            ))
+                allowed.principal,
+                resource.clone(),
+                allowed.context,
+            );
+            let result_bytes = policy::result_bytes(&response);
+            if result_bytes > policy::MAX_RESULT_BYTES {
+                // API Gateway would fail the handshake with a 500 and no reason; a 403 tells the
+                // client not to retry this token, and this line tells the operator why.
+                tracing::warn!(
+                    principal = %shown,
+                    request_id,
+                    result_bytes,
+                    limit = policy::MAX_RESULT_BYTES,
+                    principal_bytes,
+                    context_bytes,
+                    claims_bytes = allowed.claims_bytes,
+                    "deny: the authorizer result would exceed API Gateway's 8 KB limit (principal, policy, copied claims and grants together)"
+                );
+                return Ok(deny(resource));
+            }
+            tracing::info!(principal = %shown, request_id, result_bytes, "allow");
+            Ok(response)
         }
         Err(Refusal::Unauthenticated(reason)) => {
             tracing::info!(reason, request_id, "unauthorized");
@@ -175,12 +198,7 @@ pub async fn handle(
         }
         Err(Refusal::Forbidden(reason)) => {
             tracing::info!(reason, request_id, "deny");
-            Ok(policy::response(
-                IamPolicyEffect::Deny,
-                "unknown".to_string(),
-                resource,
-                Map::new(),
-            ))
+            Ok(deny(resource))
         }
         Err(Refusal::KeysUnavailable(issuer)) => {
             tracing::error!(issuer, request_id, "no keys available");
@@ -189,10 +207,36 @@ pub async fn handle(
     }
 }
 
+/// A Deny policy for the stage: small whatever the token, so it always fits.
+fn deny(resource: String) -> ApiGatewayCustomAuthorizerResponse {
+    policy::response(
+        IamPolicyEffect::Deny,
+        "unknown".to_string(),
+        resource,
+        Map::new(),
+    )
+}
+
+/// At most the first 64 characters of a principal, for a log line.
+fn shortened(principal: &str) -> String {
+    match principal.char_indices().nth(64) {
+        Some((at, _)) => format!("{}…", &principal[..at]),
+        None => principal.to_string(),
+    }
+}
+
+/// An authenticated connection's principal and authorizer context (copied claims and grants).
+struct Allowed {
+    principal: String,
+    context: Map<String, serde_json::Value>,
+    /// The copied claims alone, as JSON: for the log line of a result that does not fit.
+    claims_bytes: usize,
+}
+
 async fn authorize(
     request: &ApiGatewayCustomAuthorizerRequestTypeRequest,
     authorizer: &Authorizer,
-) -> Result<(String, Map<String, serde_json::Value>), Refusal> {
+) -> Result<Allowed, Refusal> {
     let config = &authorizer.config;
     let raw = token::extract(request)?;
     let token = token::parse(raw)?;
@@ -233,6 +277,7 @@ async fn authorize(
         ))
     })?;
     let mut context = claims::context(&token.claims, &config.context_claims);
+    let claims_bytes = serde_json::to_vec(&context).map_or(0, |b| b.len());
     let resolved = grants::resolve(
         &token.claims,
         &config.grants_claim,
@@ -257,7 +302,11 @@ async fn authorize(
         );
     }
     grants::write_context(&resolved.grants, &mut context);
-    Ok((principal, context))
+    Ok(Allowed {
+        principal,
+        context,
+        claims_bytes,
+    })
 }
 
 async fn verify_signature(

@@ -44,6 +44,17 @@ pub fn stage_resource(method_arn: &str) -> Option<String> {
     ))
 }
 
+/// API Gateway's "Lambda authorizer result size" quota for WebSocket APIs: 8 KB, not raisable
+/// (*Quotas for configuring and running a WebSocket API in API Gateway*). Measured as the JSON the
+/// Lambda returns (`principalId`, `policyDocument` and `context` together), in bytes, with KB
+/// read as 1,024 bytes like the 32 KB frame and 128 KB message quotas of the same table.
+pub const MAX_RESULT_BYTES: usize = 8 * 1024;
+
+/// The size of `response` as the Lambda runtime sends it to API Gateway (serde_json, compact).
+pub fn result_bytes(response: &ApiGatewayCustomAuthorizerResponse) -> usize {
+    serde_json::to_vec(response).map_or(usize::MAX, |bytes| bytes.len())
+}
+
 pub fn response(
     effect: IamPolicyEffect,
     principal_id: String,

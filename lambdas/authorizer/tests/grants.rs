@@ -4,9 +4,6 @@
 
 mod support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use authorizer::{handle, Authorizer, Config, StaticGrants};
 use aws_lambda_events::apigw::ApiGatewayCustomAuthorizerResponse;
 use aws_lambda_events::iam::IamPolicyEffect;
@@ -74,48 +71,6 @@ fn grants_of(response: &ApiGatewayCustomAuthorizerResponse) -> (String, String) 
             .to_string()
     };
     (entry("channels_subscribe"), entry("channels_publish"))
-}
-
-/// Log lines written while `future` runs, as JSON objects (the Lambda logs JSON lines).
-async fn logged<T>(future: impl std::future::Future<Output = T>) -> (T, Vec<Value>) {
-    #[derive(Clone, Default)]
-    struct Buffer(Arc<Mutex<Vec<u8>>>);
-    impl Write for Buffer {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let buffer = Buffer::default();
-    let writer = buffer.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_writer(move || writer.clone())
-        .finish();
-    // The tests run on a current-thread runtime, so the default stays on this thread.
-    let guard = tracing::subscriber::set_default(subscriber);
-    let output = future.await;
-    drop(guard);
-    let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
-    let lines = text
-        .lines()
-        .map(|line| serde_json::from_str(line).expect("a JSON log line"))
-        .collect();
-    (output, lines)
-}
-
-fn lines_saying<'a>(lines: &'a [Value], message: &str) -> Vec<&'a Value> {
-    lines
-        .iter()
-        .filter(|line| {
-            line["fields"]["message"]
-                .as_str()
-                .is_some_and(|m| m.contains(message))
-        })
-        .collect()
 }
 
 #[tokio::test]

@@ -7,12 +7,14 @@
 use std::collections::HashMap;
 
 use aws_lambda_events::event::sqs::SqsMessageAttribute;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use serde_json::Value;
 use sumu_wire::channels::reasons;
 use sumu_wire::{attributes, Channel, Grants, MAX_NOTIFICATION_DATA_BYTES};
 
 use crate::publish::{envelope, Planned, Publish};
-use crate::request::Rejection;
+use crate::request::{not_an_object, Rejection};
 
 /// The message attributes of an SQS record whose `source` is `apigw.route.emit`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -59,18 +61,40 @@ pub struct Refusal {
     pub message: String,
 }
 
+/// An error frame, serialized as a struct so that its keys keep this order in every build (a
+/// `json!` map would be sorted without serde_json's `preserve_order` and not with it).
+#[derive(Serialize)]
+struct ErrorFrame<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    error: &'a str,
+    channel: &'a Value,
+    message: &'a str,
+}
+
 impl Refusal {
     /// `{"type":"error","error":E,"channel":…,"message":…}`.
     pub fn frame(&self) -> Vec<u8> {
-        json!({
-            "type": "error",
-            "error": self.error,
-            "channel": self.channel,
-            "message": self.message,
-        })
-        .to_string()
-        .into_bytes()
+        let frame = ErrorFrame {
+            kind: "error",
+            error: self.error,
+            channel: &self.channel,
+            message: &self.message,
+        };
+        // Strings and a `Value`: serializing cannot fail.
+        serde_json::to_vec(&frame).unwrap_or_default()
     }
+}
+
+/// The body the gateway's template writes: `{"channels":[<channel as sent>],"data":<data or
+/// null>}`. `data` stays the bytes the template wrote (never a `Value`), so the publication
+/// carries them unchanged.
+#[derive(Deserialize)]
+struct EmitBody {
+    #[serde(default)]
+    channels: Option<Value>,
+    #[serde(default)]
+    data: Option<Box<RawValue>>,
 }
 
 /// What an emit turns into.
@@ -113,7 +137,11 @@ pub fn parse_emit(
         }))
     };
 
-    let Ok(Value::Object(request)) = serde_json::from_str::<Value>(body) else {
+    let parsed = match not_an_object(body) {
+        None => serde_json::from_str::<EmitBody>(body).ok(),
+        Some(_) => None,
+    };
+    let Some(request) = parsed else {
         return refuse(
             reasons::INVALID_MESSAGE,
             Value::Null,
@@ -121,7 +149,7 @@ pub fn parse_emit(
         );
     };
     // The template sends `[]` when the frame has no `channel`, else `[<channel as sent>]`.
-    let sent = match request.get("channels") {
+    let sent = match &request.channels {
         Some(Value::Array(channels)) if channels.len() > 1 => {
             return refuse(
                 reasons::INVALID_CHANNEL,
@@ -152,17 +180,15 @@ pub fn parse_emit(
             format!("no publish grant covers {channel}"),
         );
     }
-    let data = match request.get("data") {
-        None | Some(Value::Null) => {
-            return refuse(
-                reasons::INVALID_MESSAGE,
-                sent_channel,
-                "an emit needs `data`".into(),
-            );
-        }
-        Some(data) => data,
+    // `null` reads as absent.
+    let Some(data) = &request.data else {
+        return refuse(
+            reasons::INVALID_MESSAGE,
+            sent_channel,
+            "an emit needs `data`".into(),
+        );
     };
-    let data_bytes = serde_json::to_vec(data).map_or(usize::MAX, |bytes| bytes.len());
+    let data_bytes = data.get().len();
     if data_bytes > MAX_NOTIFICATION_DATA_BYTES {
         return refuse(
             reasons::INVALID_MESSAGE,
@@ -200,6 +226,7 @@ pub fn parse_emit(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn attributes(publish: Option<&str>) -> EmitAttributes {
         EmitAttributes {
@@ -219,7 +246,7 @@ mod tests {
     #[test]
     fn an_accepted_emit_is_one_publication_from_the_sender_and_not_to_it() {
         let Emit::Publish(publish) = parse_emit(
-            r#"{"channels":["room/42"],"data":{"text":"hi","from":"mallory"}}"#,
+            r#"{"channels":["room/42"],"data":{ "text": "hi", "from":"mallory", "n":1.0 }}"#,
             0,
             &attributes(Some("user/alice room/*")),
             "m1",
@@ -229,11 +256,10 @@ mod tests {
         };
         assert_eq!(publish.exclude_connections, vec!["c-alice=".to_string()]);
         assert_eq!(publish.publications.len(), 1);
-        let envelope: Value = serde_json::from_slice(&publish.publications[0].envelope).unwrap();
+        // `data` exactly as the gateway wrote it; `from` is the sender's principal.
         assert_eq!(
-            envelope,
-            json!({"type":"publication","channel":"room/42","id":"m1",
-                "data":{"text":"hi","from":"mallory"},"from":"alice"})
+            std::str::from_utf8(&publish.publications[0].envelope).unwrap(),
+            r#"{"type":"publication","channel":"room/42","id":"m1","data":{ "text": "hi", "from":"mallory", "n":1.0 },"from":"alice"}"#
         );
     }
 
@@ -287,6 +313,7 @@ mod tests {
                 json!("room/1"),
             ),
             ("not json", "invalid_message", Value::Null),
+            (r#"[["room/1"],1]"#, "invalid_message", Value::Null),
         ] {
             let refused = refusal(body, grants);
             assert_eq!(
@@ -306,11 +333,9 @@ mod tests {
     #[test]
     fn the_error_frame_has_the_documented_shape() {
         let refused = refusal(r#"{"channels":["lobby"],"data":1}"#, Some("room/*"));
-        let frame: Value = serde_json::from_slice(&refused.frame()).unwrap();
         assert_eq!(
-            frame,
-            json!({"type":"error","error":"forbidden","channel":"lobby",
-                "message":"no publish grant covers lobby"})
+            std::str::from_utf8(&refused.frame()).unwrap(),
+            r#"{"type":"error","error":"forbidden","channel":"lobby","message":"no publish grant covers lobby"}"#
         );
     }
 

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures::{StreamExt, TryStreamExt};
-use serde_json::Value;
+use serde_json::value::RawValue;
 use sumu_wire::{Channel, Publication, PublicationType, MAX_NOTIFICATION_DATA_BYTES};
 
 use crate::deadline::{full_jitter, Deadline};
@@ -83,12 +83,12 @@ pub fn prepare(body: &str, generation: u32, origin: &Origin) -> Result<Prepared,
         return Ok(Prepared::Push(job));
     };
     let base_id = job.publication_id.clone().unwrap_or(base_id);
-    let data: Value = serde_json::from_slice(&job.payload)
-        .map_err(|e| Rejection::InvalidRequest(e.to_string()))?;
+    // `payload` holds the bytes of `data` as the back end sent them (crate::request::parse).
+    let data = raw_data(&job.payload)?;
     let ids = publication_ids(&base_id, channels);
     let mut publications = Vec::with_capacity(channels.len());
     for (channel, id) in channels.iter().zip(ids) {
-        let envelope = envelope(channel, &id, &data, None);
+        let envelope = envelope(channel, &id, data, None);
         if envelope.len() > MAX_NOTIFICATION_DATA_BYTES {
             return Err(Rejection::EnvelopeTooLarge {
                 bytes: envelope.len(),
@@ -120,21 +120,29 @@ pub fn publication_ids(base_id: &str, channels: &[Channel]) -> Vec<String> {
     }
 }
 
-/// `{"type":"publication","channel":…,"id":…,"data":…,"from":…}` (`from` only for an emit).
-pub fn envelope(channel: &Channel, id: &str, data: &Value, from: Option<&str>) -> Vec<u8> {
+/// `{"type":"publication","channel":…,"id":…,"data":…,"from":…}` (`from` only for an emit),
+/// with `data` spliced in as the bytes it was sent. The envelope is serialized as a struct,
+/// never through a `Value`, so its keys keep this order whatever serde_json's features (a
+/// `Value` map is sorted without `preserve_order` and in insertion order with it). A narrowed
+/// re-queue carries these bytes as its `data`, so later generations deliver them unchanged.
+pub fn envelope(channel: &Channel, id: &str, data: &RawValue, from: Option<&str>) -> Vec<u8> {
     let publication = Publication {
         kind: PublicationType::Publication,
         channel: channel.to_string(),
         id: id.to_string(),
-        data: data.clone(),
+        data,
         from: from.map(str::to_string),
     };
-    // Through a `Value`, as every request's `data` is (its keys in sorted order): a narrowed
-    // re-queue, which carries the envelope as its `data`, then delivers the same bytes.
-    // Serializing owned strings and a `Value` cannot fail.
-    serde_json::to_value(&publication)
-        .and_then(|value| serde_json::to_vec(&value))
-        .unwrap_or_default()
+    // Strings and a raw value that was valid JSON: serializing cannot fail.
+    serde_json::to_vec(&publication).unwrap_or_default()
+}
+
+/// The bytes of a request's `data` as a `RawValue` (they were one when the request was read).
+fn raw_data(payload: &[u8]) -> Result<&RawValue, Rejection> {
+    std::str::from_utf8(payload)
+        .map_err(|e| e.to_string())
+        .and_then(|text| serde_json::from_str::<&RawValue>(text).map_err(|e| e.to_string()))
+        .map_err(Rejection::InvalidRequest)
 }
 
 /// One connection a publication goes to, and every subscription item it was found through
@@ -486,16 +494,16 @@ mod tests {
         };
         assert_eq!(publish.exclude_users, ["u3"]);
         assert_eq!(publish.exclude_connections, ["c9"]);
-        let envelopes: Vec<Value> = publish
+        let envelopes: Vec<&str> = publish
             .publications
             .iter()
-            .map(|p| serde_json::from_slice(&p.envelope).unwrap())
+            .map(|p| std::str::from_utf8(&p.envelope).unwrap())
             .collect();
         assert_eq!(
             envelopes,
             [
-                serde_json::json!({"type":"publication","channel":"room/1","id":"m1#room/1","data":{"k":1}}),
-                serde_json::json!({"type":"publication","channel":"room/2","id":"m1#room/2","data":{"k":1}}),
+                r#"{"type":"publication","channel":"room/1","id":"m1#room/1","data":{"k":1}}"#,
+                r#"{"type":"publication","channel":"room/2","id":"m1#room/2","data":{"k":1}}"#,
             ]
         );
         // A back end's own id wins over the message id.

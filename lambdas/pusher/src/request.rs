@@ -1,7 +1,8 @@
 //! Parsing and validating a notification request body (pure, no I/O).
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::error::Category;
+use serde_json::value::RawValue;
 use sumu_wire::{Channel, NotificationRequest, MAX_NOTIFICATION_DATA_BYTES};
 
 use crate::store::ConnectionKey;
@@ -160,28 +161,26 @@ impl Rejection {
 /// An explicitly empty `users` or `connections` list targets nobody: only a request naming
 /// neither key is a broadcast, so a back end whose computed audience is empty never reaches
 /// every connection by accident.
+///
+/// `data` is kept as the bytes the back end sent (a `RawValue`): it is never parsed into a
+/// `Value` and serialized again, so no key is reordered, no number rewritten and no escape or
+/// space changed, whatever serde_json's features in the build (docs/pusher.md, "Data travels
+/// byte for byte").
 pub fn parse(body: &str, generation: u32) -> Result<Job, Rejection> {
-    let value: Value =
-        serde_json::from_str(body).map_err(|e| Rejection::UnparseableBody(e.to_string()))?;
-    let Value::Object(object) = &value else {
-        return Err(Rejection::UnparseableBody(format!(
-            "found {}",
-            kind(&value)
-        )));
-    };
-    if object.get("data").is_none_or(Value::is_null) {
-        return Err(Rejection::MissingData);
+    if let Some(found) = not_an_object(body) {
+        return Err(Rejection::UnparseableBody(format!("found {found}")));
     }
-    // `null` lists mean "absent", like serde's default.
-    let value = Value::Object(
-        object
-            .iter()
-            .filter(|(_, v)| !v.is_null())
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-    );
-    let request: NotificationRequest =
-        serde_json::from_value(value).map_err(|e| Rejection::InvalidRequest(e.to_string()))?;
+    let request: NotificationRequest<Option<Box<RawValue>>> =
+        serde_json::from_str(body).map_err(|e| match e.classify() {
+            Category::Data => Rejection::InvalidRequest(e.to_string()),
+            Category::Syntax | Category::Eof | Category::Io => {
+                Rejection::UnparseableBody(e.to_string())
+            }
+        })?;
+    // `null` reads as absent (serde's `Option`): both are a request without data.
+    let Some(data) = &request.data else {
+        return Err(Rejection::MissingData);
+    };
     let no_ids = Vec::new();
     for (field, ids) in [
         ("users", request.users.as_ref().unwrap_or(&no_ids)),
@@ -198,8 +197,7 @@ pub fn parse(body: &str, generation: u32) -> Result<Job, Rejection> {
             )));
         }
     }
-    let payload =
-        serde_json::to_vec(&request.data).map_err(|e| Rejection::InvalidRequest(e.to_string()))?;
+    let payload = data.get().as_bytes().to_vec();
     if payload.len() > MAX_NOTIFICATION_DATA_BYTES {
         return Err(Rejection::DataTooLarge {
             bytes: payload.len(),
@@ -313,14 +311,23 @@ fn dedup(ids: Vec<String>) -> Vec<String> {
         .collect()
 }
 
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+/// What a body that is not a JSON object starts with, if it is not one. Checked before the
+/// request is read, because a derived struct would also accept a JSON array of its fields in
+/// order. Anything that starts like an object is left to the parser.
+pub(crate) fn not_an_object(body: &str) -> Option<&'static str> {
+    match body
+        .trim_start_matches([' ', '\t', '\n', '\r'])
+        .bytes()
+        .next()
+    {
+        Some(b'{') => None,
+        Some(b'[') => Some("an array"),
+        Some(b'"') => Some("a string"),
+        Some(b't' | b'f') => Some("a boolean or other text"),
+        Some(b'n') => Some("null or other text"),
+        Some(b'-' | b'0'..=b'9') => Some("a number"),
+        Some(_) => Some("text that is not JSON"),
+        None => Some("an empty body"),
     }
 }
 
@@ -334,6 +341,33 @@ mod tests {
         assert_eq!(job.targets, Targets::Broadcast);
         assert_eq!(job.exclude_users, vec!["u3"]);
         assert_eq!(job.payload, br#"{"a":[1,2]}"#);
+    }
+
+    #[test]
+    fn data_keeps_the_bytes_the_back_end_sent_through_every_body_the_pusher_writes() {
+        let data = r#"{ "z" : 1, "a":2, "n":1.0, "big":12345678901234567890, "s":"caf\u00e9" }"#;
+        let job = parse(&format!(r#"{{"users":["u1"],"data":{data}}}"#), 0).unwrap();
+        assert_eq!(job.payload, data.as_bytes());
+        let narrowed = parse(&narrowed_body(&["c1".into()], &job.payload), 1).unwrap();
+        assert_eq!(narrowed.payload, data.as_bytes());
+        let shard = parse(&shard_body(&["u2".into()], &[], &job.payload), 1).unwrap();
+        assert_eq!(shard.payload, data.as_bytes());
+        // The size checked is the size delivered: spaces count.
+        let spaced = format!(
+            r#"{{"data":"{}"     }}"#,
+            "x".repeat(MAX_NOTIFICATION_DATA_BYTES - 2)
+        );
+        assert!(parse(&spaced, 0).is_ok());
+        let spaced = format!(
+            r#"{{"data": {{"k":"{}" }} }}"#,
+            "x".repeat(MAX_NOTIFICATION_DATA_BYTES - 8)
+        );
+        assert_eq!(
+            parse(&spaced, 0).unwrap_err(),
+            Rejection::DataTooLarge {
+                bytes: MAX_NOTIFICATION_DATA_BYTES + 1
+            }
+        );
     }
 
     #[test]
@@ -380,9 +414,17 @@ mod tests {
             (r#"{"users":"u1","data":1}"#, "invalid_request"),
             (r#"{"users":[1],"data":1}"#, "invalid_request"),
             (r#"{"connections":[""],"data":1}"#, "invalid_request"),
+            // A derived struct would read an array as its fields in order: not here.
+            (r#"[null,null,null,[],[],null,1]"#, "unparseable_body"),
+            (r#"{"data":1"#, "unparseable_body"),
+            (r#"{"data":1} x"#, "unparseable_body"),
+            (r#"{"data":1,"data":2}"#, "invalid_request"),
+            (r#"{"exclude_users":null,"users":null,"data":{}}"#, "ok"),
         ] {
-            let rejection = parse(body, 0).unwrap_err();
-            assert_eq!(rejection.reason(), reason, "{body:?}: {rejection}");
+            match parse(body, 0) {
+                Ok(_) => assert_eq!(reason, "ok", "{body:?}"),
+                Err(rejection) => assert_eq!(rejection.reason(), reason, "{body:?}: {rejection}"),
+            }
         }
     }
 
@@ -494,7 +536,7 @@ mod tests {
         let envelope = crate::publish::envelope(
             &Channel::parse("a").unwrap(),
             "m\"1",
-            &serde_json::json!({"z": 1, "a": [2]}),
+            serde_json::from_str(r#"{"z": 1, "a": [2]}"#).unwrap(),
             Some("u1"),
         );
         let job = Job::narrowed_publication(envelope.clone(), 1, "m\"1".into());

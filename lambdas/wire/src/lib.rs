@@ -167,8 +167,12 @@ pub struct UserPresence {
 /// *notifications* topic/queue). With neither `users` nor `connections` it is a broadcast; an
 /// explicitly empty list targets nobody, so an audience that happens to be empty never reaches
 /// everyone by accident (`None` and `Some(vec![])` serialize differently for that reason).
+///
+/// `D` is how `data` is held: a back end builds it as a [`Value`]; the pusher reads it as
+/// `Box<serde_json::value::RawValue>`, the bytes as sent, so that what it delivers never depends
+/// on how serde_json would re-serialize a `Value` (key order, number forms, escapes).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NotificationRequest {
+pub struct NotificationRequest<D = Value> {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub users: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -178,9 +182,18 @@ pub struct NotificationRequest {
     /// with `users`/`connections` (such a request is invalid).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channels: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// `null` reads as absent, like the lists above.
+    #[serde(
+        default,
+        deserialize_with = "null_as_empty",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub exclude_users: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_empty",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub exclude_connections: Vec<String>,
     /// The publication's `id`: set by the pusher on a narrowed re-queue (so every retry
     /// keeps the original's id), or by a back end that wants its own; otherwise derived from
@@ -188,10 +201,17 @@ pub struct NotificationRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub publication_id: Option<String>,
     /// Sent to every target as JSON. Required: a request without it is rejected.
-    pub data: Value,
+    pub data: D,
 }
 
-impl NotificationRequest {
+/// A back end may write an absent list as `null`.
+fn null_as_empty<'de, De: serde::Deserializer<'de>>(
+    deserializer: De,
+) -> Result<Vec<String>, De::Error> {
+    Ok(Option::<Vec<String>>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+impl<D> NotificationRequest<D> {
     /// A request naming no user list, no connection list and no channel goes to every live
     /// connection.
     pub fn is_broadcast(&self) -> bool {
@@ -201,15 +221,19 @@ impl NotificationRequest {
 
 /// What a subscriber receives for a publication to a channel:
 /// `{"type":"publication","channel":"room/42","id":"…","data":…,"from":"u1"}`.
+///
+/// Serialized as a struct, its keys keep this order whatever serde_json's features; the pusher
+/// holds `data` as the raw bytes it was sent (`D` = `&RawValue`), so they reach the subscriber
+/// unchanged.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Publication {
+pub struct Publication<D = Value> {
     #[serde(rename = "type")]
     pub kind: PublicationType,
     /// The channel it was published to (not the subscriber's pattern).
     pub channel: String,
     /// The same for every recipient and across every retry: clients drop duplicates by it.
     pub id: String,
-    pub data: Value,
+    pub data: D,
     /// The emitting client's principal; absent for a back end's publication.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
@@ -282,6 +306,33 @@ mod tests {
         assert_eq!(
             serde_json::to_value(&request).unwrap(),
             serde_json::json!({"users": [], "data": 1})
+        );
+    }
+
+    #[test]
+    fn null_exclusion_lists_read_as_absent() {
+        let request: NotificationRequest =
+            serde_json::from_str(r#"{"exclude_users":null,"exclude_connections":null,"data":1}"#)
+                .unwrap();
+        assert!(request.exclude_users.is_empty() && request.exclude_connections.is_empty());
+    }
+
+    #[test]
+    fn raw_data_and_a_publication_keep_their_bytes_and_key_order() {
+        let sent = r#"{"data": { "z" : 1, "a":2, "n":1.0 }}"#;
+        let request: NotificationRequest<Box<serde_json::value::RawValue>> =
+            serde_json::from_str(sent).unwrap();
+        assert_eq!(request.data.get(), r#"{ "z" : 1, "a":2, "n":1.0 }"#);
+        let publication = Publication {
+            kind: PublicationType::Publication,
+            channel: "room/1".into(),
+            id: "m1".into(),
+            data: &*request.data,
+            from: Some("u1".into()),
+        };
+        assert_eq!(
+            serde_json::to_string(&publication).unwrap(),
+            r#"{"type":"publication","channel":"room/1","id":"m1","data":{ "z" : 1, "a":2, "n":1.0 },"from":"u1"}"#
         );
     }
 

@@ -3,6 +3,7 @@
 //! token minting.
 #![allow(dead_code)]
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -316,4 +317,46 @@ pub fn connect_with_query(
 /// A `$connect` event without any token.
 pub fn connect_without_token() -> LambdaEvent<ApiGatewayCustomAuthorizerRequestTypeRequest> {
     event_from_fixture(include_str!("../fixtures/connect-no-token.json"), None)
+}
+
+/// Log lines written while `future` runs, as JSON objects (the Lambda logs JSON lines).
+pub async fn logged<T>(future: impl std::future::Future<Output = T>) -> (T, Vec<Value>) {
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+    impl Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_writer(move || writer.clone())
+        .finish();
+    // The tests run on a current-thread runtime, so the default stays on this thread.
+    let guard = tracing::subscriber::set_default(subscriber);
+    let output = future.await;
+    drop(guard);
+    let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    let lines = text
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON log line"))
+        .collect();
+    (output, lines)
+}
+
+pub fn lines_saying<'a>(lines: &'a [Value], message: &str) -> Vec<&'a Value> {
+    lines
+        .iter()
+        .filter(|line| {
+            line["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(message))
+        })
+        .collect()
 }
