@@ -114,6 +114,7 @@ pub const CHECKS: &[CheckInfo] = &[
     check("upgrade-valid-token", "a valid token upgrades with 101"),
     check("upgrade-no-token", "no token: the upgrade is refused with 401"),
     check("upgrade-bad-token", "a malformed token and a token with a tampered signature: 401"),
+    check("upgrade-foreign-token", "an authentic token for another audience: 403 (needs --foreign-token-command)"),
     check("ping", "{\"action\":\"ping\"} answers a pong frame with the connection_id and a timestamp"),
     check("unknown-action", "an unknown action answers the unknown_action error frame with the list of actions"),
     check("send", "`send` reaches the messages queue: the message as the body, user_id, connection_id, timestamp, source = apigw.route.send"),
@@ -145,6 +146,9 @@ pub struct Suite {
     pub outputs: Outputs,
     pub settings: Settings,
     pub tokens: TokenCommand,
+    /// Tokens the deployment's issuer signed for another audience (`--foreign-token-command`);
+    /// without them `upgrade-foreign-token` is skipped.
+    pub foreign_tokens: Option<TokenCommand>,
     pub backend: Backend,
 }
 
@@ -159,8 +163,15 @@ impl Suite {
             outputs,
             settings,
             tokens,
+            foreign_tokens: None,
             backend: Backend::new(aws),
         }
+    }
+
+    /// The suite with a command printing tokens for another audience (`upgrade-foreign-token`).
+    pub fn with_foreign_tokens(mut self, foreign_tokens: TokenCommand) -> Suite {
+        self.foreign_tokens = Some(foreign_tokens);
+        self
     }
 
     /// Runs one check (by its name in [`CHECKS`]), bounded as a whole.
@@ -185,11 +196,7 @@ impl Suite {
     pub async fn principal(&self, role: &str) -> Result<String, Verdict> {
         let token = self.token(role).await?;
         let claim = &self.settings.principal_claim;
-        let payload = token
-            .split('.')
-            .nth(1)
-            .and_then(|part| URL_SAFE_NO_PAD.decode(part.trim_end_matches('=')).ok())
-            .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok());
+        let payload = claims(&token);
         let principal = match payload.as_ref().map(|claims| &claims[claim.as_str()]) {
             Some(serde_json::Value::String(text)) if !text.is_empty() => text.clone(),
             Some(serde_json::Value::Number(number)) if number.is_i64() || number.is_u64() => {
@@ -253,6 +260,14 @@ impl Suite {
             ))),
         }
     }
+}
+
+/// A token's payload, decoded but not verified (the deployment does that); `None` when it is
+/// not a JWT with a JSON payload.
+pub fn claims(token: &str) -> Option<serde_json::Value> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
+    serde_json::from_slice(&bytes).ok()
 }
 
 /// What a refused upgrade's status tells the user to look at (docs/authorizer.md).

@@ -25,6 +25,15 @@ struct Cli {
     /// per test user.
     #[arg(long, env = "SUMU_CONFORMANCE_TOKEN_COMMAND", value_name = "COMMAND")]
     token_command: Option<String>,
+    /// Prints a JWT the deployment's issuer signed for ANOTHER audience (e.g. another app client
+    /// of the same Cognito user pool); `{user}` as in --token-command. Without it
+    /// upgrade-foreign-token (403) is skipped.
+    #[arg(
+        long,
+        env = "SUMU_CONFORMANCE_FOREIGN_TOKEN_COMMAND",
+        value_name = "COMMAND"
+    )]
+    foreign_token_command: Option<String>,
     /// Run only these checks (comma-separated or repeated).
     #[arg(long, value_delimiter = ',', value_name = "CHECK")]
     only: Vec<String>,
@@ -113,6 +122,10 @@ async fn run(cli: Cli) -> Result<bool, String> {
         .token_command
         .ok_or("--token-command is required: a command printing a JWT for {user}, e.g. 'my-idp-token --subject {user}'")?;
     let tokens = TokenCommand::new(&template)?;
+    let foreign_tokens = cli
+        .foreign_token_command
+        .map(|template| TokenCommand::named("the foreign token command", &template))
+        .transpose()?;
 
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
     if let Some(region) = &outputs.region {
@@ -129,7 +142,10 @@ async fn run(cli: Cli) -> Result<bool, String> {
     settings.max_subscriptions = cli.max_subscriptions;
     settings.broadcast = cli.broadcast.then_some(true);
     settings.principal_claim = cli.principal_claim;
-    let suite = Suite::new(outputs, settings, tokens, &aws);
+    let mut suite = Suite::new(outputs, settings, tokens, &aws);
+    if let Some(foreign_tokens) = foreign_tokens {
+        suite = suite.with_foreign_tokens(foreign_tokens);
+    }
 
     println!(
         "sumu-conformance: run {} against {} as {}",

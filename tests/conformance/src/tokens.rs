@@ -13,19 +13,27 @@ pub const USER_PLACEHOLDER: &str = "{user}";
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub struct TokenCommand {
+    /// What messages call the command ("the token command", "the foreign token command").
+    name: &'static str,
     template: String,
     cache: Mutex<HashMap<String, String>>,
 }
 
 impl TokenCommand {
-    /// A shell command line with `{user}` where the user's name goes.
+    /// A shell command line with `{user}` where the user's name goes (`--token-command`).
     pub fn new(template: &str) -> Result<TokenCommand, String> {
+        TokenCommand::named("the token command", template)
+    }
+
+    /// The same, called `name` in messages (`--foreign-token-command` is a second one).
+    pub fn named(name: &'static str, template: &str) -> Result<TokenCommand, String> {
         if !template.contains(USER_PLACEHOLDER) {
             return Err(format!(
-                "the token command {template:?} has no {USER_PLACEHOLDER}: the suite runs it once per test user, e.g. 'my-idp-token --subject {USER_PLACEHOLDER}'"
+                "{name} {template:?} has no {USER_PLACEHOLDER}: the suite runs it once per test user, e.g. 'my-idp-token --subject {USER_PLACEHOLDER}'"
             ));
         }
         Ok(TokenCommand {
+            name,
             template: template.to_string(),
             cache: Mutex::new(HashMap::new()),
         })
@@ -38,6 +46,7 @@ impl TokenCommand {
         if let Some(token) = cache.get(user) {
             return Ok(token.clone());
         }
+        let name = self.name;
         let command_line = self.template.replace(USER_PLACEHOLDER, user);
         let run = tokio::process::Command::new("sh")
             .arg("-c")
@@ -47,16 +56,12 @@ impl TokenCommand {
         let output = tokio::time::timeout(COMMAND_TIMEOUT, run)
             .await
             .map_err(|_| {
-                format!(
-                    "the token command `{command_line}` did not finish within {COMMAND_TIMEOUT:?}"
-                )
+                format!("{name} `{command_line}` did not finish within {COMMAND_TIMEOUT:?}")
             })?
-            .map_err(|error| {
-                format!("the token command `{command_line}` could not run: {error}")
-            })?;
+            .map_err(|error| format!("{name} `{command_line}` could not run: {error}"))?;
         if !output.status.success() {
             return Err(format!(
-                "the token command `{command_line}` failed ({}): {}",
+                "{name} `{command_line}` failed ({}): {}",
                 output.status,
                 String::from_utf8_lossy(&output.stderr).trim()
             ));
@@ -65,7 +70,7 @@ impl TokenCommand {
         if token.is_empty() || token.split('.').count() != 3 || token.contains(char::is_whitespace)
         {
             return Err(format!(
-                "the token command `{command_line}` printed {:?}, not one JWT (three dot-separated parts) on stdout",
+                "{name} `{command_line}` printed {:?}, not one JWT (three dot-separated parts) on stdout",
                 shorten(&token)
             ));
         }
@@ -89,7 +94,14 @@ mod tests {
     #[test]
     fn the_command_must_name_the_user() {
         let error = TokenCommand::new("my-idp-token").err().expect("refused");
-        assert!(error.contains("{user}"), "{error}");
+        assert!(
+            error.starts_with("the token command ") && error.contains("{user}"),
+            "{error}"
+        );
+        let error = TokenCommand::named("the foreign token command", "my-idp-token")
+            .err()
+            .expect("refused");
+        assert!(error.starts_with("the foreign token command "), "{error}");
     }
 
     #[tokio::test]

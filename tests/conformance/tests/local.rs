@@ -11,7 +11,7 @@ use conformance::outputs::Outputs;
 use conformance::tokens::TokenCommand;
 use conformance::{new_run_id, user_name, Settings, Suite, Verdict, CHECKS, ROLES};
 use serde_json::json;
-use sumu_local::dev_idp::DevIdentityProvider;
+use sumu_local::dev_idp::{DevIdentityProvider, DEV_AUDIENCE, DEV_ISSUER};
 use sumu_local::{Config, Endpoints, ResourceNames};
 use tokio::sync::oneshot;
 
@@ -85,6 +85,26 @@ fn token_files(idp: &DevIdentityProvider) -> PathBuf {
     directory
 }
 
+/// Below `directory`, in `foreign/`: one token per test user that `idp` signed as the dev issuer
+/// but for another audience, as another app client of the same Cognito user pool would get.
+/// Returns the `foreign/` directory.
+fn foreign_token_files(idp: &DevIdentityProvider, directory: &Path) -> PathBuf {
+    let foreign = directory.join("foreign");
+    std::fs::create_dir_all(&foreign).expect("create the foreign token directory");
+    let now = sumu_local::protocol::now_ms() / 1000;
+    for role in ROLES {
+        let claims = json!({
+            "iss": DEV_ISSUER, "aud": "sumu-conformance-another-client",
+            "sub": uuid::Uuid::new_v4().to_string(),
+            "iat": now, "nbf": now, "exp": now + 3600,
+        });
+        assert_ne!(claims["aud"], DEV_AUDIENCE);
+        let token = idp.mint_claims(&claims).expect("mint a foreign token");
+        std::fs::write(foreign.join(user_name(role)), token).expect("write a token");
+    }
+    foreign
+}
+
 fn cat_command(directory: &Path) -> String {
     format!("cat {}/{{user}}", directory.display())
 }
@@ -101,6 +121,7 @@ async fn every_check_passes_against_sumu_local_through_the_binary_twice() {
 async fn every_check_passes(local: &Local) {
     let run_id = new_run_id();
     let tokens = token_files(&local.idp);
+    let foreign = foreign_token_files(&local.idp, &tokens);
     let outputs_file = tokens.join("outputs.json");
     std::fs::write(&outputs_file, local.terraform_outputs().to_string()).expect("write outputs");
 
@@ -110,6 +131,8 @@ async fn every_check_passes(local: &Local) {
         .arg(&outputs_file)
         .arg("--token-command")
         .arg(cat_command(&tokens))
+        .arg("--foreign-token-command")
+        .arg(cat_command(&foreign))
         .args(["--run-id", &run_id, "--quiet", "2"])
         // The SDK's own configuration, as a user's shell would give it.
         .env("AWS_ENDPOINT_URL", &moto)
@@ -200,6 +223,65 @@ async fn a_token_from_another_issuer_fails_the_upgrade_with_401_and_says_why() {
     assert!(
         message.contains("refused with HTTP 401 (expected 101)")
             && message.contains("is its issuer (iss) one of the deployment's issuers"),
+        "{message}"
+    );
+}
+
+/// Skipped without the command; given a token for this API (101) or from an unknown key (401)
+/// instead of a foreign one, it fails and says what to look at.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_foreign_token_check_says_why_a_token_is_not_refused_with_403() {
+    let local = Local::start().await;
+    let run_id = new_run_id();
+    let tokens = token_files(&local.idp);
+    let stranger = token_files(&DevIdentityProvider::generate().expect("another key"));
+    let outputs = Outputs::from_json(&local.terraform_outputs().to_string()).expect("outputs");
+
+    let without = suite(outputs.clone(), &cat_command(&tokens), &run_id).await;
+    let skipped = without.run("upgrade-foreign-token").await;
+
+    // The token command's own tokens: the right audience, so the upgrade succeeds.
+    let same_audience = suite(outputs.clone(), &cat_command(&tokens), &run_id)
+        .await
+        .with_foreign_tokens(
+            TokenCommand::named("the foreign token command", &cat_command(&tokens))
+                .expect("command"),
+        );
+    let accepted = same_audience.run("upgrade-foreign-token").await;
+
+    let unknown_key = suite(outputs, &cat_command(&tokens), &run_id)
+        .await
+        .with_foreign_tokens(
+            TokenCommand::named("the foreign token command", &cat_command(&stranger))
+                .expect("command"),
+        );
+    let unauthentic = unknown_key.run("upgrade-foreign-token").await;
+    let _ = std::fs::remove_dir_all(&tokens);
+    let _ = std::fs::remove_dir_all(&stranger);
+
+    let Err(Verdict::Skip(reason)) = skipped else {
+        panic!("without --foreign-token-command the check should be skipped, got {skipped:?}");
+    };
+    assert!(reason.contains("needs --foreign-token-command"), "{reason}");
+
+    let Err(Verdict::Fail(message)) = accepted else {
+        panic!("a token for this API should fail the check, got {accepted:?}");
+    };
+    assert!(
+        message.contains("(audience aud \"sumu-local\") was accepted with 101, expected 403")
+            && message.contains("the deployment accepts tokens of another audience")
+            && message.contains("Check the issuer's `audiences`")
+            && message.contains("the token command's token has the same audience"),
+        "{message}"
+    );
+
+    let Err(Verdict::Fail(message)) = unauthentic else {
+        panic!("a token from an unknown key should fail the check, got {unauthentic:?}");
+    };
+    assert!(
+        message.contains("refused with HTTP 401, expected 403")
+            && message.contains("did not accept the token's signature or issuer")
+            && message.contains("Is the command's token from the same issuer"),
         "{message}"
     );
 }

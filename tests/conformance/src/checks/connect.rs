@@ -4,8 +4,8 @@
 use serde_json::{json, Value};
 
 use super::{ensure, is_any_error, is_error};
-use crate::ws::{redact, upgrade, Upgrade};
-use crate::{fail, refusal_hint, Outcome, Suite};
+use crate::ws::{redact, upgrade, Client, Upgrade};
+use crate::{claims, fail, refusal_hint, skip, Outcome, Suite};
 
 /// The actions docs/protocol.md promises the `unknown_action` frame lists.
 const DOCUMENTED_ACTIONS: &[&str] = &[
@@ -45,6 +45,75 @@ pub async fn upgrade_bad_token(suite: &Suite) -> Outcome {
         401,
     )
     .await
+}
+
+/// A token the deployment's issuer signed for another audience is authentic but not for this
+/// API: Deny, 403 (docs/authorizer.md § 401, 403 or 500). The suite cannot sign one itself.
+pub async fn upgrade_foreign_token(suite: &Suite) -> Outcome {
+    let Some(foreign_tokens) = &suite.foreign_tokens else {
+        return Err(skip(
+            "needs --foreign-token-command: a command printing a token the deployment's issuer signed for another audience (e.g. another app client of the same Cognito user pool)",
+        ));
+    };
+    let user = suite.user("a");
+    let foreign = foreign_tokens.token(&user).await.map_err(fail)?;
+    let how = format!("with the foreign token command's token for {user}");
+    match upgrade(&suite.url_with_token(&foreign), suite.settings.deadline).await? {
+        Upgrade::Refused(403) => Ok(()),
+        Upgrade::Refused(401) => {
+            // 401 comes before the audience is looked at: the token was not found authentic.
+            let valid = suite.token("a").await.ok();
+            let issuers = match (
+                claim(&foreign, "iss"),
+                valid.map(|token| claim(&token, "iss")),
+            ) {
+                (foreign_iss, Some(valid_iss)) if foreign_iss != valid_iss => format!(
+                    " Its issuer (iss {foreign_iss}) is not the token command's ({valid_iss})."
+                ),
+                (foreign_iss, _) => format!(" Its issuer is {foreign_iss}."),
+            };
+            Err(fail(format!(
+                "the upgrade {how} was refused with HTTP 401, expected 403: the authorizer did not accept the token's signature or issuer (or it expired), so it never looked at the audience.{issuers} Is the command's token from the same issuer as the token command's, and current? Check the authorizer's log"
+            )))
+        }
+        Upgrade::Refused(got) => Err(fail(format!(
+            "the upgrade {how} was refused with HTTP {got}, expected 403 (docs/authorizer.md): {}",
+            refusal_hint(got)
+        ))),
+        Upgrade::Accepted(socket) => {
+            // Closed properly: an open connection of this user would count in presence checks.
+            Client::new(socket, how.clone(), suite.settings.deadline)
+                .close()
+                .await;
+            let foreign_audience = audience(&foreign);
+            let same = match suite.token("a").await {
+                Ok(valid) if audience(&valid) == foreign_audience => " But the token command's token has the same audience: the foreign token command must print a token for another audience (another app client).".to_string(),
+                _ => String::new(),
+            };
+            Err(fail(format!(
+                "the upgrade {how} (audience {foreign_audience}) was accepted with 101, expected 403: the deployment accepts tokens of another audience. Check the issuer's `audiences` (the module's `issuers`, JWT_AUDIENCES or JWT_ISSUERS): it must list only this API's clients; empty accepts any audience.{same}"
+            )))
+        }
+    }
+}
+
+/// A claim of the token as JSON text, for messages (`none` when absent).
+fn claim(token: &str, name: &str) -> String {
+    match claims(token).map(|claims| claims[name].clone()) {
+        Some(Value::Null) | None => "none".into(),
+        Some(value) => value.to_string(),
+    }
+}
+
+/// What the authorizer compares with the issuer's audiences: `aud`, or `client_id` when there
+/// is no `aud` (Cognito access tokens).
+fn audience(token: &str) -> String {
+    let aud = claim(token, "aud");
+    if aud == "none" {
+        format!("client_id {}", claim(token, "client_id"))
+    } else {
+        format!("aud {aud}")
+    }
 }
 
 /// The token with the first character of its signature changed (the last one may carry only
@@ -134,7 +203,21 @@ pub async fn unknown_action(suite: &Suite) -> Outcome {
 
 #[cfg(test)]
 mod tests {
-    use super::tamper;
+    use super::{audience, tamper};
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+
+    fn token(claims: &str) -> String {
+        format!("h.{}.s", URL_SAFE_NO_PAD.encode(claims))
+    }
+
+    #[test]
+    fn the_audience_is_aud_else_client_id() {
+        assert_eq!(audience(&token(r#"{"aud":"app"}"#)), "aud \"app\"");
+        assert_eq!(audience(&token(r#"{"aud":["a","b"]}"#)), r#"aud ["a","b"]"#);
+        assert_eq!(audience(&token(r#"{"client_id":"c"}"#)), "client_id \"c\"");
+        assert_eq!(audience("not-a-jwt"), "client_id none");
+    }
 
     #[test]
     fn tampering_changes_only_the_signature() {

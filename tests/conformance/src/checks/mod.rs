@@ -18,6 +18,7 @@ pub async fn run(suite: &Suite, name: &str) -> Outcome {
         "upgrade-valid-token" => connect::upgrade_valid_token(suite).await,
         "upgrade-no-token" => connect::upgrade_no_token(suite).await,
         "upgrade-bad-token" => connect::upgrade_bad_token(suite).await,
+        "upgrade-foreign-token" => connect::upgrade_foreign_token(suite).await,
         "ping" => connect::ping(suite).await,
         "unknown-action" => connect::unknown_action(suite).await,
         "send" => messages::send(suite).await,
