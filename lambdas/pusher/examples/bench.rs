@@ -14,6 +14,8 @@
 #[allow(dead_code)]
 mod table;
 
+// What the benchmarks share, the fake management endpoint among it: management-client's.
+#[path = "../../management-client/examples/common/mod.rs"]
 mod common;
 
 use std::sync::Arc;
@@ -26,9 +28,8 @@ use common::{
 
 use futures::StreamExt;
 use lambda_runtime::{Context, LambdaEvent};
-use pusher::{
-    Config, ConnectionItem, ConnectionKey, ConnectionStore, LeanPoster, Limits, Poster, SdkPusher,
-};
+use management_client::ManagementClient;
+use pusher::{Config, ConnectionItem, ConnectionKey, ConnectionStore, Limits, SdkPusher};
 use serde_json::{json, Value};
 
 /// Without a role: the whole benchmark (it re-executes itself for each role).
@@ -225,7 +226,7 @@ async fn capacity(args: &CapacityArgs) -> Result<(), Error> {
     let count = args.count;
     let limits = limits(&args.limits);
     let config = testkit::aws_config().await;
-    let poster = LeanPoster::new(&config, endpoint, limits.post_timeout);
+    let poster = ManagementClient::new(&config, endpoint, limits.post_timeout);
     let payload = serde_json::to_vec(&serde_json::from_str::<Value>(PAYLOAD)?)?;
     let (cpu_before, _) = rusage();
     let started = Instant::now();

@@ -2,11 +2,11 @@
 //! a subscriptions table with every one of those connections subscribed somewhere; 1,000 of
 //! them are subscribed to `room/big` (exactly, through `room/*`, through `*`, through two
 //! patterns at once, or with an expired item). ONE publication to `room/big` runs through the
-//! real handler (`process_sqs` with `DynamoStore`, `LeanPoster`) against a management endpoint
-//! answering 200, and every DynamoDB request the handler sends is counted by an interceptor on
-//! its SDK client: the operation, the table, the partition queried, and the `Count` and
-//! `ScannedCount` DynamoDB (here moto) answered. No FilterExpression is used, so `ScannedCount`
-//! is the number of items read.
+//! real handler (`process_sqs` with `DynamoStore`, `ManagementClient`) against a management
+//! endpoint answering 200, and every DynamoDB request the handler sends is counted by an
+//! interceptor on its SDK client: the operation, the table, the partition queried, and the
+//! `Count` and `ScannedCount` DynamoDB (here moto) answered. No FilterExpression is used, so
+//! `ScannedCount` is the number of items read.
 //!
 //! Usage: bench_channels [--connections 50000] [--subscribers 1000]
 
@@ -14,6 +14,8 @@
 #[allow(dead_code)]
 mod table;
 
+// What the benchmarks share, the fake management endpoint among it: management-client's.
+#[path = "../../management-client/examples/common/mod.rs"]
 mod common;
 
 use std::collections::BTreeMap;
@@ -33,9 +35,10 @@ use clap::{Args, Parser, Subcommand};
 use common::{connection_id, serve_endpoint, start_endpoint, EndpointArgs, Error, PAYLOAD};
 use futures::StreamExt;
 use lambda_runtime::{Context, LambdaEvent};
+use management_client::ManagementClient;
 use pusher::{
-    ConnectionItem, ConnectionKey, DynamoStore, LeanPoster, Limits, Pusher, SqsOutbox,
-    SubscriptionItem, SubscriptionKey,
+    ConnectionItem, ConnectionKey, DynamoStore, Limits, Pusher, SqsOutbox, SubscriptionItem,
+    SubscriptionKey,
 };
 use serde_json::{json, Value};
 
@@ -313,7 +316,7 @@ async fn run(args: &RunArgs) -> Result<(), Error> {
     let limits = Limits::default();
     let pusher = Pusher {
         store: DynamoStore::new(dynamodb, &connections_table, &subscriptions_table),
-        poster: LeanPoster::new(&sdk_config, &endpoint.url, limits.post_timeout),
+        poster: ManagementClient::new(&sdk_config, &endpoint.url, limits.post_timeout),
         outbox: SqsOutbox::new(aws_sdk_sqs::Client::new(&sdk_config), None, None),
         limits,
     };

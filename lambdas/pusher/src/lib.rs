@@ -10,7 +10,6 @@
 //! same handler in-process.
 
 pub mod config;
-pub mod connections;
 pub mod deadline;
 pub mod emit;
 pub mod fanout;
@@ -20,7 +19,6 @@ pub mod outbox;
 pub mod poster;
 pub mod publish;
 pub mod request;
-pub mod sigv4;
 pub mod store;
 pub mod subscriptions;
 
@@ -30,13 +28,15 @@ pub use fanout::{Pusher, PusherError};
 pub use handler::{handle, handle_sns, handle_sqs, process_sns, process_sqs};
 pub use metrics::Metrics;
 pub use outbox::{Outbox, OutboxError, SqsOutbox};
-pub use poster::{LeanPoster, PostOutcome, Poster};
+pub use poster::{PostOutcome, Poster};
 pub use store::{ConnectionItem, ConnectionKey, ConnectionStore, DynamoStore, StoreError};
 pub use subscriptions::{SubscriptionItem, SubscriptionKey, SubscriptionStore};
 
+use management_client::ManagementClient;
+
 /// The pusher with its AWS-backed seams: DynamoDB and SQS through the SDK, the management API
-/// through [`LeanPoster`] (the SDK's credentials).
-pub type SdkPusher = Pusher<DynamoStore, LeanPoster, SqsOutbox>;
+/// through [`ManagementClient`] (the SDK's credentials).
+pub type SdkPusher = Pusher<DynamoStore, ManagementClient, SqsOutbox>;
 
 impl SdkPusher {
     /// Builds the clients once; `config` is explicit (not read from the environment).
@@ -47,7 +47,7 @@ impl SdkPusher {
                 &config.connections_table,
                 &config.subscriptions_table,
             ),
-            poster: LeanPoster::new(
+            poster: ManagementClient::new(
                 sdk_config,
                 &config.management_endpoint,
                 config.limits.post_timeout,

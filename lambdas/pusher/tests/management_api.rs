@@ -1,85 +1,17 @@
-//! The real poster over real HTTP against a management API shaped like API Gateway's, and
-//! the whole pusher (moto table and queues, real HTTP) under injected faults.
+//! The whole pusher (moto table and queues, real HTTP) under injected faults, against a
+//! management API shaped like API Gateway's. The client's own tests are in
+//! lambdas/management-client/tests/management_api.rs.
 
 mod support;
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use pusher::{Config, LeanPoster, Limits, PostOutcome, Poster, SdkPusher};
+use pusher::{Config, Limits, SdkPusher};
 use serde_json::json;
 use support::management_api::{self, Answer};
 use support::table::{connection_ids, create_table, dynamodb, put_items};
 use support::{item, sqs_event, EXPIRED, LIVE};
-
-/// Real API Gateway connection ids end in `=`, which the poster percent-encodes in the path.
-const CONNECTION: &str = "L0SM9cOFvHcCIhw=";
-
-async fn poster(endpoint: &str, timeout: Duration) -> LeanPoster {
-    LeanPoster::new(&testkit::aws_config().await, endpoint, timeout)
-}
-
-#[tokio::test]
-async fn the_poster_delivers_the_bytes_to_the_decoded_connection_id() {
-    let api = management_api::start("dev").await;
-    let poster = poster(&api.endpoint, Duration::from_secs(5)).await;
-    let outcome = poster.post(CONNECTION, br#"{"hello":"world"}"#).await;
-    assert_eq!(outcome, PostOutcome::Delivered);
-    assert_eq!(
-        api.state.received_by(CONNECTION),
-        vec![br#"{"hello":"world"}"#.to_vec()]
-    );
-}
-
-#[tokio::test]
-async fn the_poster_classifies_aws_error_shapes() {
-    let api = management_api::start("dev").await;
-    let poster = poster(&api.endpoint, Duration::from_secs(5)).await;
-    for (answer, expected) in [
-        (Answer::Gone, PostOutcome::Gone),
-        (
-            Answer::Throttle,
-            PostOutcome::Retryable("429 LimitExceededException".into()),
-        ),
-        (
-            Answer::ServerError,
-            PostOutcome::Retryable("500 InternalServerErrorException".into()),
-        ),
-        (
-            Answer::Forbidden,
-            PostOutcome::Failed("403 ForbiddenException".into()),
-        ),
-    ] {
-        api.state.script("c1", vec![answer]);
-        assert_eq!(poster.post("c1", b"1").await, expected, "{answer:?}");
-    }
-    // One try per post: the poster does not retry (the fan-out retries per connection).
-    assert_eq!(api.state.requests.load(Ordering::SeqCst), 4);
-    assert!(api.state.received_by("c1").is_empty());
-}
-
-#[tokio::test]
-async fn timeouts_and_unreachable_endpoints_are_retryable() {
-    let api = management_api::start("dev").await;
-    let poster = poster(&api.endpoint, Duration::from_millis(300)).await;
-    api.state
-        .script("slow", vec![Answer::Slow(Duration::from_secs(3))]);
-    assert_eq!(
-        poster.post("slow", b"1").await,
-        PostOutcome::Retryable("timeout".into())
-    );
-
-    let closed = format!("http://127.0.0.1:{}/dev", testkit::free_port());
-    let poster = LeanPoster::new(
-        &testkit::aws_config().await,
-        &closed,
-        Duration::from_secs(2),
-    );
-    assert!(matches!(
-        poster.post("c1", b"1").await,
-        PostOutcome::Retryable(_)
-    ));
-}
 
 /// The real handler with every real part: moto's table and queues, real HTTP.
 async fn real_pusher(

@@ -1,6 +1,8 @@
 //! In-memory fakes of the pusher's three seams, and events built from real fixtures.
 #![allow(dead_code)]
 
+// The fake management API belongs to the client's tests; the pusher's suites share it.
+#[path = "../../../management-client/tests/support/management_api.rs"]
 pub mod management_api;
 pub mod table;
 

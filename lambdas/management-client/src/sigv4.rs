@@ -6,7 +6,7 @@
 //! Why not `aws-sigv4` itself: it derives the signing key (four HMACs) and builds its canonical
 //! request from a general header map on every call. Here the key is derived once per
 //! credentials and UTC day ([`DayKey`]), the credential scope and the `Authorization` prefix
-//! are kept with it, and the canonical request is one buffer (docs/pusher.md has the figures).
+//! are kept with it, and the canonical request is one buffer (README.md has the figures).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -343,7 +343,7 @@ mod tests {
             );
             let (theirs, added) = reference(&keys, time, &path, body);
             assert_eq!(ours, theirs, "session token {token:?}");
-            // What aws-sigv4 adds is what the poster sends: the date and the token.
+            // What aws-sigv4 adds is what the client sends: the date and the token.
             let mut expected = vec!["authorization", "x-amz-date"];
             if token.is_some() {
                 expected.push("x-amz-security-token");

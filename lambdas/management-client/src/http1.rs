@@ -1,13 +1,13 @@
-//! The pusher's HTTP/1.1 keep-alive connections to the management API, and the one exchange
-//! it needs on them: write a request, read the answer's status and `x-amzn-ErrorType`.
+//! HTTP/1.1 keep-alive connections to the management API ([`HttpPool`]), and the one exchange
+//! the client needs on them: write a request, read the answer's status and `x-amzn-ErrorType`.
 //!
 //! Written on tokio's TCP and rustls (aws-lc-rs, the system's roots — the stack the SDK
-//! brings) with `httparse` for the answer, instead of through hyper, because the post path is
-//! the pusher's whole CPU bill and hyper's dispatch (a connection task per socket, a channel
+//! brings) with `httparse` for the answer, instead of through hyper, because in a fan-out the
+//! post path is the whole CPU bill and hyper's dispatch (a connection task per socket, a channel
 //! to it and back per request, header maps) cost more than everything else in a post
-//! (`scripts/bench poster --explore`, `hyper-floor` against `floor`; figures in
-//! docs/pusher.md). A post here runs in the task that awaits it: no task, channel or header
-//! map in between, one write and (usually) one read per post.
+//! (`scripts/bench poster --explore`, `hyper-floor` against `floor`; figures in README.md). A
+//! post here runs in the task that awaits it: no task, channel or header map in between, one
+//! write and (usually) one read per post.
 //!
 //! What a general client does and this one does not need: redirects, `Expect`, pipelining,
 //! HTTP/2, request bodies of unknown length. What it must and does handle: `Content-Length`
@@ -73,7 +73,8 @@ enum Stream {
     Tls(Box<TlsStream<TcpStream>>),
 }
 
-struct Connection {
+/// One HTTP/1.1 connection (TCP, or TLS over TCP) with its buffer.
+struct HttpConnection {
     stream: Stream,
     /// The request on its way out, then the answer on its way in: one buffer, kept with the
     /// connection, so a post allocates nothing for its I/O.
@@ -81,23 +82,23 @@ struct Connection {
     idle_since: Instant,
 }
 
-/// Kept-alive connections to one origin. A connection is opened only when no idle one is
-/// ready, so a fan-out to 10 connections opens at most 10 (each a TLS handshake on AWS) and
-/// never more than the posts in flight; the most recently used one is reused first.
-pub struct Connections {
+/// Kept-alive HTTP/1.1 connections to one origin. A connection is opened only when no idle one
+/// is ready, so a fan-out to 10 WebSocket connections opens at most 10 (each a TLS handshake on
+/// AWS) and never more than the posts in flight; the most recently used one is reused first.
+pub struct HttpPool {
     origin: Origin,
     /// `Err`: why https cannot work (every post then fails visibly).
     tls: Option<Result<Tls, String>>,
-    idle: Mutex<Vec<Connection>>,
+    idle: Mutex<Vec<HttpConnection>>,
 }
 
-impl Connections {
-    pub fn new(origin: Origin) -> Connections {
+impl HttpPool {
+    pub fn new(origin: Origin) -> HttpPool {
         let tls = origin.tls.then(|| tls_for(&origin.host));
         if let Some(Err(error)) = &tls {
             tracing::error!(%error, "no TLS configuration; https posts will fail");
         }
-        Connections {
+        HttpPool {
             origin,
             tls,
             idle: Mutex::new(Vec::new()),
@@ -133,7 +134,7 @@ impl Connections {
         Ok(answer)
     }
 
-    fn checkout(&self) -> Option<Connection> {
+    fn checkout(&self) -> Option<HttpConnection> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         while let Some(connection) = idle.pop() {
             if connection.idle_since.elapsed() < IDLE_TIMEOUT && connection.stream.is_open() {
@@ -143,7 +144,7 @@ impl Connections {
         None
     }
 
-    fn checkin(&self, mut connection: Connection) {
+    fn checkin(&self, mut connection: HttpConnection) {
         connection.idle_since = Instant::now();
         self.idle
             .lock()
@@ -151,7 +152,7 @@ impl Connections {
             .push(connection);
     }
 
-    async fn connect(&self) -> Result<Connection, SendError> {
+    async fn connect(&self) -> Result<HttpConnection, SendError> {
         let dispatch = |what: &str, error: &dyn std::fmt::Display| {
             SendError::Dispatch(format!(
                 "{what} {}:{}: {error}",
@@ -173,7 +174,7 @@ impl Connections {
                     .map_err(|e| dispatch("TLS handshake with", &e))?,
             )),
         };
-        Ok(Connection {
+        Ok(HttpConnection {
             stream,
             buffer: Vec::with_capacity(4096),
             idle_since: Instant::now(),

@@ -2,14 +2,17 @@
 //! each on one core (a current-thread runtime in a child process of its own, so getrusage is
 //! the client's alone), against the same endpoint process per delay:
 //!
-//! - `lean`: the pusher's poster ([`pusher::LeanPoster`]: its own HTTP/1.1 exchange + SigV4 with cached keys);
+//! - `lean`: this crate's client ([`management_client::ManagementClient`]: its own HTTP/1.1
+//!   exchange + SigV4 with cached keys);
 //! - `sdk`: `aws-sdk-apigatewaymanagement` configured as the pusher's `SdkPoster` was;
-//! - `floor`: the same connections as `lean` ([`pusher::connections::Connections`]), unsigned;
+//! - `floor`: the same HTTP connections as `lean` ([`management_client::http1::HttpPool`]),
+//!   unsigned;
 //!
 //! and, with `--explore`, what the SDK's cost is made of: the SDK with stalled-stream
 //! protection off, with a static endpoint resolver, with both, with both and an HTTP
 //! connector that answers 200 at once (the SDK's own CPU, no I/O), hyper's connection-level client (the transport before), hyper-util's pooled client
-//! and reqwest unsigned (the other transports), and signing alone (`aws-sigv4` against the pusher's signer, no I/O).
+//! and reqwest unsigned (the other transports), and signing alone (`aws-sigv4` against this
+//! crate's signer, no I/O).
 //!
 //! Usage: bench_poster [--count 20000] [--concurrency 200] [--delays 0,20] [--rounds 3] [--explore]
 //! Each figure is the median of `--rounds` rounds that interleave the clients.
@@ -28,7 +31,9 @@ use common::{
 };
 use futures::StreamExt;
 use http_body_util::{BodyExt, Full};
-use pusher::{LeanPoster, PostOutcome, Poster};
+use management_client::http1::{HttpPool, Origin, IDLE_TIMEOUT};
+use management_client::sigv4;
+use management_client::{ManagementClient, PostOutcome};
 use serde_json::{json, Value};
 
 const TIMEOUT: Duration = Duration::from_secs(3);
@@ -91,7 +96,7 @@ struct ClientArgs {
 
 #[derive(Args)]
 struct SignArgs {
-    /// `aws-sigv4` or the pusher's signer.
+    /// `aws-sigv4` or this crate's signer (`lean`).
     #[arg(long)]
     signer: String,
     #[arg(long, default_value_t = 20_000)]
@@ -213,10 +218,10 @@ impl SdkPoster {
     }
 }
 
-/// `floor`: the pusher's connections ([`pusher::connections::Connections`]), the same pool, no
-/// signing, no classification beyond the status.
+/// `floor`: the client's HTTP connections ([`HttpPool`]), the same pool, no signing, no
+/// classification beyond the status.
 struct FloorPoster {
-    connections: pusher::connections::Connections,
+    pool: HttpPool,
     base_path: String,
 }
 
@@ -225,11 +230,11 @@ impl FloorPoster {
         let head = format!(
             "POST {}/@connections/{} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: {}\r\n\r\n",
             self.base_path,
-            pusher::sigv4::encode_segment(connection_id),
+            sigv4::encode_segment(connection_id),
             data.len()
         );
         matches!(
-            tokio::time::timeout(TIMEOUT, self.connections.send(head.as_bytes(), data)).await,
+            tokio::time::timeout(TIMEOUT, self.pool.send(head.as_bytes(), data)).await,
             Ok(Ok(answer)) if (200..300).contains(&answer.status)
         )
     }
@@ -244,17 +249,17 @@ fn http_parts(endpoint: &str) -> Result<(&str, String), Error> {
     Ok((address, format!("/{path}")))
 }
 
-/// `127.0.0.1:PORT` as the pusher's connections' origin.
-fn origin(address: &str) -> Result<pusher::connections::Origin, Error> {
+/// `127.0.0.1:PORT` as the HTTP pool's origin.
+fn origin(address: &str) -> Result<Origin, Error> {
     let (host, port) = address.split_once(':').ok_or("no port")?;
-    Ok(pusher::connections::Origin {
+    Ok(Origin {
         host: host.to_string(),
         port: port.parse()?,
         tls: false,
     })
 }
 
-/// The hyper stack the pusher's connections replaced: TCP (`TCP_NODELAY`), then TLS for
+/// The hyper stack the client's HTTP pool replaced: TCP (`TCP_NODELAY`), then TLS for
 /// `https`, plain `http` here.
 type HyperConnector =
     hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>;
@@ -279,7 +284,7 @@ fn hyper_connector() -> HyperConnector {
 }
 
 /// `hyper-floor`: hyper's connection-level client with the same pool (a stack of ready
-/// connections, opened on demand), unsigned — the poster's transport before its own.
+/// connections, opened on demand), unsigned — the client's transport before its own.
 struct HyperFloor {
     connector: HyperConnector,
     origin: hyper::Uri,
@@ -293,7 +298,7 @@ impl HyperFloor {
             let path = format!(
                 "{}/@connections/{}",
                 self.base_path,
-                pusher::sigv4::encode_segment(connection_id)
+                sigv4::encode_segment(connection_id)
             );
             let request = hyper::Request::post(path)
                 .header(hyper::header::HOST, "127.0.0.1")
@@ -333,7 +338,7 @@ impl HyperUtilFloor {
     fn new(base: &str) -> Self {
         let client =
             hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .pool_idle_timeout(pusher::connections::IDLE_TIMEOUT)
+                .pool_idle_timeout(IDLE_TIMEOUT)
                 .pool_timer(hyper_util::rt::TokioTimer::new())
                 .build(hyper_connector());
         HyperUtilFloor {
@@ -346,7 +351,7 @@ impl HyperUtilFloor {
         let uri = format!(
             "{}/@connections/{}",
             self.base,
-            pusher::sigv4::encode_segment(connection_id)
+            sigv4::encode_segment(connection_id)
         );
         let Ok(request) = hyper::Request::post(uri).body(Full::new(Bytes::copy_from_slice(data)))
         else {
@@ -373,7 +378,7 @@ impl ReqwestPoster {
         let uri = format!(
             "{}/@connections/{}",
             self.base,
-            pusher::sigv4::encode_segment(connection_id)
+            sigv4::encode_segment(connection_id)
         );
         match self.client.post(uri).body(data.to_vec()).send().await {
             Ok(response) => {
@@ -388,7 +393,7 @@ impl ReqwestPoster {
 // One value per process: its size does not matter.
 #[allow(clippy::large_enum_variant)]
 enum Client {
-    Lean(LeanPoster),
+    Lean(ManagementClient),
     Sdk(SdkPoster),
     Floor(FloorPoster),
     Reqwest(ReqwestPoster),
@@ -430,7 +435,7 @@ async fn client(args: &ClientArgs) -> Result<(), Error> {
         .load()
         .await;
     let client = match kind.as_str() {
-        "lean" => Client::Lean(LeanPoster::new(&sdk_config, &endpoint, TIMEOUT)),
+        "lean" => Client::Lean(ManagementClient::new(&sdk_config, &endpoint, TIMEOUT)),
         "sdk" => Client::Sdk(SdkPoster::new(&sdk_config, &endpoint, false, false, false)),
         "sdk-no-stall-protection" => {
             Client::Sdk(SdkPoster::new(&sdk_config, &endpoint, true, false, false))
@@ -443,7 +448,7 @@ async fn client(args: &ClientArgs) -> Result<(), Error> {
         "floor" => {
             let (address, path) = http_parts(&endpoint)?;
             Client::Floor(FloorPoster {
-                connections: pusher::connections::Connections::new(origin(address)?),
+                pool: HttpPool::new(origin(address)?),
                 base_path: path,
             })
         }
@@ -492,13 +497,13 @@ async fn client(args: &ClientArgs) -> Result<(), Error> {
     Ok(())
 }
 
-/// Signing alone, `--count` times: `aws-sigv4` (what the SDK runs per request) or the pusher's
+/// Signing alone, `--count` times: `aws-sigv4` (what the SDK runs per request) or this crate's
 /// signer with its day key cached.
 fn sign(args: &SignArgs) -> Result<(), Error> {
     let signer = args.signer.clone();
     let count = args.count;
     let payload = common::PAYLOAD.as_bytes();
-    let keys = pusher::sigv4::Keys {
+    let keys = sigv4::Keys {
         access_key_id: "AKIDEXAMPLE".into(),
         secret_access_key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".into(),
         session_token: Some("IQoJb3JpZ2luX2VjEXAMPLESESSIONTOKEN".repeat(20)),
@@ -519,7 +524,7 @@ fn sign(args: &SignArgs) -> Result<(), Error> {
             for n in 0..count {
                 let url = format!(
                     "https://{host}/prod/@connections/{}",
-                    pusher::sigv4::encode_segment(&connection_id(n))
+                    sigv4::encode_segment(&connection_id(n))
                 );
                 let params = aws_sigv4::sign::v4::SigningParams::builder()
                     .identity(&identity)
@@ -541,16 +546,15 @@ fn sign(args: &SignArgs) -> Result<(), Error> {
             }
         }
         "lean" => {
-            let key =
-                pusher::sigv4::DayKey::new(keys, "us-east-1", pusher::sigv4::Timestamp::now());
-            // The poster hashes a fan-out's payload once (PayloadCache), not per post.
-            let hash = pusher::sigv4::sha256_hex(payload);
+            let key = sigv4::DayKey::new(keys, "us-east-1", sigv4::Timestamp::now());
+            // The client hashes a fan-out's payload once (PayloadCache), not per post.
+            let hash = sigv4::sha256_hex(payload);
             for n in 0..count {
                 let path = format!(
                     "/prod/@connections/{}",
-                    pusher::sigv4::encode_segment(&connection_id(n))
+                    sigv4::encode_segment(&connection_id(n))
                 );
-                let at = pusher::sigv4::Timestamp::now();
+                let at = sigv4::Timestamp::now();
                 total += key.authorization(host, &path, &at.amz_date(), &hash).len();
             }
         }

@@ -1,5 +1,5 @@
 //! A raw HTTP/1.1 server on 127.0.0.1:0 that answers each request with scripted bytes, to test
-//! the poster's own HTTP client on what a general server library would never send: answers
+//! the client's own HTTP exchange on what a general server library would never send: answers
 //! cut short, malformed or oversized, chunked and interim answers, and connections closed
 //! at the worst moments. Generic over the stream, so the TLS test serves through it too.
 #![allow(dead_code)]

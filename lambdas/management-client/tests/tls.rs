@@ -1,19 +1,18 @@
-//! The poster over TLS, as on AWS: a real rustls server on 127.0.0.1:0 with a fresh
-//! self-signed certificate for `localhost`. The poster trusts the system's roots, read from
+//! The client over TLS, as on AWS: a real rustls server on 127.0.0.1:0 with a fresh
+//! self-signed certificate for `localhost`. The client trusts the system's roots, read from
 //! `SSL_CERT_FILE` when it is set (rustls-native-certs), which is how this test makes it
 //! trust the certificate, and how an operator would add a private CA. One test in its own
 //! binary: the variable is process-wide.
 
-#[path = "support/raw_http.rs"]
-mod raw_http;
+mod support;
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use pusher::{LeanPoster, PostOutcome, Poster};
-use raw_http::{Reply, Seen, OK};
+use management_client::{ManagementClient, PostOutcome};
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use support::raw_http::{self, Reply, Seen, OK};
 
 /// Serves `https://localhost:PORT/dev` with a new certificate; returns the endpoint, the
 /// certificate's PEM, what the server saw, and the SNI and ALPN of each handshake.
@@ -65,7 +64,7 @@ async fn posts_go_over_verified_tls_with_sni_and_http_1_1_by_alpn() {
     let (endpoint, pem, seen, handshakes) = tls_endpoint().await;
     let directory = std::env::temp_dir().join(format!("sumu-tls-{}", std::process::id()));
     std::fs::create_dir_all(&directory).unwrap();
-    let config = testkit::aws_config().await;
+    let config = support::sdk_config().await;
 
     // Roots that do not include the server's certificate: the handshake fails, retryably,
     // and nothing is sent.
@@ -73,8 +72,8 @@ async fn posts_go_over_verified_tls_with_sni_and_http_1_1_by_alpn() {
     let untrusted = directory.join("untrusted.pem");
     std::fs::write(&untrusted, stranger.cert.pem()).unwrap();
     std::env::set_var("SSL_CERT_FILE", &untrusted);
-    let poster = LeanPoster::new(&config, &endpoint, Duration::from_secs(5));
-    match poster.post("a", b"{}").await {
+    let client = ManagementClient::new(&config, &endpoint, Duration::from_secs(5));
+    match client.post("a", b"{}").await {
         PostOutcome::Retryable(reason) => assert!(
             reason.starts_with("dispatch failure: TLS handshake with localhost:")
                 && reason.contains("certificate"),
@@ -88,9 +87,9 @@ async fn posts_go_over_verified_tls_with_sni_and_http_1_1_by_alpn() {
     let trusted = directory.join("trusted.pem");
     std::fs::write(&trusted, &pem).unwrap();
     std::env::set_var("SSL_CERT_FILE", &trusted);
-    let poster = LeanPoster::new(&config, &endpoint, Duration::from_secs(5));
+    let client = ManagementClient::new(&config, &endpoint, Duration::from_secs(5));
     for id in ["a", "b", "c"] {
-        assert_eq!(poster.post(id, b"{}").await, PostOutcome::Delivered);
+        assert_eq!(client.post(id, b"{}").await, PostOutcome::Delivered);
     }
     assert_eq!(seen.requests.load(Ordering::SeqCst), 3);
     assert_eq!(

@@ -1,9 +1,8 @@
-//! The poster's kept-alive connections: they ramp with demand and are reused, against a real
+//! The client's kept-alive HTTP connections: they ramp with demand and are reused, against a real
 //! HTTP server on 127.0.0.1:0 that counts the TCP connections it accepts; and its HTTP client
 //! on answers a server library would never send, from a raw scripted server.
 
-#[path = "support/raw_http.rs"]
-mod raw_http;
+mod support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -12,8 +11,8 @@ use std::time::Duration;
 use axum::routing::post;
 use axum::serve::ListenerExt;
 use futures::StreamExt;
-use pusher::{LeanPoster, PostOutcome, Poster};
-use raw_http::{Reply, OK};
+use management_client::{ManagementClient, PostOutcome};
+use support::raw_http::{self, Reply, OK};
 
 /// `http://127.0.0.1:PORT/dev` and the number of connections accepted so far.
 async fn counting_endpoint() -> (String, Arc<AtomicUsize>) {
@@ -40,9 +39,9 @@ async fn counting_endpoint_with(delay: Duration) -> (String, Arc<AtomicUsize>) {
     (format!("http://127.0.0.1:{port}/dev"), accepted)
 }
 
-async fn post_all(poster: &LeanPoster, count: usize, concurrency: usize) {
+async fn post_all(client: &ManagementClient, count: usize, concurrency: usize) {
     let outcomes: Vec<PostOutcome> = futures::stream::iter(0..count)
-        .map(|n| async move { poster.post(&format!("c{n}="), b"{}").await })
+        .map(|n| async move { client.post(&format!("c{n}="), b"{}").await })
         .buffer_unordered(concurrency)
         .collect()
         .await;
@@ -55,19 +54,19 @@ async fn post_all(poster: &LeanPoster, count: usize, concurrency: usize) {
 #[tokio::test]
 async fn connections_ramp_with_demand_and_are_reused() {
     let (endpoint, accepted) = counting_endpoint().await;
-    let poster = LeanPoster::new(
-        &testkit::aws_config().await,
+    let client = ManagementClient::new(
+        &support::sdk_config().await,
         &endpoint,
         Duration::from_secs(5),
     );
 
-    post_all(&poster, 1, 1).await;
+    post_all(&client, 1, 1).await;
     assert_eq!(
         accepted.load(Ordering::SeqCst),
         1,
         "one post, one connection"
     );
-    post_all(&poster, 5, 1).await;
+    post_all(&client, 5, 1).await;
     assert_eq!(
         accepted.load(Ordering::SeqCst),
         1,
@@ -75,10 +74,10 @@ async fn connections_ramp_with_demand_and_are_reused() {
     );
 
     // A fan-out to 10 connections opens at most 10, and 200 more posts 10 at a time open none.
-    post_all(&poster, 10, 10).await;
+    post_all(&client, 10, 10).await;
     let after_ten = accepted.load(Ordering::SeqCst);
     assert!((2..=10).contains(&after_ten), "{after_ten} connections");
-    post_all(&poster, 200, 10).await;
+    post_all(&client, 200, 10).await;
     assert!(
         accepted.load(Ordering::SeqCst) <= 10,
         "{} connections",
@@ -89,12 +88,12 @@ async fn connections_ramp_with_demand_and_are_reused() {
 #[tokio::test]
 async fn an_endpoint_that_answers_at_once_still_gets_its_connections_reused() {
     let (endpoint, accepted) = counting_endpoint_with(Duration::ZERO).await;
-    let poster = LeanPoster::new(
-        &testkit::aws_config().await,
+    let client = ManagementClient::new(
+        &support::sdk_config().await,
         &endpoint,
         Duration::from_secs(5),
     );
-    post_all(&poster, 2_000, 20).await;
+    post_all(&client, 2_000, 20).await;
     let opened = accepted.load(Ordering::SeqCst);
     assert!(
         opened <= 20,
@@ -106,9 +105,9 @@ fn script(reply: impl Fn(usize) -> Reply + Send + Sync + 'static) -> raw_http::S
     Arc::new(reply)
 }
 
-async fn lean(endpoint: &str) -> LeanPoster {
-    LeanPoster::new(
-        &testkit::aws_config().await,
+async fn client_for(endpoint: &str) -> ManagementClient {
+    ManagementClient::new(
+        &support::sdk_config().await,
         endpoint,
         Duration::from_secs(5),
     )
@@ -116,17 +115,17 @@ async fn lean(endpoint: &str) -> LeanPoster {
 
 #[tokio::test]
 async fn a_connection_the_server_closed_while_idle_is_replaced_and_nothing_is_sent_twice() {
-    // The first answer ends its connection (without saying so): the poster must notice before
+    // The first answer ends its connection (without saying so): the client must notice before
     // writing the next request into it.
     let (endpoint, seen) = raw_http::start(script(|n| match n {
         0 => Reply::AnswerAndClose(OK.to_vec()),
         _ => Reply::Answer(OK.to_vec()),
     }))
     .await;
-    let poster = lean(&endpoint).await;
-    assert_eq!(poster.post("a", b"1").await, PostOutcome::Delivered);
+    let client = client_for(&endpoint).await;
+    assert_eq!(client.post("a", b"1").await, PostOutcome::Delivered);
     raw_http::until(&seen.closed, 1).await;
-    assert_eq!(poster.post("b", b"2").await, PostOutcome::Delivered);
+    assert_eq!(client.post("b", b"2").await, PostOutcome::Delivered);
     assert_eq!(
         seen.requests.load(Ordering::SeqCst),
         2,
@@ -146,9 +145,9 @@ async fn connection_close_answers_and_stray_bytes_end_the_connection() {
         _ => Reply::Answer(OK.to_vec()),
     }))
     .await;
-    let poster = lean(&endpoint).await;
+    let client = client_for(&endpoint).await;
     for id in ["a", "b", "c", "d"] {
-        assert_eq!(poster.post(id, b"{}").await, PostOutcome::Delivered);
+        assert_eq!(client.post(id, b"{}").await, PostOutcome::Delivered);
     }
     // a, b: one connection each, not reused; c opens the third, which d reuses.
     assert_eq!(seen.accepted.load(Ordering::SeqCst), 3);
@@ -167,18 +166,18 @@ async fn chunked_and_interim_answers_are_read_to_their_end_and_classified() {
         })
     }))
     .await;
-    let poster = lean(&endpoint).await;
-    assert_eq!(poster.post("a", b"{}").await, PostOutcome::Delivered);
-    assert_eq!(poster.post("b", b"{}").await, PostOutcome::Gone);
+    let client = client_for(&endpoint).await;
+    assert_eq!(client.post("a", b"{}").await, PostOutcome::Delivered);
+    assert_eq!(client.post("b", b"{}").await, PostOutcome::Gone);
     assert_eq!(
-        poster.post("c", b"{}").await,
+        client.post("c", b"{}").await,
         PostOutcome::Retryable("429 LimitExceededException".into())
     );
     assert_eq!(
-        poster.post("d", b"{}").await,
+        client.post("d", b"{}").await,
         PostOutcome::Failed("403 ForbiddenException".into())
     );
-    assert_eq!(poster.post("e", b"{}").await, PostOutcome::Delivered);
+    assert_eq!(client.post("e", b"{}").await, PostOutcome::Delivered);
     assert_eq!(
         seen.accepted.load(Ordering::SeqCst),
         1,
@@ -212,8 +211,8 @@ async fn broken_answers_are_retryable_errors_and_never_resent() {
     ];
     for (reply, expected) in cases {
         let (endpoint, seen) = raw_http::start(script(move |_| reply.clone())).await;
-        let poster = lean(&endpoint).await;
-        match poster.post("a", b"{}").await {
+        let client = client_for(&endpoint).await;
+        match client.post("a", b"{}").await {
             PostOutcome::Retryable(reason) => {
                 assert!(reason.starts_with(expected), "{reason:?} for {expected:?}")
             }
@@ -225,7 +224,7 @@ async fn broken_answers_are_retryable_errors_and_never_resent() {
             "{expected}: sent once, not again"
         );
         assert!(matches!(
-            poster.post("b", b"{}").await,
+            client.post("b", b"{}").await,
             PostOutcome::Retryable(_)
         ));
         assert_eq!(
@@ -239,9 +238,9 @@ async fn broken_answers_are_retryable_errors_and_never_resent() {
 #[tokio::test]
 async fn the_request_is_signed_http_1_1_with_its_length_and_an_encoded_id() {
     let (endpoint, seen) = raw_http::start(script(|_| Reply::Answer(OK.to_vec()))).await;
-    let poster = lean(&endpoint).await;
+    let client = client_for(&endpoint).await;
     assert_eq!(
-        poster.post("L0SM9cOFvHcCIhw=", b"{\"a\":1}").await,
+        client.post("L0SM9cOFvHcCIhw=", b"{\"a\":1}").await,
         PostOutcome::Delivered
     );
     let head = seen.heads.lock().unwrap()[0].to_ascii_lowercase();

@@ -1,5 +1,6 @@
 //! A management API on 127.0.0.1:0, shaped like API Gateway's: `POST /{stage}/@connections/{id}`
 //! with AWS's error shapes, so the real `aws-sdk-apigatewaymanagement` client talks to it.
+//! The pusher's suites use it too (lambdas/pusher/tests/support/mod.rs).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -60,7 +61,7 @@ impl ApiState {
 
 pub struct ManagementApi {
     pub state: Arc<ApiState>,
-    /// `http://127.0.0.1:PORT/{stage}`: what the pusher's `management_endpoint` is set to.
+    /// `http://127.0.0.1:PORT/{stage}`: the management endpoint a client is given.
     pub endpoint: String,
 }
 
