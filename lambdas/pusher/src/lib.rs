@@ -18,11 +18,11 @@ pub mod handler;
 pub mod metrics;
 pub mod outbox;
 pub mod poster;
-pub mod publish;
 pub mod request;
 pub mod sigv4;
 pub mod store;
 pub mod subscriptions;
+pub mod targets;
 
 pub use config::{Config, ConfigError, Limits};
 pub use deadline::Deadline;
