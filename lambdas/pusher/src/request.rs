@@ -14,7 +14,7 @@ use sumu_wire::{
 use crate::store::ConnectionKey;
 
 /// A request's fields as its body carries them: the wire type itself, `data` as the bytes
-/// the back end sent (present: [`parse`] rejects a request without it).
+/// the back end sent (present: [`parse_message`] rejects a request without it).
 pub type Fields = NotificationRequest<Option<Box<RawValue>>>;
 
 /// A valid request, ready to fan out.
@@ -162,12 +162,6 @@ impl Rejection {
             Rejection::InvalidRequest(_) => "invalid_request",
         }
     }
-}
-
-/// Parses a back end's request body (no shard; a publication without `publication_id` gets
-/// an id unique to this call). `generation` comes from the message's attribute.
-pub fn parse(body: &str, generation: u32) -> Result<Request, Rejection> {
-    parse_message(body, generation, None, "")
 }
 
 /// Parses a back end's request body with its message's attributes: `shard` is the
@@ -409,6 +403,12 @@ pub(crate) fn not_an_object(body: &str) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A back end's body without a shard; a publication without `publication_id` gets an id
+    /// unique to this call.
+    fn parse(body: &str, generation: u32) -> Result<Request, Rejection> {
+        parse_message(body, generation, None, "")
+    }
 
     fn channels(targets: &Targets) -> Vec<Channel> {
         match targets {
