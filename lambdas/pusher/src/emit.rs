@@ -13,8 +13,7 @@ use serde_json::Value;
 use sumu_wire::channels::reasons;
 use sumu_wire::{attributes, Channel, Grants, MAX_NOTIFICATION_DATA_BYTES};
 
-use crate::publish::{envelope, Planned, Publish};
-use crate::request::{not_an_object, Rejection};
+use crate::request::{not_an_object, plan_publications, Fields, Rejection, Request, Targets};
 
 /// The message attributes of an SQS record whose `source` is `apigw.route.emit`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -98,10 +97,10 @@ struct EmitBody {
 }
 
 /// What an emit turns into.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum Emit {
     /// Accepted: one publication, `from` the sender, never to the sender's connection.
-    Publish(Publish),
+    Publish(Request),
     Refused(Refusal),
 }
 
@@ -199,27 +198,32 @@ pub fn parse_emit(
         );
     }
     let id = message_id.to_string();
-    let envelope = envelope(&channel, &id, data, Some(&sender.user_id));
-    if envelope.len() > MAX_NOTIFICATION_DATA_BYTES {
-        return refuse(
-            reasons::INVALID_MESSAGE,
-            sent_channel,
-            format!(
-                "the publication is {} bytes as JSON with its envelope, more than the {MAX_NOTIFICATION_DATA_BYTES} a WebSocket message may have",
-                envelope.len()
-            ),
-        );
-    }
-    Ok(Emit::Publish(Publish {
-        publications: vec![Planned {
-            channel,
-            id,
-            envelope,
-        }],
-        exclude_users: Vec::new(),
+    let planned = match plan_publications(&id, vec![channel], data, Some(&sender.user_id)) {
+        Ok(planned) => planned,
+        Err(Rejection::EnvelopeTooLarge { bytes }) => {
+            return refuse(
+                reasons::INVALID_MESSAGE,
+                sent_channel,
+                format!(
+                    "the publication is {bytes} bytes as JSON with its envelope, more than the {MAX_NOTIFICATION_DATA_BYTES} a WebSocket message may have"
+                ),
+            );
+        }
+        Err(other) => return Err(other),
+    };
+    let fields = Fields {
+        channels: Some(planned.iter().map(|p| p.channel.to_string()).collect()),
         // An emit is not delivered back to the connection that sent it.
         exclude_connections: vec![sender.connection_id],
+        publication_id: Some(id),
+        data: request.data,
+        ..Fields::default()
+    };
+    Ok(Emit::Publish(Request {
+        fields,
+        targets: Targets::Channels(planned),
         generation,
+        shard: None,
     }))
 }
 
@@ -254,11 +258,17 @@ mod tests {
         .unwrap() else {
             panic!("refused")
         };
-        assert_eq!(publish.exclude_connections, vec!["c-alice=".to_string()]);
-        assert_eq!(publish.publications.len(), 1);
+        assert_eq!(
+            publish.fields.exclude_connections,
+            vec!["c-alice=".to_string()]
+        );
+        let Targets::Channels(publications) = &publish.targets else {
+            panic!("not a publication")
+        };
+        assert_eq!(publications.len(), 1);
         // `data` exactly as the gateway wrote it; `from` is the sender's principal.
         assert_eq!(
-            std::str::from_utf8(&publish.publications[0].envelope).unwrap(),
+            publications[0].envelope.get(),
             r#"{"type":"publication","channel":"room/42","id":"m1","data":{ "text": "hi", "from":"mallory", "n":1.0 },"from":"alice"}"#
         );
     }

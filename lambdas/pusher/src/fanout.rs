@@ -1,18 +1,24 @@
-//! Fanning one valid request out: find the targets, post to each with bounded concurrency and
-//! retries, prune the stale ones, re-queue (narrowed) whatever still failed.
+//! The one path from a valid request to its deliveries: plan the targets (crate::targets),
+//! hand a large broadcast's shards to the queue, post to each target with bounded concurrency
+//! and retries, prune the stale items, re-queue (narrowed) whatever still failed. Every kind
+//! of request goes through [`Pusher::fan_out`]; a refused emit only gets its error frame.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
+use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::{StreamExt, TryStreamExt};
 
 use crate::config::Limits;
 use crate::deadline::{full_jitter, Deadline};
+use crate::emit::Refusal;
 use crate::metrics::Metrics;
 use crate::outbox::{Outbox, OutboxError};
 use crate::poster::{PostOutcome, Poster};
-use crate::request::{requeue_body, shard_body, Job, Shard, Targets};
-use crate::store::{ConnectionItem, ConnectionKey, ConnectionStore, StoreError, DELETE_BATCH_SIZE};
+use crate::request::{body, Planned, Request, Shard};
+use crate::store::{ConnectionKey, ConnectionStore, StoreError, DELETE_BATCH_SIZE};
+use crate::subscriptions::{SubscriptionKey, SubscriptionStore};
+use crate::targets::{self, Part};
 
 /// The pusher's dependencies: the three seams and the tunables. Shared by reference across
 /// invocations; holds no per-request state.
@@ -68,46 +74,9 @@ impl From<PusherError> for lambda_runtime::Diagnostic {
     }
 }
 
-/// The targets of a request, after filtering.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Selection {
-    /// Live, not excluded, each connection once.
-    pub live: Vec<ConnectionKey>,
-    /// `expires_at` passed: to be pruned, never posted to.
-    pub expired: Vec<ConnectionKey>,
-}
-
-/// Deduplicates by connection id, drops excluded users' connections and excluded connection
-/// ids, and separates expired items. Exclusions are hash sets, so any number costs the same.
-pub fn select(
-    found: Vec<ConnectionItem>,
-    exclude_users: &[String],
-    exclude_connections: &[String],
-    now_epoch_seconds: i64,
-) -> Selection {
-    let excluded: HashSet<&str> = exclude_users.iter().map(String::as_str).collect();
-    let excluded_connections: HashSet<&str> =
-        exclude_connections.iter().map(String::as_str).collect();
-    let mut seen: HashSet<String> = HashSet::with_capacity(found.len());
-    let mut selection = Selection::default();
-    for item in found {
-        if !seen.insert(item.key.connection_id.clone()) {
-            continue;
-        }
-        if !item.is_live(now_epoch_seconds) {
-            selection.expired.push(item.key);
-        } else if !excluded.contains(item.key.user_id.as_str())
-            && !excluded_connections.contains(item.key.connection_id.as_str())
-        {
-            selection.live.push(item.key);
-        }
-    }
-    selection
-}
-
 /// How posting to one connection ended in this invocation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Delivery {
+enum Delivery {
     Delivered,
     Gone,
     /// A non-retryable answer: given up for good.
@@ -119,31 +88,18 @@ pub(crate) enum Delivery {
 }
 
 #[derive(Debug, Default)]
-pub(crate) struct DeliveryReport {
-    pub(crate) delivered: u64,
-    pub(crate) failed: u64,
-    pub(crate) retried: u64,
-    pub(crate) attempted: u64,
-    pub(crate) gone: Vec<ConnectionKey>,
-    pub(crate) exhausted: Vec<String>,
-    pub(crate) deferred: Vec<String>,
+struct DeliveryReport {
+    delivered: u64,
+    failed: u64,
+    retried: u64,
+    attempted: u64,
+    gone: Vec<ConnectionKey>,
+    exhausted: Vec<String>,
+    deferred: Vec<String>,
 }
 
 /// SQS's message size limit, minus room for attributes and the JSON around the ids.
-pub(crate) const MAX_REQUEUE_BODY_BYTES: usize = 256 * 1024 - 2 * 1024;
-
-/// The most shards a broadcast is split into at once (10 million connections at the default
-/// threshold); a table larger still is covered by the shards' continuations.
-pub const MAX_SHARDS: u64 = 1_000;
-
-/// What one invocation reads of a broadcast, and what it hands on.
-struct BroadcastPlan {
-    /// Read here, each up to `quota` items.
-    ranges: Vec<Shard>,
-    quota: u32,
-    /// Sent to the queue for other invocations.
-    siblings: Vec<Shard>,
-}
+const MAX_REQUEUE_BODY_BYTES: usize = 256 * 1024 - 2 * 1024;
 
 fn epoch_seconds() -> i64 {
     SystemTime::now()
@@ -152,203 +108,120 @@ fn epoch_seconds() -> i64 {
         .unwrap_or(0)
 }
 
-impl<S: ConnectionStore, P: Poster, O: Outbox> Pusher<S, P, O> {
-    /// Fans one valid request out. The metrics count what happened even when it fails.
-    pub async fn push(&self, job: &Job, deadline: Deadline) -> (Metrics, Result<(), PusherError>) {
+impl<S, P, O> Pusher<S, P, O>
+where
+    S: ConnectionStore + SubscriptionStore,
+    P: Poster,
+    O: Outbox,
+{
+    /// Fans one valid request out, whatever its kind. The metrics count what happened even
+    /// when it fails.
+    pub async fn fan_out(
+        &self,
+        request: &Request,
+        deadline: Deadline,
+    ) -> (Metrics, Result<(), PusherError>) {
         let mut metrics = Metrics::default();
-        let (found, shards) = match self.look_up(job).await {
-            Ok(found) => found,
+        let can_shard = self.can_shard(request);
+        let plan = match targets::plan(
+            &self.store,
+            &self.limits,
+            request,
+            can_shard,
+            epoch_seconds(),
+        )
+        .await
+        {
+            Ok(plan) => plan,
             Err(error) => return (metrics, Err(error.into())),
         };
         // Before anything is posted: a failure here redelivers a message that reached nobody.
-        if let Err(error) = self.enqueue_shards(job, &shards).await {
+        if let Err(error) = self.enqueue_shards(request, &plan.shards).await {
             return (metrics, Err(PusherError::Shard(error)));
         }
-        metrics.shards = shards.len() as u64;
-        let selection = select(
-            found,
-            &job.exclude_users,
-            &job.exclude_connections,
-            epoch_seconds(),
-        );
-        tracing::debug!(
-            live = selection.live.len(),
-            expired = selection.expired.len(),
-            "targets selected"
-        );
-
-        let mut report = self.deliver(selection.live, &job.payload, deadline).await;
-        metrics.delivered = report.delivered;
-        metrics.failed = report.failed;
-        metrics.retried = report.retried;
-
-        let mut stale = selection.expired;
-        stale.extend(std::mem::take(&mut report.gone));
-        metrics.stale = stale.len() as u64;
-        self.prune(stale, deadline).await;
-
-        let result = self.requeue_remainder(job, &report, &mut metrics).await;
+        metrics.shards = plan.shards.len() as u64;
+        let mut result = Ok(());
+        for part in plan.parts {
+            if let Err(error) = self
+                .deliver_part(request, part, deadline, &mut metrics)
+                .await
+            {
+                // The other publications still get theirs; SQS redelivers the whole request,
+                // and the unchanged ids let clients drop what they already had.
+                tracing::error!(%error, "re-queueing failed");
+                if result.is_ok() {
+                    result = Err(error);
+                }
+            }
+        }
         (metrics, result)
     }
 
-    /// Every candidate item (expired ones included, duplicates possible), and the shards of
-    /// a large broadcast that other invocations are to handle.
-    async fn look_up(&self, job: &Job) -> Result<(Vec<ConnectionItem>, Vec<Shard>), StoreError> {
-        let concurrency = self.limits.lookup_concurrency.max(1);
-        match &job.targets {
-            Targets::Broadcast if self.can_shard(job) || job.shard.is_some() => {
-                let plan = self.plan_broadcast(job).await;
-                let quota = plan.quota;
-                let pages: Vec<_> = futures::stream::iter(plan.ranges)
-                    .map(|range| async move {
-                        let after = range.after.clone().map(ConnectionKey::from);
-                        let page = self
-                            .store
-                            .scan_page(range.segment, range.segments, after, quota)
-                            .await?;
-                        Ok::<_, StoreError>((range, page))
-                    })
-                    .buffer_unordered(concurrency)
-                    .try_collect()
-                    .await?;
-                let mut shards = plan.siblings;
-                let mut found = Vec::new();
-                for (range, page) in pages {
-                    found.extend(page.items);
-                    if let Some(next) = page.next {
-                        // The rest of this segment: the next invocation goes on from here.
-                        shards.push(Shard {
-                            after: Some(next.into()),
-                            ..range
-                        });
-                    }
-                }
-                Ok((found, shards))
-            }
-            Targets::Broadcast => {
-                let segments = self.limits.scan_segments.max(1);
-                let found = futures::stream::iter(0..segments)
-                    .map(|segment| self.store.scan_segment(segment, segments))
-                    .buffer_unordered(concurrency)
-                    .try_concat()
-                    .await?;
-                Ok((found, Vec::new()))
-            }
-            Targets::Selected { users, connections } => {
-                // An excluded user's connections would be dropped anyway: skip the Query.
-                let excluded: HashSet<&str> =
-                    job.exclude_users.iter().map(String::as_str).collect();
-                let lookups = users
-                    .iter()
-                    .filter(|user| !excluded.contains(user.as_str()))
-                    .map(|user| Lookup::User(user))
-                    .chain(
-                        connections
-                            .iter()
-                            .map(|connection| Lookup::Connection(connection)),
-                    );
-                let found = futures::stream::iter(lookups)
-                    .map(|lookup| async move {
-                        match lookup {
-                            Lookup::User(user) => self.store.query_user(user).await,
-                            Lookup::Connection(id) => {
-                                Ok(self.store.find_connection(id).await?.into_iter().collect())
-                            }
-                        }
-                    })
-                    .buffer_unordered(concurrency)
-                    .try_concat()
-                    .await?;
-                Ok((found, Vec::new()))
-            }
-            // Publications are fanned out by `Pusher::publish` (crate::publish), which reads
-            // the subscriptions table instead; they never come through here.
-            Targets::Channels(_) => {
-                tracing::error!("a publication to channels was pushed as a plain request");
-                Ok((Vec::new(), Vec::new()))
-            }
+    /// One payload: post it to its targets, prune the stale items, re-queue the remainder.
+    async fn deliver_part(
+        &self,
+        request: &Request,
+        part: Part<'_>,
+        deadline: Deadline,
+        metrics: &mut Metrics,
+    ) -> Result<(), PusherError> {
+        let selection = part.selection;
+        if let Some(planned) = part.publication {
+            metrics.publications += 1;
+            tracing::debug!(channel = %planned.channel, id = %planned.id, "publication");
         }
+        tracing::debug!(
+            live = selection.live.len(),
+            expired = selection.expired.len() + selection.expired_subscriptions.len(),
+            "targets selected"
+        );
+        let mut via: HashMap<String, Vec<SubscriptionKey>> = HashMap::new();
+        let mut keys = Vec::with_capacity(selection.live.len());
+        for target in selection.live {
+            if !target.via.is_empty() {
+                via.insert(target.key.connection_id.clone(), target.via);
+            }
+            keys.push(target.key);
+        }
+
+        let mut report = self.deliver(keys, part.payload, deadline).await;
+        metrics.delivered += report.delivered;
+        metrics.failed += report.failed;
+        metrics.retried += report.retried;
+
+        // A 410: the connection item and every subscription item it was found through.
+        let gone = std::mem::take(&mut report.gone);
+        let mut stale_subscriptions = selection.expired_subscriptions;
+        let mut stale = selection.expired;
+        metrics.stale += (stale.len() + gone.len() + stale_subscriptions.len()) as u64;
+        for key in &gone {
+            stale_subscriptions.extend(via.remove(&key.connection_id).unwrap_or_default());
+        }
+        stale.extend(gone);
+        self.prune(stale, stale_subscriptions, deadline).await;
+
+        self.requeue_remainder(request, part.publication, &report, metrics)
+            .await
     }
 
     /// Whether this broadcast may hand shards to other invocations: a threshold is set, the
     /// queue is there, and a shard's message fits in SQS.
-    fn can_shard(&self, job: &Job) -> bool {
+    fn can_shard(&self, request: &Request) -> bool {
         self.limits.shard_threshold > 0
             && self.outbox.can_enqueue_shards()
-            && shard_body(&job.exclude_users, &job.exclude_connections, &job.payload).len()
-                <= MAX_REQUEUE_BODY_BYTES
-    }
-
-    /// A shard reads its own range. A back end's broadcast asks the table's approximate size:
-    /// over the threshold, it is split into that many Scan segments (this invocation keeps
-    /// segment 0, the queue gets the others); otherwise it is read here in the usual parallel
-    /// segments, each to its share of the threshold. Either way no invocation reads more than
-    /// the threshold: a range with more left hands its remainder on (a stale estimate costs
-    /// time, never the bound).
-    async fn plan_broadcast(&self, job: &Job) -> BroadcastPlan {
-        let can_shard = self.can_shard(job);
-        let threshold = if can_shard {
-            self.limits.shard_threshold
-        } else {
-            u32::MAX
-        };
-        if let Some(shard) = &job.shard {
-            return BroadcastPlan {
-                ranges: vec![shard.clone()],
-                quota: threshold,
-                siblings: Vec::new(),
-            };
-        }
-        let estimate = match self.store.approximate_count().await {
-            Ok(estimate) => estimate,
-            Err(error) => {
-                tracing::warn!(%error, "no item count; the broadcast is split as it is read");
-                None
-            }
-        };
-        let shards = estimate
-            .map_or(1, |count| count.div_ceil(u64::from(threshold)))
-            .clamp(1, MAX_SHARDS) as u32;
-        let scan = |segment, segments| Shard {
-            segment,
-            segments,
-            after: None,
-        };
-        if shards > 1 {
-            tracing::info!(
-                estimate,
-                shards,
-                threshold,
-                "splitting the broadcast into shards"
-            );
-            BroadcastPlan {
-                ranges: vec![scan(0, shards)],
-                quota: threshold,
-                siblings: (1..shards).map(|segment| scan(segment, shards)).collect(),
-            }
-        } else {
-            // Shares that add up to at most the threshold.
-            let segments = self.limits.scan_segments.clamp(1, threshold.max(1));
-            BroadcastPlan {
-                ranges: (0..segments)
-                    .map(|segment| scan(segment, segments))
-                    .collect(),
-                quota: threshold / segments,
-                siblings: Vec::new(),
-            }
-        }
+            && request.shard_body().len() <= MAX_REQUEUE_BODY_BYTES
     }
 
     /// Sends the shards to the queue, `lookup_concurrency` at a time.
-    async fn enqueue_shards(&self, job: &Job, shards: &[Shard]) -> Result<(), OutboxError> {
+    async fn enqueue_shards(&self, request: &Request, shards: &[Shard]) -> Result<(), OutboxError> {
         if shards.is_empty() {
             return Ok(());
         }
-        let body = shard_body(&job.exclude_users, &job.exclude_connections, &job.payload);
+        let body = request.shard_body();
         futures::stream::iter(shards)
             .map(|shard| {
                 self.outbox
-                    .enqueue_shard(body.clone(), shard.attribute(), job.generation)
+                    .enqueue_shard(body.clone(), shard.attribute(), request.generation)
             })
             .buffer_unordered(self.limits.lookup_concurrency.max(1))
             .try_collect::<Vec<()>>()
@@ -360,7 +233,54 @@ impl<S: ConnectionStore, P: Poster, O: Outbox> Pusher<S, P, O> {
         Ok(())
     }
 
-    pub(crate) async fn deliver(
+    /// Posts a refused emit's error frame to its sender (retried like any post) and nothing
+    /// to anyone else. It is not dead-lettered: the client was told. If the sender is gone
+    /// its connection item is pruned; a frame still failing after the retries is only counted,
+    /// and one the deadline left no time for fails the record (redelivered).
+    pub async fn refuse_emit(
+        &self,
+        refusal: &Refusal,
+        deadline: Deadline,
+    ) -> (Metrics, Result<(), PusherError>) {
+        tracing::info!(
+            error = refusal.error,
+            user_id = %refusal.sender.user_id,
+            connection_id = %refusal.sender.connection_id,
+            message = %refusal.message,
+            "emit refused"
+        );
+        let mut metrics = Metrics {
+            refused_emits: 1,
+            ..Metrics::default()
+        };
+        let (delivery, retries) = self
+            .deliver_one(&refusal.sender.connection_id, &refusal.frame(), deadline)
+            .await;
+        metrics.retried += u64::from(retries);
+        match delivery {
+            Delivery::Delivered => {}
+            Delivery::Gone => {
+                metrics.stale += 1;
+                let key = ConnectionKey {
+                    user_id: refusal.sender.user_id.clone(),
+                    connection_id: refusal.sender.connection_id.clone(),
+                };
+                self.prune(vec![key], Vec::new(), deadline).await;
+            }
+            // Not even tried before the deadline: SQS redelivers the emit, nothing duplicated.
+            Delivery::Deferred => return (metrics, Err(PusherError::OutOfTime)),
+            Delivery::Failed | Delivery::Exhausted => {
+                tracing::warn!(
+                    ?delivery,
+                    "the refused emit's error frame was not delivered"
+                );
+                metrics.failed += 1;
+            }
+        }
+        (metrics, Ok(()))
+    }
+
+    async fn deliver(
         &self,
         targets: Vec<ConnectionKey>,
         payload: &[u8],
@@ -396,7 +316,7 @@ impl<S: ConnectionStore, P: Poster, O: Outbox> Pusher<S, P, O> {
 
     /// Posts to one connection, retrying 429/5xx/timeouts with full-jitter backoff while the
     /// deadline allows. Returns the outcome and how many retries it took.
-    pub(crate) async fn deliver_one(
+    async fn deliver_one(
         &self,
         connection_id: &str,
         payload: &[u8],
@@ -444,64 +364,100 @@ impl<S: ConnectionStore, P: Poster, O: Outbox> Pusher<S, P, O> {
         }
     }
 
-    /// Deletes stale items in batches of 25, retrying unprocessed items with backoff. A
-    /// failure here is only logged: the items stay stale and are pruned next time (or by TTL).
-    pub(crate) async fn prune(&self, stale: Vec<ConnectionKey>, deadline: Deadline) {
+    /// Deletes stale connection items, then stale subscription items, each table in batches
+    /// of 25 retried with backoff. A failure is only logged: the items stay stale and are
+    /// pruned next time (or by TTL).
+    async fn prune(
+        &self,
+        connections: Vec<ConnectionKey>,
+        subscriptions: Vec<SubscriptionKey>,
+        deadline: Deadline,
+    ) {
+        self.delete_stale(
+            "connections",
+            connections,
+            |batch| async move { self.store.delete_batch(&batch).await },
+            deadline,
+        )
+        .await;
+        self.delete_stale(
+            "subscriptions",
+            subscriptions,
+            |batch| async move { self.store.delete_subscriptions(&batch).await },
+            deadline,
+        )
+        .await;
+    }
+
+    /// Deletes `stale` items of one table with `delete` (one batch of at most 25 keys, which
+    /// returns the keys left unprocessed), `lookup_concurrency` batches at a time.
+    async fn delete_stale<K, F, Fut>(
+        &self,
+        table: &'static str,
+        stale: Vec<K>,
+        delete: F,
+        deadline: Deadline,
+    ) where
+        K: Clone,
+        F: Fn(Vec<K>) -> Fut,
+        Fut: Future<Output = Result<Vec<K>, StoreError>>,
+    {
         if stale.is_empty() {
             return;
         }
+        let limits = &self.limits;
+        let delete = &delete;
         let left: usize = futures::stream::iter(stale.chunks(DELETE_BATCH_SIZE))
-            .map(|batch| self.delete_with_retries(batch.to_vec(), deadline))
-            .buffer_unordered(self.limits.lookup_concurrency.max(1))
+            .map(|batch| async move {
+                let mut pending = batch.to_vec();
+                let mut attempt = 0;
+                loop {
+                    match delete(pending.clone()).await {
+                        Ok(unprocessed) => pending = unprocessed,
+                        Err(error) => tracing::warn!(
+                            %error,
+                            table,
+                            keys = pending.len(),
+                            "deleting stale items failed"
+                        ),
+                    }
+                    attempt += 1;
+                    if pending.is_empty() {
+                        return 0;
+                    }
+                    let wait = full_jitter(attempt, limits.backoff_base, limits.backoff_cap);
+                    if attempt >= limits.max_post_attempts
+                        || !deadline.allows(wait, limits.safety_margin / 2)
+                    {
+                        return pending.len();
+                    }
+                    tokio::time::sleep(wait).await;
+                }
+            })
+            .buffer_unordered(limits.lookup_concurrency.max(1))
             .fold(0, |left, batch_left| {
                 futures::future::ready(left + batch_left)
             })
             .await;
         if left > 0 {
             tracing::warn!(
+                table,
                 left,
                 pruned = stale.len() - left,
-                "some stale connections were not deleted"
+                "some stale items were not deleted"
             );
         } else {
-            tracing::info!(pruned = stale.len(), "stale connections deleted");
+            tracing::info!(table, pruned = stale.len(), "stale items deleted");
         }
     }
 
-    /// Returns how many keys are still not deleted.
-    async fn delete_with_retries(
+    /// Sends the connections that did not get the payload (and only them) back to the queue,
+    /// or to the dead-letter queue once the generations are used up: the request narrowed to
+    /// them ([`Request::narrowed`]), serialized.
+    async fn requeue_remainder(
         &self,
-        mut pending: Vec<ConnectionKey>,
-        deadline: Deadline,
-    ) -> usize {
-        let limits = &self.limits;
-        let mut attempt = 0;
-        loop {
-            match self.store.delete_batch(&pending).await {
-                Ok(unprocessed) => pending = unprocessed,
-                Err(error) => {
-                    tracing::warn!(%error, keys = pending.len(), "deleting stale connections failed")
-                }
-            }
-            attempt += 1;
-            if pending.is_empty() {
-                return 0;
-            }
-            let wait = full_jitter(attempt, limits.backoff_base, limits.backoff_cap);
-            if attempt >= limits.max_post_attempts
-                || !deadline.allows(wait, limits.safety_margin / 2)
-            {
-                return pending.len();
-            }
-            tokio::time::sleep(wait).await;
-        }
-    }
-
-    /// Sends the connections that did not get the message (and only them) back to the queue,
-    /// or to the dead-letter queue once the generations are used up.
-    pub(crate) async fn requeue_remainder(
-        &self,
-        job: &Job,
+        request: &Request,
+        publication: Option<&Planned>,
         report: &DeliveryReport,
         metrics: &mut Metrics,
     ) -> Result<(), PusherError> {
@@ -511,21 +467,25 @@ impl<S: ConnectionStore, P: Poster, O: Outbox> Pusher<S, P, O> {
         // Connections merely not reached in time did not fail; but a request that made no
         // progress at all still spends a generation, so it cannot circulate forever.
         let spends_generation = !report.exhausted.is_empty() || report.attempted == 0;
-        let generation = job.generation + u32::from(spends_generation);
+        let generation = request.generation + u32::from(spends_generation);
         let remainder: Vec<String> = report
             .exhausted
             .iter()
             .chain(&report.deferred)
             .cloned()
             .collect();
-        let id_bytes = job
-            .publication_id
-            .as_ref()
-            .map_or(0, |id| serde_json::to_string(id).map_or(0, |id| id.len()));
+        // Everything but the connection ids: the same in every chunk's body.
+        let frame = body(&request.narrowed(publication, Vec::new())).len();
         let chunks = chunk_ids(
             &remainder,
-            MAX_REQUEUE_BODY_BYTES.saturating_sub(job.payload.len() + id_bytes),
+            (MAX_REQUEUE_BODY_BYTES + 2).saturating_sub(frame),
         );
+        let bodies = chunks.into_iter().map(|chunk| {
+            (
+                chunk.len() as u64,
+                body(&request.narrowed(publication, chunk)),
+            )
+        });
         if generation > self.limits.max_generations {
             tracing::error!(
                 connections = remainder.len(),
@@ -533,13 +493,12 @@ impl<S: ConnectionStore, P: Poster, O: Outbox> Pusher<S, P, O> {
                 max_generations = self.limits.max_generations,
                 "delivery failed in every generation; sending the remainder to the dead-letter queue"
             );
-            for chunk in &chunks {
-                let body = requeue_body(job, chunk);
+            for (connections, body) in bodies {
                 self.outbox
                     .dead_letter(body, "retries_exhausted")
                     .await
                     .map_err(PusherError::DeadLetter)?;
-                metrics.failed += chunk.len() as u64;
+                metrics.failed += connections;
             }
         } else {
             let delay = requeue_delay(self.limits.requeue_delay, generation);
@@ -548,25 +507,18 @@ impl<S: ConnectionStore, P: Poster, O: Outbox> Pusher<S, P, O> {
                 exhausted = report.exhausted.len(),
                 deferred = report.deferred.len(),
                 generation,
-                "re-queueing the connections that did not get the message"
+                "re-queueing the connections that did not get the payload"
             );
-            for chunk in &chunks {
-                let body = requeue_body(job, chunk);
+            for (connections, body) in bodies {
                 self.outbox
                     .requeue(body, generation, delay)
                     .await
                     .map_err(PusherError::Requeue)?;
-                metrics.requeued += chunk.len() as u64;
+                metrics.requeued += connections;
             }
         }
         Ok(())
     }
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Lookup<'a> {
-    User(&'a str),
-    Connection(&'a str),
 }
 
 /// Splits ids into lists whose JSON fits in `budget` bytes (at least one id per list).
@@ -604,43 +556,6 @@ pub fn requeue_delay(base: Duration, generation: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn item(user: &str, connection: &str, expires_at: Option<i64>) -> ConnectionItem {
-        ConnectionItem {
-            key: ConnectionKey {
-                user_id: user.into(),
-                connection_id: connection.into(),
-            },
-            expires_at,
-        }
-    }
-
-    #[test]
-    fn selection_dedups_excludes_and_separates_expired() {
-        let found = vec![
-            item("u1", "a", Some(200)),
-            item("u1", "a", Some(200)),
-            item("u2", "b", Some(100)),
-            item("u3", "c", Some(200)),
-            item("u3", "d", Some(50)),
-            item("u4", "e", None),
-            item("u5", "f", Some(200)),
-        ];
-        let selection = select(found, &["u3".into()], &["f".into()], 100);
-        let live: Vec<&str> = selection
-            .live
-            .iter()
-            .map(|k| k.connection_id.as_str())
-            .collect();
-        let expired: Vec<&str> = selection
-            .expired
-            .iter()
-            .map(|k| k.connection_id.as_str())
-            .collect();
-        assert_eq!(live, ["a", "e"], "u3 and connection f are excluded");
-        // Expiry is checked at `expires_at <= now`; an excluded user's expired item is pruned too.
-        assert_eq!(expired, ["b", "d"]);
-    }
 
     #[test]
     fn ids_are_chunked_to_fit_the_budget() {

@@ -1,66 +1,72 @@
-//! The Lambda entry points: SQS batches and SNS events in, one EMF line out per invocation.
+//! The Lambda entry points: an SQS batch or an SNS event in, each message through the one
+//! per-message function ([`process_message`]: read it once into a request, then fan it out),
+//! one EMF line out per invocation.
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use aws_lambda_events::event::sns::SnsEvent;
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use aws_lambda_events::event::sns::{SnsEvent, SnsRecord};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use lambda_runtime::LambdaEvent;
+use serde::Deserialize;
 use serde_json::Value;
 use sumu_wire::notification_attributes;
 use tracing::Instrument;
 
 use crate::deadline::Deadline;
-use crate::emit::EmitAttributes;
+use crate::emit::{self, Emit, EmitAttributes, Refusal};
 use crate::fanout::{Pusher, PusherError};
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::poster::Poster;
-use crate::publish::{self, Origin, Prepared};
+use crate::request::{self, Rejection, Request, Targets, SHARD_ATTRIBUTE};
 use crate::store::ConnectionStore;
+use crate::subscriptions::SubscriptionStore;
+
+/// The events this function is given. SNS comes first: its records require their `Sns`
+/// object, while every field of an SQS record is optional.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Event {
+    Sns(SnsEvent),
+    Sqs(SqsEvent),
+}
 
 /// The function's single entry point: one function may be subscribed to the notifications
-/// topic and fed by the notifications queue, so the event's source decides.
+/// topic and fed by the notifications queue, so the event's shape decides.
 pub async fn handle<S, P, O>(
     event: LambdaEvent<Value>,
     pusher: &Pusher<S, P, O>,
 ) -> Result<Value, PusherError>
 where
-    S: ConnectionStore,
+    S: ConnectionStore + SubscriptionStore,
     P: Poster,
     O: Outbox,
 {
     let (payload, context) = event.into_parts();
-    let first = payload.get("Records").and_then(|records| records.get(0));
-    let source = first
-        .and_then(|record| {
-            record
-                .get("eventSource")
-                .or_else(|| record.get("EventSource"))
-        })
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    match source {
-        "aws:sns" => {
-            let event: SnsEvent = serde_json::from_value(payload)
-                .map_err(|e| PusherError::UnknownEvent(e.to_string()))?;
-            handle_sns(LambdaEvent::new(event, context), pusher).await?;
-            Ok(Value::Null)
-        }
-        "aws:sqs" => {
-            let event: SqsEvent = serde_json::from_value(payload)
-                .map_err(|e| PusherError::UnknownEvent(e.to_string()))?;
-            let response = handle_sqs(LambdaEvent::new(event, context), pusher).await;
-            serde_json::to_value(response).map_err(|e| PusherError::UnknownEvent(e.to_string()))
-        }
+    let event = serde_json::from_value(payload)
+        .map_err(|e| PusherError::UnknownEvent(format!("not an SQS or SNS event: {e}")))?;
+    let answer = match event {
         // An empty batch: nothing to do, nothing failed.
-        _ if first.is_none() && payload.get("Records").is_some_and(Value::is_array) => {
-            serde_json::to_value(SqsBatchResponse::default())
-                .map_err(|e| PusherError::UnknownEvent(e.to_string()))
+        Event::Sns(event) if event.records.is_empty() => SqsBatchResponse::default(),
+        Event::Sns(event) => {
+            handle_sns(LambdaEvent::new(event, context), pusher).await?;
+            return Ok(Value::Null);
         }
-        other => Err(PusherError::UnknownEvent(format!(
-            "unsupported event source {other:?}"
-        ))),
-    }
+        Event::Sqs(event) => {
+            if let Some(record) = event
+                .records
+                .iter()
+                .find(|record| record.event_source.as_deref() != Some("aws:sqs"))
+            {
+                return Err(PusherError::UnknownEvent(format!(
+                    "unsupported event source {:?}",
+                    record.event_source.as_deref().unwrap_or("")
+                )));
+            }
+            handle_sqs(LambdaEvent::new(event, context), pusher).await
+        }
+    };
+    serde_json::to_value(answer).map_err(|e| PusherError::UnknownEvent(e.to_string()))
 }
 
 /// An SQS batch: each message is fanned out on its own; the failed ones are reported so SQS
@@ -70,7 +76,7 @@ pub async fn handle_sqs<S, P, O>(
     pusher: &Pusher<S, P, O>,
 ) -> SqsBatchResponse
 where
-    S: ConnectionStore,
+    S: ConnectionStore + SubscriptionStore,
     P: Poster,
     O: Outbox,
 {
@@ -86,39 +92,16 @@ pub async fn process_sqs<S, P, O>(
     pusher: &Pusher<S, P, O>,
 ) -> (SqsBatchResponse, Metrics)
 where
-    S: ConnectionStore,
+    S: ConnectionStore + SubscriptionStore,
     P: Poster,
     O: Outbox,
 {
     let deadline = Deadline::from_epoch_ms(event.context.deadline);
+    let messages = event.payload.records.into_iter().map(Message::from);
+    let (metrics, failed) = process_batch(pusher, messages, deadline).await;
     let mut response = SqsBatchResponse::default();
-    let mut metrics = Metrics::default();
-    for message in event.payload.records {
-        let message_id = message.message_id.unwrap_or_default();
-        let generation = message
-            .message_attributes
-            .get(notification_attributes::GENERATION)
-            .and_then(|attribute| attribute.string_value.as_deref())
-            .and_then(|value| value.trim().parse::<u32>().ok())
-            .unwrap_or(0);
-        let origin = Origin {
-            message_id: message_id.clone(),
-            emit: EmitAttributes::from_sqs(&message.message_attributes),
-            shard: message
-                .message_attributes
-                .get(crate::request::SHARD_ATTRIBUTE)
-                .and_then(|attribute| attribute.string_value.clone()),
-        };
-        let body = message.body.unwrap_or_default();
-        let span = tracing::info_span!("message", message_id = %message_id, generation);
-        let (counted, result) = process_body(pusher, &body, generation, &origin, deadline)
-            .instrument(span.clone())
-            .await;
-        metrics += counted;
-        if let Err(error) = result {
-            span.in_scope(|| tracing::error!(%error, "message failed; SQS will redeliver it"));
-            response.add_failure(message_id);
-        }
+    for message_id in failed {
+        response.add_failure(message_id);
     }
     (response, metrics)
 }
@@ -130,7 +113,7 @@ pub async fn handle_sns<S, P, O>(
     pusher: &Pusher<S, P, O>,
 ) -> Result<(), PusherError>
 where
-    S: ConnectionStore,
+    S: ConnectionStore + SubscriptionStore,
     P: Poster,
     O: Outbox,
 {
@@ -146,52 +129,144 @@ pub async fn process_sns<S, P, O>(
     pusher: &Pusher<S, P, O>,
 ) -> (Metrics, Result<(), PusherError>)
 where
-    S: ConnectionStore,
+    S: ConnectionStore + SubscriptionStore,
     P: Poster,
     O: Outbox,
 {
     let deadline = Deadline::from_epoch_ms(event.context.deadline);
     let total = event.payload.records.len();
-    let mut failed = 0;
-    let mut metrics = Metrics::default();
-    for record in event.payload.records {
-        let span = tracing::info_span!("message", message_id = %record.sns.message_id);
-        // A topic message is always a back end's own request: generation 0, never an emit.
-        let origin = Origin {
-            message_id: record.sns.message_id.clone(),
-            emit: None,
-            shard: None,
-        };
-        let (counted, result) = process_body(pusher, &record.sns.message, 0, &origin, deadline)
-            .instrument(span.clone())
-            .await;
-        metrics += counted;
-        if let Err(error) = result {
-            span.in_scope(
-                || tracing::error!(%error, "SNS message failed; Lambda will retry the event"),
-            );
-            failed += 1;
-        }
-    }
-    let result = if failed == 0 {
+    let messages = event.payload.records.into_iter().map(Message::from);
+    let (metrics, failed) = process_batch(pusher, messages, deadline).await;
+    let result = if failed.is_empty() {
         Ok(())
     } else {
-        Err(PusherError::RecordsFailed { failed, total })
+        Err(PusherError::RecordsFailed {
+            failed: failed.len(),
+            total,
+        })
     };
     (metrics, result)
 }
 
-/// One message body: rejected to the dead-letter queue, or fanned out (a refused emit: its
-/// error frame to the sender).
-async fn process_body<S, P, O>(
-    pusher: &Pusher<S, P, O>,
-    body: &str,
+/// One message of either source, as [`process_message`] reads it.
+#[derive(Debug, Clone, Default)]
+struct Message {
+    /// The SQS `messageId` or SNS `MessageId`: the base of a publication's id.
+    id: String,
+    body: String,
+    /// How many times the request was narrowed and re-queued (the `generation` attribute).
     generation: u32,
-    origin: &Origin,
+    /// The `sumu_shard` attribute: this message is one shard of a large broadcast.
+    shard: Option<String>,
+    /// Set when the record is a client's emit (SQS attribute `source` = `apigw.route.emit`).
+    emit: Option<EmitAttributes>,
+}
+
+impl From<SqsMessage> for Message {
+    fn from(message: SqsMessage) -> Message {
+        let attributes = &message.message_attributes;
+        let string = |name: &str| {
+            attributes
+                .get(name)
+                .and_then(|attribute| attribute.string_value.clone())
+        };
+        Message {
+            generation: string(notification_attributes::GENERATION)
+                .and_then(|value| value.trim().parse::<u32>().ok())
+                .unwrap_or(0),
+            shard: string(SHARD_ATTRIBUTE),
+            emit: EmitAttributes::from_sqs(attributes),
+            id: message.message_id.unwrap_or_default(),
+            body: message.body.unwrap_or_default(),
+        }
+    }
+}
+
+impl From<SnsRecord> for Message {
+    /// A topic message is always a back end's own request: generation 0, never an emit nor
+    /// a shard.
+    fn from(record: SnsRecord) -> Message {
+        Message {
+            id: record.sns.message_id,
+            body: record.sns.message,
+            ..Message::default()
+        }
+    }
+}
+
+/// The per-message function lifted over a batch: each message on its own, in order. Returns
+/// the counters and the ids of the messages that failed (to be delivered again).
+async fn process_batch<S, P, O>(
+    pusher: &Pusher<S, P, O>,
+    messages: impl Iterator<Item = Message>,
+    deadline: Deadline,
+) -> (Metrics, Vec<String>)
+where
+    S: ConnectionStore + SubscriptionStore,
+    P: Poster,
+    O: Outbox,
+{
+    let mut metrics = Metrics::default();
+    let mut failed = Vec::new();
+    for message in messages {
+        let span = tracing::info_span!(
+            "message",
+            message_id = %message.id,
+            generation = message.generation
+        );
+        // Boxed: the SDK's futures nest deep, and unboxed the handler's state machine passes
+        // the compiler's layout depth limit.
+        let (counted, result) = Box::pin(process_message(pusher, &message, deadline))
+            .instrument(span.clone())
+            .await;
+        metrics += counted;
+        if let Err(error) = result {
+            span.in_scope(|| tracing::error!(%error, "message failed; it will be delivered again"));
+            failed.push(message.id);
+        }
+    }
+    (metrics, failed)
+}
+
+/// What a message turns into.
+#[derive(Debug)]
+enum Prepared {
+    /// A request of any kind (crate::fanout).
+    Fan(Request),
+    /// A refused emit: an error frame to its sender only.
+    Refused(Refusal),
+}
+
+/// Reads a message once: an emit by the rules of crate::emit, anything else as a back end's
+/// notification request (crate::request).
+fn prepare(message: &Message) -> Result<Prepared, Rejection> {
+    if let Some(attributes) = &message.emit {
+        let id = request::base_id(&message.id);
+        return Ok(
+            match emit::parse_emit(&message.body, message.generation, attributes, &id)? {
+                Emit::Publish(request) => Prepared::Fan(request),
+                Emit::Refused(refusal) => Prepared::Refused(refusal),
+            },
+        );
+    }
+    request::parse_message(
+        &message.body,
+        message.generation,
+        message.shard.as_deref(),
+        &message.id,
+    )
+    .map(Prepared::Fan)
+}
+
+/// One message: rejected to the dead-letter queue, or fanned out (a refused emit: its error
+/// frame to the sender).
+async fn process_message<S, P, O>(
+    pusher: &Pusher<S, P, O>,
+    message: &Message,
     deadline: Deadline,
 ) -> (Metrics, Result<(), PusherError>)
 where
-    S: ConnectionStore,
+    S: ConnectionStore + SubscriptionStore,
     P: Poster,
     O: Outbox,
 {
@@ -200,12 +275,12 @@ where
         // Not started: redelivery cannot duplicate anything.
         return (Metrics::default(), Err(PusherError::OutOfTime));
     }
-    match publish::prepare(body, generation, origin) {
+    match prepare(message) {
         Err(rejection) => {
             tracing::warn!(
                 reason = rejection.reason(),
                 detail = %rejection,
-                body_bytes = body.len(),
+                body_bytes = message.body.len(),
                 "rejected notification request; sending it to the dead-letter queue"
             );
             let metrics = Metrics {
@@ -214,7 +289,7 @@ where
             };
             match pusher
                 .outbox
-                .dead_letter(body.to_string(), rejection.reason())
+                .dead_letter(message.body.clone(), rejection.reason())
                 .await
             {
                 Ok(()) => (metrics, Ok(())),
@@ -222,30 +297,29 @@ where
             }
         }
         Ok(Prepared::Refused(refusal)) => pusher.refuse_emit(&refusal, deadline).await,
-        Ok(Prepared::Publish(publications)) => {
-            let (metrics, result) = pusher.publish(&publications, deadline).await;
-            tracing::info!(
-                publications = metrics.publications,
-                delivered = metrics.delivered,
-                stale = metrics.stale,
-                failed = metrics.failed,
-                retried = metrics.retried,
-                requeued = metrics.requeued,
-                "publication done"
-            );
-            (metrics, result)
-        }
-        Ok(Prepared::Push(job)) => {
-            let (metrics, result) = pusher.push(&job, deadline).await;
-            tracing::info!(
-                delivered = metrics.delivered,
-                stale = metrics.stale,
-                failed = metrics.failed,
-                retried = metrics.retried,
-                requeued = metrics.requeued,
-                shards = metrics.shards,
-                "notification request done"
-            );
+        Ok(Prepared::Fan(request)) => {
+            let (metrics, result) = pusher.fan_out(&request, deadline).await;
+            if matches!(request.targets, Targets::Channels(_)) {
+                tracing::info!(
+                    publications = metrics.publications,
+                    delivered = metrics.delivered,
+                    stale = metrics.stale,
+                    failed = metrics.failed,
+                    retried = metrics.retried,
+                    requeued = metrics.requeued,
+                    "publication done"
+                );
+            } else {
+                tracing::info!(
+                    delivered = metrics.delivered,
+                    stale = metrics.stale,
+                    failed = metrics.failed,
+                    retried = metrics.retried,
+                    requeued = metrics.requeued,
+                    shards = metrics.shards,
+                    "notification request done"
+                );
+            }
             (metrics, result)
         }
     }
@@ -262,4 +336,177 @@ fn log_metrics(metrics: &Metrics, started: Instant) {
         "{}",
         metrics.emf_line(started.elapsed().as_millis() as u64, now_ms)
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::value::RawValue;
+    use sumu_wire::NotificationRequest;
+
+    use super::*;
+    use crate::request::{body, Fields, Shard, ShardKey};
+
+    /// Every field of a notification request, set (the audience as given). A field added to
+    /// `NotificationRequest` does not compile here until it is given a value; the round trips
+    /// below then check that it survives every body the pusher writes.
+    fn every_field(
+        users: Option<Vec<String>>,
+        connections: Option<Vec<String>>,
+        channels: Option<Vec<String>>,
+    ) -> Fields {
+        NotificationRequest {
+            users,
+            connections,
+            channels,
+            exclude_users: vec!["u-x".into()],
+            exclude_connections: vec!["c-x".into()],
+            publication_id: Some("p\"1".into()),
+            data: Some(
+                RawValue::from_string(r#"{ "z": 1, "a": [1.0, "caf\u00e9"] }"#.into()).unwrap(),
+            ),
+        }
+    }
+
+    fn ids(ids: &[&str]) -> Option<Vec<String>> {
+        Some(ids.iter().map(|id| id.to_string()).collect())
+    }
+
+    fn message(body: String, generation: u32, shard: Option<String>) -> Message {
+        Message {
+            id: "m-1".into(),
+            body,
+            generation,
+            shard,
+            emit: None,
+        }
+    }
+
+    fn request(message: &Message) -> Request {
+        match prepare(message) {
+            Ok(Prepared::Fan(request)) => request,
+            other => panic!("not a request: {other:?}"),
+        }
+    }
+
+    /// Every kind of request, as its message arrives.
+    fn every_kind() -> Vec<(&'static str, Message)> {
+        let plain = |fields: Fields| message(body(&fields), 0, None);
+        let emit = Message {
+            emit: Some(EmitAttributes {
+                user_id: Some("alice".into()),
+                connection_id: Some("c-alice".into()),
+                channels_publish: Some("room/*".into()),
+            }),
+            ..message(
+                r#"{"channels":["room/1"],"data":{ "text": "hi" }}"#.into(),
+                0,
+                None,
+            )
+        };
+        let shard = Shard {
+            segment: 2,
+            segments: 5,
+            after: Some(ShardKey {
+                user_id: "u\"1".into(),
+                connection_id: "c=".into(),
+            }),
+        };
+        vec![
+            ("users", plain(every_field(ids(&["u1", "u2"]), None, None))),
+            ("connections", plain(every_field(None, ids(&["c1"]), None))),
+            (
+                "users and connections",
+                plain(every_field(ids(&["u1"]), ids(&["c1"]), None)),
+            ),
+            ("broadcast", plain(every_field(None, None, None))),
+            (
+                "shard",
+                message(
+                    body(&every_field(None, None, None)),
+                    1,
+                    Some(shard.attribute()),
+                ),
+            ),
+            (
+                "channels",
+                plain(every_field(None, None, ids(&["room/1", "room/2"]))),
+            ),
+            ("emit", emit),
+            (
+                "narrowed generation",
+                message(body(&every_field(None, ids(&["c1"]), None)), 2, None),
+            ),
+        ]
+    }
+
+    #[test]
+    fn every_kind_of_request_keeps_every_field_through_a_requeue_and_a_shard() {
+        let remainder = vec!["c-9".to_string(), "c\"10".to_string()];
+        for (kind, sent) in every_kind() {
+            let request = request(&sent);
+            let publications = match &request.targets {
+                Targets::Channels(planned) => planned.iter().map(Some).collect(),
+                _ => vec![None],
+            };
+            for publication in publications {
+                // The expected re-queue: the request as read, its audience only the remainder
+                // (exclusions applied already); a publication's data is its envelope, with its id.
+                let mut expected = request.fields.clone();
+                expected.users = None;
+                expected.channels = None;
+                expected.connections = Some(remainder.clone());
+                expected.exclude_users = Vec::new();
+                expected.exclude_connections = Vec::new();
+                if let Some(planned) = publication {
+                    expected.publication_id = Some(planned.id.clone());
+                    expected.data = Some(planned.envelope.clone());
+                }
+                let requeued = body(&request.narrowed(publication, remainder.clone()));
+                let again = self::request(&message(requeued, request.generation + 1, None));
+                assert_eq!(body(&again.fields), body(&expected), "{kind}");
+                assert_eq!(again.generation, request.generation + 1, "{kind}");
+                assert_eq!(
+                    again.targets,
+                    Targets::Selected {
+                        users: vec![],
+                        connections: remainder.clone()
+                    },
+                    "{kind}"
+                );
+                let data = publication.map_or(request.data(), |p| p.envelope.get().as_bytes());
+                assert_eq!(again.data(), data, "{kind}: data byte for byte");
+            }
+            if request.targets == Targets::Broadcast {
+                let shard = Shard {
+                    segment: 1,
+                    segments: 3,
+                    after: None,
+                };
+                let again = self::request(&message(
+                    request.shard_body(),
+                    request.generation,
+                    Some(shard.attribute()),
+                ));
+                assert_eq!(body(&again.fields), body(&request.fields), "{kind}");
+                assert_eq!(again.shard, Some(shard), "{kind}");
+                assert_eq!(again.data(), request.data(), "{kind}: data byte for byte");
+            }
+        }
+    }
+
+    #[test]
+    fn the_request_read_from_a_message_has_every_field_it_was_sent() {
+        for (kind, sent) in every_kind() {
+            let request = request(&sent);
+            if sent.emit.is_none() {
+                assert_eq!(body(&request.fields), sent.body, "{kind}");
+            }
+            assert_eq!(request.generation, sent.generation, "{kind}");
+            assert_eq!(
+                request.shard.map(|shard| shard.attribute()),
+                sent.shard,
+                "{kind}"
+            );
+        }
+    }
 }

@@ -2,34 +2,46 @@
 //! WebSocket connections through the API Gateway management API, publications to channels and
 //! client emits included. See docs/pusher.md and docs/channels.md § Publications.
 //!
-//! The handler is [`handle`] (or [`handle_sqs`] / [`handle_sns`]) with a [`Pusher`] holding
-//! its three seams: [`ConnectionStore`] (DynamoDB, with [`SubscriptionStore`] for the
-//! subscriptions table), [`Poster`] (management API) and
-//! [`Outbox`] (SQS re-queue and dead-letter queue). [`SdkPusher::from_sdk_config`] builds the
-//! real one from an SDK configuration and an explicit [`Config`], so sumu-local can run the
-//! same handler in-process.
+//! One path, in the order a message travels it:
+//! - `handler`: the Lambda entry points ([`handle`], [`handle_sqs`], [`handle_sns`]). SQS and
+//!   SNS records become one `Message` each and go through one per-message function.
+//! - `request` (pure): a message read once into one typed `Request`, whatever its kind (users,
+//!   connections, broadcast, shard, channels, narrowed generation); its fields are the wire
+//!   `NotificationRequest` with `data` as its raw bytes. Re-queue and shard bodies are
+//!   serialized from it, so a field added to `NotificationRequest` travels through every hop.
+//!   `emit` (pure) reads a client's emit into the same `Request`, or a refusal.
+//! - `targets`: the reads that plan a request's deliveries (connections table or
+//!   subscriptions table) and the one filter over what they found.
+//! - `fanout`: [`Pusher`] and its one pipeline: post, prune, re-queue.
+//!
+//! The seams a [`Pusher`] holds: [`ConnectionStore`] and [`SubscriptionStore`] (DynamoDB,
+//! `store` and `subscriptions`), [`Poster`] (management API) and [`Outbox`] (SQS re-queue and
+//! dead-letter queue). [`SdkPusher::from_sdk_config`] builds the real one from an SDK
+//! configuration and an explicit [`Config`], so sumu-local can run the same handler
+//! in-process.
 
-pub mod config;
-pub mod deadline;
-pub mod emit;
-pub mod fanout;
-pub mod handler;
-pub mod metrics;
-pub mod outbox;
-pub mod poster;
-pub mod publish;
-pub mod request;
-pub mod store;
-pub mod subscriptions;
+mod config;
+mod deadline;
+mod emit;
+mod fanout;
+mod handler;
+mod metrics;
+mod outbox;
+mod poster;
+mod request;
+mod store;
+mod subscriptions;
+mod targets;
 
 pub use config::{Config, ConfigError, Limits};
-pub use deadline::Deadline;
 pub use fanout::{Pusher, PusherError};
 pub use handler::{handle, handle_sns, handle_sqs, process_sns, process_sqs};
 pub use metrics::Metrics;
 pub use outbox::{Outbox, OutboxError, SqsOutbox};
 pub use poster::{PostOutcome, Poster};
-pub use store::{ConnectionItem, ConnectionKey, ConnectionStore, DynamoStore, StoreError};
+pub use store::{
+    ConnectionItem, ConnectionKey, ConnectionStore, DynamoStore, ScanPage, StoreError,
+};
 pub use subscriptions::{SubscriptionItem, SubscriptionKey, SubscriptionStore};
 
 use management_client::ManagementClient;

@@ -1,32 +1,69 @@
-//! Parsing and validating a notification request body (pure, no I/O).
+//! The notification request as the pusher holds it (pure, no I/O): every kind — to users, to
+//! connections, to everyone, to channels, a client's emit, a shard of a broadcast, a narrowed
+//! re-queue — is read once into one [`Request`], and every body the pusher writes back to a
+//! queue (a narrowed re-queue, a shard, a dead letter of exhausted retries) is serialized from
+//! it, never spliced, so a field added to [`NotificationRequest`] travels through every hop.
 
 use serde::{Deserialize, Serialize};
 use serde_json::error::Category;
 use serde_json::value::RawValue;
-use sumu_wire::{Channel, NotificationRequest, MAX_NOTIFICATION_DATA_BYTES};
+use sumu_wire::{
+    Channel, NotificationRequest, Publication, PublicationType, MAX_NOTIFICATION_DATA_BYTES,
+};
 
 use crate::store::ConnectionKey;
 
+/// A request's fields as its body carries them: the wire type itself, `data` as the bytes
+/// the back end sent (present: [`parse_message`] rejects a request without it).
+pub type Fields = NotificationRequest<Option<Box<RawValue>>>;
+
 /// A valid request, ready to fan out.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Job {
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// The body's fields as read. Re-queues and shards are serialized from these: a field
+    /// the pusher does not interpret is carried on unchanged.
+    pub fields: Fields,
+    /// Whom it is for, read from `fields` once (checked and deduplicated).
     pub targets: Targets,
-    /// Users whose connections never receive this request, in every mode.
-    pub exclude_users: Vec<String>,
-    /// Connections that never receive this request, in every mode.
-    pub exclude_connections: Vec<String>,
-    /// `data` serialized as JSON, once: every target receives these bytes.
-    pub payload: Vec<u8>,
     /// How many times this request has been narrowed and re-queued (0 for a back end's own).
     pub generation: u32,
-    /// `publication_id`: the id of a publication to channels (when absent, derived from the
-    /// message id: `crate::publish`). On any other request it only names, in the logs, the
-    /// publication whose narrowed re-queue this is (its `data` is the envelope already).
-    pub publication_id: Option<String>,
     /// The part of a broadcast this message covers (the `sumu_shard` attribute); `None` for a
     /// back end's own request, which may be split here (docs/pusher.md, "Large fan-outs").
     pub shard: Option<Shard>,
 }
+
+/// Whom a request is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Targets {
+    /// Neither `users` nor `connections` nor `channels` present: every live connection.
+    Broadcast,
+    /// The connections of these users plus these connection ids (duplicates removed).
+    Selected {
+        users: Vec<String>,
+        connections: Vec<String>,
+    },
+    /// `channels` (or a client's emit): one publication per channel (duplicates removed), to
+    /// the connections subscribed to a matching pattern.
+    Channels(Vec<Planned>),
+}
+
+/// One publication: a channel, its id and the envelope every subscriber gets (these bytes).
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub channel: Channel,
+    pub id: String,
+    pub envelope: Box<RawValue>,
+}
+
+impl PartialEq for Planned {
+    fn eq(&self, other: &Planned) -> bool {
+        self.channel == other.channel
+            && self.id == other.id
+            && self.envelope.get() == other.envelope.get()
+    }
+}
+
+impl Eq for Planned {}
 
 /// The message attribute that restricts a broadcast to one shard.
 pub const SHARD_ATTRIBUTE: &str = "sumu_shard";
@@ -92,35 +129,6 @@ impl Shard {
     }
 }
 
-/// Parses a request body and its `sumu_shard` attribute, if any.
-pub fn parse_message(body: &str, generation: u32, shard: Option<&str>) -> Result<Job, Rejection> {
-    let mut job = parse(body, generation)?;
-    if let Some(attribute) = shard {
-        if job.targets != Targets::Broadcast {
-            return Err(Rejection::InvalidRequest(format!(
-                "`{SHARD_ATTRIBUTE}` on a request that is not a broadcast"
-            )));
-        }
-        job.shard = Some(Shard::parse(attribute)?);
-    }
-    Ok(job)
-}
-
-/// Whom a request is for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Targets {
-    /// Neither `users` nor `connections` present: every live connection.
-    Broadcast,
-    /// The connections of these users plus these connection ids (duplicates removed).
-    Selected {
-        users: Vec<String>,
-        connections: Vec<String>,
-    },
-    /// `channels`: one publication per channel (duplicates removed), to the connections
-    /// subscribed to a matching pattern (`crate::publish`).
-    Channels(Vec<Channel>),
-}
-
 /// The longest `publication_id` a back end may set on a publication to channels.
 pub const MAX_PUBLICATION_ID_BYTES: usize = 256;
 
@@ -156,7 +164,9 @@ impl Rejection {
     }
 }
 
-/// Parses a request body. `generation` comes from the message's attribute.
+/// Parses a back end's request body with its message's attributes: `shard` is the
+/// `sumu_shard` attribute, and `message_id` is the base of a publication's id when the
+/// request sets no `publication_id` (SQS keeps it across redeliveries).
 ///
 /// An explicitly empty `users` or `connections` list targets nobody: only a request naming
 /// neither key is a broadcast, so a back end whose computed audience is empty never reaches
@@ -166,30 +176,34 @@ impl Rejection {
 /// `Value` and serialized again, so no key is reordered, no number rewritten and no escape or
 /// space changed, whatever serde_json's features in the build (docs/pusher.md, "Data travels
 /// byte for byte").
-pub fn parse(body: &str, generation: u32) -> Result<Job, Rejection> {
+pub fn parse_message(
+    body: &str,
+    generation: u32,
+    shard: Option<&str>,
+    message_id: &str,
+) -> Result<Request, Rejection> {
     if let Some(found) = not_an_object(body) {
         return Err(Rejection::UnparseableBody(format!("found {found}")));
     }
-    let request: NotificationRequest<Option<Box<RawValue>>> =
-        serde_json::from_str(body).map_err(|e| match e.classify() {
-            Category::Data => Rejection::InvalidRequest(e.to_string()),
-            Category::Syntax | Category::Eof | Category::Io => {
-                Rejection::UnparseableBody(e.to_string())
-            }
-        })?;
+    let fields: Fields = serde_json::from_str(body).map_err(|e| match e.classify() {
+        Category::Data => Rejection::InvalidRequest(e.to_string()),
+        Category::Syntax | Category::Eof | Category::Io => {
+            Rejection::UnparseableBody(e.to_string())
+        }
+    })?;
     // `null` reads as absent (serde's `Option`): both are a request without data.
-    let Some(data) = &request.data else {
+    let Some(data) = &fields.data else {
         return Err(Rejection::MissingData);
     };
     let no_ids = Vec::new();
     for (field, ids) in [
-        ("users", request.users.as_ref().unwrap_or(&no_ids)),
+        ("users", fields.users.as_ref().unwrap_or(&no_ids)),
         (
             "connections",
-            request.connections.as_ref().unwrap_or(&no_ids),
+            fields.connections.as_ref().unwrap_or(&no_ids),
         ),
-        ("exclude_users", &request.exclude_users),
-        ("exclude_connections", &request.exclude_connections),
+        ("exclude_users", &fields.exclude_users),
+        ("exclude_connections", &fields.exclude_connections),
     ] {
         if ids.iter().any(|id| id.is_empty()) {
             return Err(Rejection::InvalidRequest(format!(
@@ -197,19 +211,17 @@ pub fn parse(body: &str, generation: u32) -> Result<Job, Rejection> {
             )));
         }
     }
-    let payload = data.get().as_bytes().to_vec();
-    if payload.len() > MAX_NOTIFICATION_DATA_BYTES {
-        return Err(Rejection::DataTooLarge {
-            bytes: payload.len(),
-        });
+    let bytes = data.get().len();
+    if bytes > MAX_NOTIFICATION_DATA_BYTES {
+        return Err(Rejection::DataTooLarge { bytes });
     }
-    let targets = if let Some(channels) = request.channels {
-        if request.users.is_some() || request.connections.is_some() {
+    let targets = if let Some(channels) = &fields.channels {
+        if fields.users.is_some() || fields.connections.is_some() {
             return Err(Rejection::InvalidRequest(
                 "`channels` cannot be combined with `users` or `connections`".into(),
             ));
         }
-        if let Some(id) = &request.publication_id {
+        if let Some(id) = &fields.publication_id {
             if id.is_empty() || id.len() > MAX_PUBLICATION_ID_BYTES {
                 return Err(Rejection::InvalidRequest(format!(
                     "`publication_id` must have 1 to {MAX_PUBLICATION_ID_BYTES} bytes"
@@ -224,87 +236,144 @@ pub fn parse(body: &str, generation: u32) -> Result<Job, Rejection> {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let mut seen = std::collections::HashSet::with_capacity(channels.len());
-        Targets::Channels(
-            channels
-                .into_iter()
-                .filter(|channel| seen.insert(channel.clone()))
-                .collect(),
-        )
-    } else if request.is_broadcast() {
+        let base_id = match &fields.publication_id {
+            Some(id) => id.clone(),
+            None => base_id(message_id),
+        };
+        Targets::Channels(plan_publications(&base_id, dedup(channels), data, None)?)
+    } else if fields.is_broadcast() {
         Targets::Broadcast
     } else {
         Targets::Selected {
-            users: dedup(request.users.unwrap_or_default()),
-            connections: dedup(request.connections.unwrap_or_default()),
+            users: dedup(fields.users.clone().unwrap_or_default()),
+            connections: dedup(fields.connections.clone().unwrap_or_default()),
         }
     };
-    Ok(Job {
+    let shard = match shard {
+        None => None,
+        Some(_) if targets != Targets::Broadcast => {
+            return Err(Rejection::InvalidRequest(format!(
+                "`{SHARD_ATTRIBUTE}` on a request that is not a broadcast"
+            )))
+        }
+        Some(attribute) => Some(Shard::parse(attribute)?),
+    };
+    Ok(Request {
+        fields,
         targets,
-        exclude_users: request.exclude_users,
-        exclude_connections: request.exclude_connections,
-        payload,
         generation,
-        publication_id: request.publication_id,
-        shard: None,
+        shard,
     })
 }
 
-impl Job {
-    /// The connections of one publication that still have to get its `envelope`: the job a
-    /// narrowed re-queue is made from (`targets` are not used there).
-    pub fn narrowed_publication(envelope: Vec<u8>, generation: u32, id: String) -> Job {
-        Job {
-            targets: Targets::Selected {
-                users: Vec::new(),
-                connections: Vec::new(),
-            },
-            exclude_users: Vec::new(),
-            exclude_connections: Vec::new(),
-            payload: envelope,
-            generation,
-            publication_id: Some(id),
-            shard: None,
-        }
+/// The base of a publication's id: the message id. Lambda always sets one; without it, an id
+/// unique to this delivery still lets a client tell publications apart.
+pub fn base_id(message_id: &str) -> String {
+    if message_id.is_empty() {
+        format!("{:032x}", rand::random::<u128>())
+    } else {
+        message_id.to_string()
     }
 }
 
-/// The body of a broadcast shard: the same exclusions and the same bytes of `data`.
-pub fn shard_body(
-    exclude_users: &[String],
-    exclude_connections: &[String],
-    payload: &[u8],
-) -> String {
-    let users = serde_json::to_string(exclude_users).unwrap_or_else(|_| "[]".into());
-    let connections = serde_json::to_string(exclude_connections).unwrap_or_else(|_| "[]".into());
-    let data = String::from_utf8_lossy(payload);
-    format!(r#"{{"exclude_users":{users},"exclude_connections":{connections},"data":{data}}}"#)
+/// One publication per channel, each with its id and envelope (`from` for a client's emit).
+/// A publication whose envelope does not fit in a WebSocket message is rejected.
+pub fn plan_publications(
+    base_id: &str,
+    channels: Vec<Channel>,
+    data: &RawValue,
+    from: Option<&str>,
+) -> Result<Vec<Planned>, Rejection> {
+    let ids = publication_ids(base_id, &channels);
+    channels
+        .into_iter()
+        .zip(ids)
+        .map(|(channel, id)| {
+            let envelope = envelope(&channel, &id, data, from);
+            let bytes = envelope.get().len();
+            if bytes > MAX_NOTIFICATION_DATA_BYTES {
+                return Err(Rejection::EnvelopeTooLarge { bytes });
+            }
+            Ok(Planned {
+                channel,
+                id,
+                envelope,
+            })
+        })
+        .collect()
 }
 
-/// The body of a narrowed request: only `connections` and the same `data`.
-pub fn narrowed_body(connections: &[String], payload: &[u8]) -> String {
-    // `payload` is the JSON we produced ourselves, so splicing it in keeps it byte-identical
-    // and avoids a re-parse.
-    let connections = serde_json::to_string(connections).unwrap_or_else(|_| "[]".into());
-    let data = String::from_utf8_lossy(payload);
-    format!(r#"{{"connections":{connections},"data":{data}}}"#)
-}
-
-/// The body of a narrowed request for `job`: a publication's keeps its `publication_id` (its
-/// `payload` is the envelope, whose `id` therefore survives every generation).
-pub fn requeue_body(job: &Job, connections: &[String]) -> String {
-    match &job.publication_id {
-        None => narrowed_body(connections, &job.payload),
-        Some(id) => {
-            let connections = serde_json::to_string(connections).unwrap_or_else(|_| "[]".into());
-            let id = serde_json::to_string(id).unwrap_or_else(|_| "\"\"".into());
-            let data = String::from_utf8_lossy(&job.payload);
-            format!(r#"{{"connections":{connections},"publication_id":{id},"data":{data}}}"#)
-        }
+/// The id of each channel's publication: the base id for a one-channel request,
+/// `<base id>#<channel>` per channel otherwise (so each of them is unique and stable).
+pub fn publication_ids(base_id: &str, channels: &[Channel]) -> Vec<String> {
+    match channels {
+        [_] => vec![base_id.to_string()],
+        _ => channels
+            .iter()
+            .map(|channel| format!("{base_id}#{channel}"))
+            .collect(),
     }
 }
 
-fn dedup(ids: Vec<String>) -> Vec<String> {
+/// `{"type":"publication","channel":…,"id":…,"data":…,"from":…}` (`from` only for an emit),
+/// with `data` as the bytes it was sent. The envelope is serialized as a struct, never
+/// through a `Value`, so its keys keep this order whatever serde_json's features (a `Value`
+/// map is sorted without `preserve_order` and in insertion order with it). A narrowed
+/// re-queue carries these bytes as its `data`, so later generations deliver them unchanged.
+pub fn envelope(channel: &Channel, id: &str, data: &RawValue, from: Option<&str>) -> Box<RawValue> {
+    let publication = Publication {
+        kind: PublicationType::Publication,
+        channel: channel.to_string(),
+        id: id.to_string(),
+        data,
+        from: from.map(str::to_string),
+    };
+    // Strings and a raw value that was valid JSON: serializing cannot fail.
+    serde_json::value::to_raw_value(&publication).unwrap_or_default()
+}
+
+impl Request {
+    /// `data`, the bytes every target of a request to users, connections or everyone gets.
+    pub fn data(&self) -> &[u8] {
+        self.fields
+            .data
+            .as_deref()
+            .map_or(b"null", |data| data.get().as_bytes())
+    }
+
+    /// The request that takes over `connections` (and nobody else) in the next generation:
+    /// every field kept but the audience, which is only those connections (the exclusions
+    /// were applied already). For a publication, its `data` is the envelope and its
+    /// `publication_id` the publication's, so every generation delivers the same bytes with
+    /// the same id.
+    pub fn narrowed(&self, publication: Option<&Planned>, connections: Vec<String>) -> Fields {
+        let mut fields = self.fields.clone();
+        fields.users = None;
+        fields.channels = None;
+        fields.connections = Some(connections);
+        fields.exclude_users = Vec::new();
+        fields.exclude_connections = Vec::new();
+        if let Some(planned) = publication {
+            fields.publication_id = Some(planned.id.clone());
+            fields.data = Some(planned.envelope.clone());
+        }
+        fields
+    }
+
+    /// The body of every shard of this broadcast: its fields as read (the shard itself is the
+    /// `sumu_shard` attribute).
+    pub fn shard_body(&self) -> String {
+        body(&self.fields)
+    }
+}
+
+/// A request body, serialized from its fields (`data` as its bytes).
+pub fn body(fields: &Fields) -> String {
+    // Strings, lists and a raw value that was valid JSON: serializing cannot fail.
+    serde_json::to_string(fields).unwrap_or_default()
+}
+
+fn dedup<T: Clone + Eq + std::hash::Hash>(ids: Vec<T>) -> Vec<T> {
     let mut seen = std::collections::HashSet::with_capacity(ids.len());
     ids.into_iter()
         .filter(|id| seen.insert(id.clone()))
@@ -335,23 +404,44 @@ pub(crate) fn not_an_object(body: &str) -> Option<&'static str> {
 mod tests {
     use super::*;
 
+    /// A back end's body without a shard; a publication without `publication_id` gets an id
+    /// unique to this call.
+    fn parse(body: &str, generation: u32) -> Result<Request, Rejection> {
+        parse_message(body, generation, None, "")
+    }
+
+    fn channels(targets: &Targets) -> Vec<Channel> {
+        match targets {
+            Targets::Channels(planned) => planned.iter().map(|p| p.channel.clone()).collect(),
+            other => panic!("not a publication: {other:?}"),
+        }
+    }
+
+    fn envelopes(targets: &Targets) -> Vec<&str> {
+        match targets {
+            Targets::Channels(planned) => planned.iter().map(|p| p.envelope.get()).collect(),
+            other => panic!("not a publication: {other:?}"),
+        }
+    }
+
     #[test]
     fn a_request_without_targets_is_a_broadcast_and_data_is_serialized_once() {
         let job = parse(r#"{"exclude_users":["u3"],"data":{"a":[1,2]}}"#, 0).unwrap();
         assert_eq!(job.targets, Targets::Broadcast);
-        assert_eq!(job.exclude_users, vec!["u3"]);
-        assert_eq!(job.payload, br#"{"a":[1,2]}"#);
+        assert_eq!(job.fields.exclude_users, vec!["u3"]);
+        assert_eq!(job.data(), br#"{"a":[1,2]}"#);
     }
 
     #[test]
     fn data_keeps_the_bytes_the_back_end_sent_through_every_body_the_pusher_writes() {
         let data = r#"{ "z" : 1, "a":2, "n":1.0, "big":12345678901234567890, "s":"caf\u00e9" }"#;
         let job = parse(&format!(r#"{{"users":["u1"],"data":{data}}}"#), 0).unwrap();
-        assert_eq!(job.payload, data.as_bytes());
-        let narrowed = parse(&narrowed_body(&["c1".into()], &job.payload), 1).unwrap();
-        assert_eq!(narrowed.payload, data.as_bytes());
-        let shard = parse(&shard_body(&["u2".into()], &[], &job.payload), 1).unwrap();
-        assert_eq!(shard.payload, data.as_bytes());
+        assert_eq!(job.data(), data.as_bytes());
+        let narrowed = parse(&body(&job.narrowed(None, vec!["c1".into()])), 1).unwrap();
+        assert_eq!(narrowed.data(), data.as_bytes());
+        let broadcast = parse(&format!(r#"{{"exclude_users":["u2"],"data":{data}}}"#), 0).unwrap();
+        let shard = parse(&broadcast.shard_body(), 1).unwrap();
+        assert_eq!(shard.data(), data.as_bytes());
         // The size checked is the size delivered: spaces count.
         let spaced = format!(
             r#"{{"data":"{}"     }}"#,
@@ -385,7 +475,7 @@ mod tests {
             }
         );
         assert_eq!(job.generation, 2);
-        assert_eq!(job.payload, br#""hi""#);
+        assert_eq!(job.data(), br#""hi""#);
     }
 
     #[test]
@@ -442,7 +532,7 @@ mod tests {
             "x".repeat(MAX_NOTIFICATION_DATA_BYTES - 2)
         );
         assert_eq!(
-            parse(&just_fits, 0).unwrap().payload.len(),
+            parse(&just_fits, 0).unwrap().data().len(),
             MAX_NOTIFICATION_DATA_BYTES
         );
     }
@@ -450,7 +540,7 @@ mod tests {
     #[test]
     fn a_shard_travels_as_an_attribute_of_a_broadcast_body() {
         let job = parse(r#"{"exclude_users":["u3"],"data":{"k":1}}"#, 0).unwrap();
-        let body = shard_body(&job.exclude_users, &job.exclude_connections, &job.payload);
+        let body = job.shard_body();
         let shard = Shard {
             segment: 3,
             segments: 40,
@@ -459,11 +549,11 @@ mod tests {
                 connection_id: "c=".into(),
             }),
         };
-        let again = parse_message(&body, 0, Some(&shard.attribute())).unwrap();
+        let again = parse_message(&body, 0, Some(&shard.attribute()), "m1").unwrap();
         assert_eq!(again.shard, Some(shard));
         assert_eq!(again.targets, Targets::Broadcast);
-        assert_eq!(again.exclude_users, job.exclude_users);
-        assert_eq!(again.payload, job.payload);
+        assert_eq!(again.fields.exclude_users, job.fields.exclude_users);
+        assert_eq!(again.data(), job.data());
         assert_eq!(
             Shard::parse(r#"{"segment":0,"segments":2}"#).unwrap().after,
             None
@@ -478,14 +568,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            job.targets,
-            Targets::Channels(vec![
+            channels(&job.targets),
+            vec![
                 Channel::parse("room/42").unwrap(),
                 Channel::parse("lobby").unwrap()
-            ])
+            ]
         );
-        assert_eq!(job.exclude_connections, vec!["c1"]);
-        assert_eq!(job.publication_id.as_deref(), Some("p-1"));
+        assert_eq!(job.fields.exclude_connections, vec!["c1"]);
+        assert_eq!(job.fields.publication_id.as_deref(), Some("p-1"));
         let long_id = format!(
             r#"{{"channels":["a"],"publication_id":"{}","data":1}}"#,
             "x".repeat(MAX_PUBLICATION_ID_BYTES + 1)
@@ -526,24 +616,26 @@ mod tests {
             (r#"{"data":1}"#, r#"{"segment":0,"segments":2,"extra":1}"#),
             (r#"{"data":1}"#, "not json"),
         ] {
-            let rejection = parse_message(body, 0, Some(attribute)).unwrap_err();
+            let rejection = parse_message(body, 0, Some(attribute), "m1").unwrap_err();
             assert_eq!(rejection.reason(), "invalid_request", "{body} {attribute}");
         }
     }
 
     #[test]
     fn a_narrowed_publication_keeps_its_id_and_its_envelope_bytes() {
-        let envelope = crate::publish::envelope(
-            &Channel::parse("a").unwrap(),
-            "m\"1",
-            serde_json::from_str(r#"{"z": 1, "a": [2]}"#).unwrap(),
-            Some("u1"),
-        );
-        let job = Job::narrowed_publication(envelope.clone(), 1, "m\"1".into());
-        let body = requeue_body(&job, &["c1".into()]);
+        let job = parse(
+            r#"{"channels":["a"],"publication_id":"m\"1","data":{"z": 1, "a": [2]}}"#,
+            1,
+        )
+        .unwrap();
+        let Targets::Channels(planned) = &job.targets else {
+            panic!("not a publication")
+        };
+        let envelope = planned[0].envelope.get().as_bytes().to_vec();
+        let body = body(&job.narrowed(Some(&planned[0]), vec!["c1".into()]));
         let again = parse(&body, 2).unwrap();
-        assert_eq!(again.publication_id.as_deref(), Some("m\"1"));
-        assert_eq!(again.payload, envelope);
+        assert_eq!(again.fields.publication_id.as_deref(), Some("m\"1"));
+        assert_eq!(again.data(), envelope);
         assert_eq!(
             again.targets,
             Targets::Selected {
@@ -556,7 +648,7 @@ mod tests {
     #[test]
     fn a_narrowed_body_parses_back_to_the_same_data_and_connections() {
         let job = parse(r#"{"users":["u1"],"data":{"k":"v\"q"}}"#, 0).unwrap();
-        let body = narrowed_body(&["c1".into(), "c\"2".into()], &job.payload);
+        let body = body(&job.narrowed(None, vec!["c1".into(), "c\"2".into()]));
         let again = parse(&body, 1).unwrap();
         assert_eq!(
             again.targets,
@@ -565,6 +657,57 @@ mod tests {
                 connections: vec!["c1".into(), "c\"2".into()]
             }
         );
-        assert_eq!(again.payload, job.payload);
+        assert_eq!(again.data(), job.data());
+    }
+
+    #[test]
+    fn one_channel_keeps_the_base_id_and_several_get_one_each() {
+        let channels: Vec<Channel> = ["room/1", "room/2"]
+            .iter()
+            .map(|c| Channel::parse(c).unwrap())
+            .collect();
+        assert_eq!(publication_ids("m1", &channels[..1]), ["m1"]);
+        assert_eq!(publication_ids("m1", &channels), ["m1#room/1", "m1#room/2"]);
+    }
+
+    #[test]
+    fn a_back_end_publication_is_planned_per_channel_without_from() {
+        let publish = parse_message(
+            r#"{"channels":["room/1","room/2","room/1"],"exclude_users":["u3"],"exclude_connections":["c9"],"data":{"k":1}}"#,
+            0,
+            None,
+            "m1",
+        )
+        .unwrap();
+        assert_eq!(publish.fields.exclude_users, ["u3"]);
+        assert_eq!(publish.fields.exclude_connections, ["c9"]);
+        assert_eq!(
+            envelopes(&publish.targets),
+            [
+                r#"{"type":"publication","channel":"room/1","id":"m1#room/1","data":{"k":1}}"#,
+                r#"{"type":"publication","channel":"room/2","id":"m1#room/2","data":{"k":1}}"#,
+            ]
+        );
+        // A back end's own id wins over the message id.
+        let publish = parse_message(
+            r#"{"channels":["room/1"],"publication_id":"order-7","data":1}"#,
+            0,
+            None,
+            "m1",
+        )
+        .unwrap();
+        let Targets::Channels(planned) = &publish.targets else {
+            panic!("not a publication")
+        };
+        assert_eq!(planned[0].id, "order-7");
+    }
+
+    #[test]
+    fn a_publication_whose_envelope_does_not_fit_is_rejected_as_too_large() {
+        let body = serde_json::json!({"channels":["room/1"],
+            "data":"x".repeat(MAX_NOTIFICATION_DATA_BYTES - 2)})
+        .to_string();
+        let rejection = parse(&body, 0).unwrap_err();
+        assert_eq!(rejection.reason(), "data_too_large");
     }
 }

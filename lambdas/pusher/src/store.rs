@@ -1,13 +1,12 @@
-//! The connections table, as the pusher needs it: find targets, delete stale items. (The
-//! subscriptions table's side is in [`crate::subscriptions`].)
+//! The connections table, as the pusher needs it: find targets, delete stale items; and the
+//! DynamoDB helpers both tables use (the subscriptions table's side is in its own module, which
+//! builds on this one).
 
 use std::collections::HashMap;
 use std::future::Future;
 
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, WriteRequest};
 use sumu_wire::table;
-
-use crate::subscriptions::SubscriptionStore;
 
 /// The primary key of a connection item.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -40,10 +39,9 @@ pub struct StoreError {
     pub message: String,
 }
 
-/// The narrow seam between the fan-out logic and DynamoDB. Every method returns expired items
-/// too: the caller filters them (and prunes them). The subscriptions table is part of the same
-/// seam ([`SubscriptionStore`]).
-pub trait ConnectionStore: SubscriptionStore + Sync {
+/// The narrow seam between the fan-out logic and the connections table. Every method returns
+/// expired items too: the caller filters them (and prunes them).
+pub trait ConnectionStore: Sync {
     /// All connection items of one user.
     fn query_user(
         &self,
@@ -138,8 +136,60 @@ pub(crate) fn error(operation: &'static str, err: impl std::error::Error) -> Sto
 }
 
 /// Reads a key attribute; items without one are skipped (they cannot be addressed anyway).
-fn string(item: &HashMap<String, AttributeValue>, name: &str) -> Option<String> {
+pub(crate) fn string(item: &HashMap<String, AttributeValue>, name: &str) -> Option<String> {
     item.get(name).and_then(|value| value.as_s().ok()).cloned()
+}
+
+/// Reads a TTL attribute (epoch seconds). TTL values are whole seconds, but a float written by
+/// hand must not make an item immortal.
+pub(crate) fn epoch_seconds(item: &HashMap<String, AttributeValue>, name: &str) -> Option<i64> {
+    item.get(name)
+        .and_then(|value| value.as_n().ok())
+        .and_then(|n| {
+            n.parse::<i64>()
+                .ok()
+                .or_else(|| n.parse::<f64>().ok().map(|f| f as i64))
+        })
+}
+
+/// Deletes up to 25 items of `table` by key in one BatchWriteItem; returns the keys DynamoDB
+/// left unprocessed.
+pub(crate) async fn delete_keys(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    operation: &'static str,
+    keys: Vec<HashMap<String, AttributeValue>>,
+) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let requests = keys
+        .into_iter()
+        .map(|key| {
+            let delete = DeleteRequest::builder()
+                .set_key(Some(key))
+                .build()
+                .map_err(|e| error(operation, e))?;
+            Ok(WriteRequest::builder().delete_request(delete).build())
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    let output = client
+        .batch_write_item()
+        .request_items(table, requests)
+        .send()
+        .await
+        .map_err(|e| error(operation, e))?;
+    Ok(output
+        .unprocessed_items()
+        .and_then(|tables| tables.get(table))
+        .map(|requests| {
+            requests
+                .iter()
+                .filter_map(|request| request.delete_request())
+                .map(|delete| delete.key().clone())
+                .collect()
+        })
+        .unwrap_or_default())
 }
 
 fn connection_item(item: &HashMap<String, AttributeValue>) -> Option<ConnectionItem> {
@@ -147,15 +197,7 @@ fn connection_item(item: &HashMap<String, AttributeValue>) -> Option<ConnectionI
         user_id: string(item, table::USER_ID)?,
         connection_id: string(item, table::CONNECTION_ID)?,
     };
-    // TTL values are whole seconds, but a float written by hand must not make an item immortal.
-    let expires_at = item
-        .get(table::EXPIRES_AT)
-        .and_then(|value| value.as_n().ok())
-        .and_then(|n| {
-            n.parse::<i64>()
-                .ok()
-                .or_else(|| n.parse::<f64>().ok().map(|f| f as i64))
-        });
+    let expires_at = epoch_seconds(item, table::EXPIRES_AT);
     Some(ConnectionItem { key, expires_at })
 }
 
@@ -348,41 +390,11 @@ impl ConnectionStore for DynamoStore {
     }
 
     async fn delete_batch(&self, keys: &[ConnectionKey]) -> Result<Vec<ConnectionKey>, StoreError> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let requests = keys
+        let keys = keys.iter().map(key_attributes).collect();
+        let unprocessed = delete_keys(&self.client, &self.table, "BatchWriteItem", keys).await?;
+        Ok(unprocessed
             .iter()
-            .map(|key| {
-                let delete = DeleteRequest::builder()
-                    .key(table::USER_ID, AttributeValue::S(key.user_id.clone()))
-                    .key(
-                        table::CONNECTION_ID,
-                        AttributeValue::S(key.connection_id.clone()),
-                    )
-                    .build()
-                    .map_err(|e| error("BatchWriteItem", e))?;
-                Ok(WriteRequest::builder().delete_request(delete).build())
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        let output = self
-            .client
-            .batch_write_item()
-            .request_items(&self.table, requests)
-            .send()
-            .await
-            .map_err(|e| error("BatchWriteItem", e))?;
-        let unprocessed = output
-            .unprocessed_items()
-            .and_then(|tables| tables.get(&self.table))
-            .map(|requests| {
-                requests
-                    .iter()
-                    .filter_map(|request| request.delete_request())
-                    .filter_map(|delete| connection_item(delete.key()).map(|item| item.key))
-                    .collect()
-            })
-            .unwrap_or_default();
-        Ok(unprocessed)
+            .filter_map(|key| connection_item(key).map(|item| item.key))
+            .collect())
     }
 }

@@ -4,10 +4,10 @@
 use std::collections::HashMap;
 use std::future::Future;
 
-use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, WriteRequest};
+use aws_sdk_dynamodb::types::AttributeValue;
 use sumu_wire::subscriptions;
 
-use crate::store::{error, DynamoStore, StoreError};
+use crate::store::{delete_keys, epoch_seconds, error, string, DynamoStore, StoreError};
 
 /// The primary key of a subscription item: the pattern's text and the connection.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -53,10 +53,6 @@ pub trait SubscriptionStore: Sync {
     ) -> impl Future<Output = Result<Vec<SubscriptionKey>, StoreError>> + Send;
 }
 
-fn string(item: &HashMap<String, AttributeValue>, name: &str) -> Option<String> {
-    item.get(name).and_then(|value| value.as_s().ok()).cloned()
-}
-
 fn key_of(item: &HashMap<String, AttributeValue>) -> Option<SubscriptionKey> {
     Some(SubscriptionKey {
         channel: string(item, subscriptions::CHANNEL)?,
@@ -67,15 +63,7 @@ fn key_of(item: &HashMap<String, AttributeValue>) -> Option<SubscriptionKey> {
 fn subscription_item(item: &HashMap<String, AttributeValue>) -> Option<SubscriptionItem> {
     let key = key_of(item)?;
     let user_id = string(item, subscriptions::USER_ID)?;
-    // As for connection items: a float written by hand must not make an item immortal.
-    let expires_at = item
-        .get(subscriptions::EXPIRES_AT)
-        .and_then(|value| value.as_n().ok())
-        .and_then(|n| {
-            n.parse::<i64>()
-                .ok()
-                .or_else(|| n.parse::<f64>().ok().map(|f| f as i64))
-        });
+    let expires_at = epoch_seconds(item, subscriptions::EXPIRES_AT);
     Some(SubscriptionItem {
         key,
         user_id,
@@ -131,45 +119,28 @@ impl SubscriptionStore for DynamoStore {
         &self,
         keys: &[SubscriptionKey],
     ) -> Result<Vec<SubscriptionKey>, StoreError> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let operation = "BatchWriteItem (subscriptions table)";
-        let requests = keys
+        let keys = keys
             .iter()
             .map(|key| {
-                let delete = DeleteRequest::builder()
-                    .key(
-                        subscriptions::CHANNEL,
+                HashMap::from([
+                    (
+                        subscriptions::CHANNEL.to_string(),
                         AttributeValue::S(key.channel.clone()),
-                    )
-                    .key(
-                        subscriptions::CONNECTION_ID,
+                    ),
+                    (
+                        subscriptions::CONNECTION_ID.to_string(),
                         AttributeValue::S(key.connection_id.clone()),
-                    )
-                    .build()
-                    .map_err(|e| error(operation, e))?;
-                Ok(WriteRequest::builder().delete_request(delete).build())
+                    ),
+                ])
             })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        let output = self
-            .client
-            .batch_write_item()
-            .request_items(&self.subscriptions_table, requests)
-            .send()
-            .await
-            .map_err(|e| error(operation, e))?;
-        let unprocessed = output
-            .unprocessed_items()
-            .and_then(|tables| tables.get(&self.subscriptions_table))
-            .map(|requests| {
-                requests
-                    .iter()
-                    .filter_map(|request| request.delete_request())
-                    .filter_map(|delete| key_of(delete.key()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        Ok(unprocessed)
+            .collect();
+        let unprocessed = delete_keys(
+            &self.client,
+            &self.subscriptions_table,
+            "BatchWriteItem (subscriptions table)",
+            keys,
+        )
+        .await?;
+        Ok(unprocessed.iter().filter_map(key_of).collect())
     }
 }

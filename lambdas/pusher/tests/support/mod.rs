@@ -14,10 +14,9 @@ use std::time::Duration;
 use aws_lambda_events::event::sns::SnsEvent;
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{Context, LambdaEvent};
-use pusher::store::ScanPage;
 use pusher::{
     ConnectionItem, ConnectionKey, ConnectionStore, Limits, Outbox, OutboxError, PostOutcome,
-    Poster, Pusher, StoreError, SubscriptionItem, SubscriptionKey, SubscriptionStore,
+    Poster, Pusher, ScanPage, StoreError, SubscriptionItem, SubscriptionKey, SubscriptionStore,
 };
 use serde_json::{json, Value};
 
