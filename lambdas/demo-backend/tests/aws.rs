@@ -3,9 +3,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, KeySchemaElement, KeyType, ScalarAttributeType,
-};
+use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::types::MessageAttributeValue;
 use demo_backend::{
     AwsDemoBackend, Config, DynamoOnlineUsers, Notifier, NotifyError, OnlineUser, OnlineUsers,
@@ -43,36 +41,6 @@ async fn receive_bodies(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Vec<Value
         .iter()
         .map(|message| serde_json::from_str(message.body().unwrap()).unwrap())
         .collect()
-}
-
-async fn create_connections_table(dynamodb: &aws_sdk_dynamodb::Client) -> String {
-    let name = testkit::unique_name("demo-connections");
-    let key = |name: &str, key_type: KeyType| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(key_type)
-            .build()
-            .unwrap()
-    };
-    let string_attribute = |name: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .unwrap()
-    };
-    dynamodb
-        .create_table()
-        .table_name(&name)
-        .key_schema(key(table::USER_ID, KeyType::Hash))
-        .key_schema(key(table::CONNECTION_ID, KeyType::Range))
-        .attribute_definitions(string_attribute(table::USER_ID))
-        .attribute_definitions(string_attribute(table::CONNECTION_ID))
-        .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
-        .send()
-        .await
-        .unwrap();
-    name
 }
 
 fn now_seconds() -> i64 {
@@ -160,7 +128,7 @@ async fn sqs_notifier_reports_a_missing_queue_as_an_error() {
 async fn online_users_counts_live_connections_only_across_scan_pages() {
     let sdk = aws_config().await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
-    let table_name = create_connections_table(&dynamodb).await;
+    let table_name = testkit::create_connections_table(&dynamodb).await;
     put_connection(&dynamodb, &table_name, "alice", "a1", 7200).await;
     put_connection(&dynamodb, &table_name, "alice", "a2", 60).await;
     put_connection(&dynamodb, &table_name, "bob", "b1", 7200).await;
@@ -187,7 +155,7 @@ async fn online_users_counts_live_connections_only_across_scan_pages() {
 async fn online_users_of_an_empty_table_is_empty_and_of_a_missing_table_an_error() {
     let sdk = aws_config().await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
-    let table_name = create_connections_table(&dynamodb).await;
+    let table_name = testkit::create_connections_table(&dynamodb).await;
     let online = DynamoOnlineUsers::new(dynamodb.clone(), &table_name);
     assert_eq!(online.online_users().await.unwrap(), vec![]);
     let missing = DynamoOnlineUsers::new(dynamodb, testkit::unique_name("no-such-table"));
@@ -201,7 +169,7 @@ async fn the_aws_backend_answers_who_is_online_from_a_real_queue_message() {
     let sdk = aws_config().await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
-    let table_name = create_connections_table(&dynamodb).await;
+    let table_name = testkit::create_connections_table(&dynamodb).await;
     put_connection(&dynamodb, &table_name, "alice", "conn-alice", 7200).await;
     put_connection(&dynamodb, &table_name, "bob", "conn-bob", 7200).await;
     let messages_queue = create_queue(&sqs, "demo-messages").await;

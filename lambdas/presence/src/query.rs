@@ -7,19 +7,24 @@ use std::time::SystemTime;
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use aws_lambda_events::encodings::Body;
 use futures::stream::{self, StreamExt};
+use lambda_runtime::Diagnostic;
 use serde_json::{json, Value};
 use sumu_wire::{PresenceAnswer, PresenceEventType, PresenceStatus, UserPresence};
 use thiserror::Error;
 use tracing::{error, warn};
 
+use crate::deps::Deps;
+use crate::store::{ConnectionCounter, StoreError};
 use crate::stream::epoch_millis;
-use crate::{ConnectionCounter, Deps, PresenceError, StoreError};
 
 /// The most users one question may name: one Query each, answered within API Gateway's
 /// 29 s integration timeout even when DynamoDB is slow, and a bounded bill per message.
 pub const MAX_USERS_PER_QUERY: usize = 100;
 /// DynamoDB's limit for a partition key value; a longer id cannot be a user.
 pub const MAX_USER_ID_BYTES: usize = 2048;
+
+/// The route key this module answers.
+pub const ROUTE: &str = "presence";
 
 /// Error codes of the error frame (`{"type":"error","error":CODE,"message":…}`).
 pub const ERROR_INVALID_REQUEST: &str = "invalid_request";
@@ -40,6 +45,28 @@ pub enum InvalidQuery {
     NotAUserId(usize),
     #[error("`users[{0}]` is longer than {MAX_USER_ID_BYTES} bytes")]
     UserIdTooLong(usize),
+}
+
+/// The errors a whole invocation can end with (only direct invocations do).
+#[derive(Debug, Error)]
+pub enum PresenceError {
+    #[error("invalid presence request: {0}")]
+    InvalidRequest(#[from] InvalidQuery),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<PresenceError> for Diagnostic {
+    fn from(error: PresenceError) -> Diagnostic {
+        let error_type = match error {
+            PresenceError::InvalidRequest(_) => "Validation",
+            PresenceError::Store(_) => "Retryable",
+        };
+        Diagnostic {
+            error_type: error_type.to_owned(),
+            error_message: error.to_string(),
+        }
+    }
 }
 
 /// Reads the asked users from a question (`{"users":[…]}`, other fields ignored): distinct

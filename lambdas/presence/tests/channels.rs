@@ -413,7 +413,7 @@ async fn without_a_subscriptions_table_or_with_dynamodb_down_channels_are_unavai
 }
 
 #[tokio::test]
-async fn other_route_keys_are_still_the_presence_question() {
+async fn the_presence_route_key_is_still_the_presence_question() {
     let deps = live();
     let presence = request("presence", r#"{"action":"presence","users":["u1"]}"#);
     assert_eq!(

@@ -1,6 +1,6 @@
 //! The subscriptions store and the channel routes against a real moto server (started by the
-//! testkit unless `SUMU_MOTO_ENDPOINT` names one): the two tables are created here with the
-//! documented keys and GSI, and the whole handler runs with the deployed deps.
+//! testkit unless `SUMU_MOTO_ENDPOINT` names one): the two tables are testkit's (the module's
+//! shape), and the whole handler runs with the deployed deps.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,10 +11,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
-    KeyType, Projection, ProjectionType, ScalarAttributeType,
-};
+use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use lambda_runtime::{Context, LambdaEvent};
 use presence::{Config, Destination, Invocation, Reply, SdkDeps};
@@ -34,22 +31,6 @@ fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
-fn key(name: &str, key_type: KeyType) -> KeySchemaElement {
-    KeySchemaElement::builder()
-        .attribute_name(name)
-        .key_type(key_type)
-        .build()
-        .unwrap()
-}
-
-fn string_attribute(name: &str) -> AttributeDefinition {
-    AttributeDefinition::builder()
-        .attribute_name(name)
-        .attribute_type(ScalarAttributeType::S)
-        .build()
-        .unwrap()
-}
-
 /// The connections table and the subscriptions table (docs/channels.md § Subscribing).
 struct Tables {
     client: Client,
@@ -61,42 +42,8 @@ impl Tables {
     async fn create() -> Tables {
         let config = testkit::aws_config().await;
         let client = Client::new(&config);
-        let connections = testkit::unique_name("connections");
-        client
-            .create_table()
-            .table_name(&connections)
-            .billing_mode(BillingMode::PayPerRequest)
-            .key_schema(key(table::USER_ID, KeyType::Hash))
-            .key_schema(key(table::CONNECTION_ID, KeyType::Range))
-            .attribute_definitions(string_attribute(table::USER_ID))
-            .attribute_definitions(string_attribute(table::CONNECTION_ID))
-            .send()
-            .await
-            .expect("create the connections table");
-        let subscriptions = testkit::unique_name("subscriptions");
-        client
-            .create_table()
-            .table_name(&subscriptions)
-            .billing_mode(BillingMode::PayPerRequest)
-            .key_schema(key(subscriptions::CHANNEL, KeyType::Hash))
-            .key_schema(key(subscriptions::CONNECTION_ID, KeyType::Range))
-            .attribute_definitions(string_attribute(subscriptions::CHANNEL))
-            .attribute_definitions(string_attribute(subscriptions::CONNECTION_ID))
-            .global_secondary_indexes(
-                GlobalSecondaryIndex::builder()
-                    .index_name(subscriptions::CONNECTION_INDEX)
-                    .key_schema(key(subscriptions::CONNECTION_ID, KeyType::Hash))
-                    .projection(
-                        Projection::builder()
-                            .projection_type(ProjectionType::KeysOnly)
-                            .build(),
-                    )
-                    .build()
-                    .unwrap(),
-            )
-            .send()
-            .await
-            .expect("create the subscriptions table");
+        let connections = testkit::create_connections_table(&client).await;
+        let subscriptions = testkit::create_subscriptions_table(&client).await;
         Tables {
             client,
             connections,

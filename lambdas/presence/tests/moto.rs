@@ -5,10 +5,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType, Select,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, Select};
 use aws_sdk_sqs::types::{Message, MessageAttributeValue};
 use lambda_runtime::{Context, LambdaEvent};
 use presence::{
@@ -22,36 +19,6 @@ fn now_seconds() -> i64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64
-}
-
-async fn create_table(client: &aws_sdk_dynamodb::Client) -> String {
-    let name = testkit::unique_name("connections");
-    let key = |name: &str, key_type| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(key_type)
-            .build()
-            .unwrap()
-    };
-    let attribute = |name: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .unwrap()
-    };
-    client
-        .create_table()
-        .table_name(&name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .key_schema(key(table::USER_ID, KeyType::Hash))
-        .key_schema(key(table::CONNECTION_ID, KeyType::Range))
-        .attribute_definitions(attribute(table::USER_ID))
-        .attribute_definitions(attribute(table::CONNECTION_ID))
-        .send()
-        .await
-        .expect("create the connections table");
-    name
 }
 
 async fn put_connection(
@@ -161,7 +128,7 @@ fn assert_delivered(message: &Message, event: &PresenceEvent) {
 async fn the_store_counts_only_live_connections_with_a_strongly_consistent_count_query() {
     let config = testkit::aws_config().await;
     let client = aws_sdk_dynamodb::Client::new(&config);
-    let table_name = create_table(&client).await;
+    let table_name = testkit::create_connections_table(&client).await;
     let now = now_seconds();
     put_connection(&client, &table_name, "u1", "live-1", now + 3600).await;
     put_connection(&client, &table_name, "u1", "live-2", now + 10).await;
@@ -278,7 +245,7 @@ async fn the_deployed_deps_turn_a_stream_record_into_a_queued_event() {
     let config = testkit::aws_config().await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&config);
     let sqs = aws_sdk_sqs::Client::new(&config);
-    let table_name = create_table(&dynamodb).await;
+    let table_name = testkit::create_connections_table(&dynamodb).await;
     let queue_url = create_queue(&sqs).await;
     put_connection(&dynamodb, &table_name, "u1", "cA=", now_seconds() + 7200).await;
 

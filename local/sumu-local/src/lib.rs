@@ -6,7 +6,8 @@
 //! its token endpoint (`/dev/token?sub=…`).
 //!
 //! Module layout, bottom-up: each module imports only modules of its own or a lower layer, so it
-//! can be read without the ones above it (`tests/module_graph.rs` fails on any import cycle).
+//! can be read without the ones above it (the workspace's module-graph test,
+//! `tests/testkit/tests/module_graph`, fails on any import cycle).
 //! Plain data: [`resources`] (the resources' names and identifiers), [`dev_idp`] (the
 //! development signing key) and [`config`] (the whole configuration, no behaviour in it).
 //! In-process state and pure logic: [`state`] (the connection registry), [`protocol`] (frames,

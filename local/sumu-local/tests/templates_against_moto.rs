@@ -6,10 +6,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType,
-};
+use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::types::MessageAttributeValue;
 use serde_json::{json, Value};
 use sumu_local::aws_service::AwsService;
@@ -48,36 +45,6 @@ fn service() -> AwsService {
     AwsService::new(&testkit::moto_endpoint(), testkit::REGION)
 }
 
-async fn create_table(client: &aws_sdk_dynamodb::Client) -> String {
-    let name = testkit::unique_name("connections");
-    let key = |name: &str, kind| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(kind)
-            .build()
-            .expect("key")
-    };
-    let attribute = |name: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .expect("attribute")
-    };
-    client
-        .create_table()
-        .table_name(&name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .key_schema(key("user_id", KeyType::Hash))
-        .key_schema(key("connection_id", KeyType::Range))
-        .attribute_definitions(attribute("user_id"))
-        .attribute_definitions(attribute("connection_id"))
-        .send()
-        .await
-        .expect("create table");
-    name
-}
-
 async fn get_item(
     client: &aws_sdk_dynamodb::Client,
     table: &str,
@@ -114,7 +81,7 @@ fn string<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> &'a str 
 async fn connection_lifecycle_templates_write_typed_items_and_ping_never_recreates() {
     let config = testkit::aws_config().await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&config);
-    let table = create_table(&dynamodb).await;
+    let table = testkit::create_connections_table(&dynamodb).await;
     let connection_id = testkit::unique_name("conn");
     let resources = [("connections_table", table.as_str())];
     let service = service();

@@ -9,10 +9,15 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::apigw;
 use crate::ast::{BinaryOp, Expr, Node, Reference, Step};
+use crate::input::RenderInput;
 use crate::value::{Heap, Map, Value};
-use crate::RenderInput;
+
+// The built-in methods (`$input`, `$util`, and Java's on strings, lists and maps) are the
+// evaluator's own parts: they call back into the renderer (its budget, Java's `toString`), so
+// they live inside it rather than beside it.
+mod apigw;
+mod methods;
 
 /// API Gateway's documented quota: "Number of iterations in a #foreach … #end loop in
 /// mapping templates: 1,000". Velocity's `directive.foreach.maxloops` ends the loop there.
@@ -502,7 +507,7 @@ impl<'a> Renderer<'a> {
         match target {
             Value::Input => apigw::input_method(self, name, &args, pos),
             Value::Util => apigw::util_method(self, name, &args, pos),
-            _ => crate::methods::call(self, target, name, &args, pos),
+            _ => methods::call(self, target, name, &args, pos),
         }
     }
 }

@@ -5,19 +5,15 @@
 //! Pure: no I/O. Parse once with [`Template::parse`], render many times with
 //! [`Template::render`].
 
-mod apigw;
 mod ast;
 mod eval;
+mod input;
 mod java;
-mod methods;
 mod parser;
 mod value;
 
-use std::collections::BTreeMap;
-
-use serde::Deserialize;
-
 pub use eval::{MAX_FOREACH_ITERATIONS, MAX_OUTPUT_BYTES, MAX_STEPS};
+pub use input::{Params, RenderInput};
 
 /// A parsed template, ready to render any number of times.
 #[derive(Debug, Clone)]
@@ -46,29 +42,6 @@ impl Template {
         eval::render(&self.nodes, input)
             .map_err(|error| VtlError::at(&self.source, error.pos, error.message))
     }
-}
-
-/// What API Gateway makes available to a mapping template.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct RenderInput {
-    /// The `$context` object (nested: `identity`, `authorizer`).
-    pub context: serde_json::Value,
-    /// The raw request body (`$input.body`, `$input.json(…)`, `$input.path(…)`).
-    pub body: String,
-    /// `$stageVariables`.
-    pub stage_variables: BTreeMap<String, String>,
-    /// `$input.params()`: header, querystring and path parameters.
-    pub params: Params,
-}
-
-/// The request parameters `$input.params()` exposes.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct Params {
-    pub header: BTreeMap<String, String>,
-    pub querystring: BTreeMap<String, String>,
-    pub path: BTreeMap<String, String>,
 }
 
 /// A template error (syntax or evaluation), with the 1-based position it occurred at.

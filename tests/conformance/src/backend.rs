@@ -12,7 +12,11 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use crate::{fail, Verdict, USER_PREFIX};
+use crate::verdict::{fail, Verdict};
+
+/// Every test user's name starts with this; messages on the queues about such a user, or
+/// carrying it, are the suite's (and are deleted when met).
+pub const USER_PREFIX: &str = "sumu-conformance-";
 
 /// A message read from a queue.
 #[derive(Debug, Clone)]

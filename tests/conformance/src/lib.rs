@@ -9,6 +9,7 @@ pub mod backend;
 pub mod checks;
 pub mod outputs;
 pub mod tokens;
+pub mod verdict;
 pub mod ws;
 
 use std::time::Duration;
@@ -17,14 +18,13 @@ use aws_config::SdkConfig;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 
+pub use backend::USER_PREFIX;
+pub use verdict::{fail, skip, Outcome, Verdict};
+
 use crate::backend::Backend;
 use crate::outputs::Outputs;
 use crate::tokens::TokenCommand;
 use crate::ws::{upgrade, Client, Upgrade};
-
-/// Every test user's name starts with this; messages on the queues about such a user, or
-/// carrying it, are the suite's (and are deleted when met).
-pub const USER_PREFIX: &str = "sumu-conformance-";
 
 /// The channels the suite subscribes to and emits on lie below `conformance/`: the deployment
 /// must grant `conformance/*` to subscribe and to publish (static grants, or the tokens' claim).
@@ -35,26 +35,6 @@ pub const DENIED_PREFIX: &str = "conformance-denied";
 
 /// The roles of the test users; each is one user (one token) per run.
 pub const ROLES: &[&str] = &["a", "b", "watched", "events", "leaver"];
-
-/// Why a check did not pass.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
-    /// The deployment does not do what the contract says: what was expected, what came, and
-    /// what to look at.
-    Fail(String),
-    /// The check could not run here (a missing output, an opt-in not given).
-    Skip(String),
-}
-
-pub type Outcome = Result<(), Verdict>;
-
-pub fn fail(message: impl Into<String>) -> Verdict {
-    Verdict::Fail(message.into())
-}
-
-pub fn skip(reason: impl Into<String>) -> Verdict {
-    Verdict::Skip(reason.into())
-}
 
 /// How the suite runs.
 #[derive(Debug, Clone)]
@@ -172,18 +152,6 @@ impl Suite {
     pub fn with_foreign_tokens(mut self, foreign_tokens: TokenCommand) -> Suite {
         self.foreign_tokens = Some(foreign_tokens);
         self
-    }
-
-    /// Runs one check (by its name in [`CHECKS`]), bounded as a whole.
-    pub async fn run(&self, name: &str) -> Outcome {
-        // Generous: the cap check makes one round trip per subscription, each bounded.
-        let budget = self.settings.deadline * 10;
-        match tokio::time::timeout(budget, checks::run(self, name)).await {
-            Ok(outcome) => outcome,
-            Err(_) => Err(fail(format!(
-                "the check did not finish within {budget:?}: the deployment answers very slowly; see the lines above"
-            ))),
-        }
     }
 
     /// The name the token command is given for `role`.

@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::{fail, Verdict};
+use crate::verdict::{fail, Verdict};
 
 /// How the upgrade went.
 pub enum Upgrade {

@@ -1,5 +1,6 @@
 //! Helpers shared by the test suites: a real moto server for DynamoDB/SNS/SQS, an AWS SDK
-//! configuration that points at it, and unique resource names so tests can share one server.
+//! configuration that points at it, unique resource names so tests can share one server, and
+//! the one definition of the tables tests create ([`tables`]).
 //!
 //! `scripts/test` starts one moto server and exports `SUMU_MOTO_ENDPOINT`; a plain
 //! `cargo test` without it starts a private moto server per test process (from the project's
@@ -14,6 +15,10 @@ use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
+
+pub mod tables;
+
+pub use tables::{create_connections_table, create_subscriptions_table};
 
 /// Environment variable naming an already running moto server (`http://127.0.0.1:PORT`).
 pub const MOTO_ENDPOINT_VAR: &str = "SUMU_MOTO_ENDPOINT";

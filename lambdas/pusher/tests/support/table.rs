@@ -2,10 +2,7 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
-    KeyType, Projection, ProjectionType, PutRequest, ScalarAttributeType, WriteRequest,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use pusher::ConnectionItem;
 use sumu_wire::table;
 
@@ -13,47 +10,9 @@ pub async fn dynamodb() -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::new(&testkit::aws_config().await)
 }
 
-/// A connections table shaped as DESIGN.md says: keys, and the keys-only `connection_id` index.
+/// A connections table: testkit's one definition (the module's and sumu-local's shape).
 pub async fn create_table(client: &aws_sdk_dynamodb::Client) -> String {
-    let name = testkit::unique_name("connections");
-    let key = |name: &str, kind| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(kind)
-            .build()
-            .unwrap()
-    };
-    let attribute = |name: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .unwrap()
-    };
-    client
-        .create_table()
-        .table_name(&name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attribute(table::USER_ID))
-        .attribute_definitions(attribute(table::CONNECTION_ID))
-        .key_schema(key(table::USER_ID, KeyType::Hash))
-        .key_schema(key(table::CONNECTION_ID, KeyType::Range))
-        .global_secondary_indexes(
-            GlobalSecondaryIndex::builder()
-                .index_name(table::CONNECTION_INDEX)
-                .key_schema(key(table::CONNECTION_ID, KeyType::Hash))
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::KeysOnly)
-                        .build(),
-                )
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .expect("create table");
-    name
+    testkit::create_connections_table(client).await
 }
 
 /// Writes items the way the `$connect` template does (plus the attributes the pusher ignores).
@@ -118,50 +77,9 @@ pub async fn connection_ids(client: &aws_sdk_dynamodb::Client, table_name: &str)
     ids
 }
 
-/// A subscriptions table with the documented schema (docs/channels.md § Storage): partition key
-/// `channel` (the pattern's text), sort key `connection_id`, and the keys-only
-/// `connection_id-index`.
+/// A subscriptions table: testkit's one definition (docs/channels.md § Storage).
 pub async fn create_subscriptions_table(client: &aws_sdk_dynamodb::Client) -> String {
-    use sumu_wire::subscriptions;
-    let name = testkit::unique_name("subscriptions");
-    let key = |name: &str, kind| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(kind)
-            .build()
-            .unwrap()
-    };
-    let attribute = |name: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .unwrap()
-    };
-    client
-        .create_table()
-        .table_name(&name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attribute(subscriptions::CHANNEL))
-        .attribute_definitions(attribute(subscriptions::CONNECTION_ID))
-        .key_schema(key(subscriptions::CHANNEL, KeyType::Hash))
-        .key_schema(key(subscriptions::CONNECTION_ID, KeyType::Range))
-        .global_secondary_indexes(
-            GlobalSecondaryIndex::builder()
-                .index_name(subscriptions::CONNECTION_INDEX)
-                .key_schema(key(subscriptions::CONNECTION_ID, KeyType::Hash))
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::KeysOnly)
-                        .build(),
-                )
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .expect("create subscriptions table");
-    name
+    testkit::create_subscriptions_table(client).await
 }
 
 /// Writes subscription items as a client's `subscribe` does (with `subscribed_at` and

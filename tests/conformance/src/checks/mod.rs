@@ -12,6 +12,21 @@ use serde_json::Value;
 
 use crate::{fail, Outcome, Suite, Verdict};
 
+impl Suite {
+    /// Runs one check (by its name in [`crate::CHECKS`]), bounded as a whole. It lives here,
+    /// beside the checks, so the crate root (the suite) does not import the checks that use it.
+    pub async fn run(&self, name: &str) -> Outcome {
+        // Generous: the cap check makes one round trip per subscription, each bounded.
+        let budget = self.settings.deadline * 10;
+        match tokio::time::timeout(budget, run(self, name)).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(fail(format!(
+                "the check did not finish within {budget:?}: the deployment answers very slowly; see the lines above"
+            ))),
+        }
+    }
+}
+
 /// Runs the check named `name` (one of [`crate::CHECKS`]).
 pub async fn run(suite: &Suite, name: &str) -> Outcome {
     match name {

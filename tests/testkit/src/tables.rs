@@ -1,0 +1,103 @@
+//! The two tables sumu's tests create, defined once for every suite, with the shape
+//! `modules/sumu/table.tf` and sumu-local's provisioning (`local/sumu-local/src/provision.rs`)
+//! give them: string partition and sort keys, on-demand billing, TTL on `expires_at`, the
+//! keys-only `connection_id-index`, and on the connections table a keys-only stream.
+//!
+//! Why not sumu-local's provisioning code itself: sumu-local depends on the pusher and presence,
+//! whose tests depend on this kit, so the kit depending on sumu-local would close a loop between
+//! crates. Instead `local/sumu-local/tests/tables.rs` checks that what these functions create and
+//! what sumu-local provisions describe alike.
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TimeToLiveSpecification,
+};
+use aws_sdk_dynamodb::Client;
+use sumu_wire::{subscriptions, table};
+
+/// Creates a connections table with a name no other test uses (`connections-…`); returns
+/// the name. Panics on failure: for tests.
+pub async fn create_connections_table(dynamodb: &Client) -> String {
+    let name = crate::unique_name("connections");
+    create(dynamodb, &name, table::USER_ID, table::CONNECTION_ID, true).await;
+    name
+}
+
+/// Creates a subscriptions table (docs/channels.md § Storage) with a name no other test uses
+/// (`subscriptions-…`); returns the name. Panics on failure: for tests.
+pub async fn create_subscriptions_table(dynamodb: &Client) -> String {
+    let name = crate::unique_name("subscriptions");
+    create(
+        dynamodb,
+        &name,
+        subscriptions::CHANNEL,
+        subscriptions::CONNECTION_ID,
+        false,
+    )
+    .await;
+    name
+}
+
+async fn create(dynamodb: &Client, name: &str, partition_key: &str, sort_key: &str, stream: bool) {
+    let attribute = |attribute: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(attribute)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .expect("an attribute definition")
+    };
+    let key = |attribute: &str, kind: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(attribute)
+            .key_type(kind)
+            .build()
+            .expect("a key")
+    };
+    // Both tables name the index and its key alike (table:: and subscriptions:: agree).
+    let index = GlobalSecondaryIndex::builder()
+        .index_name(table::CONNECTION_INDEX)
+        .key_schema(key(table::CONNECTION_ID, KeyType::Hash))
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::KeysOnly)
+                .build(),
+        )
+        .build()
+        .expect("an index");
+    let mut request = dynamodb
+        .create_table()
+        .table_name(name)
+        .attribute_definitions(attribute(partition_key))
+        .attribute_definitions(attribute(sort_key))
+        .key_schema(key(partition_key, KeyType::Hash))
+        .key_schema(key(sort_key, KeyType::Range))
+        .global_secondary_indexes(index)
+        .billing_mode(BillingMode::PayPerRequest);
+    if stream {
+        request = request.stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::KeysOnly)
+                .build()
+                .expect("a stream specification"),
+        );
+    }
+    request
+        .send()
+        .await
+        .unwrap_or_else(|error| panic!("create the table {name}: {error:?}"));
+    dynamodb
+        .update_time_to_live()
+        .table_name(name)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .attribute_name(table::EXPIRES_AT)
+                .enabled(true)
+                .build()
+                .expect("a TTL specification"),
+        )
+        .send()
+        .await
+        .unwrap_or_else(|error| panic!("enable TTL on {name}: {error:?}"));
+}
