@@ -167,7 +167,7 @@ class Check(unittest.TestCase):
         self.assertEqual(status, 0, err)
         self.assertIn("without sumu-role-pusher Read: 1 need(s) denied", out)
         self.assertIn(f"dynamodb:GetItem on {self.table}", out)
-        self.assertIn(f"execute-api:ManageConnections on arn:aws:execute-api:{REGION}:{ACCOUNT}:abc123/prod/POST/@connections/c1", out)
+        self.assertIn(f"execute-api:ManageConnections on arn:aws:execute-api:{REGION}:{ACCOUNT}:abc123/prod/POST/@connections/{{id}} (1)", out)
 
     def test_a_missing_statement_is_a_denial_naming_the_call(self):
         status, _out, err = self.run_check(self.policies(self.pusher_statements()[1:]), self.recorded())
