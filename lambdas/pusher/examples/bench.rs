@@ -10,6 +10,8 @@
 //!
 //! Usage: bench [--sizes 1000,10000,50000] [--delays 0,20] [--concurrency 200] [--segments 4]
 
+#[path = "../tests/support/metrics.rs"]
+mod metrics;
 #[path = "../tests/support/table.rs"]
 #[allow(dead_code)]
 mod table;
@@ -29,6 +31,7 @@ use common::{
 use futures::StreamExt;
 use lambda_runtime::{Context, LambdaEvent};
 use management_client::ManagementClient;
+use metrics::RecordedMetrics;
 use pusher::{Config, ConnectionItem, ConnectionKey, ConnectionStore, Limits, SdkPusher};
 use serde_json::{json, Value};
 
@@ -163,7 +166,8 @@ async fn fanout(args: &FanoutArgs) -> Result<(), Error> {
             dead_letter_queue_url: None,
             limits,
         },
-    );
+    )
+    .with_metrics(RecordedMetrics::default());
     let event: aws_lambda_events::event::sqs::SqsEvent = serde_json::from_value(
         json!({"Records": [{
             "messageId": "bench", "body": json!({"data": serde_json::from_str::<Value>(PAYLOAD)?}).to_string(),
@@ -183,8 +187,8 @@ async fn fanout(args: &FanoutArgs) -> Result<(), Error> {
 
     let (cpu_before, _) = rusage();
     let started = Instant::now();
-    let (response, metrics) =
-        pusher::process_sqs(LambdaEvent::new(event, Context::default()), &pusher).await;
+    let response = pusher::handle_sqs(LambdaEvent::new(event, Context::default()), &pusher).await;
+    let metrics = pusher.metrics.last();
     let elapsed = started.elapsed();
     let in_run_lookup = mark
         .lock()

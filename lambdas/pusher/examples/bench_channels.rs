@@ -2,7 +2,7 @@
 //! a subscriptions table with every one of those connections subscribed somewhere; 1,000 of
 //! them are subscribed to `room/big` (exactly, through `room/*`, through `*`, through two
 //! patterns at once, or with an expired item). ONE publication to `room/big` runs through the
-//! real handler (`process_sqs` with `DynamoStore`, `ManagementClient`) against a management
+//! real handler (`handle_sqs` with `DynamoStore`, `ManagementClient`) against a management
 //! endpoint answering 200, and every DynamoDB request the handler sends is counted by an
 //! interceptor on its SDK client: the operation, the table, the partition queried, and the
 //! `Count` and `ScannedCount` DynamoDB (here moto) answered. No FilterExpression is used, so
@@ -10,6 +10,8 @@
 //!
 //! Usage: bench_channels [--connections 50000] [--subscribers 1000]
 
+#[path = "../tests/support/metrics.rs"]
+mod metrics;
 #[path = "../tests/support/table.rs"]
 #[allow(dead_code)]
 mod table;
@@ -36,6 +38,7 @@ use common::{connection_id, serve_endpoint, start_endpoint, EndpointArgs, Error,
 use futures::StreamExt;
 use lambda_runtime::{Context, LambdaEvent};
 use management_client::ManagementClient;
+use metrics::RecordedMetrics;
 use pusher::{
     ConnectionItem, ConnectionKey, DynamoStore, Limits, Pusher, SqsOutbox, SubscriptionItem,
     SubscriptionKey,
@@ -318,6 +321,7 @@ async fn run(args: &RunArgs) -> Result<(), Error> {
         store: DynamoStore::new(dynamodb, &connections_table, &subscriptions_table),
         poster: ManagementClient::new(&sdk_config, &endpoint.url, limits.post_timeout),
         outbox: SqsOutbox::new(aws_sdk_sqs::Client::new(&sdk_config), None, None),
+        metrics: RecordedMetrics::default(),
         limits,
     };
     let body = json!({"channels": [CHANNEL], "data": serde_json::from_str::<Value>(PAYLOAD)?});
@@ -326,8 +330,8 @@ async fn run(args: &RunArgs) -> Result<(), Error> {
             "attributes": {}, "messageAttributes": {}}]
     }))?;
     let started = std::time::Instant::now();
-    let (response, metrics) =
-        pusher::process_sqs(LambdaEvent::new(event, Context::default()), &pusher).await;
+    let response = pusher::handle_sqs(LambdaEvent::new(event, Context::default()), &pusher).await;
+    let metrics = pusher.metrics.last();
     let elapsed = started.elapsed();
     drop(endpoint);
     if !response.batch_item_failures.is_empty() {

@@ -96,7 +96,9 @@ impl Config {
 
     /// Reads the configuration through `lookup` (the environment in production, a map in
     /// tests). Empty values count as unset.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    pub(crate) fn from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
         let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
         let connections_table =
             get("CONNECTIONS_TABLE").ok_or(ConfigError::Missing("CONNECTIONS_TABLE"))?;

@@ -12,7 +12,7 @@ use futures::{StreamExt, TryStreamExt};
 use crate::config::Limits;
 use crate::deadline::{full_jitter, Deadline};
 use crate::emit::Refusal;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, MetricsSink};
 use crate::outbox::{Outbox, OutboxError};
 use crate::poster::{PostOutcome, Poster};
 use crate::request::{body, Planned, Request, Shard};
@@ -20,14 +20,30 @@ use crate::store::{ConnectionKey, ConnectionStore, StoreError, DELETE_BATCH_SIZE
 use crate::subscriptions::{SubscriptionKey, SubscriptionStore};
 use crate::targets::{self, Part};
 
-/// The pusher's dependencies: the three seams and the tunables. Shared by reference across
+/// The pusher's dependencies: the seams and the tunables. Shared by reference across
 /// invocations; holds no per-request state.
 #[derive(Debug, Clone)]
-pub struct Pusher<S, P, O> {
+pub struct Pusher<S, P, O, M> {
     pub store: S,
     pub poster: P,
     pub outbox: O,
+    /// Where each invocation's counters go (crate::handler records them once per invocation).
+    pub metrics: M,
     pub limits: Limits,
+}
+
+impl<S, P, O, M> Pusher<S, P, O, M> {
+    /// The same pusher, its invocations' counters going to `metrics` instead: e.g. an
+    /// [`SdkPusher`](crate::SdkPusher) whose counters are kept rather than printed.
+    pub fn with_metrics<N: MetricsSink>(self, metrics: N) -> Pusher<S, P, O, N> {
+        Pusher {
+            store: self.store,
+            poster: self.poster,
+            outbox: self.outbox,
+            metrics,
+            limits: self.limits,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -108,7 +124,7 @@ fn epoch_seconds() -> i64 {
         .unwrap_or(0)
 }
 
-impl<S, P, O> Pusher<S, P, O>
+impl<S, P, O, M> Pusher<S, P, O, M>
 where
     S: ConnectionStore + SubscriptionStore,
     P: Poster,
@@ -116,7 +132,7 @@ where
 {
     /// Fans one valid request out, whatever its kind. The metrics count what happened even
     /// when it fails.
-    pub async fn fan_out(
+    pub(crate) async fn fan_out(
         &self,
         request: &Request,
         deadline: Deadline,
@@ -237,7 +253,7 @@ where
     /// to anyone else. It is not dead-lettered: the client was told. If the sender is gone
     /// its connection item is pruned; a frame still failing after the retries is only counted,
     /// and one the deadline left no time for fails the record (redelivered).
-    pub async fn refuse_emit(
+    pub(crate) async fn refuse_emit(
         &self,
         refusal: &Refusal,
         deadline: Deadline,

@@ -1,8 +1,8 @@
 //! The Lambda entry points: an SQS batch or an SNS event in, each message through the one
 //! per-message function ([`process_message`]: read it once into a request, then fan it out),
-//! one EMF line out per invocation.
+//! the invocation's counters to the pusher's [`MetricsSink`].
 
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use aws_lambda_events::event::sns::{SnsEvent, SnsRecord};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
@@ -15,7 +15,7 @@ use tracing::Instrument;
 use crate::deadline::Deadline;
 use crate::emit::{self, Emit, EmitAttributes, Refusal};
 use crate::fanout::{Pusher, PusherError};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, MetricsSink};
 use crate::outbox::Outbox;
 use crate::poster::Poster;
 use crate::request::{self, Rejection, Request, Targets, SHARD_ATTRIBUTE};
@@ -33,14 +33,15 @@ enum Event {
 
 /// The function's single entry point: one function may be subscribed to the notifications
 /// topic and fed by the notifications queue, so the event's shape decides.
-pub async fn handle<S, P, O>(
+pub async fn handle<S, P, O, M>(
     event: LambdaEvent<Value>,
-    pusher: &Pusher<S, P, O>,
+    pusher: &Pusher<S, P, O, M>,
 ) -> Result<Value, PusherError>
 where
     S: ConnectionStore + SubscriptionStore,
     P: Poster,
     O: Outbox,
+    M: MetricsSink,
 {
     let (payload, context) = event.into_parts();
     let event = serde_json::from_value(payload)
@@ -71,81 +72,50 @@ where
 
 /// An SQS batch: each message is fanned out on its own; the failed ones are reported so SQS
 /// redelivers only them (and, after the queue's maximum receives, dead-letters them).
-pub async fn handle_sqs<S, P, O>(
+pub async fn handle_sqs<S, P, O, M>(
     event: LambdaEvent<SqsEvent>,
-    pusher: &Pusher<S, P, O>,
+    pusher: &Pusher<S, P, O, M>,
 ) -> SqsBatchResponse
 where
     S: ConnectionStore + SubscriptionStore,
     P: Poster,
     O: Outbox,
-{
-    let started = Instant::now();
-    let (response, metrics) = process_sqs(event, pusher).await;
-    log_metrics(&metrics, started);
-    response
-}
-
-/// [`handle_sqs`] without the metrics line: the counters are returned instead.
-pub async fn process_sqs<S, P, O>(
-    event: LambdaEvent<SqsEvent>,
-    pusher: &Pusher<S, P, O>,
-) -> (SqsBatchResponse, Metrics)
-where
-    S: ConnectionStore + SubscriptionStore,
-    P: Poster,
-    O: Outbox,
+    M: MetricsSink,
 {
     let deadline = Deadline::from_epoch_ms(event.context.deadline);
     let messages = event.payload.records.into_iter().map(Message::from);
-    let (metrics, failed) = process_batch(pusher, messages, deadline).await;
+    let failed = process_batch(pusher, messages, deadline).await;
     let mut response = SqsBatchResponse::default();
     for message_id in failed {
         response.add_failure(message_id);
     }
-    (response, metrics)
+    response
 }
 
 /// An SNS event (delivered asynchronously): an error makes Lambda retry the invocation and
 /// then hand it to the function's dead-letter queue or on-failure destination.
-pub async fn handle_sns<S, P, O>(
+pub async fn handle_sns<S, P, O, M>(
     event: LambdaEvent<SnsEvent>,
-    pusher: &Pusher<S, P, O>,
+    pusher: &Pusher<S, P, O, M>,
 ) -> Result<(), PusherError>
 where
     S: ConnectionStore + SubscriptionStore,
     P: Poster,
     O: Outbox,
-{
-    let started = Instant::now();
-    let (metrics, result) = process_sns(event, pusher).await;
-    log_metrics(&metrics, started);
-    result
-}
-
-/// [`handle_sns`] without the metrics line.
-pub async fn process_sns<S, P, O>(
-    event: LambdaEvent<SnsEvent>,
-    pusher: &Pusher<S, P, O>,
-) -> (Metrics, Result<(), PusherError>)
-where
-    S: ConnectionStore + SubscriptionStore,
-    P: Poster,
-    O: Outbox,
+    M: MetricsSink,
 {
     let deadline = Deadline::from_epoch_ms(event.context.deadline);
     let total = event.payload.records.len();
     let messages = event.payload.records.into_iter().map(Message::from);
-    let (metrics, failed) = process_batch(pusher, messages, deadline).await;
-    let result = if failed.is_empty() {
+    let failed = process_batch(pusher, messages, deadline).await;
+    if failed.is_empty() {
         Ok(())
     } else {
         Err(PusherError::RecordsFailed {
             failed: failed.len(),
             total,
         })
-    };
-    (metrics, result)
+    }
 }
 
 /// One message of either source, as [`process_message`] reads it.
@@ -194,18 +164,21 @@ impl From<SnsRecord> for Message {
     }
 }
 
-/// The per-message function lifted over a batch: each message on its own, in order. Returns
-/// the counters and the ids of the messages that failed (to be delivered again).
-async fn process_batch<S, P, O>(
-    pusher: &Pusher<S, P, O>,
+/// The per-message function lifted over a batch: each message on its own, in order. The
+/// batch's counters go to the pusher's [`MetricsSink`] (one report per invocation); returns
+/// the ids of the messages that failed (to be delivered again).
+async fn process_batch<S, P, O, M>(
+    pusher: &Pusher<S, P, O, M>,
     messages: impl Iterator<Item = Message>,
     deadline: Deadline,
-) -> (Metrics, Vec<String>)
+) -> Vec<String>
 where
     S: ConnectionStore + SubscriptionStore,
     P: Poster,
     O: Outbox,
+    M: MetricsSink,
 {
+    let started = Instant::now();
     let mut metrics = Metrics::default();
     let mut failed = Vec::new();
     for message in messages {
@@ -225,7 +198,8 @@ where
             failed.push(message.id);
         }
     }
-    (metrics, failed)
+    pusher.metrics.record(&metrics, started.elapsed());
+    failed
 }
 
 /// What a message turns into.
@@ -260,8 +234,8 @@ fn prepare(message: &Message) -> Result<Prepared, Rejection> {
 
 /// One message: rejected to the dead-letter queue, or fanned out (a refused emit: its error
 /// frame to the sender).
-async fn process_message<S, P, O>(
-    pusher: &Pusher<S, P, O>,
+async fn process_message<S, P, O, M>(
+    pusher: &Pusher<S, P, O, M>,
     message: &Message,
     deadline: Deadline,
 ) -> (Metrics, Result<(), PusherError>)
@@ -323,19 +297,6 @@ where
             (metrics, result)
         }
     }
-}
-
-/// Prints the invocation's EMF line straight to stdout: CloudWatch only extracts metrics
-/// from a log event that *is* the EMF object, so it must not be wrapped by the log formatter.
-fn log_metrics(metrics: &Metrics, started: Instant) {
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    println!(
-        "{}",
-        metrics.emf_line(started.elapsed().as_millis() as u64, now_ms)
-    );
 }
 
 #[cfg(test)]

@@ -15,10 +15,14 @@
 //! - `fanout`: [`Pusher`] and its one pipeline: post, prune, re-queue.
 //!
 //! The seams a [`Pusher`] holds: [`ConnectionStore`] and [`SubscriptionStore`] (DynamoDB,
-//! `store` and `subscriptions`), [`Poster`] (management API) and [`Outbox`] (SQS re-queue and
-//! dead-letter queue). [`SdkPusher::from_sdk_config`] builds the real one from an SDK
-//! configuration and an explicit [`Config`], so sumu-local can run the same handler
-//! in-process.
+//! `store` and `subscriptions`), [`Poster`] (management API), [`Outbox`] (SQS re-queue and
+//! dead-letter queue) and [`MetricsSink`] (where an invocation's [`Metrics`] go: an EMF line
+//! in the Lambda, a recorder in the tests). [`SdkPusher::from_sdk_config`] builds the real one
+//! from an SDK configuration and an explicit [`Config`], so sumu-local can run the same
+//! handler in-process.
+//!
+//! Public is what other crates use: the entry points, the [`Pusher`] and its seams (the tests
+//! fake them), [`SdkPusher`] and [`Config`]. Everything else stays inside the crate.
 
 mod config;
 mod deadline;
@@ -35,8 +39,8 @@ mod targets;
 
 pub use config::{Config, ConfigError, Limits};
 pub use fanout::{Pusher, PusherError};
-pub use handler::{handle, handle_sns, handle_sqs, process_sns, process_sqs};
-pub use metrics::Metrics;
+pub use handler::{handle, handle_sns, handle_sqs};
+pub use metrics::{EmfLog, Metrics, MetricsSink};
 pub use outbox::{Outbox, OutboxError, SqsOutbox};
 pub use poster::{PostOutcome, Poster};
 pub use store::{
@@ -47,8 +51,8 @@ pub use subscriptions::{SubscriptionItem, SubscriptionKey, SubscriptionStore};
 use management_client::ManagementClient;
 
 /// The pusher with its AWS-backed seams: DynamoDB and SQS through the SDK, the management API
-/// through [`ManagementClient`] (the SDK's credentials).
-pub type SdkPusher = Pusher<DynamoStore, ManagementClient, SqsOutbox>;
+/// through [`ManagementClient`] (the SDK's credentials), metrics as EMF lines on stdout.
+pub type SdkPusher = Pusher<DynamoStore, ManagementClient, SqsOutbox, EmfLog>;
 
 impl SdkPusher {
     /// Builds the clients once; `config` is explicit (not read from the environment).
@@ -69,6 +73,7 @@ impl SdkPusher {
                 config.notifications_queue_url.clone(),
                 config.dead_letter_queue_url.clone(),
             ),
+            metrics: EmfLog,
             limits: config.limits.clone(),
         }
     }

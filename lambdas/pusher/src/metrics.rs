@@ -1,6 +1,8 @@
-//! Counters of one invocation, logged as one CloudWatch Embedded Metric Format line.
+//! Counters of one invocation, and where they go when it ends: a [`MetricsSink`], in the
+//! Lambda [`EmfLog`] (one CloudWatch Embedded Metric Format line).
 
 use std::ops::AddAssign;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// What one invocation (or one request within it) did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -42,12 +44,35 @@ impl AddAssign for Metrics {
     }
 }
 
+/// Where an invocation's counters go when it ends: the [`Pusher`](crate::Pusher) holds one, so
+/// the handler only counts and a test reads what an invocation reported, as a fake.
+pub trait MetricsSink: Sync {
+    /// One invocation's counters (every message of its batch) and how long it took.
+    fn record(&self, metrics: &Metrics, duration: Duration);
+}
+
+/// The Lambda's sink: one EMF line per invocation, printed straight to stdout, because
+/// CloudWatch only extracts metrics from a log event that *is* the EMF object, so it must not be
+/// wrapped by the log formatter.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EmfLog;
+
+impl MetricsSink for EmfLog {
+    fn record(&self, metrics: &Metrics, duration: Duration) {
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        println!("{}", metrics.emf_line(duration.as_millis() as u64, now_ms));
+    }
+}
+
 /// The CloudWatch namespace of the pusher's metrics.
-pub const NAMESPACE: &str = "sumu";
+const NAMESPACE: &str = "sumu";
 
 impl Metrics {
     /// One EMF JSON object: CloudWatch turns it into metrics without any API call.
-    pub fn emf_line(&self, duration_ms: u64, timestamp_ms: u64) -> String {
+    fn emf_line(&self, duration_ms: u64, timestamp_ms: u64) -> String {
         let metric = |name: &str, unit: &str| serde_json::json!({ "Name": name, "Unit": unit });
         serde_json::json!({
             "_aws": {

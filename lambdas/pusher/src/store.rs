@@ -25,7 +25,7 @@ pub struct ConnectionItem {
 
 impl ConnectionItem {
     /// A connection is live iff `expires_at` > now (DESIGN.md § Connections table).
-    pub fn is_live(&self, now_epoch_seconds: i64) -> bool {
+    pub(crate) fn is_live(&self, now_epoch_seconds: i64) -> bool {
         self.expires_at
             .is_none_or(|expires_at| expires_at > now_epoch_seconds)
     }

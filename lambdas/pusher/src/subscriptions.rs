@@ -31,7 +31,7 @@ impl SubscriptionItem {
     /// Live iff `expires_at` > now. Unlike a connection item, a subscription item without
     /// `expires_at` is not live: the attribute is required (docs/channels.md § Storage), and a
     /// subscription must never outlive its connection.
-    pub fn is_live(&self, now_epoch_seconds: i64) -> bool {
+    pub(crate) fn is_live(&self, now_epoch_seconds: i64) -> bool {
         self.expires_at
             .is_some_and(|expires_at| expires_at > now_epoch_seconds)
     }

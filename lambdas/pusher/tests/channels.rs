@@ -5,7 +5,7 @@ mod support;
 
 use std::sync::atomic::Ordering;
 
-use pusher::{process_sns, process_sqs, Metrics, PostOutcome, SubscriptionItem};
+use pusher::{handle_sns, handle_sqs, Metrics, PostOutcome, SubscriptionItem};
 use serde_json::{json, Value};
 use support::*;
 
@@ -45,7 +45,8 @@ fn room() -> FakePusher {
 }
 
 async fn run_sqs(pusher: &FakePusher, message_id: &str, body: &str) -> (Vec<String>, Metrics) {
-    let (response, metrics) = process_sqs(sqs_event(&[(message_id, body, None)]), pusher).await;
+    let response = handle_sqs(sqs_event(&[(message_id, body, None)]), pusher).await;
+    let metrics = pusher.metrics.last();
     let failures = response
         .batch_item_failures
         .iter()
@@ -195,7 +196,8 @@ async fn channels_with_users_or_connections_or_a_pattern_are_dead_lettered_as_in
         ("all", r#"{"channels":["*"],"data":1}"#, None),
         ("bad-name", r#"{"channels":["room 42"],"data":1}"#, None),
     ]);
-    let (response, metrics) = process_sqs(event, &pusher).await;
+    let response = handle_sqs(event, &pusher).await;
+    let metrics = pusher.metrics.last();
     assert!(response.batch_item_failures.is_empty());
     assert!(pusher.poster.posts.lock().unwrap().is_empty());
     assert!(pusher.store.queried_patterns.lock().unwrap().is_empty());
@@ -270,7 +272,8 @@ async fn the_id_is_the_back_ends_publication_id_or_the_message_id_and_survives_r
     let pusher = room();
     let event = sns_event(r#"{"channels":["room/43"],"data":1}"#);
     let message_id = event.payload.records[0].sns.message_id.clone();
-    let (metrics, result) = process_sns(event, &pusher).await;
+    let result = handle_sns(event, &pusher).await;
+    let metrics = pusher.metrics.last();
     assert!(result.is_ok());
     assert_eq!(metrics.publications, 1);
     assert_eq!(posted(&pusher, "d1")[0]["id"], json!(message_id));
@@ -296,8 +299,8 @@ async fn a_narrowed_requeue_keeps_the_id_and_the_bytes_across_generations() {
     assert_eq!(narrowed_connections(&body), vec!["b1".to_string()]);
 
     // The next generation is a different SQS message: the id stays the original's.
-    let (response, metrics) =
-        process_sqs(sqs_event(&[("m2", &body, Some(generation))]), &pusher).await;
+    let response = handle_sqs(sqs_event(&[("m2", &body, Some(generation))]), &pusher).await;
+    let metrics = pusher.metrics.last();
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(metrics.delivered, 1);
     let delivered_to_b1 = pusher.poster.posts.lock().unwrap().last().cloned().unwrap();
@@ -310,7 +313,7 @@ async fn a_narrowed_requeue_keeps_the_id_and_the_bytes_across_generations() {
     pusher
         .poster
         .script("b1", vec![PostOutcome::Retryable("500".into()); 4]);
-    process_sqs(sqs_event(&[("m3", &body, Some(1))]), &pusher).await;
+    handle_sqs(sqs_event(&[("m3", &body, Some(1))]), &pusher).await;
     let (again, generation, _) = pusher.outbox.requeued.lock().unwrap().pop().unwrap();
     assert_eq!(generation, 2);
     assert_eq!(serde_json::from_str::<Value>(&again).unwrap(), narrowed);
@@ -391,7 +394,7 @@ async fn a_failed_partition_query_fails_the_record_before_anything_is_posted() {
         ("m1", r#"{"channels":["room/43","lobby"],"data":1}"#, None),
         ("m2", r#"{"users":["dave"],"data":2}"#, None),
     ]);
-    let (response, _) = process_sqs(event, &pusher).await;
+    let response = handle_sqs(event, &pusher).await;
     let failed: Vec<&str> = response
         .batch_item_failures
         .iter()
@@ -406,11 +409,12 @@ async fn a_failed_partition_query_fails_the_record_before_anything_is_posted() {
 async fn an_emit_reaches_the_other_subscribers_with_the_trusted_from_and_never_the_sender() {
     let pusher = room();
     let body = r#"{"channels":["room/42"],"data":{"text":"hello","from":"mallory"}}"#;
-    let (response, metrics) = process_sqs(
+    let response = handle_sqs(
         emit_event("e1", body, "alice", "a1", Some("room/* user/alice")),
         &pusher,
     )
     .await;
+    let metrics = pusher.metrics.last();
     assert!(response.batch_item_failures.is_empty());
     // alice's other connection a2 gets it; a1, which sent it, does not.
     assert_eq!(pusher.poster.received(), ids(&["a2", "b1", "c1"]));
@@ -436,7 +440,7 @@ async fn an_emit_body_cannot_add_targets_or_exclusions() {
     let pusher = room();
     // Keys a template can never produce are ignored: an emit is exactly one channel's publication.
     let body = r#"{"channels":["room/43"],"users":["erin"],"connections":["e1"],"exclude_users":["dave"],"publication_id":"forged","data":1}"#;
-    process_sqs(emit_event("e1", body, "bob", "b1", Some("room/*")), &pusher).await;
+    handle_sqs(emit_event("e1", body, "bob", "b1", Some("room/*")), &pusher).await;
     assert_eq!(pusher.poster.received(), ids(&["a1", "c1", "d1"]));
     assert_eq!(posted(&pusher, "d1")[0]["id"], "e1");
 }
@@ -482,8 +486,8 @@ async fn a_refused_emit_gets_exactly_its_error_frame_and_reaches_nobody() {
         ),
     ] {
         let pusher = room();
-        let (response, metrics) =
-            process_sqs(emit_event("e1", body, "bob", "b1", grants), &pusher).await;
+        let response = handle_sqs(emit_event("e1", body, "bob", "b1", grants), &pusher).await;
+        let metrics = pusher.metrics.last();
         assert!(response.batch_item_failures.is_empty(), "{body}");
         let posts = pusher.poster.posts.lock().unwrap().clone();
         assert_eq!(posts.len(), 1, "{body}: only the sender is told: {posts:?}");
@@ -513,7 +517,7 @@ async fn a_refused_emit_gets_exactly_its_error_frame_and_reaches_nobody() {
 async fn an_emit_over_128_kb_is_refused_as_invalid_message() {
     let pusher = room();
     let body = json!({"channels":["room/42"],"data":"x".repeat(128 * 1024)}).to_string();
-    process_sqs(
+    handle_sqs(
         emit_event("e1", &body, "bob", "b1", Some("room/*")),
         &pusher,
     )
@@ -529,7 +533,7 @@ async fn an_emit_over_128_kb_is_refused_as_invalid_message() {
 async fn a_refusal_to_a_vanished_sender_prunes_it_and_an_emit_without_identity_is_dead_lettered() {
     let pusher = room();
     pusher.poster.always("b1", PostOutcome::Gone);
-    let (_, metrics) = process_sqs(
+    handle_sqs(
         emit_event(
             "e1",
             r#"{"channels":["room/42"],"data":1}"#,
@@ -540,6 +544,7 @@ async fn a_refusal_to_a_vanished_sender_prunes_it_and_an_emit_without_identity_i
         &pusher,
     )
     .await;
+    let metrics = pusher.metrics.last();
     assert_eq!((metrics.refused_emits, metrics.stale), (1, 1));
     let deleted: Vec<String> = pusher
         .store
@@ -552,7 +557,7 @@ async fn a_refusal_to_a_vanished_sender_prunes_it_and_an_emit_without_identity_i
     assert_eq!(deleted, ["b1"]);
 
     let pusher = room();
-    let (response, metrics) = process_sqs(
+    let response = handle_sqs(
         emit_event(
             "e1",
             r#"{"channels":["room/42"],"data":1}"#,
@@ -563,6 +568,7 @@ async fn a_refusal_to_a_vanished_sender_prunes_it_and_an_emit_without_identity_i
         &pusher,
     )
     .await;
+    let metrics = pusher.metrics.last();
     assert!(response.batch_item_failures.is_empty());
     assert!(pusher.poster.posts.lock().unwrap().is_empty());
     assert_eq!(metrics.rejected, 1);

@@ -16,7 +16,7 @@ use support::table::{
     connection_ids, create_subscriptions_table, create_table, dynamodb, put_items,
     put_subscriptions, subscription_keys,
 };
-use support::{item, sqs_event, subscription, EXPIRED, LIVE};
+use support::{item, sqs_event, subscription, RecordedMetrics, RecordingSdkPusher, EXPIRED, LIVE};
 
 struct Stack {
     api: ManagementApi,
@@ -25,7 +25,7 @@ struct Stack {
     connections: String,
     subscriptions: String,
     notifications: String,
-    pusher: SdkPusher,
+    pusher: RecordingSdkPusher,
 }
 
 /// alice: `a1=` (room/42 and room/*), `a2=` (room/42); bob: `b1=` (room/*); carol: `c1=` (*);
@@ -88,7 +88,8 @@ async fn stack(limits: Limits) -> Stack {
             dead_letter_queue_url: Some(urls[1].clone()),
             limits,
         },
-    );
+    )
+    .with_metrics(RecordedMetrics::default());
     Stack {
         api,
         dynamodb,
@@ -141,8 +142,9 @@ impl Stack {
     }
 
     async fn publish(&self, message_id: &str, body: &str) -> pusher::Metrics {
-        let (response, metrics) =
-            pusher::process_sqs(sqs_event(&[(message_id, body, None)]), &self.pusher).await;
+        let response =
+            pusher::handle_sqs(sqs_event(&[(message_id, body, None)]), &self.pusher).await;
+        let metrics = self.pusher.metrics.last();
         assert!(response.batch_item_failures.is_empty());
         metrics
     }
@@ -177,7 +179,8 @@ impl Stack {
         }
         send.send().await.unwrap();
         let message = self.receive_one().await;
-        let (response, metrics) = pusher::process_sqs(lambda_event(&message), &self.pusher).await;
+        let response = pusher::handle_sqs(lambda_event(&message), &self.pusher).await;
+        let metrics = self.pusher.metrics.last();
         assert!(response.batch_item_failures.is_empty());
         metrics
     }
@@ -347,11 +350,12 @@ async fn the_id_and_the_bytes_survive_a_narrowed_requeue_through_the_real_queue(
     assert_eq!(body["publication_id"], "m-first");
     assert_eq!(body["connections"], json!(["b1="]));
 
-    let (response, metrics) = pusher::process_sqs(
+    let response = pusher::handle_sqs(
         sqs_event(&[("m-second", message.body().unwrap(), Some(1))]),
         &stack.pusher,
     )
     .await;
+    let metrics = stack.pusher.metrics.last();
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(metrics.delivered, 1);
     let b1 = stack.api.state.received_by("b1=");

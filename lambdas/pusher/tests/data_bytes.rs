@@ -26,7 +26,9 @@ use support::management_api::{self, Answer, ManagementApi};
 use support::table::{
     create_subscriptions_table, create_table, dynamodb, put_items, put_subscriptions,
 };
-use support::{item, sns_event, sqs_event, subscription, LIVE};
+use support::{
+    item, sns_event, sqs_event, subscription, RecordedMetrics, RecordingSdkPusher, LIVE,
+};
 
 /// The `data` every test sends, as the back end writes it.
 const DATA: &str = r#"{ "z" : 1, "a":2, "n":1.0, "big":12345678901234567890,
@@ -37,7 +39,7 @@ struct Stack {
     api: ManagementApi,
     sqs: aws_sdk_sqs::Client,
     notifications: String,
-    pusher: SdkPusher,
+    pusher: RecordingSdkPusher,
 }
 
 /// alice: `a1=` and `a2=`, both subscribed to `room/1`; bob: `b1=`, subscribed to `room/*`.
@@ -89,7 +91,8 @@ async fn stack(limits: Limits) -> Stack {
             dead_letter_queue_url: Some(urls[1].clone()),
             limits,
         },
-    );
+    )
+    .with_metrics(RecordedMetrics::default());
     Stack {
         api,
         sqs,
@@ -138,7 +141,7 @@ impl Stack {
                 return;
             }
             for message in received.messages() {
-                let (response, _) = pusher::process_sqs(lambda_event(message), &self.pusher).await;
+                let response = pusher::handle_sqs(lambda_event(message), &self.pusher).await;
                 assert!(response.batch_item_failures.is_empty());
                 self.sqs
                     .delete_message()
@@ -218,17 +221,16 @@ async fn a_notification_arrives_as_sent_first_time_after_a_requeue_and_over_sns(
     // a2= fails once: it gets the bytes from the narrowed re-queue instead.
     stack.api.state.script("a2=", vec![Answer::ServerError]);
     let body = format!(r#"{{"users":["alice"],"data":{DATA}}}"#);
-    let (response, metrics) =
-        pusher::process_sqs(sqs_event(&[("m1", &body, None)]), &stack.pusher).await;
+    let response = pusher::handle_sqs(sqs_event(&[("m1", &body, None)]), &stack.pusher).await;
+    let metrics = stack.pusher.metrics.last();
     assert!(response.batch_item_failures.is_empty());
     assert_eq!((metrics.delivered, metrics.requeued), (1, 1));
     stack.drain_queue().await;
     assert_eq!(stack.received("a1="), [DATA]);
     assert_eq!(stack.received("a2="), [DATA]);
 
-    pusher::process_sns(sns_event(&body), &stack.pusher)
+    pusher::handle_sns(sns_event(&body), &stack.pusher)
         .await
-        .1
         .unwrap();
     assert_eq!(stack.received("a1="), [DATA, DATA]);
     assert!(stack.received("b1=").is_empty());
@@ -243,7 +245,7 @@ async fn a_sharded_broadcast_arrives_as_sent_in_every_shard() {
     })
     .await;
     let body = format!(r#"{{"exclude_users":[],"data":{DATA}}}"#);
-    let (response, _) = pusher::process_sqs(sqs_event(&[("m1", &body, None)]), &stack.pusher).await;
+    let response = pusher::handle_sqs(sqs_event(&[("m1", &body, None)]), &stack.pusher).await;
     assert!(response.batch_item_failures.is_empty());
     stack.drain_queue().await;
     for connection in ["a1=", "a2=", "b1="] {
@@ -256,8 +258,8 @@ async fn a_back_end_publication_wraps_the_bytes_as_sent_in_its_envelope() {
     let stack = stack(limits()).await;
     stack.api.state.script("b1=", vec![Answer::Throttle]);
     let body = format!(r#"{{"channels":["room/1"],"data":{DATA}}}"#);
-    let (response, metrics) =
-        pusher::process_sqs(sqs_event(&[("m-7", &body, None)]), &stack.pusher).await;
+    let response = pusher::handle_sqs(sqs_event(&[("m-7", &body, None)]), &stack.pusher).await;
+    let metrics = stack.pusher.metrics.last();
     assert!(response.batch_item_failures.is_empty());
     assert_eq!((metrics.delivered, metrics.requeued), (2, 1));
     stack.drain_queue().await;

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lambda_runtime::{Context, LambdaEvent};
-use pusher::{handle, process_sns, process_sqs, Metrics, PostOutcome};
+use pusher::{handle, handle_sns, handle_sqs, Metrics, PostOutcome};
 use serde_json::{json, Value};
 use support::*;
 
@@ -29,7 +29,8 @@ fn small_table() -> Vec<pusher::ConnectionItem> {
 }
 
 async fn run_sqs(pusher: &FakePusher, body: &str) -> (Vec<String>, Metrics) {
-    let (response, metrics) = process_sqs(sqs_event(&[("m1", body, None)]), pusher).await;
+    let response = handle_sqs(sqs_event(&[("m1", body, None)]), pusher).await;
+    let metrics = pusher.metrics.last();
     let failures = response
         .batch_item_failures
         .iter()
@@ -272,8 +273,8 @@ async fn exhausted_connections_are_requeued_narrowed_and_the_next_generation_rea
     assert_eq!(delay, Duration::from_secs(5));
 
     // The re-queued request comes back with its generation attribute.
-    let (response, metrics) =
-        process_sqs(sqs_event(&[("m2", &body, Some(generation))]), &pusher).await;
+    let response = handle_sqs(sqs_event(&[("m2", &body, Some(generation))]), &pusher).await;
+    let metrics = pusher.metrics.last();
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(metrics.delivered, 1);
     let counts = pusher.poster.counts();
@@ -295,7 +296,8 @@ async fn after_the_last_generation_the_remainder_goes_to_the_dead_letter_queue()
         .always("u1-a", PostOutcome::Retryable("503".into()));
     // max_generations = 2: a request already at generation 2 cannot be re-queued again.
     let body = r#"{"connections":["u1-a","u1-b"],"data":"late"}"#;
-    let (response, metrics) = process_sqs(sqs_event(&[("m1", body, Some(2))]), &pusher).await;
+    let response = handle_sqs(sqs_event(&[("m1", body, Some(2))]), &pusher).await;
+    let metrics = pusher.metrics.last();
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(
         metrics,
@@ -335,7 +337,8 @@ async fn invalid_requests_go_to_the_dead_letter_queue_and_the_rest_of_the_batch_
         ("too-big", &too_big, None),
         ("good", r#"{"users":["u1"],"data":"ok"}"#, None),
     ]);
-    let (response, metrics) = process_sqs(event, &pusher).await;
+    let response = handle_sqs(event, &pusher).await;
+    let metrics = pusher.metrics.last();
     assert!(
         response.batch_item_failures.is_empty(),
         "rejected requests are acknowledged once dead-lettered"
@@ -370,7 +373,8 @@ async fn a_rejection_that_cannot_reach_the_dead_letter_queue_is_a_batch_item_fai
         ("bad", r#"{"users":["u1"]}"#, None),
         ("good", r#"{"users":["u3"],"data":1}"#, None),
     ]);
-    let (response, metrics) = process_sqs(event, &pusher).await;
+    let response = handle_sqs(event, &pusher).await;
+    let metrics = pusher.metrics.last();
     let failed: Vec<&str> = response
         .batch_item_failures
         .iter()
@@ -394,7 +398,7 @@ async fn a_failed_lookup_fails_only_its_record_before_anything_is_posted() {
         ("m1", r#"{"users":["u1","u2"],"data":1}"#, None),
         ("m2", r#"{"users":["u3"],"data":1}"#, None),
     ]);
-    let (response, _) = process_sqs(event, &pusher).await;
+    let response = handle_sqs(event, &pusher).await;
     let failed: Vec<&str> = response
         .batch_item_failures
         .iter()
@@ -433,7 +437,8 @@ async fn connections_not_reached_before_the_deadline_are_requeued_not_lost() {
         .as_millis() as u64;
     let mut event = sqs_event(&[("m1", r#"{"users":["u"],"data":1}"#, None)]);
     event.context.deadline = now_ms + 3000;
-    let (response, metrics) = process_sqs(event, &pusher).await;
+    let response = handle_sqs(event, &pusher).await;
+    let metrics = pusher.metrics.last();
     assert!(response.batch_item_failures.is_empty());
 
     // Whatever the machine's speed: every connection was either delivered or handed on.
@@ -463,8 +468,8 @@ async fn connections_not_reached_before_the_deadline_are_requeued_not_lost() {
 #[tokio::test]
 async fn sns_events_are_fanned_out_and_failures_become_errors() {
     let pusher = pusher(small_table());
-    let (metrics, result) =
-        process_sns(sns_event(r#"{"users":["u2"],"data":"hi"}"#), &pusher).await;
+    let result = handle_sns(sns_event(r#"{"users":["u2"],"data":"hi"}"#), &pusher).await;
+    let metrics = pusher.metrics.last();
     assert!(result.is_ok());
     assert_eq!(metrics.delivered, 2);
     assert_eq!(pusher.poster.received(), ids(&["u2-a", "u2-b"]));
@@ -475,12 +480,13 @@ async fn sns_events_are_fanned_out_and_failures_become_errors() {
         .lock()
         .unwrap()
         .insert("u3".into());
-    let (_, result) = process_sns(sns_event(r#"{"users":["u3"],"data":"hi"}"#), &pusher).await;
+    let result = handle_sns(sns_event(r#"{"users":["u3"],"data":"hi"}"#), &pusher).await;
     let error = result.unwrap_err();
     assert_eq!(error.error_type(), "Retryable");
 
     // A rejected SNS request is dead-lettered and acknowledged.
-    let (metrics, result) = process_sns(sns_event("nope"), &pusher).await;
+    let result = handle_sns(sns_event("nope"), &pusher).await;
+    let metrics = pusher.metrics.last();
     assert!(result.is_ok());
     assert_eq!(metrics.rejected, 1);
     assert_eq!(

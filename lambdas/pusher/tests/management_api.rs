@@ -11,14 +11,14 @@ use pusher::{Config, Limits, SdkPusher};
 use serde_json::json;
 use support::management_api::{self, Answer};
 use support::table::{connection_ids, create_table, dynamodb, put_items};
-use support::{item, sqs_event, EXPIRED, LIVE};
+use support::{item, sqs_event, RecordedMetrics, RecordingSdkPusher, EXPIRED, LIVE};
 
 /// The real handler with every real part: moto's table and queues, real HTTP.
 async fn real_pusher(
     api_endpoint: &str,
     table: &str,
     limits: Limits,
-) -> (SdkPusher, String, String) {
+) -> (RecordingSdkPusher, String, String) {
     let config = testkit::aws_config().await;
     let sqs = aws_sdk_sqs::Client::new(&config);
     let mut urls = Vec::new();
@@ -43,7 +43,8 @@ async fn real_pusher(
             dead_letter_queue_url: Some(urls[1].clone()),
             limits,
         },
-    );
+    )
+    .with_metrics(RecordedMetrics::default());
     (pusher, urls[0].clone(), urls[1].clone())
 }
 
@@ -83,8 +84,8 @@ async fn under_injected_429s_and_500s_every_live_connection_receives_exactly_onc
     let body = json!({"users": (0..10).map(|u| format!("u{u}")).collect::<Vec<_>>(),
         "exclude_users": ["u9"], "data": {"news": "ünïcode ✓"}})
     .to_string();
-    let (response, mut metrics) =
-        pusher::process_sqs(sqs_event(&[("m1", &body, None)]), &pusher).await;
+    let response = pusher::handle_sqs(sqs_event(&[("m1", &body, None)]), &pusher).await;
+    let mut metrics = pusher.metrics.last();
     assert!(response.batch_item_failures.is_empty());
     // A connection unlucky in every attempt is re-queued, narrowed: play the queue until it
     // is empty, as the event source mapping would.
@@ -111,7 +112,8 @@ async fn under_injected_429s_and_500s_every_live_connection_receives_exactly_onc
                 message.body().unwrap(),
                 Some(generation.parse().unwrap()),
             )]);
-            let (response, again) = pusher::process_sqs(event, &pusher).await;
+            let response = pusher::handle_sqs(event, &pusher).await;
+            let again = pusher.metrics.last();
             assert!(response.batch_item_failures.is_empty());
             metrics.delivered += again.delivered;
             metrics.retried += again.retried;
@@ -181,11 +183,12 @@ async fn a_connection_still_failing_after_retries_is_requeued_alone_and_delivere
     api.state
         .script("flaky=", vec![Answer::ServerError, Answer::Throttle]);
 
-    let (response, metrics) = pusher::process_sqs(
+    let response = pusher::handle_sqs(
         sqs_event(&[("m1", r#"{"users":["u1","u2"],"data":"v1"}"#, None)]),
         &pusher,
     )
     .await;
+    let metrics = pusher.metrics.last();
     assert!(response.batch_item_failures.is_empty());
     assert_eq!((metrics.delivered, metrics.requeued), (2, 1));
     assert!(api.state.received_by("flaky=").is_empty());
@@ -211,8 +214,8 @@ async fn a_connection_still_failing_after_retries_is_requeued_alone_and_delivere
         vec!["flaky=".to_string()]
     );
 
-    let (response, metrics) =
-        pusher::process_sqs(sqs_event(&[("m2", body, Some(1))]), &pusher).await;
+    let response = pusher::handle_sqs(sqs_event(&[("m2", body, Some(1))]), &pusher).await;
+    let metrics = pusher.metrics.last();
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(metrics.delivered, 1);
     for connection in ["ok-1=", "ok-2=", "flaky="] {

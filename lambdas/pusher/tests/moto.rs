@@ -9,7 +9,9 @@ use pusher::{
 };
 use sumu_wire::notification_attributes;
 use support::table::{connection_ids, create_table, dynamodb, put_items};
-use support::{item, sqs_event, test_limits, FakeOutbox, FakePoster, EXPIRED, LIVE};
+use support::{
+    item, sqs_event, test_limits, FakeOutbox, FakePoster, RecordedMetrics, EXPIRED, LIVE,
+};
 
 #[tokio::test]
 async fn query_and_index_lookup_return_keys_and_expiry() {
@@ -116,6 +118,7 @@ async fn a_broadcast_through_the_real_table_prunes_expired_items_and_reaches_the
         store: DynamoStore::new(client.clone(), &table_name, "no-subscriptions"),
         poster: FakePoster::default(),
         outbox: FakeOutbox::default(),
+        metrics: RecordedMetrics::default(),
         limits: test_limits(),
     };
 
@@ -124,7 +127,8 @@ async fn a_broadcast_through_the_real_table_prunes_expired_items_and_reaches_the
         r#"{"exclude_users":["u3"],"data":{"hello":"all"}}"#,
         None,
     )]);
-    let (response, metrics) = pusher::process_sqs(event, &pusher).await;
+    let response = pusher::handle_sqs(event, &pusher).await;
+    let metrics = pusher.metrics.last();
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(pusher.poster.received(), vec!["live-1", "live-2"]);
     assert_eq!(metrics.stale, 30);
@@ -271,14 +275,16 @@ async fn a_broadcast_split_through_the_real_queue_reaches_every_connection_once(
         store: DynamoStore::new(client, &table_name, "no-subscriptions-table"),
         poster: FakePoster::default(),
         outbox: SqsOutbox::new(sqs.clone(), Some(notifications.clone()), None),
+        metrics: RecordedMetrics::default(),
         limits,
     };
 
-    let (response, first) = pusher::process_sqs(
+    let response = pusher::handle_sqs(
         sqs_event(&[("m1", r#"{"data":{"to":"all"}}"#, None)]),
         &pusher,
     )
     .await;
+    let first = pusher.metrics.last();
     assert!(response.batch_item_failures.is_empty());
     // 30 items / 8 = 4 shards: this invocation kept one and queued three.
     assert_eq!(first.shards, 3);
@@ -313,7 +319,8 @@ async fn a_broadcast_split_through_the_real_queue_reaches_every_connection_once(
                 serde_json::from_value(serde_json::json!({ "Records": [record] })).unwrap(),
                 lambda_runtime::Context::default(),
             );
-            let (response, metrics) = pusher::process_sqs(event, &pusher).await;
+            let response = pusher::handle_sqs(event, &pusher).await;
+            let metrics = pusher.metrics.last();
             assert!(response.batch_item_failures.is_empty());
             assert!(metrics.delivered <= 8, "{metrics:?}");
             invocations += 1;

@@ -7,7 +7,7 @@ use std::collections::{HashMap, VecDeque};
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{Context, LambdaEvent};
-use pusher::{process_sqs, Metrics, PostOutcome};
+use pusher::{handle_sqs, Metrics, PostOutcome};
 use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
 use support::{item, pusher, FakePusher, EXPIRED, LIVE, SQS_FIXTURE};
@@ -39,7 +39,8 @@ async fn play(pusher: &FakePusher, first: Message) -> Vec<Metrics> {
     let mut queue = VecDeque::from([first]);
     let mut invocations = Vec::new();
     while let Some(message) = queue.pop_front() {
-        let (response, metrics) = process_sqs(event(&message), pusher).await;
+        let response = handle_sqs(event(&message), pusher).await;
+        let metrics = pusher.metrics.last();
         assert!(
             response.batch_item_failures.is_empty(),
             "{message:?} failed"
@@ -183,7 +184,8 @@ async fn a_shard_that_cannot_be_queued_fails_the_message_before_anything_is_post
     *pusher.store.approximate_count.lock().unwrap() = Some(30);
     *pusher.outbox.shards_fail_after.lock().unwrap() = Some(1);
 
-    let (response, metrics) = process_sqs(event(&broadcast(r#"{"data":1}"#)), &pusher).await;
+    let response = handle_sqs(event(&broadcast(r#"{"data":1}"#)), &pusher).await;
+    let metrics = pusher.metrics.last();
 
     assert_eq!(response.batch_item_failures.len(), 1);
     assert!(pusher.poster.posts.lock().unwrap().is_empty());
@@ -216,7 +218,8 @@ async fn a_shard_attribute_on_a_targeted_request_is_dead_lettered() {
         0,
         Some(r#"{"segment":0,"segments":2}"#.to_string()),
     );
-    let (response, metrics) = process_sqs(event(&message), &pusher).await;
+    let response = handle_sqs(event(&message), &pusher).await;
+    let metrics = pusher.metrics.last();
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(metrics.rejected, 1);
     assert_eq!(

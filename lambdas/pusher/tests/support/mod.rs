@@ -1,10 +1,13 @@
-//! In-memory fakes of the pusher's three seams, and events built from real fixtures.
+//! In-memory fakes of the pusher's seams, and events built from real fixtures.
 #![allow(dead_code)]
 
 // The fake management API belongs to the client's tests; the pusher's suites share it.
 #[path = "../../../management-client/tests/support/management_api.rs"]
 pub mod management_api;
+pub mod metrics;
 pub mod table;
+
+pub use metrics::RecordedMetrics;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -14,9 +17,11 @@ use std::time::Duration;
 use aws_lambda_events::event::sns::SnsEvent;
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{Context, LambdaEvent};
+use management_client::ManagementClient;
 use pusher::{
-    ConnectionItem, ConnectionKey, ConnectionStore, Limits, Outbox, OutboxError, PostOutcome,
-    Poster, Pusher, ScanPage, StoreError, SubscriptionItem, SubscriptionKey, SubscriptionStore,
+    ConnectionItem, ConnectionKey, ConnectionStore, DynamoStore, Limits, Outbox, OutboxError,
+    PostOutcome, Poster, Pusher, ScanPage, SqsOutbox, StoreError, SubscriptionItem,
+    SubscriptionKey, SubscriptionStore,
 };
 use serde_json::{json, Value};
 
@@ -394,7 +399,11 @@ impl Outbox for FakeOutbox {
     }
 }
 
-pub type FakePusher = Pusher<FakeStore, FakePoster, FakeOutbox>;
+pub type FakePusher = Pusher<FakeStore, FakePoster, FakeOutbox, RecordedMetrics>;
+
+/// The pusher as the Lambda builds it (`SdkPusher::from_sdk_config`), its metrics recorded
+/// rather than printed.
+pub type RecordingSdkPusher = Pusher<DynamoStore, ManagementClient, SqsOutbox, RecordedMetrics>;
 
 /// Small backoffs so retry tests run fast; no safety margin needed without a deadline.
 pub fn test_limits() -> Limits {
@@ -418,6 +427,7 @@ pub fn pusher(items: Vec<ConnectionItem>) -> FakePusher {
         store: FakeStore::with(items),
         poster: FakePoster::default(),
         outbox: FakeOutbox::default(),
+        metrics: RecordedMetrics::default(),
         limits: test_limits(),
     }
 }
