@@ -225,7 +225,7 @@ fn assert_trusted_attributes(
 
 async fn create_queue(sqs: &aws_sdk_sqs::Client) -> String {
     sqs.create_queue()
-        .queue_name(testkit::unique_name("messages"))
+        .queue_name(testkit::tables::stack_name("messages"))
         .send()
         .await
         .expect("create queue")
@@ -274,7 +274,7 @@ async fn publish_template_is_an_sns_publish_delivered_with_all_four_attributes()
     let sqs = aws_sdk_sqs::Client::new(&config);
     let topic_arn = sns
         .create_topic()
-        .name(testkit::unique_name("messages"))
+        .name(testkit::tables::stack_name("messages"))
         .send()
         .await
         .expect("create topic")

@@ -16,18 +16,18 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 use sumu_wire::{subscriptions, table};
 
-/// Creates a connections table with a name no other test uses (`connections-…`); returns
+/// Creates a connections table with a name no other test uses (`…-connections`); returns
 /// the name. Panics on failure: for tests.
 pub async fn create_connections_table(dynamodb: &Client) -> String {
-    let name = crate::unique_name("connections");
+    let name = stack_name("connections");
     create(dynamodb, &name, table::USER_ID, table::CONNECTION_ID, true).await;
     name
 }
 
 /// Creates a subscriptions table (docs/channels.md § Storage) with a name no other test uses
-/// (`subscriptions-…`); returns the name. Panics on failure: for tests.
+/// (`…-subscriptions`); returns the name. Panics on failure: for tests.
 pub async fn create_subscriptions_table(dynamodb: &Client) -> String {
-    let name = crate::unique_name("subscriptions");
+    let name = stack_name("subscriptions");
     create(
         dynamodb,
         &name,
@@ -100,4 +100,10 @@ async fn create(dynamodb: &Client, name: &str, partition_key: &str, sort_key: &s
         .send()
         .await
         .unwrap_or_else(|error| panic!("enable TTL on {name}: {error:?}"));
+}
+
+/// `{unique}-{resource}`: the stack's naming (`{name}-connections`, …), which the IAM check
+/// (tests/iam) relies on to tell which of the module's resources a recorded call used.
+pub fn stack_name(resource: &str) -> String {
+    format!("{}-{resource}", crate::unique_name("test"))
 }
