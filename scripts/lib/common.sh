@@ -15,13 +15,13 @@ ensure_rust_components() {
   rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
 }
 
-# The project's Python virtualenv with moto, airspeed-ext, cargo-lambda and checkov, pinned in
+# The project's Python virtualenv with moto, airspeed-ext, cargo-lambda, checkov and parliament, pinned in
 # scripts/requirements.txt; reinstalled when that file changes.
 ensure_venv() {
   local requirements="$ROOT/scripts/requirements.txt" stamp="$VENV/.requirements.sha256"
   local want; want=$(sha256sum "$requirements" | cut -d' ' -f1)
   if [ -x "$VENV/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then return; fi
-  log "installing Python tools into .venv (moto, airspeed-ext, cargo-lambda, checkov)"
+  log "installing Python tools into .venv (moto, airspeed-ext, cargo-lambda, checkov, parliament)"
   [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet --upgrade pip
   "$VENV/bin/pip" install --quiet -r "$requirements"

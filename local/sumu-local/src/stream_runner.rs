@@ -560,6 +560,7 @@ impl StreamPoller {
             .last()
             .map(|mark| mark.sequence.clone())
             .unwrap_or_default();
+        // Newest first, skipping the newest: it is the last handled record, found gone.
         for (index, mark) in marks.iter().enumerate().rev().skip(1) {
             let still_there = match self
                 .read_fresh(
