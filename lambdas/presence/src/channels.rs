@@ -1,24 +1,27 @@
 //! The `subscribe` and `unsubscribe` WebSocket routes (AWS_PROXY), DESIGN.md § Channels and
 //! docs/channels.md § Subscribing.
 //!
-//! `{"action":"subscribe","channel":P}` → `{"type":"subscribed","channel":P}`;
-//! `{"action":"unsubscribe","channel":P}` → `{"type":"unsubscribed","channel":P}`. A refusal
-//! is `{"type":"error","error":E,"channel":<as sent, null if missing>,"message":…}` and changes
-//! nothing. The order of the checks: the pattern (`invalid_channel`), then for `subscribe` the
-//! connection's grants (`forbidden`), then the store (`channels_unavailable` when it is not
-//! configured or fails, `too_many_subscriptions`, `connection_gone`). Every reply has status
-//! 200: API Gateway sends the body as the frame whatever the status, and the frame says the
-//! outcome.
+//! `{"action":"subscribe","channel":P,"ref":R}` → `{"type":"subscribed","channel":P,"ref":R}`;
+//! `{"action":"unsubscribe","channel":P,"ref":R}` → `{"type":"unsubscribed","channel":P,"ref":R}`
+//! (`ref` only when the request had one). A refusal is
+//! `{"type":"error","error":E,"channel":<as sent, null if missing>,"message":…,"ref":R}` and
+//! changes nothing. The order of the checks: the `ref` (`invalid_ref`, the one refusal without
+//! a `ref`), the pattern (`invalid_channel`), then for `subscribe` the connection's grants
+//! (`forbidden`), then the store (`channels_unavailable` when it is not configured or fails,
+//! `too_many_subscriptions`, `connection_gone`). Every reply has status 200: API Gateway sends
+//! the body as the frame whatever the status, and the frame says the outcome.
 
 use std::time::SystemTime;
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
-use aws_lambda_events::encodings::Body;
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 use sumu_wire::channels::{context, reasons};
+use sumu_wire::frames::{parse_ref, ErrorFrame, RefError, INVALID_REF};
 use sumu_wire::{table, ChannelError, Grants, Pattern};
 use tracing::{error, info, warn};
 
+use crate::query::frame;
 use crate::stream::epoch_millis;
 use crate::subscriptions::{SubscribeOutcome, Subscription, SubscriptionStore};
 use crate::Deps;
@@ -70,6 +73,7 @@ impl Action {
 /// Why a request changed nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
+    InvalidRef(RefError),
     InvalidChannel(ChannelError),
     /// No subscribe grant covers the pattern (or the request carries no principal).
     Forbidden(String),
@@ -84,6 +88,7 @@ pub enum Refusal {
 impl Refusal {
     pub fn error(&self) -> &'static str {
         match self {
+            Refusal::InvalidRef(_) => INVALID_REF,
             Refusal::InvalidChannel(_) => reasons::INVALID_CHANNEL,
             Refusal::Forbidden(_) => reasons::FORBIDDEN,
             Refusal::TooManySubscriptions { .. } => reasons::TOO_MANY_SUBSCRIPTIONS,
@@ -94,6 +99,7 @@ impl Refusal {
 
     pub fn message(&self) -> String {
         match self {
+            Refusal::InvalidRef(error) => error.to_string(),
             Refusal::InvalidChannel(error) => error.to_string(),
             Refusal::Forbidden(why) => why.clone(),
             Refusal::TooManySubscriptions { cap } => {
@@ -105,18 +111,29 @@ impl Refusal {
     }
 }
 
-/// The `channel` of a request body as sent (`null` when missing, or when the body is not a
-/// JSON object) and the pattern it names.
-pub fn read_channel(body: Option<&str>) -> (Value, Result<Pattern, ChannelError>) {
-    let sent = serde_json::from_str::<Value>(body.unwrap_or_default())
-        .ok()
-        .and_then(|body| match body {
-            Value::Object(mut fields) => fields.remove("channel"),
-            _ => None,
-        })
-        .unwrap_or(Value::Null);
-    let pattern = Pattern::from_json(Some(&sent));
-    (sent, pattern)
+/// A channel request as sent: its `channel` (`null` when missing, or when the body is not a
+/// JSON object), the pattern it names, and its `ref`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChannelRequest {
+    pub sent_channel: Value,
+    pub pattern: Result<Pattern, ChannelError>,
+    pub reference: Result<Option<String>, RefError>,
+}
+
+/// Reads a request body once.
+pub fn read_request(body: Option<&str>) -> ChannelRequest {
+    let mut fields = match serde_json::from_str::<Value>(body.unwrap_or_default()) {
+        Ok(Value::Object(fields)) => fields,
+        _ => Default::default(),
+    };
+    let sent_channel = fields.remove("channel").unwrap_or(Value::Null);
+    let pattern = Pattern::from_json(Some(&sent_channel));
+    let reference = parse_ref(fields.get("ref"));
+    ChannelRequest {
+        sent_channel,
+        pattern,
+        reference,
+    }
 }
 
 /// The connection's grants from the authorizer context (`channels_subscribe`,
@@ -151,19 +168,35 @@ pub fn expires_at(connected_at_ms: i64) -> i64 {
     connected_at_ms.div_euclid(1000) + table::MAX_CONNECTION_SECONDS
 }
 
-/// `{"type":"subscribed"|"unsubscribed","channel":P}`.
-pub fn reply_frame(action: Action, pattern: &Pattern) -> Value {
-    json!({"type": action.reply_type(), "channel": pattern.to_string()})
+/// `{"type":"subscribed"|"unsubscribed","channel":P,"ref":R}`, serialized as a struct so its
+/// keys keep this order in every build.
+#[derive(Debug, Serialize)]
+struct Reply<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    channel: String,
+    #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+    reference: Option<&'a str>,
 }
 
-/// `{"type":"error","error":E,"channel":<as sent>,"message":…}`.
-pub fn error_frame(refusal: &Refusal, channel: &Value) -> Value {
-    json!({
-        "type": "error",
-        "error": refusal.error(),
-        "channel": channel,
-        "message": refusal.message(),
-    })
+/// The frame answering a request that was done.
+pub fn reply_frame(action: Action, pattern: &Pattern, reference: Option<&str>) -> String {
+    let reply = Reply {
+        kind: action.reply_type(),
+        channel: pattern.to_string(),
+        reference,
+    };
+    // Strings only: serializing cannot fail.
+    serde_json::to_string(&reply).unwrap_or_default()
+}
+
+/// `{"type":"error","error":E,"channel":<as sent>,"message":…,"ref":R}`.
+pub fn error_frame(refusal: &Refusal, channel: &Value, reference: Option<&str>) -> String {
+    let message = refusal.message();
+    ErrorFrame::new(refusal.error(), &message)
+        .channel(channel)
+        .reference(reference)
+        .to_text()
 }
 
 /// Decides one request; `Ok` is the pattern subscribed to or unsubscribed from.
@@ -250,11 +283,18 @@ pub async fn answer_route<C, S, U: SubscriptionStore>(
         .connection_id
         .as_deref()
         .unwrap_or_default();
-    let (sent, pattern) = read_channel(request.body.as_deref());
-    let body = match decide(action, request, pattern, deps, now).await {
+    let read = read_request(request.body.as_deref());
+    let (reference, outcome) = match read.reference {
+        Err(invalid) => (None, Err(Refusal::InvalidRef(invalid))),
+        Ok(reference) => (
+            reference,
+            decide(action, request, read.pattern, deps, now).await,
+        ),
+    };
+    let body = match outcome {
         Ok(pattern) => {
             info!(connection_id, ?action, channel = %pattern, "channel request done");
-            reply_frame(action, &pattern)
+            reply_frame(action, &pattern, reference.as_deref())
         }
         Err(refusal) => {
             warn!(
@@ -264,27 +304,27 @@ pub async fn answer_route<C, S, U: SubscriptionStore>(
                 message = %refusal.message(),
                 "channel request refused"
             );
-            error_frame(&refusal, &sent)
+            error_frame(&refusal, &read.sent_channel, reference.as_deref())
         }
     };
-    let mut response = ApiGatewayProxyResponse::default();
-    response.status_code = 200;
-    response.body = Some(Body::Text(body.to_string()));
-    response
+    frame(200, body)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
-    fn the_channel_is_read_as_sent() {
-        let (sent, pattern) = read_channel(Some(r#"{"action":"subscribe","channel":"room/*"}"#));
-        assert_eq!(sent, json!("room/*"));
-        assert_eq!(pattern, Pattern::parse("room/*"));
-        let (sent, pattern) = read_channel(Some(r#"{"action":"subscribe","channel":42}"#));
-        assert_eq!(sent, json!(42));
-        assert_eq!(pattern, Err(ChannelError::NotAString));
+    fn the_channel_and_the_ref_are_read_as_sent() {
+        let read = read_request(Some(r#"{"action":"subscribe","channel":"room/*","ref":"r1"}"#));
+        assert_eq!(read.sent_channel, json!("room/*"));
+        assert_eq!(read.pattern, Pattern::parse("room/*"));
+        assert_eq!(read.reference, Ok(Some("r1".to_owned())));
+        let read = read_request(Some(r#"{"action":"subscribe","channel":42,"ref":{"a":1}}"#));
+        assert_eq!(read.sent_channel, json!(42));
+        assert_eq!(read.pattern, Err(ChannelError::NotAString));
+        assert_eq!(read.reference, Err(RefError::NotAString));
         for body in [
             None,
             Some(""),
@@ -292,9 +332,10 @@ mod tests {
             Some("[1]"),
             Some(r#"{"action":"subscribe"}"#),
         ] {
-            let (sent, pattern) = read_channel(body);
-            assert_eq!(sent, Value::Null, "{body:?}");
-            assert_eq!(pattern, Err(ChannelError::Missing), "{body:?}");
+            let read = read_request(body);
+            assert_eq!(read.sent_channel, Value::Null, "{body:?}");
+            assert_eq!(read.pattern, Err(ChannelError::Missing), "{body:?}");
+            assert_eq!(read.reference, Ok(None), "{body:?}");
         }
     }
 
@@ -304,23 +345,23 @@ mod tests {
     }
 
     #[test]
-    fn frames_have_the_documented_shape() {
+    fn frames_have_the_documented_shape_and_key_order() {
         let pattern = Pattern::parse("room/42").unwrap();
         assert_eq!(
-            reply_frame(Action::Subscribe, &pattern),
-            json!({"type": "subscribed", "channel": "room/42"})
+            reply_frame(Action::Subscribe, &pattern, None),
+            r#"{"type":"subscribed","channel":"room/42"}"#
         );
         assert_eq!(
-            reply_frame(Action::Unsubscribe, &pattern),
-            json!({"type": "unsubscribed", "channel": "room/42"})
+            reply_frame(Action::Unsubscribe, &pattern, Some("r-1")),
+            r#"{"type":"unsubscribed","channel":"room/42","ref":"r-1"}"#
         );
         assert_eq!(
             error_frame(
                 &Refusal::TooManySubscriptions { cap: 100 },
-                &json!("room/42")
+                &json!("room/42"),
+                Some("r:2")
             ),
-            json!({"type": "error", "error": "too_many_subscriptions", "channel": "room/42",
-                   "message": "at most 100 subscriptions per connection; unsubscribe from one first"})
+            r#"{"type":"error","error":"too_many_subscriptions","channel":"room/42","message":"at most 100 subscriptions per connection; unsubscribe from one first","ref":"r:2"}"#
         );
     }
 }

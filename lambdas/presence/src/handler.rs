@@ -3,11 +3,11 @@
 use std::time::SystemTime;
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
-use aws_lambda_events::encodings::Body;
 use aws_lambda_events::streams::DynamoDbEventResponse;
 use lambda_runtime::LambdaEvent;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
+use sumu_wire::frames::ErrorFrame;
 use sumu_wire::PresenceAnswer;
 
 use crate::deps::Deps;
@@ -125,12 +125,11 @@ fn refuse_unknown_route(
         connection_id,
         "refusing a request on a route the presence function does not serve"
     );
-    let mut response = ApiGatewayProxyResponse::default();
-    response.status_code = 400;
-    response.body = Some(Body::Text(
-        query::error_frame(ERROR_UNKNOWN_ROUTE, &unknown_route_message(route_key)).to_string(),
-    ));
-    response
+    let message = unknown_route_message(route_key);
+    query::frame(
+        400,
+        ErrorFrame::new(ERROR_UNKNOWN_ROUTE, &message).to_text(),
+    )
 }
 
 /// The `error` of the frame refusing a route key this function does not serve.

@@ -8,7 +8,8 @@ use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxy
 use aws_lambda_events::encodings::Body;
 use futures::stream::{self, StreamExt};
 use lambda_runtime::Diagnostic;
-use serde_json::{json, Value};
+use serde_json::Value;
+use sumu_wire::frames::{parse_ref, ErrorFrame, INVALID_REF};
 use sumu_wire::{PresenceAnswer, PresenceEventType, PresenceStatus, UserPresence};
 use thiserror::Error;
 use tracing::{error, warn};
@@ -114,6 +115,7 @@ pub async fn answer<C: ConnectionCounter>(
     let mut answer = PresenceAnswer {
         kind: PresenceEventType::Presence,
         users: Vec::with_capacity(users.len()),
+        reference: None,
     };
     for (user_id, count) in users.iter().zip(counts) {
         let connections = count?;
@@ -143,7 +145,9 @@ pub async fn answer_direct<C: ConnectionCounter, S, U>(
 
 /// The `presence` route (AWS_PROXY): API Gateway sends the proxy response's body to the
 /// client as one frame whatever its status code, so every outcome is a JSON frame: the
-/// answer (200), an `invalid_request` error (400) or a `presence_unavailable` error (500).
+/// answer (200), an `invalid_ref` or `invalid_request` error (400) or a
+/// `presence_unavailable` error (500). Every frame but `invalid_ref` carries the question's
+/// `ref` when it has one.
 pub async fn answer_route<C: ConnectionCounter, S, U>(
     request: &ApiGatewayWebsocketProxyRequest,
     deps: &Deps<C, S, U>,
@@ -156,39 +160,53 @@ pub async fn answer_route<C: ConnectionCounter, S, U>(
         .unwrap_or_default();
     let question = serde_json::from_str::<Value>(request.body.as_deref().unwrap_or_default())
         .map_err(|error| InvalidQuery::NotJson(error.to_string()));
+    let reference = match question
+        .as_ref()
+        .map_or(Ok(None), |question| parse_ref(question.get("ref")))
+    {
+        Ok(reference) => reference,
+        Err(invalid) => {
+            warn!(connection_id, error = %invalid, "refusing a presence question");
+            let message = invalid.to_string();
+            return frame(400, ErrorFrame::new(INVALID_REF, &message).to_text());
+        }
+    };
+    let refuse = |status: i64, code: &str, message: &str| {
+        frame(
+            status,
+            ErrorFrame::new(code, message)
+                .reference(reference.as_deref())
+                .to_text(),
+        )
+    };
     let users = match question.and_then(|question| parse_query(&question)) {
         Ok(users) => users,
         Err(invalid) => {
             warn!(connection_id, error = %invalid, "refusing a presence question");
-            return frame(
-                400,
-                &error_frame(ERROR_INVALID_REQUEST, &invalid.to_string()),
-            );
+            return refuse(400, ERROR_INVALID_REQUEST, &invalid.to_string());
         }
     };
     match answer(&users, &deps.counter, deps.query_concurrency, now).await {
-        Ok(answer) => frame(200, &json!(answer)),
+        Ok(mut answer) => {
+            answer.reference = reference.clone();
+            // Strings and numbers: serializing cannot fail.
+            frame(200, serde_json::to_string(&answer).unwrap_or_default())
+        }
         Err(failure) => {
             error!(connection_id, error = %failure, "answering a presence question failed");
-            frame(
+            refuse(
                 500,
-                &error_frame(
-                    ERROR_UNAVAILABLE,
-                    "presence is unavailable right now; try again",
-                ),
+                ERROR_UNAVAILABLE,
+                "presence is unavailable right now; try again",
             )
         }
     }
 }
 
-/// The error frame, shaped like the `$default` route's.
-pub fn error_frame(code: &str, message: &str) -> Value {
-    json!({"type": "error", "error": code, "message": message})
-}
-
-fn frame(status_code: i64, body: &Value) -> ApiGatewayProxyResponse {
+/// A proxy response whose body is `text`, the frame the client receives.
+pub fn frame(status_code: i64, text: String) -> ApiGatewayProxyResponse {
     let mut response = ApiGatewayProxyResponse::default();
     response.status_code = status_code;
-    response.body = Some(Body::Text(body.to_string()));
+    response.body = Some(Body::Text(text));
     response
 }

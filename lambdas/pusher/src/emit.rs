@@ -1,16 +1,18 @@
 //! A client's `emit`, as the gateway puts it on the notifications queue (pure, no I/O): the
-//! body `{"channels":[<channel as sent>],"data":<data or null>}` and the sender's identity and
-//! publish grants in message attributes taken from `$context` (mapping-templates/emit.request.vtl).
-//! The gateway checks nothing, so every rule of DESIGN.md § Channels is enforced here, from
-//! those trusted attributes, before anything is delivered.
+//! body `{"channels":[<channel as sent>],"data":<data or null>,"ref":…,"exclude_connections":…}`
+//! (the last two only when the frame had them) and the sender's identity and publish grants in
+//! message attributes taken from `$context` (mapping-templates/emit.request.vtl). The gateway
+//! checks nothing, so every rule of docs/channels.md § Emits is enforced here, from those
+//! trusted attributes, before anything is delivered.
 
 use std::collections::HashMap;
 
 use aws_lambda_events::event::sqs::SqsMessageAttribute;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 use sumu_wire::channels::reasons;
+use sumu_wire::frames::{parse_ref, Ack, ErrorFrame, INVALID_REF};
 use sumu_wire::{attributes, Channel, Grants, MAX_NOTIFICATION_DATA_BYTES};
 
 use crate::request::{not_an_object, plan_publications, Fields, Rejection, Request, Targets};
@@ -53,58 +55,102 @@ pub struct Sender {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Refusal {
     pub sender: Sender,
-    /// `forbidden`, `invalid_channel` or `invalid_message` (`sumu_wire::channels::reasons`).
+    /// `forbidden`, `invalid_channel`, `invalid_message` (`sumu_wire::channels::reasons`) or
+    /// `invalid_ref`.
     pub error: &'static str,
     /// The channel as the client sent it (any JSON value); `null` if it sent none.
     pub channel: Value,
     pub message: String,
-}
-
-/// An error frame, serialized as a struct so that its keys keep this order in every build (a
-/// `json!` map would be sorted without serde_json's `preserve_order` and not with it).
-#[derive(Serialize)]
-struct ErrorFrame<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    error: &'a str,
-    channel: &'a Value,
-    message: &'a str,
+    /// The emit's `ref`, echoed (never for an `invalid_ref`).
+    pub reference: Option<String>,
 }
 
 impl Refusal {
-    /// `{"type":"error","error":E,"channel":…,"message":…}`.
+    /// `{"type":"error","error":E,"channel":…,"message":…,"ref":…}`.
     pub fn frame(&self) -> Vec<u8> {
-        let frame = ErrorFrame {
-            kind: "error",
-            error: self.error,
-            channel: &self.channel,
-            message: &self.message,
-        };
-        // Strings and a `Value`: serializing cannot fail.
-        serde_json::to_vec(&frame).unwrap_or_default()
+        ErrorFrame::new(self.error, &self.message)
+            .channel(&self.channel)
+            .reference(self.reference.as_deref())
+            .to_text()
+            .into_bytes()
     }
 }
 
+/// The most connection ids an emit may exclude besides its own: a client holds at most two
+/// connections at once (during a proactive reconnect), so a handful is plenty.
+pub const MAX_EXCLUDED_CONNECTIONS: usize = 10;
+
+/// The longest connection id an emit may exclude (API Gateway's are 16 characters).
+pub const MAX_CONNECTION_ID_BYTES: usize = 128;
+
 /// The body the gateway's template writes: `{"channels":[<channel as sent>],"data":<data or
-/// null>}`. `data` stays the bytes the template wrote (never a `Value`), so the publication
-/// carries them unchanged.
+/// null>}`, plus `ref` and `exclude_connections` as sent when the frame has them. `data`
+/// stays the bytes the template wrote (never a `Value`), so the publication carries them
+/// unchanged.
 #[derive(Deserialize)]
 struct EmitBody {
     #[serde(default)]
     channels: Option<Value>,
     #[serde(default)]
     data: Option<Box<RawValue>>,
+    #[serde(default, rename = "ref")]
+    reference: Option<Value>,
+    #[serde(default)]
+    exclude_connections: Option<Value>,
 }
 
 /// What an emit turns into.
 #[derive(Debug, Clone)]
 pub enum Emit {
-    /// Accepted: one publication, `from` the sender, never to the sender's connection.
-    Publish(Request),
+    /// Accepted: one publication, `from` the sender, never to the sender's connection nor to
+    /// the connections it excluded; `ack` when the emit had a `ref`.
+    Publish {
+        request: Request,
+        ack: Option<Acknowledgement>,
+    },
     Refused(Refusal),
 }
 
-/// Checks an emit in the order channel, grant, data, and plans its publication. The id is
+/// The `ack` of an accepted emit that had a `ref`, and the connection it goes to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Acknowledgement {
+    pub sender: Sender,
+    pub ack: Ack,
+}
+
+impl Acknowledgement {
+    /// `{"type":"ack","ref":…,"channel":…,"id":…}`.
+    pub fn frame(&self) -> Vec<u8> {
+        // Strings only: serializing cannot fail.
+        serde_json::to_vec(&self.ack).unwrap_or_default()
+    }
+}
+
+/// `exclude_connections` as sent: absent or `null` is none; otherwise a list of at most
+/// [`MAX_EXCLUDED_CONNECTIONS`] non-empty strings of at most [`MAX_CONNECTION_ID_BYTES`].
+fn excluded_connections(value: Option<&Value>) -> Result<Vec<String>, String> {
+    let invalid = || {
+        format!(
+            "`exclude_connections` must be a list of at most {MAX_EXCLUDED_CONNECTIONS} connection ids"
+        )
+    };
+    match value {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(ids)) if ids.len() <= MAX_EXCLUDED_CONNECTIONS => ids
+            .iter()
+            .map(|id| match id {
+                Value::String(id) if !id.is_empty() && id.len() <= MAX_CONNECTION_ID_BYTES => {
+                    Ok(id.clone())
+                }
+                _ => Err(invalid()),
+            })
+            .collect(),
+        Some(_) => Err(invalid()),
+    }
+}
+
+/// Checks an emit in the order ref, channel, grant, exclusions, data, and plans its
+/// publication. The id is
 /// `message_id` (SQS keeps it across redeliveries). Only a record without the sender's
 /// `user_id`/`connection_id` (the gateway's template did not run) is rejected: nobody can be
 /// told, so it is dead-lettered as `invalid_request`.
@@ -127,25 +173,41 @@ pub fn parse_emit(
         user_id,
         connection_id,
     };
-    let refuse = |error: &'static str, channel: Value, message: String| {
-        Ok(Emit::Refused(Refusal {
-            sender: sender.clone(),
-            error,
-            channel,
-            message,
-        }))
-    };
+    let refuse_with =
+        |error: &'static str, channel: Value, message: String, reference: Option<String>| {
+            Ok(Emit::Refused(Refusal {
+                sender: sender.clone(),
+                error,
+                channel,
+                message,
+                reference,
+            }))
+        };
 
     let parsed = match not_an_object(body) {
         None => serde_json::from_str::<EmitBody>(body).ok(),
         Some(_) => None,
     };
     let Some(request) = parsed else {
-        return refuse(
+        return refuse_with(
             reasons::INVALID_MESSAGE,
             Value::Null,
             "the emit is not a JSON object".into(),
+            None,
         );
+    };
+    let first_channel = match &request.channels {
+        Some(Value::Array(channels)) => channels.first().cloned().unwrap_or(Value::Null),
+        _ => Value::Null,
+    };
+    let reference = match parse_ref(request.reference.as_ref()) {
+        Ok(reference) => reference,
+        Err(error) => {
+            return refuse_with(INVALID_REF, first_channel, error.to_string(), None);
+        }
+    };
+    let refuse = |error: &'static str, channel: Value, message: String| {
+        refuse_with(error, channel, message, reference.clone())
     };
     // The template sends `[]` when the frame has no `channel`, else `[<channel as sent>]`.
     let sent = match &request.channels {
@@ -180,6 +242,10 @@ pub fn parse_emit(
         );
     }
     // `null` reads as absent.
+    let excluded = match excluded_connections(request.exclude_connections.as_ref()) {
+        Ok(excluded) => excluded,
+        Err(message) => return refuse(reasons::INVALID_MESSAGE, sent_channel, message),
+    };
     let Some(data) = &request.data else {
         return refuse(
             reasons::INVALID_MESSAGE,
@@ -198,7 +264,7 @@ pub fn parse_emit(
         );
     }
     let id = message_id.to_string();
-    let planned = match plan_publications(&id, vec![channel], data, Some(&sender.user_id)) {
+    let planned = match plan_publications(&id, vec![channel.clone()], data, Some(&sender.user_id)) {
         Ok(planned) => planned,
         Err(Rejection::EnvelopeTooLarge { bytes }) => {
             return refuse(
@@ -211,20 +277,31 @@ pub fn parse_emit(
         }
         Err(other) => return Err(other),
     };
+    let ack = reference.map(|reference| Acknowledgement {
+        sender: sender.clone(),
+        ack: Ack::new(reference, channel.to_string(), id.clone()),
+    });
+    // An emit is not delivered back to the connection that sent it, nor to the ones it
+    // excluded (the client's other connection during a proactive reconnect).
+    let mut exclude_connections = vec![sender.connection_id];
+    exclude_connections.extend(excluded);
     let fields = Fields {
         channels: Some(planned.iter().map(|p| p.channel.to_string()).collect()),
-        // An emit is not delivered back to the connection that sent it.
-        exclude_connections: vec![sender.connection_id],
+        exclude_connections,
         publication_id: Some(id),
         data: request.data,
         ..Fields::default()
     };
-    Ok(Emit::Publish(Request {
-        fields,
-        targets: Targets::Channels(planned),
-        generation,
-        shard: None,
-    }))
+    Ok(Emit::Publish {
+        request: Request {
+            fields,
+            targets: Targets::Channels(planned),
+            generation,
+            shard: None,
+            frame: None,
+        },
+        ack,
+    })
 }
 
 #[cfg(test)]
@@ -243,13 +320,16 @@ mod tests {
     fn refusal(body: &str, publish: Option<&str>) -> Refusal {
         match parse_emit(body, 0, &attributes(publish), "m1").unwrap() {
             Emit::Refused(refusal) => refusal,
-            Emit::Publish(publish) => panic!("accepted: {publish:?}"),
+            Emit::Publish { request, .. } => panic!("accepted: {request:?}"),
         }
     }
 
     #[test]
     fn an_accepted_emit_is_one_publication_from_the_sender_and_not_to_it() {
-        let Emit::Publish(publish) = parse_emit(
+        let Emit::Publish {
+            request: publish,
+            ack: None,
+        } = parse_emit(
             r#"{"channels":["room/42"],"data":{ "text": "hi", "from":"mallory", "n":1.0 }}"#,
             0,
             &attributes(Some("user/alice room/*")),
@@ -341,6 +421,59 @@ mod tests {
     }
 
     #[test]
+    fn an_emit_with_a_ref_is_acked_with_its_publication_id_and_excludes_what_it_names() {
+        let Emit::Publish {
+            request,
+            ack: Some(ack),
+        } = parse_emit(
+            r#"{"channels":["room/1"],"data":1,"ref":"r-1","exclude_connections":["c-old="]}"#,
+            0,
+            &attributes(Some("room/*")),
+            "m1",
+        )
+        .unwrap()
+        else {
+            panic!("refused or not acked")
+        };
+        assert_eq!(ack.sender.connection_id, "c-alice=");
+        assert_eq!(
+            std::str::from_utf8(&ack.frame()).unwrap(),
+            r#"{"type":"ack","ref":"r-1","channel":"room/1","id":"m1"}"#
+        );
+        assert_eq!(request.fields.exclude_connections, ["c-alice=", "c-old="]);
+    }
+
+    #[test]
+    fn a_bad_ref_or_bad_exclusions_refuse_the_emit() {
+        let too_long = "r".repeat(65);
+        let many: Vec<String> = (0..=MAX_EXCLUDED_CONNECTIONS).map(|i| format!("c{i}")).collect();
+        for (extra, error, reference) in [
+            (json!({"ref": "a\"b"}), "invalid_ref", None),
+            (json!({"ref": "a\\b"}), "invalid_ref", None),
+            (json!({"ref": too_long}), "invalid_ref", None),
+            (json!({"ref": 7}), "invalid_ref", None),
+            (json!({"ref": {"r": 1}}), "invalid_ref", None),
+            (json!({"ref": ""}), "invalid_ref", None),
+            (json!({"ref": "r1", "exclude_connections": "c1"}), "invalid_message", Some("r1")),
+            (json!({"ref": "r1", "exclude_connections": [1]}), "invalid_message", Some("r1")),
+            (json!({"ref": "r1", "exclude_connections": [""]}), "invalid_message", Some("r1")),
+            (json!({"ref": "r1", "exclude_connections": many}), "invalid_message", Some("r1")),
+            // The other rules still answer with the ref.
+            (json!({"ref": "r1", "channels": ["lobby"]}), "forbidden", Some("r1")),
+        ] {
+            let mut body = json!({"channels": ["room/1"], "data": 1});
+            for (key, value) in extra.as_object().unwrap() {
+                body[key] = value.clone();
+            }
+            let refused = refusal(&body.to_string(), Some("room/*"));
+            assert_eq!(refused.error, error, "{body}");
+            assert_eq!(refused.reference.as_deref(), reference, "{body}");
+            let frame: Value = serde_json::from_slice(&refused.frame()).unwrap();
+            assert_eq!(frame.get("ref").and_then(Value::as_str), reference, "{body}");
+        }
+    }
+
+    #[test]
     fn the_error_frame_has_the_documented_shape() {
         let refused = refusal(r#"{"channels":["lobby"],"data":1}"#, Some("room/*"));
         assert_eq!(
@@ -365,7 +498,7 @@ mod tests {
         assert!(refused.message.contains("envelope"), "{}", refused.message);
         assert!(matches!(
             parse_emit(&body(1000), 0, &attributes(Some("room/*")), "m1").unwrap(),
-            Emit::Publish(_)
+            Emit::Publish { .. }
         ));
     }
 

@@ -11,7 +11,7 @@ use futures::{StreamExt, TryStreamExt};
 
 use crate::config::Limits;
 use crate::deadline::{full_jitter, Deadline};
-use crate::emit::Refusal;
+use crate::emit::{Acknowledgement, Refusal, Sender};
 use crate::metrics::{Metrics, MetricsSink};
 use crate::outbox::{Outbox, OutboxError};
 use crate::poster::{PostOutcome, Poster};
@@ -249,10 +249,8 @@ where
         Ok(())
     }
 
-    /// Posts a refused emit's error frame to its sender (retried like any post) and nothing
-    /// to anyone else. It is not dead-lettered: the client was told. If the sender is gone
-    /// its connection item is pruned; a frame still failing after the retries is only counted,
-    /// and one the deadline left no time for fails the record (redelivered).
+    /// Posts a refused emit's error frame to its sender and nothing to anyone else. It is
+    /// not dead-lettered: the client was told.
     pub(crate) async fn refuse_emit(
         &self,
         refusal: &Refusal,
@@ -265,12 +263,49 @@ where
             message = %refusal.message,
             "emit refused"
         );
-        let mut metrics = Metrics {
-            refused_emits: 1,
-            ..Metrics::default()
-        };
+        let (mut metrics, result) = self
+            .reply_to_sender(&refusal.sender, &refusal.frame(), deadline)
+            .await;
+        metrics.refused_emits += 1;
+        (metrics, result)
+    }
+
+    /// An accepted emit that had a `ref`: its `ack` to the sender, then its publication
+    /// fanned out. A redelivered emit (a failed lookup) acks again with the same `ref` and id.
+    pub(crate) async fn publish_emit(
+        &self,
+        request: &Request,
+        ack: Option<&Acknowledgement>,
+        deadline: Deadline,
+    ) -> (Metrics, Result<(), PusherError>) {
+        let mut metrics = Metrics::default();
+        if let Some(ack) = ack {
+            let (acked, result) = self
+                .reply_to_sender(&ack.sender, &ack.frame(), deadline)
+                .await;
+            metrics += acked;
+            if result.is_err() {
+                return (metrics, result);
+            }
+        }
+        let (published, result) = self.fan_out(request, deadline).await;
+        metrics += published;
+        (metrics, result)
+    }
+
+    /// Posts one frame to an emit's sender (retried like any post). If the sender is gone
+    /// its connection item is pruned; a frame still failing after the retries is only
+    /// counted, and one the deadline left no time for fails the record (redelivered: nothing
+    /// was posted to anyone yet).
+    async fn reply_to_sender(
+        &self,
+        sender: &Sender,
+        frame: &[u8],
+        deadline: Deadline,
+    ) -> (Metrics, Result<(), PusherError>) {
+        let mut metrics = Metrics::default();
         let (delivery, retries) = self
-            .deliver_one(&refusal.sender.connection_id, &refusal.frame(), deadline)
+            .deliver_one(&sender.connection_id, frame, deadline)
             .await;
         metrics.retried += u64::from(retries);
         match delivery {
@@ -278,18 +313,14 @@ where
             Delivery::Gone => {
                 metrics.stale += 1;
                 let key = ConnectionKey {
-                    user_id: refusal.sender.user_id.clone(),
-                    connection_id: refusal.sender.connection_id.clone(),
+                    user_id: sender.user_id.clone(),
+                    connection_id: sender.connection_id.clone(),
                 };
                 self.prune(vec![key], Vec::new(), deadline).await;
             }
-            // Not even tried before the deadline: SQS redelivers the emit, nothing duplicated.
             Delivery::Deferred => return (metrics, Err(PusherError::OutOfTime)),
             Delivery::Failed | Delivery::Exhausted => {
-                tracing::warn!(
-                    ?delivery,
-                    "the refused emit's error frame was not delivered"
-                );
+                tracing::warn!(?delivery, "the frame to the emit's sender was not delivered");
                 metrics.failed += 1;
             }
         }

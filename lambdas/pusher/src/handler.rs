@@ -13,12 +13,12 @@ use sumu_wire::notification_attributes;
 use tracing::Instrument;
 
 use crate::deadline::Deadline;
-use crate::emit::{self, Emit, EmitAttributes, Refusal};
+use crate::emit::{self, Acknowledgement, Emit, EmitAttributes, Refusal};
 use crate::fanout::{Pusher, PusherError};
 use crate::metrics::{Metrics, MetricsSink};
 use crate::outbox::Outbox;
 use crate::poster::Poster;
-use crate::request::{self, Rejection, Request, Targets, SHARD_ATTRIBUTE};
+use crate::request::{self, DataIs, Rejection, Request, Targets, SHARD_ATTRIBUTE};
 use crate::store::ConnectionStore;
 use crate::subscriptions::SubscriptionStore;
 
@@ -128,8 +128,19 @@ struct Message {
     generation: u32,
     /// The `sumu_shard` attribute: this message is one shard of a large broadcast.
     shard: Option<String>,
+    /// The `sumu_frame` attribute: its data is a frame of sumu's own, delivered as it is.
+    data_is: DataIs,
     /// Set when the record is a client's emit (SQS attribute `source` = `apigw.route.emit`).
     emit: Option<EmitAttributes>,
+}
+
+/// [`DataIs::Frame`] iff the `sumu_frame` attribute says `verbatim`.
+fn data_is(frame_attribute: Option<&str>) -> DataIs {
+    if frame_attribute == Some(notification_attributes::FRAME_VERBATIM) {
+        DataIs::Frame
+    } else {
+        DataIs::Application
+    }
 }
 
 impl From<SqsMessage> for Message {
@@ -145,6 +156,7 @@ impl From<SqsMessage> for Message {
                 .and_then(|value| value.trim().parse::<u32>().ok())
                 .unwrap_or(0),
             shard: string(SHARD_ATTRIBUTE),
+            data_is: data_is(string(notification_attributes::FRAME).as_deref()),
             emit: EmitAttributes::from_sqs(attributes),
             id: message.message_id.unwrap_or_default(),
             body: message.body.unwrap_or_default(),
@@ -153,10 +165,16 @@ impl From<SqsMessage> for Message {
 }
 
 impl From<SnsRecord> for Message {
-    /// A topic message is always a back end's own request: generation 0, never an emit nor
-    /// a shard.
+    /// A topic message is a back end's own request (generation 0, never an emit nor a
+    /// shard) or the gateway's error frame for a refused `publish` (`sumu_frame`).
     fn from(record: SnsRecord) -> Message {
+        let frame = record
+            .sns
+            .message_attributes
+            .get(notification_attributes::FRAME)
+            .map(|attribute| attribute.value.as_str());
         Message {
+            data_is: data_is(frame),
             id: record.sns.message_id,
             body: record.sns.message,
             ..Message::default()
@@ -207,6 +225,11 @@ where
 enum Prepared {
     /// A request of any kind (crate::fanout).
     Fan(Request),
+    /// A client's accepted emit: its `ack` first when it had a `ref`.
+    Emit {
+        request: Request,
+        ack: Option<Acknowledgement>,
+    },
     /// A refused emit: an error frame to its sender only.
     Refused(Refusal),
 }
@@ -218,7 +241,7 @@ fn prepare(message: &Message) -> Result<Prepared, Rejection> {
         let id = request::base_id(&message.id);
         return Ok(
             match emit::parse_emit(&message.body, message.generation, attributes, &id)? {
-                Emit::Publish(request) => Prepared::Fan(request),
+                Emit::Publish { request, ack } => Prepared::Emit { request, ack },
                 Emit::Refused(refusal) => Prepared::Refused(refusal),
             },
         );
@@ -227,6 +250,7 @@ fn prepare(message: &Message) -> Result<Prepared, Rejection> {
         &message.body,
         message.generation,
         message.shard.as_deref(),
+        message.data_is,
         &message.id,
     )
     .map(Prepared::Fan)
@@ -273,29 +297,41 @@ where
         Ok(Prepared::Refused(refusal)) => pusher.refuse_emit(&refusal, deadline).await,
         Ok(Prepared::Fan(request)) => {
             let (metrics, result) = pusher.fan_out(&request, deadline).await;
-            if matches!(request.targets, Targets::Channels(_)) {
-                tracing::info!(
-                    publications = metrics.publications,
-                    delivered = metrics.delivered,
-                    stale = metrics.stale,
-                    failed = metrics.failed,
-                    retried = metrics.retried,
-                    requeued = metrics.requeued,
-                    "publication done"
-                );
-            } else {
-                tracing::info!(
-                    delivered = metrics.delivered,
-                    stale = metrics.stale,
-                    failed = metrics.failed,
-                    retried = metrics.retried,
-                    requeued = metrics.requeued,
-                    shards = metrics.shards,
-                    "notification request done"
-                );
-            }
+            log_done(&request, &metrics);
             (metrics, result)
         }
+        Ok(Prepared::Emit { request, ack }) => {
+            let (metrics, result) = pusher
+                .publish_emit(&request, ack.as_ref(), deadline)
+                .await;
+            log_done(&request, &metrics);
+            (metrics, result)
+        }
+    }
+}
+
+/// The line that says how a request ended.
+fn log_done(request: &Request, metrics: &Metrics) {
+    if matches!(request.targets, Targets::Channels(_)) {
+        tracing::info!(
+            publications = metrics.publications,
+            delivered = metrics.delivered,
+            stale = metrics.stale,
+            failed = metrics.failed,
+            retried = metrics.retried,
+            requeued = metrics.requeued,
+            "publication done"
+        );
+    } else {
+        tracing::info!(
+            delivered = metrics.delivered,
+            stale = metrics.stale,
+            failed = metrics.failed,
+            retried = metrics.retried,
+            requeued = metrics.requeued,
+            shards = metrics.shards,
+            "notification request done"
+        );
     }
 }
 
@@ -338,13 +374,22 @@ mod tests {
             body,
             generation,
             shard,
+            data_is: DataIs::Application,
             emit: None,
+        }
+    }
+
+    /// A narrowed re-queue as the outbox sends it (`sumu_frame`).
+    fn requeued(body: String, generation: u32) -> Message {
+        Message {
+            data_is: DataIs::Frame,
+            ..message(body, generation, None)
         }
     }
 
     fn request(message: &Message) -> Request {
         match prepare(message) {
-            Ok(Prepared::Fan(request)) => request,
+            Ok(Prepared::Fan(request) | Prepared::Emit { request, .. }) => request,
             other => panic!("not a request: {other:?}"),
         }
     }
@@ -395,7 +440,7 @@ mod tests {
             ("emit", emit),
             (
                 "narrowed generation",
-                message(body(&every_field(None, ids(&["c1"]), None)), 2, None),
+                requeued(body(&every_field(None, ids(&["c1"]), None)), 2),
             ),
         ]
     }
@@ -411,19 +456,22 @@ mod tests {
             };
             for publication in publications {
                 // The expected re-queue: the request as read, its audience only the remainder
-                // (exclusions applied already); a publication's data is its envelope, with its id.
+                // (exclusions applied already); its data is the frame the others got, with its id.
                 let mut expected = request.fields.clone();
                 expected.users = None;
                 expected.channels = None;
                 expected.connections = Some(remainder.clone());
                 expected.exclude_users = Vec::new();
                 expected.exclude_connections = Vec::new();
-                if let Some(planned) = publication {
-                    expected.publication_id = Some(planned.id.clone());
-                    expected.data = Some(planned.envelope.clone());
-                }
-                let requeued = body(&request.narrowed(publication, remainder.clone()));
-                let again = self::request(&message(requeued, request.generation + 1, None));
+                let (id, frame) = match (publication, &request.frame) {
+                    (Some(planned), _) => (&planned.id, &planned.envelope),
+                    (None, Some(frame)) => (&frame.id, &frame.bytes),
+                    (None, None) => panic!("{kind}: neither a publication nor a frame"),
+                };
+                expected.publication_id = Some(id.clone());
+                expected.data = Some(frame.clone());
+                let body_sent = body(&request.narrowed(publication, remainder.clone()));
+                let again = self::request(&requeued(body_sent, request.generation + 1));
                 assert_eq!(body(&again.fields), body(&expected), "{kind}");
                 assert_eq!(again.generation, request.generation + 1, "{kind}");
                 assert_eq!(
@@ -434,8 +482,7 @@ mod tests {
                     },
                     "{kind}"
                 );
-                let data = publication.map_or(request.data(), |p| p.envelope.get().as_bytes());
-                assert_eq!(again.data(), data, "{kind}: data byte for byte");
+                assert_eq!(again.frame(), frame.get().as_bytes(), "{kind}: byte for byte");
             }
             if request.targets == Targets::Broadcast {
                 let shard = Shard {
@@ -448,9 +495,9 @@ mod tests {
                     request.generation,
                     Some(shard.attribute()),
                 ));
-                assert_eq!(body(&again.fields), body(&request.fields), "{kind}");
+                assert_eq!(body(&again.fields), request.shard_body(), "{kind}");
                 assert_eq!(again.shard, Some(shard), "{kind}");
-                assert_eq!(again.data(), request.data(), "{kind}: data byte for byte");
+                assert_eq!(again.frame(), request.frame(), "{kind}: byte for byte");
             }
         }
     }

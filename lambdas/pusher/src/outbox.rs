@@ -22,7 +22,8 @@ pub enum OutboxError {
 
 /// The narrow seam between the fan-out logic and SQS.
 pub trait Outbox: Sync {
-    /// Sends `body` back to the notifications queue, marked with `generation`, after `delay`.
+    /// Sends a narrowed request back to the notifications queue, marked with `generation` and
+    /// as carrying its frame (`sumu_frame`), after `delay`.
     fn requeue(
         &self,
         body: String,
@@ -121,6 +122,11 @@ impl Outbox for SqsOutbox {
             .message_attributes(
                 notification_attributes::GENERATION,
                 attribute("Number", generation.to_string())?,
+            )
+            // Its data is the frame the other targets got: delivered as it is.
+            .message_attributes(
+                notification_attributes::FRAME,
+                attribute("String", notification_attributes::FRAME_VERBATIM.to_string())?,
             )
             .send()
             .await

@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::error::Category;
 use serde_json::value::RawValue;
+use sumu_wire::frames::Message;
 use sumu_wire::{
     Channel, NotificationRequest, Publication, PublicationType, MAX_NOTIFICATION_DATA_BYTES,
 };
@@ -30,6 +31,19 @@ pub struct Request {
     /// The part of a broadcast this message covers (the `sumu_shard` attribute); `None` for a
     /// back end's own request, which may be split here (docs/pusher.md, "Large fan-outs").
     pub shard: Option<Shard>,
+    /// What every target of a request to users, connections or everyone receives; `None` for
+    /// a publication, whose frames are its [`Planned`] envelopes.
+    pub frame: Option<Frame>,
+}
+
+/// The frame of a request to users, connections or everyone: `{"type":"message","id":…,
+/// "data":…}`, or the request's `data` itself when it is a frame of sumu's own already (a
+/// narrowed re-queue, an error frame from the gateway: the `sumu_frame` attribute).
+#[derive(Debug, Clone)]
+pub struct Frame {
+    /// The message's id: the same in every generation, shard and redelivery.
+    pub id: String,
+    pub bytes: Box<RawValue>,
 }
 
 /// Whom a request is for.
@@ -164,9 +178,21 @@ impl Rejection {
     }
 }
 
+/// How a message's `data` reaches its targets (the `sumu_frame` attribute).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DataIs {
+    /// A back end's data: enveloped in a `message` (or a `publication`).
+    #[default]
+    Application,
+    /// A whole frame of sumu's own, delivered as it is: only on a request to `users` or
+    /// `connections` (never a broadcast or a publication).
+    Frame,
+}
+
 /// Parses a back end's request body with its message's attributes: `shard` is the
-/// `sumu_shard` attribute, and `message_id` is the base of a publication's id when the
-/// request sets no `publication_id` (SQS keeps it across redeliveries).
+/// `sumu_shard` attribute, `data_is` the `sumu_frame` one, and `message_id` is the base of a
+/// message's or publication's id when the request sets no `publication_id` (SQS keeps it
+/// across redeliveries).
 ///
 /// An explicitly empty `users` or `connections` list targets nobody: only a request naming
 /// neither key is a broadcast, so a back end whose computed audience is empty never reaches
@@ -180,6 +206,7 @@ pub fn parse_message(
     body: &str,
     generation: u32,
     shard: Option<&str>,
+    data_is: DataIs,
     message_id: &str,
 ) -> Result<Request, Rejection> {
     if let Some(found) = not_an_object(body) {
@@ -215,18 +242,29 @@ pub fn parse_message(
     if bytes > MAX_NOTIFICATION_DATA_BYTES {
         return Err(Rejection::DataTooLarge { bytes });
     }
-    let targets = if let Some(channels) = &fields.channels {
-        if fields.users.is_some() || fields.connections.is_some() {
-            return Err(Rejection::InvalidRequest(
-                "`channels` cannot be combined with `users` or `connections`".into(),
-            ));
-        }
-        if let Some(id) = &fields.publication_id {
+    let base_id = match &fields.publication_id {
+        Some(id) => {
             if id.is_empty() || id.len() > MAX_PUBLICATION_ID_BYTES {
                 return Err(Rejection::InvalidRequest(format!(
                     "`publication_id` must have 1 to {MAX_PUBLICATION_ID_BYTES} bytes"
                 )));
             }
+            id.clone()
+        }
+        None => base_id(message_id),
+    };
+    if data_is == DataIs::Frame && fields.users.is_none() && fields.connections.is_none() {
+        return Err(Rejection::InvalidRequest(format!(
+            "a request whose data is a frame (`{}`) must name `users` or `connections`",
+            sumu_wire::notification_attributes::FRAME
+        )));
+    }
+    let mut frame = None;
+    let targets = if let Some(channels) = &fields.channels {
+        if fields.users.is_some() || fields.connections.is_some() {
+            return Err(Rejection::InvalidRequest(
+                "`channels` cannot be combined with `users` or `connections`".into(),
+            ));
         }
         let channels = channels
             .iter()
@@ -236,17 +274,22 @@ pub fn parse_message(
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let base_id = match &fields.publication_id {
-            Some(id) => id.clone(),
-            None => base_id(message_id),
-        };
         Targets::Channels(plan_publications(&base_id, dedup(channels), data, None)?)
-    } else if fields.is_broadcast() {
-        Targets::Broadcast
     } else {
-        Targets::Selected {
-            users: dedup(fields.users.clone().unwrap_or_default()),
-            connections: dedup(fields.connections.clone().unwrap_or_default()),
+        frame = Some(match data_is {
+            DataIs::Frame => Frame {
+                id: base_id,
+                bytes: data.clone(),
+            },
+            DataIs::Application => message_frame(base_id, data)?,
+        });
+        if fields.is_broadcast() {
+            Targets::Broadcast
+        } else {
+            Targets::Selected {
+                users: dedup(fields.users.clone().unwrap_or_default()),
+                connections: dedup(fields.connections.clone().unwrap_or_default()),
+            }
         }
     };
     let shard = match shard {
@@ -263,7 +306,22 @@ pub fn parse_message(
         targets,
         generation,
         shard,
+        frame,
     })
+}
+
+/// `{"type":"message","id":…,"data":…}` with `data` as the bytes it was sent, serialized as
+/// a struct (keys in this order in every build). One that does not fit in a WebSocket
+/// message is rejected.
+fn message_frame(id: String, data: &RawValue) -> Result<Frame, Rejection> {
+    // A string and a raw value that was valid JSON: serializing cannot fail.
+    let bytes = serde_json::value::to_raw_value(&Message::new(id.clone(), data))
+        .unwrap_or_default();
+    let size = bytes.get().len();
+    if size > MAX_NOTIFICATION_DATA_BYTES {
+        return Err(Rejection::EnvelopeTooLarge { bytes: size });
+    }
+    Ok(Frame { id, bytes })
 }
 
 /// The base of a publication's id: the message id. Lambda always sets one; without it, an id
@@ -333,19 +391,20 @@ pub fn envelope(channel: &Channel, id: &str, data: &RawValue, from: Option<&str>
 }
 
 impl Request {
-    /// `data`, the bytes every target of a request to users, connections or everyone gets.
-    pub fn data(&self) -> &[u8] {
-        self.fields
-            .data
-            .as_deref()
-            .map_or(b"null", |data| data.get().as_bytes())
+    /// The bytes every target of a request to users, connections or everyone gets: its
+    /// [`Frame`] (empty for a publication, whose targets get their envelope).
+    pub fn frame(&self) -> &[u8] {
+        self.frame
+            .as_ref()
+            .map_or(b"", |frame| frame.bytes.get().as_bytes())
     }
 
     /// The request that takes over `connections` (and nobody else) in the next generation:
     /// every field kept but the audience, which is only those connections (the exclusions
-    /// were applied already). For a publication, its `data` is the envelope and its
-    /// `publication_id` the publication's, so every generation delivers the same bytes with
-    /// the same id.
+    /// were applied already). Its `data` is the frame the others got (the publication's
+    /// envelope, or the message frame) and its `publication_id` that frame's id, and it
+    /// travels with the `sumu_frame` attribute (crate::outbox), so every generation delivers
+    /// the same bytes with the same id.
     pub fn narrowed(&self, publication: Option<&Planned>, connections: Vec<String>) -> Fields {
         let mut fields = self.fields.clone();
         fields.users = None;
@@ -353,17 +412,26 @@ impl Request {
         fields.connections = Some(connections);
         fields.exclude_users = Vec::new();
         fields.exclude_connections = Vec::new();
-        if let Some(planned) = publication {
-            fields.publication_id = Some(planned.id.clone());
-            fields.data = Some(planned.envelope.clone());
-        }
+        let (id, frame) = match (publication, &self.frame) {
+            (Some(planned), _) => (&planned.id, &planned.envelope),
+            (None, Some(frame)) => (&frame.id, &frame.bytes),
+            // A publication always names its planned part: keep the fields as they are.
+            (None, None) => return fields,
+        };
+        fields.publication_id = Some(id.clone());
+        fields.data = Some(frame.clone());
         fields
     }
 
-    /// The body of every shard of this broadcast: its fields as read (the shard itself is the
-    /// `sumu_shard` attribute).
+    /// The body of every shard of this broadcast: its fields as read, with the message's id
+    /// as `publication_id` so every shard envelopes the data with the same id (the shard
+    /// itself is the `sumu_shard` attribute).
     pub fn shard_body(&self) -> String {
-        body(&self.fields)
+        let mut fields = self.fields.clone();
+        if let Some(frame) = &self.frame {
+            fields.publication_id = Some(frame.id.clone());
+        }
+        body(&fields)
     }
 }
 
@@ -404,10 +472,22 @@ pub(crate) fn not_an_object(body: &str) -> Option<&'static str> {
 mod tests {
     use super::*;
 
-    /// A back end's body without a shard; a publication without `publication_id` gets an id
-    /// unique to this call.
+    /// `{"type":"message","id":"m1","data":}` around the data (the tests' message id).
+    const MESSAGE_ENVELOPE_BYTES: usize = r#"{"type":"message","id":"m1","data":}"#.len();
+
+    /// The request's `data` as text.
+    fn data_of(request: &Request) -> &str {
+        request.fields.data.as_deref().map_or("null", RawValue::get)
+    }
+
+    /// A back end's body without a shard, from the message `m1`.
     fn parse(body: &str, generation: u32) -> Result<Request, Rejection> {
-        parse_message(body, generation, None, "")
+        parse_message(body, generation, None, DataIs::Application, "m1")
+    }
+
+    /// A narrowed re-queue as the outbox sends it: its data is the frame already.
+    fn parse_requeued(body: &str, generation: u32) -> Result<Request, Rejection> {
+        parse_message(body, generation, None, DataIs::Frame, "m1")
     }
 
     fn channels(targets: &Targets) -> Vec<Channel> {
@@ -425,27 +505,76 @@ mod tests {
     }
 
     #[test]
-    fn a_request_without_targets_is_a_broadcast_and_data_is_serialized_once() {
-        let job = parse(r#"{"exclude_users":["u3"],"data":{"a":[1,2]}}"#, 0).unwrap();
+    fn a_request_without_targets_is_a_broadcast_and_data_is_enveloped_once() {
+        let job = parse_message(
+            r#"{"exclude_users":["u3"],"data":{"a":[1,2]}}"#,
+            0,
+            None,
+            DataIs::Application,
+            "m1",
+        )
+        .unwrap();
         assert_eq!(job.targets, Targets::Broadcast);
         assert_eq!(job.fields.exclude_users, vec!["u3"]);
-        assert_eq!(job.data(), br#"{"a":[1,2]}"#);
+        assert_eq!(
+            job.frame(),
+            br#"{"type":"message","id":"m1","data":{"a":[1,2]}}"#
+        );
+    }
+
+    #[test]
+    fn data_that_looks_like_a_frame_of_sumus_own_is_still_only_data() {
+        for data in [
+            r#"{"type":"error","channel":"room/1"}"#,
+            r#"{"type":"publication","channel":"room/1","id":"x","data":1}"#,
+            r#"{"type":"subscribed","channel":"room/1"}"#,
+        ] {
+            let job = parse_message(
+                &format!(r#"{{"users":["u1"],"data":{data}}}"#),
+                0,
+                None,
+                DataIs::Application,
+                "m1",
+            )
+            .unwrap();
+            assert_eq!(
+                job.frame(),
+                format!(r#"{{"type":"message","id":"m1","data":{data}}}"#).as_bytes()
+            );
+        }
+    }
+
+    #[test]
+    fn a_frame_request_is_delivered_as_it_is_and_only_to_users_or_connections() {
+        let frame = r#"{"type":"error","error":"invalid_message","message":"m"}"#;
+        let job = parse_requeued(&format!(r#"{{"connections":["c1"],"data":{frame}}}"#), 0)
+            .unwrap();
+        assert_eq!(job.frame(), frame.as_bytes());
+        for body in [
+            format!(r#"{{"data":{frame}}}"#),
+            format!(r#"{{"channels":["room/1"],"data":{frame}}}"#),
+        ] {
+            let rejection = parse_requeued(&body, 1).unwrap_err();
+            assert_eq!(rejection.reason(), "invalid_request", "{body}");
+        }
     }
 
     #[test]
     fn data_keeps_the_bytes_the_back_end_sent_through_every_body_the_pusher_writes() {
         let data = r#"{ "z" : 1, "a":2, "n":1.0, "big":12345678901234567890, "s":"caf\u00e9" }"#;
         let job = parse(&format!(r#"{{"users":["u1"],"data":{data}}}"#), 0).unwrap();
-        assert_eq!(job.data(), data.as_bytes());
-        let narrowed = parse(&body(&job.narrowed(None, vec!["c1".into()])), 1).unwrap();
-        assert_eq!(narrowed.data(), data.as_bytes());
+        assert_eq!(data_of(&job), data);
+        let narrowed =
+            parse_requeued(&body(&job.narrowed(None, vec!["c1".into()])), 1).unwrap();
+        assert_eq!(narrowed.frame(), job.frame());
         let broadcast = parse(&format!(r#"{{"exclude_users":["u2"],"data":{data}}}"#), 0).unwrap();
         let shard = parse(&broadcast.shard_body(), 1).unwrap();
-        assert_eq!(shard.data(), data.as_bytes());
+        assert_eq!(shard.frame(), broadcast.frame());
+        assert_eq!(data_of(&shard), data);
         // The size checked is the size delivered: spaces count.
         let spaced = format!(
             r#"{{"data":"{}"     }}"#,
-            "x".repeat(MAX_NOTIFICATION_DATA_BYTES - 2)
+            "x".repeat(MAX_NOTIFICATION_DATA_BYTES - 2 - MESSAGE_ENVELOPE_BYTES)
         );
         assert!(parse(&spaced, 0).is_ok());
         let spaced = format!(
@@ -475,7 +604,7 @@ mod tests {
             }
         );
         assert_eq!(job.generation, 2);
-        assert_eq!(job.data(), br#""hi""#);
+        assert_eq!(data_of(&job), r#""hi""#);
     }
 
     #[test]
@@ -519,7 +648,7 @@ mod tests {
     }
 
     #[test]
-    fn data_over_128_kb_is_rejected_and_exactly_128_kb_is_accepted() {
+    fn data_over_128_kb_or_a_message_over_128_kb_is_rejected() {
         let too_big = format!(r#"{{"data":"{}"}}"#, "x".repeat(200 * 1024));
         assert_eq!(
             parse(&too_big, 0).unwrap_err(),
@@ -527,14 +656,20 @@ mod tests {
                 bytes: 200 * 1024 + 2
             }
         );
+        // The message frame must fit in one WebSocket message: its envelope counts.
         let just_fits = format!(
             r#"{{"data":"{}"}}"#,
-            "x".repeat(MAX_NOTIFICATION_DATA_BYTES - 2)
+            "x".repeat(MAX_NOTIFICATION_DATA_BYTES - 2 - MESSAGE_ENVELOPE_BYTES)
         );
         assert_eq!(
-            parse(&just_fits, 0).unwrap().data().len(),
+            parse(&just_fits, 0).unwrap().frame().len(),
             MAX_NOTIFICATION_DATA_BYTES
         );
+        let one_more = format!(
+            r#"{{"data":"{}"}}"#,
+            "x".repeat(MAX_NOTIFICATION_DATA_BYTES - 1 - MESSAGE_ENVELOPE_BYTES)
+        );
+        assert_eq!(parse(&one_more, 0).unwrap_err().reason(), "data_too_large");
     }
 
     #[test]
@@ -549,11 +684,14 @@ mod tests {
                 connection_id: "c=".into(),
             }),
         };
-        let again = parse_message(&body, 0, Some(&shard.attribute()), "m1").unwrap();
+        let again =
+            parse_message(&body, 0, Some(&shard.attribute()), DataIs::Application, "m2")
+                .unwrap();
         assert_eq!(again.shard, Some(shard));
         assert_eq!(again.targets, Targets::Broadcast);
         assert_eq!(again.fields.exclude_users, job.fields.exclude_users);
-        assert_eq!(again.data(), job.data());
+        // Every shard envelopes the data with the original message's id.
+        assert_eq!(again.frame(), job.frame());
         assert_eq!(
             Shard::parse(r#"{"segment":0,"segments":2}"#).unwrap().after,
             None
@@ -616,7 +754,8 @@ mod tests {
             (r#"{"data":1}"#, r#"{"segment":0,"segments":2,"extra":1}"#),
             (r#"{"data":1}"#, "not json"),
         ] {
-            let rejection = parse_message(body, 0, Some(attribute), "m1").unwrap_err();
+            let rejection =
+                parse_message(body, 0, Some(attribute), DataIs::Application, "m1").unwrap_err();
             assert_eq!(rejection.reason(), "invalid_request", "{body} {attribute}");
         }
     }
@@ -633,9 +772,9 @@ mod tests {
         };
         let envelope = planned[0].envelope.get().as_bytes().to_vec();
         let body = body(&job.narrowed(Some(&planned[0]), vec!["c1".into()]));
-        let again = parse(&body, 2).unwrap();
+        let again = parse_requeued(&body, 2).unwrap();
         assert_eq!(again.fields.publication_id.as_deref(), Some("m\"1"));
-        assert_eq!(again.data(), envelope);
+        assert_eq!(again.frame(), envelope);
         assert_eq!(
             again.targets,
             Targets::Selected {
@@ -649,7 +788,7 @@ mod tests {
     fn a_narrowed_body_parses_back_to_the_same_data_and_connections() {
         let job = parse(r#"{"users":["u1"],"data":{"k":"v\"q"}}"#, 0).unwrap();
         let body = body(&job.narrowed(None, vec!["c1".into(), "c\"2".into()]));
-        let again = parse(&body, 1).unwrap();
+        let again = parse_requeued(&body, 1).unwrap();
         assert_eq!(
             again.targets,
             Targets::Selected {
@@ -657,7 +796,8 @@ mod tests {
                 connections: vec!["c1".into(), "c\"2".into()]
             }
         );
-        assert_eq!(again.data(), job.data());
+        assert_eq!(again.frame(), job.frame());
+        assert_eq!(again.frame.unwrap().id, job.frame.unwrap().id);
     }
 
     #[test]
@@ -676,6 +816,7 @@ mod tests {
             r#"{"channels":["room/1","room/2","room/1"],"exclude_users":["u3"],"exclude_connections":["c9"],"data":{"k":1}}"#,
             0,
             None,
+            DataIs::Application,
             "m1",
         )
         .unwrap();
@@ -693,6 +834,7 @@ mod tests {
             r#"{"channels":["room/1"],"publication_id":"order-7","data":1}"#,
             0,
             None,
+            DataIs::Application,
             "m1",
         )
         .unwrap();

@@ -1,5 +1,5 @@
 //! Planning a request's deliveries (reads only, no post): what each payload is and whom it
-//! goes to. A request to users, connections or everyone is one payload (its `data`) to
+//! goes to. A request to users, connections or everyone is one payload (its message frame) to
 //! connections found in the connections table; a publication is one payload (its envelope)
 //! per channel, to connections found in the subscriptions table. Either way the candidates
 //! are filtered by the one [`select`].
@@ -174,7 +174,7 @@ where
     Ok(Plan {
         parts: vec![Part {
             publication: None,
-            payload: request.data(),
+            payload: request.frame(),
             selection: select(candidates, exclude_users, exclude_connections),
         }],
         shards,

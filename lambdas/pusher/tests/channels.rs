@@ -402,7 +402,10 @@ async fn a_failed_partition_query_fails_the_record_before_anything_is_posted() {
         .collect();
     assert_eq!(failed, ["m1"]);
     assert_eq!(pusher.poster.received(), ids(&["d1"]));
-    assert_eq!(posted(&pusher, "d1"), [json!(2)]);
+    assert_eq!(
+        posted(&pusher, "d1"),
+        [json!({"type": "message", "id": "m2", "data": 2})]
+    );
 }
 
 #[tokio::test]

@@ -226,13 +226,17 @@ async fn a_notification_arrives_as_sent_first_time_after_a_requeue_and_over_sns(
     assert!(response.batch_item_failures.is_empty());
     assert_eq!((metrics.delivered, metrics.requeued), (1, 1));
     stack.drain_queue().await;
-    assert_eq!(stack.received("a1="), [DATA]);
-    assert_eq!(stack.received("a2="), [DATA]);
+    // The data as sent, inside the message frame; the re-queue delivers the same frame.
+    let message = |id: &str| format!(r#"{{"type":"message","id":"{id}","data":{DATA}}}"#);
+    assert_eq!(stack.received("a1="), [message("m1")]);
+    assert_eq!(stack.received("a2="), [message("m1")]);
 
     pusher::handle_sns(sns_event(&body), &stack.pusher)
         .await
         .unwrap();
-    assert_eq!(stack.received("a1="), [DATA, DATA]);
+    // Over SNS the message id is the topic message's.
+    let sns_id = "95df01b4-ee98-5cb9-9903-4c221d41eb5e";
+    assert_eq!(stack.received("a1="), [message("m1"), message(sns_id)]);
     assert!(stack.received("b1=").is_empty());
 }
 
@@ -248,8 +252,10 @@ async fn a_sharded_broadcast_arrives_as_sent_in_every_shard() {
     let response = pusher::handle_sqs(sqs_event(&[("m1", &body, None)]), &stack.pusher).await;
     assert!(response.batch_item_failures.is_empty());
     stack.drain_queue().await;
+    // Every shard envelopes the data as sent with the original message's id.
+    let message = format!(r#"{{"type":"message","id":"m1","data":{DATA}}}"#);
     for connection in ["a1=", "a2=", "b1="] {
-        assert_eq!(stack.received(connection), [DATA], "{connection}");
+        assert_eq!(stack.received(connection), [message.clone()], "{connection}");
     }
 }
 

@@ -45,8 +45,8 @@ async fn unicast_reaches_every_connection_of_the_user_and_nobody_else() {
     let (failures, metrics) = run_sqs(&pusher, r#"{"users":["u1"],"data":{"hello":"u1"}}"#).await;
     assert!(failures.is_empty());
     assert_eq!(pusher.poster.received(), ids(&["u1-a", "u1-b"]));
-    for (_, data) in pusher.poster.posts.lock().unwrap().iter() {
-        assert_eq!(data, br#"{"hello":"u1"}"#);
+    for (_, frame) in pusher.poster.posts.lock().unwrap().iter() {
+        assert_eq!(frame, br#"{"type":"message","id":"m1","data":{"hello":"u1"}}"#);
     }
     assert_eq!(
         metrics,
@@ -265,9 +265,10 @@ async fn exhausted_connections_are_requeued_narrowed_and_the_next_generation_rea
 
     let (body, generation, delay) = pusher.outbox.requeued.lock().unwrap().pop().unwrap();
     assert_eq!(narrowed_connections(&body), vec!["u2-a".to_string()]);
+    // Its data is the frame the others got, with the same id.
     assert_eq!(
         serde_json::from_str::<Value>(&body).unwrap()["data"],
-        json!({"v":7})
+        json!({"type": "message", "id": "m1", "data": {"v":7}})
     );
     assert_eq!(generation, 1);
     assert_eq!(delay, Duration::from_secs(5));

@@ -126,7 +126,11 @@ async fn under_injected_429s_and_500s_every_live_connection_receives_exactly_onc
         }
     }
 
-    let expected_data = serde_json::to_vec(&json!({"news": "ünïcode ✓"})).unwrap();
+    let expected_data = format!(
+        r#"{{"type":"message","id":"m1","data":{}}}"#,
+        json!({"news": "ünïcode ✓"})
+    )
+    .into_bytes();
     for n in 0..40 {
         let connection = format!("conn-{n:02}=");
         let received = api.state.received_by(&connection);
@@ -221,7 +225,7 @@ async fn a_connection_still_failing_after_retries_is_requeued_alone_and_delivere
     for connection in ["ok-1=", "ok-2=", "flaky="] {
         assert_eq!(
             api.state.received_by(connection),
-            vec![br#""v1""#.to_vec()],
+            vec![br#"{"type":"message","id":"m1","data":"v1"}"#.to_vec()],
             "{connection}"
         );
     }

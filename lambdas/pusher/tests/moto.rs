@@ -315,6 +315,11 @@ async fn a_broadcast_split_through_the_real_queue_reaches_every_connection_once(
                 "sumu_shard": {"stringValue": attributes["sumu_shard"].string_value(),
                     "dataType": "String", "stringListValues": [], "binaryListValues": []},
             });
+            if let Some(frame) = attributes.get("sumu_frame") {
+                record["messageAttributes"]["sumu_frame"] = serde_json::json!({
+                    "stringValue": frame.string_value(), "dataType": "String",
+                    "stringListValues": [], "binaryListValues": []});
+            }
             let event = lambda_runtime::LambdaEvent::new(
                 serde_json::from_value(serde_json::json!({ "Records": [record] })).unwrap(),
                 lambda_runtime::Context::default(),

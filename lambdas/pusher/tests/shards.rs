@@ -22,8 +22,11 @@ fn event(message: &Message) -> LambdaEvent<SqsEvent> {
     record["body"] = json!(body);
     let attribute = |data_type: &str, value: &str| json!({"stringValue": value, "stringListValues": [], "binaryListValues": [], "dataType": data_type});
     let mut attributes = json!({"sumu_generation": attribute("Number", &generation.to_string())});
-    if let Some(shard) = shard {
-        attributes["sumu_shard"] = attribute("String", shard);
+    match shard {
+        Some(shard) => attributes["sumu_shard"] = attribute("String", shard),
+        // A narrowed re-queue carries its frame, as the outbox marks it.
+        None if *generation > 0 => attributes["sumu_frame"] = attribute("String", "verbatim"),
+        None => {}
     }
     record["messageAttributes"] = attributes;
     LambdaEvent::new(
@@ -113,9 +116,12 @@ async fn a_broadcast_over_the_threshold_is_split_and_every_connection_gets_it_on
     assert!(pusher.store.largest_page.load(Ordering::SeqCst) <= 10);
     // The expired item was pruned by the shard that read it, once.
     assert_eq!(pusher.store.deleted.lock().unwrap().len(), 1);
-    // Every shard carried the same data and exclusions.
-    for (_, data) in pusher.poster.posts.lock().unwrap().iter() {
-        assert_eq!(data, br#""hi""#);
+    // Every shard carried the same data and exclusions, in one message frame with one id.
+    let posts = pusher.poster.posts.lock().unwrap();
+    let first: Value = serde_json::from_slice(&posts[0].1).unwrap();
+    assert_eq!((&first["type"], &first["data"]), (&json!("message"), &json!("hi")));
+    for (_, frame) in posts.iter() {
+        assert_eq!(frame, &posts[0].1);
     }
 }
 

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub mod channels;
+pub mod frames;
 pub use channels::{Channel, ChannelError, Grants, Pattern};
 
 /// Attribute names of the connections table.
@@ -86,6 +87,13 @@ pub mod notification_attributes {
     pub const GENERATION: &str = "sumu_generation";
     /// String: why the pusher sent this request to the dead-letter queue.
     pub const REJECTION_REASON: &str = "rejection_reason";
+    /// String [`FRAME_VERBATIM`]: the request's `data` is a whole frame of sumu's own, to be
+    /// delivered as it is rather than enveloped in a `message`. Set by the pusher on a
+    /// narrowed re-queue (whose `data` is the envelope already delivered to the others) and
+    /// by the gateway's templates on the error frames they send through the pusher. A back
+    /// end's request never carries it, so its data is always enveloped.
+    pub const FRAME: &str = "sumu_frame";
+    pub const FRAME_VERBATIM: &str = "verbatim";
 }
 
 /// The largest `data` a notification request may carry, serialized as JSON: API Gateway's
@@ -146,13 +154,19 @@ pub struct PresenceQuery {
     pub users: Vec<String>,
 }
 
-/// The answer to a [`PresenceQuery`]: `{"type":"presence","users":[{…}]}`, one entry per
-/// distinct asked user, in the order they were asked.
+/// The answer to a [`PresenceQuery`]: `{"type":"presence","users":[{…}],"ref":…}`, one entry
+/// per distinct asked user, in the order they were asked; `ref` when the question had one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PresenceAnswer {
     #[serde(rename = "type")]
     pub kind: PresenceEventType,
     pub users: Vec<UserPresence>,
+    #[serde(
+        rename = "ref",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub reference: Option<String>,
 }
 
 /// One user's presence right now: ONLINE iff at least one live connection.
@@ -195,9 +209,9 @@ pub struct NotificationRequest<D = Value> {
         skip_serializing_if = "Vec::is_empty"
     )]
     pub exclude_connections: Vec<String>,
-    /// The publication's `id`: set by the pusher on a narrowed re-queue (so every retry
-    /// keeps the original's id), or by a back end that wants its own; otherwise derived from
-    /// the original message's id.
+    /// The `id` of the `message` or `publication` frames this request delivers: set by the
+    /// pusher on a narrowed re-queue or a shard (so every retry keeps the original's id), or
+    /// by a back end that wants its own; otherwise derived from the original message's id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub publication_id: Option<String>,
     /// Sent to every target as JSON. Required: a request without it is rejected.
@@ -278,6 +292,7 @@ mod tests {
                 status: PresenceStatus::Offline,
                 connections: 0,
             }],
+            reference: None,
         };
         assert_eq!(
             serde_json::to_value(&answer).unwrap(),

@@ -477,6 +477,8 @@ pub fn emit_event(
 }
 
 /// An SQS event from the real fixture with one record per `(message id, body, generation)`.
+/// A record with a generation is a narrowed re-queue, as the pusher's outbox sends it: its
+/// `sumu_generation` attribute and `sumu_frame` = `verbatim` (its data is the frame).
 pub fn sqs_event(messages: &[(&str, &str, Option<u32>)]) -> LambdaEvent<SqsEvent> {
     let fixture: Value = serde_json::from_str(SQS_FIXTURE).unwrap();
     let template = fixture["Records"][0].clone();
@@ -489,7 +491,9 @@ pub fn sqs_event(messages: &[(&str, &str, Option<u32>)]) -> LambdaEvent<SqsEvent
             if let Some(generation) = generation {
                 record["messageAttributes"] = json!({
                     "sumu_generation": {"stringValue": generation.to_string(), "stringListValues": [],
-                        "binaryListValues": [], "dataType": "Number"}
+                        "binaryListValues": [], "dataType": "Number"},
+                    "sumu_frame": {"stringValue": "verbatim", "stringListValues": [],
+                        "binaryListValues": [], "dataType": "String"}
                 });
             }
             record
