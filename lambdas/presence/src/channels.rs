@@ -317,7 +317,9 @@ mod tests {
 
     #[test]
     fn the_channel_and_the_ref_are_read_as_sent() {
-        let read = read_request(Some(r#"{"action":"subscribe","channel":"room/*","ref":"r1"}"#));
+        let read = read_request(Some(
+            r#"{"action":"subscribe","channel":"room/*","ref":"r1"}"#,
+        ));
         assert_eq!(read.sent_channel, json!("room/*"));
         assert_eq!(read.pattern, Pattern::parse("room/*"));
         assert_eq!(read.reference, Ok(Some("r1".to_owned())));

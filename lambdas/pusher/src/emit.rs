@@ -335,7 +335,8 @@ mod tests {
             &attributes(Some("user/alice room/*")),
             "m1",
         )
-        .unwrap() else {
+        .unwrap()
+        else {
             panic!("refused")
         };
         assert_eq!(
@@ -446,7 +447,9 @@ mod tests {
     #[test]
     fn a_bad_ref_or_bad_exclusions_refuse_the_emit() {
         let too_long = "r".repeat(65);
-        let many: Vec<String> = (0..=MAX_EXCLUDED_CONNECTIONS).map(|i| format!("c{i}")).collect();
+        let many: Vec<String> = (0..=MAX_EXCLUDED_CONNECTIONS)
+            .map(|i| format!("c{i}"))
+            .collect();
         for (extra, error, reference) in [
             (json!({"ref": "a\"b"}), "invalid_ref", None),
             (json!({"ref": "a\\b"}), "invalid_ref", None),
@@ -454,12 +457,32 @@ mod tests {
             (json!({"ref": 7}), "invalid_ref", None),
             (json!({"ref": {"r": 1}}), "invalid_ref", None),
             (json!({"ref": ""}), "invalid_ref", None),
-            (json!({"ref": "r1", "exclude_connections": "c1"}), "invalid_message", Some("r1")),
-            (json!({"ref": "r1", "exclude_connections": [1]}), "invalid_message", Some("r1")),
-            (json!({"ref": "r1", "exclude_connections": [""]}), "invalid_message", Some("r1")),
-            (json!({"ref": "r1", "exclude_connections": many}), "invalid_message", Some("r1")),
+            (
+                json!({"ref": "r1", "exclude_connections": "c1"}),
+                "invalid_message",
+                Some("r1"),
+            ),
+            (
+                json!({"ref": "r1", "exclude_connections": [1]}),
+                "invalid_message",
+                Some("r1"),
+            ),
+            (
+                json!({"ref": "r1", "exclude_connections": [""]}),
+                "invalid_message",
+                Some("r1"),
+            ),
+            (
+                json!({"ref": "r1", "exclude_connections": many}),
+                "invalid_message",
+                Some("r1"),
+            ),
             // The other rules still answer with the ref.
-            (json!({"ref": "r1", "channels": ["lobby"]}), "forbidden", Some("r1")),
+            (
+                json!({"ref": "r1", "channels": ["lobby"]}),
+                "forbidden",
+                Some("r1"),
+            ),
         ] {
             let mut body = json!({"channels": ["room/1"], "data": 1});
             for (key, value) in extra.as_object().unwrap() {
@@ -469,7 +492,11 @@ mod tests {
             assert_eq!(refused.error, error, "{body}");
             assert_eq!(refused.reference.as_deref(), reference, "{body}");
             let frame: Value = serde_json::from_slice(&refused.frame()).unwrap();
-            assert_eq!(frame.get("ref").and_then(Value::as_str), reference, "{body}");
+            assert_eq!(
+                frame.get("ref").and_then(Value::as_str),
+                reference,
+                "{body}"
+            );
         }
     }
 

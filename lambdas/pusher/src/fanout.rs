@@ -320,7 +320,10 @@ where
             }
             Delivery::Deferred => return (metrics, Err(PusherError::OutOfTime)),
             Delivery::Failed | Delivery::Exhausted => {
-                tracing::warn!(?delivery, "the frame to the emit's sender was not delivered");
+                tracing::warn!(
+                    ?delivery,
+                    "the frame to the emit's sender was not delivered"
+                );
                 metrics.failed += 1;
             }
         }

@@ -301,9 +301,7 @@ where
             (metrics, result)
         }
         Ok(Prepared::Emit { request, ack }) => {
-            let (metrics, result) = pusher
-                .publish_emit(&request, ack.as_ref(), deadline)
-                .await;
+            let (metrics, result) = pusher.publish_emit(&request, ack.as_ref(), deadline).await;
             log_done(&request, &metrics);
             (metrics, result)
         }
@@ -482,7 +480,11 @@ mod tests {
                     },
                     "{kind}"
                 );
-                assert_eq!(again.frame(), frame.get().as_bytes(), "{kind}: byte for byte");
+                assert_eq!(
+                    again.frame(),
+                    frame.get().as_bytes(),
+                    "{kind}: byte for byte"
+                );
             }
             if request.targets == Targets::Broadcast {
                 let shard = Shard {

@@ -126,7 +126,10 @@ impl Outbox for SqsOutbox {
             // Its data is the frame the other targets got: delivered as it is.
             .message_attributes(
                 notification_attributes::FRAME,
-                attribute("String", notification_attributes::FRAME_VERBATIM.to_string())?,
+                attribute(
+                    "String",
+                    notification_attributes::FRAME_VERBATIM.to_string(),
+                )?,
             )
             .send()
             .await

@@ -315,8 +315,8 @@ pub fn parse_message(
 /// message is rejected.
 fn message_frame(id: String, data: &RawValue) -> Result<Frame, Rejection> {
     // A string and a raw value that was valid JSON: serializing cannot fail.
-    let bytes = serde_json::value::to_raw_value(&Message::new(id.clone(), data))
-        .unwrap_or_default();
+    let bytes =
+        serde_json::value::to_raw_value(&Message::new(id.clone(), data)).unwrap_or_default();
     let size = bytes.get().len();
     if size > MAX_NOTIFICATION_DATA_BYTES {
         return Err(Rejection::EnvelopeTooLarge { bytes: size });
@@ -547,8 +547,8 @@ mod tests {
     #[test]
     fn a_frame_request_is_delivered_as_it_is_and_only_to_users_or_connections() {
         let frame = r#"{"type":"error","error":"invalid_message","message":"m"}"#;
-        let job = parse_requeued(&format!(r#"{{"connections":["c1"],"data":{frame}}}"#), 0)
-            .unwrap();
+        let job =
+            parse_requeued(&format!(r#"{{"connections":["c1"],"data":{frame}}}"#), 0).unwrap();
         assert_eq!(job.frame(), frame.as_bytes());
         for body in [
             format!(r#"{{"data":{frame}}}"#),
@@ -564,8 +564,7 @@ mod tests {
         let data = r#"{ "z" : 1, "a":2, "n":1.0, "big":12345678901234567890, "s":"caf\u00e9" }"#;
         let job = parse(&format!(r#"{{"users":["u1"],"data":{data}}}"#), 0).unwrap();
         assert_eq!(data_of(&job), data);
-        let narrowed =
-            parse_requeued(&body(&job.narrowed(None, vec!["c1".into()])), 1).unwrap();
+        let narrowed = parse_requeued(&body(&job.narrowed(None, vec!["c1".into()])), 1).unwrap();
         assert_eq!(narrowed.frame(), job.frame());
         let broadcast = parse(&format!(r#"{{"exclude_users":["u2"],"data":{data}}}"#), 0).unwrap();
         let shard = parse(&broadcast.shard_body(), 1).unwrap();
@@ -684,9 +683,14 @@ mod tests {
                 connection_id: "c=".into(),
             }),
         };
-        let again =
-            parse_message(&body, 0, Some(&shard.attribute()), DataIs::Application, "m2")
-                .unwrap();
+        let again = parse_message(
+            &body,
+            0,
+            Some(&shard.attribute()),
+            DataIs::Application,
+            "m2",
+        )
+        .unwrap();
         assert_eq!(again.shard, Some(shard));
         assert_eq!(again.targets, Targets::Broadcast);
         assert_eq!(again.fields.exclude_users, job.fields.exclude_users);

@@ -255,7 +255,11 @@ async fn a_sharded_broadcast_arrives_as_sent_in_every_shard() {
     // Every shard envelopes the data as sent with the original message's id.
     let message = format!(r#"{{"type":"message","id":"m1","data":{DATA}}}"#);
     for connection in ["a1=", "a2=", "b1="] {
-        assert_eq!(stack.received(connection), [message.clone()], "{connection}");
+        assert_eq!(
+            stack.received(connection),
+            [message.clone()],
+            "{connection}"
+        );
     }
 }
 

@@ -46,7 +46,10 @@ async fn unicast_reaches_every_connection_of_the_user_and_nobody_else() {
     assert!(failures.is_empty());
     assert_eq!(pusher.poster.received(), ids(&["u1-a", "u1-b"]));
     for (_, frame) in pusher.poster.posts.lock().unwrap().iter() {
-        assert_eq!(frame, br#"{"type":"message","id":"m1","data":{"hello":"u1"}}"#);
+        assert_eq!(
+            frame,
+            br#"{"type":"message","id":"m1","data":{"hello":"u1"}}"#
+        );
     }
     assert_eq!(
         metrics,

@@ -119,7 +119,10 @@ async fn a_broadcast_over_the_threshold_is_split_and_every_connection_gets_it_on
     // Every shard carried the same data and exclusions, in one message frame with one id.
     let posts = pusher.poster.posts.lock().unwrap();
     let first: Value = serde_json::from_slice(&posts[0].1).unwrap();
-    assert_eq!((&first["type"], &first["data"]), (&json!("message"), &json!("hi")));
+    assert_eq!(
+        (&first["type"], &first["data"]),
+        (&json!("message"), &json!("hi"))
+    );
     for (_, frame) in posts.iter() {
         assert_eq!(frame, &posts[0].1);
     }

@@ -177,7 +177,8 @@ mod tests {
 
     #[test]
     fn a_message_keeps_its_key_order_and_its_data_bytes() {
-        let data = serde_json::value::RawValue::from_string(r#"{ "z":1, "a":1.0 }"#.into()).unwrap();
+        let data =
+            serde_json::value::RawValue::from_string(r#"{ "z":1, "a":1.0 }"#.into()).unwrap();
         let message = Message::new("m1".into(), &*data);
         assert_eq!(
             serde_json::to_string(&message).unwrap(),

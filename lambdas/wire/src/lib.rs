@@ -161,11 +161,7 @@ pub struct PresenceAnswer {
     #[serde(rename = "type")]
     pub kind: PresenceEventType,
     pub users: Vec<UserPresence>,
-    #[serde(
-        rename = "ref",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
     pub reference: Option<String>,
 }
 

@@ -387,7 +387,11 @@ fn send_without_a_json_object_message_answers_the_sender_through_the_pusher_only
             "https://sqs.eu-west-1.amazonaws.com/123456789012/sumu-dev-notifications",
             "{body}"
         );
-        assert_eq!(fields.len(), 4, "no attributes: {fields:?}");
+        // One attribute: the data is a frame of sumu's own, delivered as it is.
+        assert_eq!(fields.len(), 7, "one attribute: {fields:?}");
+        assert_eq!(fields["MessageAttribute.1.Name"], "sumu_frame");
+        assert_eq!(fields["MessageAttribute.1.Value.DataType"], "String");
+        assert_eq!(fields["MessageAttribute.1.Value.StringValue"], "verbatim");
         assert_refusal(&fields["MessageBody"], "send");
     }
 }
@@ -404,7 +408,13 @@ fn publish_without_a_json_object_message_answers_the_sender_through_the_pusher_o
             fields["TopicArn"], "arn:aws:sns:eu-west-1:123456789012:sumu-dev-notifications",
             "{body}"
         );
-        assert_eq!(fields.len(), 4, "no attributes: {fields:?}");
+        assert_eq!(fields.len(), 7, "one attribute: {fields:?}");
+        assert_eq!(fields["MessageAttributes.entry.1.Name"], "sumu_frame");
+        assert_eq!(fields["MessageAttributes.entry.1.Value.DataType"], "String");
+        assert_eq!(
+            fields["MessageAttributes.entry.1.Value.StringValue"],
+            "verbatim"
+        );
         assert_refusal(&fields["Message"], "publish");
     }
 }
@@ -472,6 +482,33 @@ fn emit_leaves_validation_to_the_pusher_and_cannot_be_used_to_add_keys() {
     let hostile = r#"room"],"users":["victim"],"x":["#;
     let (request, _) = body(&json!({"action": "emit", "channel": hostile, "data": 1}).to_string());
     assert_eq!(request, json!({"channels": [hostile], "data": 1}));
+
+    // `ref` and `exclude_connections` enter as JSON values, whatever they hold: the pusher
+    // validates them.
+    let (request, _) = body(
+        r#"{"action":"emit","channel":"room/42","data":1,"ref":"r-1","exclude_connections":["c1"]}"#,
+    );
+    assert_eq!(
+        request,
+        json!({"channels": ["room/42"], "data": 1, "ref": "r-1", "exclude_connections": ["c1"]})
+    );
+    for hostile_ref in [
+        json!(r#"r","users":["victim"],"x":""#),
+        json!("a\\b"),
+        json!(7),
+        json!({"users": ["victim"]}),
+        json!("r".repeat(65)),
+    ] {
+        let (request, _) = body(
+            &json!({"action": "emit", "channel": "room/42", "data": 1, "ref": hostile_ref})
+                .to_string(),
+        );
+        assert_eq!(
+            request,
+            json!({"channels": ["room/42"], "data": 1, "ref": hostile_ref}),
+            "{hostile_ref}"
+        );
+    }
 
     // A connection without publish grants sends no empty attribute (SQS refuses one).
     let mut without_grants = input.clone();

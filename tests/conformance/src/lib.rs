@@ -119,6 +119,9 @@ pub const CHECKS: &[CheckInfo] = &[
     check("binary-frame", "a binary frame closes the connection with 1003"),
     check("notification-too-large", "a notification request with data over 128 KB goes to the pusher's dead-letter queue (rejection_reason = data_too_large) and reaches no client"),
     check("cleanup-after-close", "after a close, presence says OFFLINE, a request naming the closed and a live connection reaches the live one, and the next request still works"),
+    check("typed-frames", "a back end's data that looks like sumu's frames (error, subscribed, publication, ack…) arrives as one message frame around it, and the subscription still works"),
+    check("refs", "subscribe, unsubscribe and presence echo their ref; a bad ref (quote, backslash, 65 characters, a number, an object) answers invalid_ref without one and subscribes nothing"),
+    check("emit-ack", "an emit with a ref is acked with its publication's id; exclude_connections keeps it from the named connection; an emit with a bad ref answers invalid_ref and reaches nobody"),
 ];
 
 /// The suite, bound to one deployment.

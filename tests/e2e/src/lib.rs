@@ -284,6 +284,23 @@ pub async fn next_text(client: &mut Client) -> serde_json::Value {
     serde_json::from_str(&frame).unwrap_or(serde_json::Value::String(frame))
 }
 
+/// The `data` of a `message` frame (`{"type":"message","id":<string>,"data":…}`, exactly these
+/// keys), failing on any other frame.
+pub fn message_data(frame: &serde_json::Value) -> serde_json::Value {
+    let fields = frame.as_object().map(|object| {
+        let mut keys: Vec<&str> = object.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        keys
+    });
+    assert!(
+        frame["type"] == "message"
+            && frame["id"].as_str().is_some_and(|id| !id.is_empty())
+            && fields.as_deref() == Some(&["data", "id", "type"][..]),
+        "expected a message frame, got {frame}"
+    );
+    frame["data"].clone()
+}
+
 /// Reads until the server's close frame and returns it.
 pub async fn close_frame(client: &mut Client) -> CloseFrame {
     tokio::time::timeout(DEADLINE, async {

@@ -242,7 +242,7 @@ impl Receiver {
     pub async fn received_exactly(&mut self, local: &Local, expected: &[Value]) {
         let mut got = Vec::new();
         for _ in expected {
-            got.push(next_text(&mut self.client).await);
+            got.push(crate::message_data(&next_text(&mut self.client).await));
         }
         local.until_pusher_idle().await;
         let marker = json!({"marker": testkit::unique_name("marker")});

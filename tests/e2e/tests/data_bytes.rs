@@ -57,11 +57,18 @@ async fn notifications_publications_and_emits_arrive_with_the_bytes_sent() {
     subscribe(&mut alice.client, "room/1").await;
     subscribe(&mut bob.client, "room/1").await;
 
-    // A notification to one user: `data` as the back end sent it, by either way in.
+    // A notification to one user: a message frame around `data` as the back end sent it, by
+    // either way in.
     for via in [Via::Queue, Via::Topic] {
         let body = format!(r#"{{"users":["{}"],"data":{DATA}}}"#, alice.user);
         local.notify(via, &body).await;
-        assert_eq!(next_raw_text(&mut alice.client).await, DATA, "{via:?}");
+        let frame = next_raw_text(&mut alice.client).await;
+        let id = id_of(&frame);
+        assert_eq!(
+            frame,
+            format!(r#"{{"type":"message","id":"{id}","data":{DATA}}}"#),
+            "{via:?}"
+        );
     }
 
     // A back end's publication: the envelope around the same bytes.

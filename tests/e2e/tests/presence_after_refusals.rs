@@ -96,8 +96,10 @@ async fn watcher_sees_online(watcher: &mut Client, user: &str) {
             "the watching client never saw {user} come online; it got {frames:?}"
         );
         let frame = next_text(watcher).await;
-        let online = frame["type"] == "presence"
-            && frame["users"].as_array().is_some_and(|users| {
+        // The demo back end's push: its data inside a message frame.
+        let online = frame["type"] == "message"
+            && frame["data"]["type"] == "presence"
+            && frame["data"]["users"].as_array().is_some_and(|users| {
                 users
                     .iter()
                     .any(|entry| entry["user_id"] == user && entry["status"] == "ONLINE")
@@ -110,7 +112,7 @@ async fn watcher_sees_online(watcher: &mut Client, user: &str) {
 }
 
 /// Sends `{"action":action,"channel":channel}` and returns the gateway's answer, passing over the
-/// presence frames the demo back end pushes meanwhile.
+/// message frames the demo back end pushes meanwhile.
 async fn answer(client: &mut Client, action: &str, channel: &str) -> Value {
     send_text(
         client,
@@ -119,7 +121,7 @@ async fn answer(client: &mut Client, action: &str, channel: &str) -> Value {
     .await;
     loop {
         let frame = next_text(client).await;
-        if frame["type"] != "presence" {
+        if frame["type"] != "message" {
             return frame;
         }
     }

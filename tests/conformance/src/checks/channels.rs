@@ -13,7 +13,11 @@ const GRANT_HINT: &str = "the deployment must grant subscribe and publish on con
 const PUBLICATION_HINT: &str = "publications are posted by the pusher after one Query per partition of the channel on the subscriptions table: check the pusher's log";
 
 /// Subscribes (or unsubscribes) and waits for the confirming frame.
-async fn confirm(client: &mut Client, action: &str, channel: &str) -> Result<(), Verdict> {
+pub(super) async fn confirm(
+    client: &mut Client,
+    action: &str,
+    channel: &str,
+) -> Result<(), Verdict> {
     client
         .send_json(&json!({"action": action, "channel": channel}))
         .await?;
@@ -37,7 +41,7 @@ async fn confirm(client: &mut Client, action: &str, channel: &str) -> Result<(),
 }
 
 /// Waits for the publication carrying `data` on `channel`.
-async fn expect_publication(
+pub(super) async fn expect_publication(
     client: &mut Client,
     channel: &str,
     data: &Value,
@@ -80,7 +84,7 @@ async fn expect_no_publication(
         .await
 }
 
-async fn publish_from_backend(suite: &Suite, channel: &str, data: &Value) -> Outcome {
+pub(super) async fn publish_from_backend(suite: &Suite, channel: &str, data: &Value) -> Outcome {
     let request = json!({"channels": [channel], "data": data});
     suite
         .backend

@@ -3,6 +3,7 @@
 
 mod channels;
 mod connect;
+mod frames;
 mod limits;
 mod messages;
 mod notify;
@@ -58,6 +59,9 @@ pub async fn run(suite: &Suite, name: &str) -> Outcome {
         "binary-frame" => limits::binary_frame(suite).await,
         "notification-too-large" => notify::too_large(suite).await,
         "cleanup-after-close" => notify::cleanup_after_close(suite).await,
+        "typed-frames" => frames::typed_frames(suite).await,
+        "refs" => frames::refs(suite).await,
+        "emit-ack" => frames::emit_ack(suite).await,
         other => Err(fail(format!("there is no check named {other}"))),
     }
 }

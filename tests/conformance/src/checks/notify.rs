@@ -16,20 +16,30 @@ fn data(nonce: &str) -> Value {
     json!({"conformance": nonce, "text": "hello", "nested": {"n": 2.5, "list": [true, null]}})
 }
 
-/// Waits until `client` gets exactly `data` as a frame.
+/// Waits until `client` gets `data` in a message frame: `{"type":"message","id":…,"data":…}`,
+/// exactly these keys, a non-empty string id and the request's data.
 async fn expect_data(client: &mut Client, data: &Value, how: &str) -> Result<(), Verdict> {
     let nonce = data["conformance"].clone();
     let frame = client
         .expect(&format!("notification sent {how}"), PUSHER_HINT, |frame| {
-            frame["conformance"] == nonce
+            frame["data"]["conformance"] == nonce || frame["conformance"] == nonce
         })
         .await?;
-    ensure(&frame == data, || {
-        format!(
-            "{} got {frame}, expected the request's data {data} as the frame",
-            client.label
-        )
-    })
+    let expected_keys = frame
+        .as_object()
+        .is_some_and(|object| object.len() == 3 && object.contains_key("data"));
+    ensure(
+        frame["type"] == "message"
+            && frame["id"].as_str().is_some_and(|id| !id.is_empty())
+            && expected_keys
+            && &frame["data"] == data,
+        || {
+            format!(
+                "{} got {frame}, expected {{\"type\":\"message\",\"id\":…,\"data\":{data}}}",
+                client.label
+            )
+        },
+    )
 }
 
 pub async fn user(suite: &Suite) -> Outcome {
