@@ -105,7 +105,7 @@ pub enum Emit {
     /// Accepted: one publication, `from` the sender, never to the sender's connection nor to
     /// the connections it excluded; `ack` when the emit had a `ref`.
     Publish {
-        request: Request,
+        request: Box<Request>,
         ack: Option<Acknowledgement>,
     },
     Refused(Refusal),
@@ -293,13 +293,13 @@ pub fn parse_emit(
         ..Fields::default()
     };
     Ok(Emit::Publish {
-        request: Request {
+        request: Box::new(Request {
             fields,
             targets: Targets::Channels(planned),
             generation,
             shard: None,
             frame: None,
-        },
+        }),
         ack,
     })
 }

@@ -227,7 +227,7 @@ enum Prepared {
     Fan(Request),
     /// A client's accepted emit: its `ack` first when it had a `ref`.
     Emit {
-        request: Request,
+        request: Box<Request>,
         ack: Option<Acknowledgement>,
     },
     /// A refused emit: an error frame to its sender only.
@@ -387,7 +387,8 @@ mod tests {
 
     fn request(message: &Message) -> Request {
         match prepare(message) {
-            Ok(Prepared::Fan(request) | Prepared::Emit { request, .. }) => request,
+            Ok(Prepared::Fan(request)) => request,
+            Ok(Prepared::Emit { request, .. }) => *request,
             other => panic!("not a request: {other:?}"),
         }
     }
