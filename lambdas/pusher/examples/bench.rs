@@ -164,6 +164,8 @@ async fn fanout(args: &FanoutArgs) -> Result<(), Error> {
             management_endpoint: endpoint,
             notifications_queue_url: None,
             dead_letter_queue_url: None,
+            history_table: None,
+            namespaces: Default::default(),
             limits,
         },
     )

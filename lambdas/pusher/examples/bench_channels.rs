@@ -323,6 +323,7 @@ async fn run(args: &RunArgs) -> Result<(), Error> {
         outbox: SqsOutbox::new(aws_sdk_sqs::Client::new(&sdk_config), None, None),
         metrics: RecordedMetrics::default(),
         limits,
+        namespaces: Default::default(),
     };
     let body = json!({"channels": [CHANNEL], "data": serde_json::from_str::<Value>(PAYLOAD)?});
     let event: aws_lambda_events::event::sqs::SqsEvent = serde_json::from_value(json!({

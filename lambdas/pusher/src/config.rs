@@ -3,6 +3,9 @@
 
 use std::time::Duration;
 
+use sumu_wire::namespaces::NamespaceError;
+use sumu_wire::Namespaces;
+
 /// Where the pusher reads, posts and re-queues, and how hard it pushes.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -20,6 +23,11 @@ pub struct Config {
     /// `DEAD_LETTER_QUEUE_URL`: where rejected requests and exhausted ones are sent. Without
     /// it they are reported as failures, so the queue's own redrive policy dead-letters them.
     pub dead_letter_queue_url: Option<String>,
+    /// `HISTORY_TABLE`: where channels that keep history keep it (docs/channels.md § History
+    /// and recovery). Required when a namespace keeps history.
+    pub history_table: Option<String>,
+    /// `CHANNEL_NAMESPACES`: the JSON list of channel namespaces (which channels keep history).
+    pub namespaces: Namespaces,
     /// The tunables.
     pub limits: Limits,
 }
@@ -86,6 +94,8 @@ pub enum ConfigError {
         value: String,
         reason: &'static str,
     },
+    #[error("CHANNEL_NAMESPACES is invalid: {0}")]
+    Namespaces(#[from] NamespaceError),
 }
 
 impl Config {
@@ -181,12 +191,21 @@ impl Config {
             shard_threshold: number("PUSHER_SHARD_THRESHOLD", defaults.shard_threshold.into(), 0)?
                 .min(u64::from(u32::MAX)) as u32,
         };
+        let namespaces = Namespaces::parse(&get("CHANNEL_NAMESPACES").unwrap_or_default())?;
+        let history_table = get("HISTORY_TABLE");
+        if namespaces.keeps_history() && history_table.is_none() {
+            return Err(ConfigError::Missing(
+                "HISTORY_TABLE (a channel namespace keeps history)",
+            ));
+        }
         Ok(Config {
             connections_table,
             subscriptions_table,
             management_endpoint,
             notifications_queue_url: get("NOTIFICATIONS_QUEUE_URL"),
             dead_letter_queue_url: get("DEAD_LETTER_QUEUE_URL"),
+            history_table,
+            namespaces,
             limits,
         })
     }

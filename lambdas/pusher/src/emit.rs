@@ -13,7 +13,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 use sumu_wire::channels::reasons;
 use sumu_wire::frames::{parse_ref, Ack, ErrorFrame, INVALID_REF};
-use sumu_wire::{attributes, Channel, Grants, MAX_NOTIFICATION_DATA_BYTES};
+use sumu_wire::{attributes, Channel, Grants, Namespaces, MAX_NOTIFICATION_DATA_BYTES};
 
 use crate::request::{not_an_object, plan_publications, Fields, Rejection, Request, Targets};
 
@@ -119,10 +119,18 @@ pub struct Acknowledgement {
 }
 
 impl Acknowledgement {
-    /// `{"type":"ack","ref":…,"channel":…,"id":…}`.
-    pub fn frame(&self) -> Vec<u8> {
-        // Strings only: serializing cannot fail.
-        serde_json::to_vec(&self.ack).unwrap_or_default()
+    /// `{"type":"ack","ref":…,"channel":…,"id":…}`, plus the `offset` and `epoch` the
+    /// publication got when its channel keeps history (`request` as kept).
+    pub fn frame(&self, request: &Request) -> Vec<u8> {
+        let mut ack = self.ack.clone();
+        if let Targets::Channels(planned) = &request.targets {
+            if let Some((offset, epoch)) = planned.first().and_then(|p| p.kept.clone()) {
+                ack.offset = Some(offset);
+                ack.epoch = Some(epoch);
+            }
+        }
+        // Strings and numbers: serializing cannot fail.
+        serde_json::to_vec(&ack).unwrap_or_default()
     }
 }
 
@@ -159,6 +167,7 @@ pub fn parse_emit(
     generation: u32,
     attributes: &EmitAttributes,
     message_id: &str,
+    namespaces: &Namespaces,
 ) -> Result<Emit, Rejection> {
     let non_empty = |value: &Option<String>| value.clone().filter(|v| !v.is_empty());
     let (Some(user_id), Some(connection_id)) = (
@@ -264,7 +273,13 @@ pub fn parse_emit(
         );
     }
     let id = message_id.to_string();
-    let planned = match plan_publications(&id, vec![channel.clone()], data, Some(&sender.user_id)) {
+    let planned = match plan_publications(
+        &id,
+        vec![channel.clone()],
+        data,
+        Some(&sender.user_id),
+        namespaces,
+    ) {
         Ok(planned) => planned,
         Err(Rejection::EnvelopeTooLarge { bytes }) => {
             return refuse(
@@ -318,7 +333,7 @@ mod tests {
     }
 
     fn refusal(body: &str, publish: Option<&str>) -> Refusal {
-        match parse_emit(body, 0, &attributes(publish), "m1").unwrap() {
+        match parse_emit(body, 0, &attributes(publish), "m1", &Namespaces::default()).unwrap() {
             Emit::Refused(refusal) => refusal,
             Emit::Publish { request, .. } => panic!("accepted: {request:?}"),
         }
@@ -334,6 +349,7 @@ mod tests {
             0,
             &attributes(Some("user/alice room/*")),
             "m1",
+            &Namespaces::default(),
         )
         .unwrap()
         else {
@@ -431,6 +447,7 @@ mod tests {
             0,
             &attributes(Some("room/*")),
             "m1",
+            &Namespaces::default(),
         )
         .unwrap()
         else {
@@ -438,7 +455,7 @@ mod tests {
         };
         assert_eq!(ack.sender.connection_id, "c-alice=");
         assert_eq!(
-            std::str::from_utf8(&ack.frame()).unwrap(),
+            std::str::from_utf8(&ack.frame(&request)).unwrap(),
             r#"{"type":"ack","ref":"r-1","channel":"room/1","id":"m1"}"#
         );
         assert_eq!(request.fields.exclude_connections, ["c-alice=", "c-old="]);
@@ -524,7 +541,13 @@ mod tests {
         assert_eq!(refused.error, "invalid_message");
         assert!(refused.message.contains("envelope"), "{}", refused.message);
         assert!(matches!(
-            parse_emit(&body(1000), 0, &attributes(Some("room/*")), "m1").unwrap(),
+            parse_emit(
+                &body(1000),
+                0,
+                &attributes(Some("room/*")),
+                "m1",
+                &Namespaces::default()
+            ).unwrap(),
             Emit::Publish { .. }
         ));
     }
@@ -534,7 +557,13 @@ mod tests {
         let mut attributes = attributes(Some("room/*"));
         attributes.connection_id = None;
         let rejection =
-            parse_emit(r#"{"channels":["room/1"],"data":1}"#, 0, &attributes, "m1").unwrap_err();
+            parse_emit(
+            r#"{"channels":["room/1"],"data":1}"#,
+            0,
+            &attributes,
+            "m1",
+            &Namespaces::default(),
+        ).unwrap_err();
         assert_eq!(rejection.reason(), "invalid_request");
     }
 

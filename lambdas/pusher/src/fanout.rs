@@ -8,14 +8,16 @@ use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::{StreamExt, TryStreamExt};
+use sumu_wire::Namespaces;
 
 use crate::config::Limits;
 use crate::deadline::{full_jitter, Deadline};
 use crate::emit::{Acknowledgement, Refusal, Sender};
+use crate::history::HistoryStore;
 use crate::metrics::{Metrics, MetricsSink};
 use crate::outbox::{Outbox, OutboxError};
 use crate::poster::{PostOutcome, Poster};
-use crate::request::{body, Planned, Request, Shard};
+use crate::request::{body, Planned, Request, Shard, Targets};
 use crate::store::{ConnectionKey, ConnectionStore, StoreError, DELETE_BATCH_SIZE};
 use crate::subscriptions::{SubscriptionKey, SubscriptionStore};
 use crate::targets::{self, Part};
@@ -30,6 +32,8 @@ pub struct Pusher<S, P, O, M> {
     /// Where each invocation's counters go (crate::handler records them once per invocation).
     pub metrics: M,
     pub limits: Limits,
+    /// Which channels keep history (crate::history).
+    pub namespaces: Namespaces,
 }
 
 impl<S, P, O, M> Pusher<S, P, O, M> {
@@ -42,6 +46,7 @@ impl<S, P, O, M> Pusher<S, P, O, M> {
             outbox: self.outbox,
             metrics,
             limits: self.limits,
+            namespaces: self.namespaces,
         }
     }
 }
@@ -60,6 +65,9 @@ pub enum PusherError {
     Shard(OutboxError),
     #[error("not enough time left in the invocation to start this request")]
     OutOfTime,
+    /// Nothing was posted yet (an offset may have been given out: a gap, never a double).
+    #[error("keeping the publication in its channel's history failed: {0}")]
+    History(StoreError),
     #[error("not an SQS or SNS event: {0}")]
     UnknownEvent(String),
     #[error("{failed} of {total} SNS records failed")]
@@ -74,6 +82,7 @@ impl PusherError {
             | PusherError::Requeue(_)
             | PusherError::DeadLetter(_)
             | PusherError::Shard(_)
+            | PusherError::History(_)
             | PusherError::OutOfTime => "Retryable",
             PusherError::RecordsFailed { .. } => "Retryable",
             PusherError::UnknownEvent(_) => "Validation",
@@ -126,7 +135,7 @@ fn epoch_seconds() -> i64 {
 
 impl<S, P, O, M> Pusher<S, P, O, M>
 where
-    S: ConnectionStore + SubscriptionStore,
+    S: ConnectionStore + SubscriptionStore + HistoryStore,
     P: Poster,
     O: Outbox,
 {
@@ -270,27 +279,103 @@ where
         (metrics, result)
     }
 
-    /// An accepted emit that had a `ref`: its `ack` to the sender, then its publication
-    /// fanned out. A redelivered emit (a failed lookup) acks again with the same `ref` and id.
-    pub(crate) async fn publish_emit(
+    /// A valid request, whatever its kind: its publications kept in their channel's history
+    /// first (an offset each, stored before anything is posted), then an emit's `ack` (with
+    /// that offset), then the fan-out. A subscriber lookup that fails after a publication got
+    /// its offset does not fail the record (a redelivery would give it another offset): the
+    /// publication is re-queued as it is instead ([`Pusher::defer`]).
+    pub(crate) async fn publish(
         &self,
         request: &Request,
         ack: Option<&Acknowledgement>,
         deadline: Deadline,
     ) -> (Metrics, Result<(), PusherError>) {
         let mut metrics = Metrics::default();
+        let kept = match self.keep_history(request).await {
+            Ok(kept) => kept,
+            // Nothing posted yet: SQS redelivers the request.
+            Err(error) => return (metrics, Err(PusherError::History(error))),
+        };
+        let request = kept.as_ref().unwrap_or(request);
         if let Some(ack) = ack {
             let (acked, result) = self
-                .reply_to_sender(&ack.sender, &ack.frame(), deadline)
+                .reply_to_sender(&ack.sender, &ack.frame(request), deadline)
                 .await;
             metrics += acked;
             if result.is_err() {
                 return (metrics, result);
             }
         }
-        let (published, result) = self.fan_out(request, deadline).await;
-        metrics += published;
-        (metrics, result)
+        let (fanned, result) = self.fan_out(request, deadline).await;
+        metrics += fanned;
+        match result {
+            Err(PusherError::Lookup(error)) if kept.is_some() => {
+                tracing::warn!(%error, "looking up the subscribers failed after the publication was kept: re-queued with its offset");
+                match self.defer(request).await {
+                    Ok(()) => (metrics, Ok(())),
+                    Err(error) => (metrics, Err(PusherError::Requeue(error))),
+                }
+            }
+            other => (metrics, other),
+        }
+    }
+
+    /// Gives each publication of `request` whose channel keeps history its offset and stores
+    /// it: two writes per publication. `None` when the request has no such publication.
+    async fn keep_history(&self, request: &Request) -> Result<Option<Request>, StoreError> {
+        let Targets::Channels(planned) = &request.targets else {
+            return Ok(None);
+        };
+        let Some(data) = request.fields.data.as_deref() else {
+            return Ok(None);
+        };
+        if planned.iter().all(|publication| publication.history.is_none()) {
+            return Ok(None);
+        }
+        let now = epoch_seconds();
+        let mut kept = Vec::with_capacity(planned.len());
+        for publication in planned {
+            let Some(policy) = publication.history else {
+                kept.push(publication.clone());
+                continue;
+            };
+            let offset = self.store.next_offset(&publication.channel, now).await?;
+            let stored = publication.kept(data, offset.offset, &offset.epoch);
+            let expires_at = now + i64::from(policy.ttl_seconds);
+            self.store
+                .keep(&publication.channel, &offset, stored.envelope.get(), expires_at)
+                .await?;
+            tracing::debug!(channel = %publication.channel, offset = offset.offset, epoch = %offset.epoch, "publication kept");
+            kept.push(stored);
+        }
+        let mut request = request.clone();
+        request.targets = Targets::Channels(kept);
+        Ok(Some(request))
+    }
+
+    /// Re-queues each publication of a request as its envelope (`sumu_frame`), exclusions
+    /// kept, so the next attempt delivers it with the offset it already has.
+    async fn defer(&self, request: &Request) -> Result<(), OutboxError> {
+        let Targets::Channels(planned) = &request.targets else {
+            return Ok(());
+        };
+        let generation = request.generation + 1;
+        for publication in planned {
+            let mut fields = request.fields.clone();
+            fields.users = None;
+            fields.connections = None;
+            fields.channels = Some(vec![publication.channel.to_string()]);
+            fields.publication_id = Some(publication.id.clone());
+            fields.data = Some(publication.envelope.clone());
+            self.outbox
+                .requeue(
+                    body(&fields),
+                    generation,
+                    requeue_delay(self.limits.requeue_delay, generation),
+                )
+                .await?;
+        }
+        Ok(())
     }
 
     /// Posts one frame to an emit's sender (retried like any post). If the sender is gone

@@ -9,12 +9,13 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use lambda_runtime::LambdaEvent;
 use serde::Deserialize;
 use serde_json::Value;
-use sumu_wire::notification_attributes;
+use sumu_wire::{notification_attributes, Namespaces};
 use tracing::Instrument;
 
 use crate::deadline::Deadline;
 use crate::emit::{self, Acknowledgement, Emit, EmitAttributes, Refusal};
 use crate::fanout::{Pusher, PusherError};
+use crate::history::HistoryStore;
 use crate::metrics::{Metrics, MetricsSink};
 use crate::outbox::Outbox;
 use crate::poster::Poster;
@@ -38,7 +39,7 @@ pub async fn handle<S, P, O, M>(
     pusher: &Pusher<S, P, O, M>,
 ) -> Result<Value, PusherError>
 where
-    S: ConnectionStore + SubscriptionStore,
+    S: ConnectionStore + SubscriptionStore + HistoryStore,
     P: Poster,
     O: Outbox,
     M: MetricsSink,
@@ -77,7 +78,7 @@ pub async fn handle_sqs<S, P, O, M>(
     pusher: &Pusher<S, P, O, M>,
 ) -> SqsBatchResponse
 where
-    S: ConnectionStore + SubscriptionStore,
+    S: ConnectionStore + SubscriptionStore + HistoryStore,
     P: Poster,
     O: Outbox,
     M: MetricsSink,
@@ -99,7 +100,7 @@ pub async fn handle_sns<S, P, O, M>(
     pusher: &Pusher<S, P, O, M>,
 ) -> Result<(), PusherError>
 where
-    S: ConnectionStore + SubscriptionStore,
+    S: ConnectionStore + SubscriptionStore + HistoryStore,
     P: Poster,
     O: Outbox,
     M: MetricsSink,
@@ -191,7 +192,7 @@ async fn process_batch<S, P, O, M>(
     deadline: Deadline,
 ) -> Vec<String>
 where
-    S: ConnectionStore + SubscriptionStore,
+    S: ConnectionStore + SubscriptionStore + HistoryStore,
     P: Poster,
     O: Outbox,
     M: MetricsSink,
@@ -236,11 +237,11 @@ enum Prepared {
 
 /// Reads a message once: an emit by the rules of crate::emit, anything else as a back end's
 /// notification request (crate::request).
-fn prepare(message: &Message) -> Result<Prepared, Rejection> {
+fn prepare(message: &Message, namespaces: &Namespaces) -> Result<Prepared, Rejection> {
     if let Some(attributes) = &message.emit {
         let id = request::base_id(&message.id);
         return Ok(
-            match emit::parse_emit(&message.body, message.generation, attributes, &id)? {
+            match emit::parse_emit(&message.body, message.generation, attributes, &id, namespaces)? {
                 Emit::Publish { request, ack } => Prepared::Emit { request, ack },
                 Emit::Refused(refusal) => Prepared::Refused(refusal),
             },
@@ -252,6 +253,7 @@ fn prepare(message: &Message) -> Result<Prepared, Rejection> {
         message.shard.as_deref(),
         message.data_is,
         &message.id,
+        namespaces,
     )
     .map(Prepared::Fan)
 }
@@ -264,7 +266,7 @@ async fn process_message<S, P, O, M>(
     deadline: Deadline,
 ) -> (Metrics, Result<(), PusherError>)
 where
-    S: ConnectionStore + SubscriptionStore,
+    S: ConnectionStore + SubscriptionStore + HistoryStore,
     P: Poster,
     O: Outbox,
 {
@@ -273,7 +275,7 @@ where
         // Not started: redelivery cannot duplicate anything.
         return (Metrics::default(), Err(PusherError::OutOfTime));
     }
-    match prepare(message) {
+    match prepare(message, &pusher.namespaces) {
         Err(rejection) => {
             tracing::warn!(
                 reason = rejection.reason(),
@@ -296,12 +298,12 @@ where
         }
         Ok(Prepared::Refused(refusal)) => pusher.refuse_emit(&refusal, deadline).await,
         Ok(Prepared::Fan(request)) => {
-            let (metrics, result) = pusher.fan_out(&request, deadline).await;
+            let (metrics, result) = pusher.publish(&request, None, deadline).await;
             log_done(&request, &metrics);
             (metrics, result)
         }
         Ok(Prepared::Emit { request, ack }) => {
-            let (metrics, result) = pusher.publish_emit(&request, ack.as_ref(), deadline).await;
+            let (metrics, result) = pusher.publish(&request, ack.as_ref(), deadline).await;
             log_done(&request, &metrics);
             (metrics, result)
         }
@@ -386,7 +388,7 @@ mod tests {
     }
 
     fn request(message: &Message) -> Request {
-        match prepare(message) {
+        match prepare(message, &Namespaces::default()) {
             Ok(Prepared::Fan(request)) => request,
             Ok(Prepared::Emit { request, .. }) => *request,
             other => panic!("not a request: {other:?}"),

@@ -14,8 +14,8 @@
 //!   subscriptions table) and the one filter over what they found.
 //! - `fanout`: [`Pusher`] and its one pipeline: post, prune, re-queue.
 //!
-//! The seams a [`Pusher`] holds: [`ConnectionStore`] and [`SubscriptionStore`] (DynamoDB,
-//! `store` and `subscriptions`), [`Poster`] (management API), [`Outbox`] (SQS re-queue and
+//! The seams a [`Pusher`] holds: [`ConnectionStore`], [`SubscriptionStore`] and
+//! [`HistoryStore`] (DynamoDB, `store`, `subscriptions` and `history`), [`Poster`] (management API), [`Outbox`] (SQS re-queue and
 //! dead-letter queue) and [`MetricsSink`] (where an invocation's [`Metrics`] go: an EMF line
 //! in the Lambda, a recorder in the tests). [`SdkPusher::from_sdk_config`] builds the real one
 //! from an SDK configuration and an explicit [`Config`], so sumu-local can run the same
@@ -29,6 +29,7 @@ mod deadline;
 mod emit;
 mod fanout;
 mod handler;
+mod history;
 mod metrics;
 mod outbox;
 mod poster;
@@ -40,6 +41,7 @@ mod targets;
 pub use config::{Config, ConfigError, Limits};
 pub use fanout::{Pusher, PusherError};
 pub use handler::{handle, handle_sns, handle_sqs};
+pub use history::{HistoryStore, Offset};
 pub use metrics::{EmfLog, Metrics, MetricsSink};
 pub use outbox::{Outbox, OutboxError, SqsOutbox};
 pub use poster::{PostOutcome, Poster};
@@ -57,12 +59,17 @@ pub type SdkPusher = Pusher<DynamoStore, ManagementClient, SqsOutbox, EmfLog>;
 impl SdkPusher {
     /// Builds the clients once; `config` is explicit (not read from the environment).
     pub fn from_sdk_config(sdk_config: &aws_config::SdkConfig, config: &Config) -> SdkPusher {
+        let store = DynamoStore::new(
+            aws_sdk_dynamodb::Client::new(sdk_config),
+            &config.connections_table,
+            &config.subscriptions_table,
+        );
+        let store = match &config.history_table {
+            Some(table) => store.with_history_table(table),
+            None => store,
+        };
         Pusher {
-            store: DynamoStore::new(
-                aws_sdk_dynamodb::Client::new(sdk_config),
-                &config.connections_table,
-                &config.subscriptions_table,
-            ),
+            store,
             poster: ManagementClient::new(
                 sdk_config,
                 &config.management_endpoint,
@@ -75,6 +82,7 @@ impl SdkPusher {
             ),
             metrics: EmfLog,
             limits: config.limits.clone(),
+            namespaces: config.namespaces.clone(),
         }
     }
 }

@@ -7,9 +7,10 @@
 use serde::{Deserialize, Serialize};
 use serde_json::error::Category;
 use serde_json::value::RawValue;
-use sumu_wire::frames::Message;
+use sumu_wire::frames::{Message, MAX_KEPT_PUBLICATION_BYTES};
 use sumu_wire::{
-    Channel, NotificationRequest, Publication, PublicationType, MAX_NOTIFICATION_DATA_BYTES,
+    Channel, HistoryPolicy, Namespaces, NotificationRequest, Publication, PublicationType,
+    MAX_NOTIFICATION_DATA_BYTES,
 };
 
 use crate::store::ConnectionKey;
@@ -67,6 +68,14 @@ pub struct Planned {
     pub channel: Channel,
     pub id: String,
     pub envelope: Box<RawValue>,
+    /// The emitting client's principal (the envelope's `from`).
+    pub from: Option<String>,
+    /// The channel's history, when its namespace keeps one and this publication is not in it
+    /// yet: the pusher gives it an offset and stores it before anything is posted, and
+    /// [`Planned::kept`] rebuilds the envelope with them.
+    pub history: Option<HistoryPolicy>,
+    /// Its offset and epoch, once it has them.
+    pub kept: Option<(u64, String)>,
 }
 
 impl PartialEq for Planned {
@@ -74,6 +83,26 @@ impl PartialEq for Planned {
         self.channel == other.channel
             && self.id == other.id
             && self.envelope.get() == other.envelope.get()
+            && self.kept == other.kept
+    }
+}
+
+impl Planned {
+    /// The publication once the channel's history gave it `offset` in `epoch`: the envelope
+    /// carries them, and it is not stored again.
+    pub fn kept(&self, data: &RawValue, offset: u64, epoch: &str) -> Planned {
+        Planned {
+            envelope: envelope(
+                &self.channel,
+                &self.id,
+                data,
+                self.from.as_deref(),
+                Some((offset, epoch)),
+            ),
+            history: None,
+            kept: Some((offset, epoch.to_string())),
+            ..self.clone()
+        }
     }
 }
 
@@ -208,6 +237,7 @@ pub fn parse_message(
     shard: Option<&str>,
     data_is: DataIs,
     message_id: &str,
+    namespaces: &Namespaces,
 ) -> Result<Request, Rejection> {
     if let Some(found) = not_an_object(body) {
         return Err(Rejection::UnparseableBody(format!("found {found}")));
@@ -253,9 +283,9 @@ pub fn parse_message(
         }
         None => base_id(message_id),
     };
-    if data_is == DataIs::Frame && fields.users.is_none() && fields.connections.is_none() {
+    if data_is == DataIs::Frame && fields.is_broadcast() {
         return Err(Rejection::InvalidRequest(format!(
-            "a request whose data is a frame (`{}`) must name `users` or `connections`",
+            "a request whose data is a frame (`{}`) must name `users`, `connections` or one channel",
             sumu_wire::notification_attributes::FRAME
         )));
     }
@@ -274,7 +304,31 @@ pub fn parse_message(
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Targets::Channels(plan_publications(&base_id, dedup(channels), data, None)?)
+        match data_is {
+            DataIs::Application => Targets::Channels(plan_publications(
+                &base_id,
+                dedup(channels),
+                data,
+                None,
+                namespaces,
+            )?),
+            // A publication deferred after it was kept in history: its envelope as it is.
+            DataIs::Frame => match <[Channel; 1]>::try_from(channels) {
+                Ok([channel]) => Targets::Channels(vec![Planned {
+                    channel,
+                    id: base_id,
+                    envelope: data.clone(),
+                    from: None,
+                    history: None,
+                    kept: None,
+                }]),
+                Err(_) => {
+                    return Err(Rejection::InvalidRequest(
+                        "a publication whose data is its frame names exactly one channel".into(),
+                    ))
+                }
+            },
+        }
     } else {
         frame = Some(match data_is {
             DataIs::Frame => Frame {
@@ -334,32 +388,48 @@ pub fn base_id(message_id: &str) -> String {
     }
 }
 
-/// One publication per channel, each with its id and envelope (`from` for a client's emit).
-/// A publication whose envelope does not fit in a WebSocket message is rejected.
+/// One publication per channel, each with its id and envelope (`from` for a client's emit)
+/// and its channel's history policy. A publication whose envelope does not fit in a WebSocket
+/// message is rejected; on a channel that keeps history, one that would not fit in the frame
+/// that replays it ([`MAX_KEPT_PUBLICATION_BYTES`], counted with room for its offset and
+/// epoch).
 pub fn plan_publications(
     base_id: &str,
     channels: Vec<Channel>,
     data: &RawValue,
     from: Option<&str>,
+    namespaces: &Namespaces,
 ) -> Result<Vec<Planned>, Rejection> {
     let ids = publication_ids(base_id, &channels);
     channels
         .into_iter()
         .zip(ids)
         .map(|(channel, id)| {
-            let envelope = envelope(&channel, &id, data, from);
+            let history = namespaces.history(&channel);
+            let envelope = envelope(&channel, &id, data, from, None);
             let bytes = envelope.get().len();
-            if bytes > MAX_NOTIFICATION_DATA_BYTES {
+            let limit = match history {
+                Some(_) => MAX_KEPT_PUBLICATION_BYTES - OFFSET_AND_EPOCH_BYTES,
+                None => MAX_NOTIFICATION_DATA_BYTES,
+            };
+            if bytes > limit {
                 return Err(Rejection::EnvelopeTooLarge { bytes });
             }
             Ok(Planned {
                 channel,
                 id,
                 envelope,
+                from: from.map(str::to_string),
+                history,
+                kept: None,
             })
         })
         .collect()
 }
+
+/// The most bytes the offset and epoch add to an envelope: the keys and punctuation of
+/// `,"offset":N,"epoch":"E"` (21), N up to 20 digits, E the history store's 16 characters.
+const OFFSET_AND_EPOCH_BYTES: usize = 21 + 20 + 16;
 
 /// The id of each channel's publication: the base id for a one-channel request,
 /// `<base id>#<channel>` per channel otherwise (so each of them is unique and stable).
@@ -373,16 +443,25 @@ pub fn publication_ids(base_id: &str, channels: &[Channel]) -> Vec<String> {
     }
 }
 
-/// `{"type":"publication","channel":…,"id":…,"data":…,"from":…}` (`from` only for an emit),
-/// with `data` as the bytes it was sent. The envelope is serialized as a struct, never
+/// `{"type":"publication","channel":…,"id":…,"offset":…,"epoch":…,"data":…,"from":…}`
+/// (`offset`/`epoch` only on a channel that keeps history, `from` only for an emit), with
+/// `data` as the bytes it was sent. The envelope is serialized as a struct, never
 /// through a `Value`, so its keys keep this order whatever serde_json's features (a `Value`
 /// map is sorted without `preserve_order` and in insertion order with it). A narrowed
 /// re-queue carries these bytes as its `data`, so later generations deliver them unchanged.
-pub fn envelope(channel: &Channel, id: &str, data: &RawValue, from: Option<&str>) -> Box<RawValue> {
+pub fn envelope(
+    channel: &Channel,
+    id: &str,
+    data: &RawValue,
+    from: Option<&str>,
+    kept: Option<(u64, &str)>,
+) -> Box<RawValue> {
     let publication = Publication {
         kind: PublicationType::Publication,
         channel: channel.to_string(),
         id: id.to_string(),
+        offset: kept.map(|(offset, _)| offset),
+        epoch: kept.map(|(_, epoch)| epoch.to_string()),
         data,
         from: from.map(str::to_string),
     };
@@ -482,12 +561,12 @@ mod tests {
 
     /// A back end's body without a shard, from the message `m1`.
     fn parse(body: &str, generation: u32) -> Result<Request, Rejection> {
-        parse_message(body, generation, None, DataIs::Application, "m1")
+        parse_message(body, generation, None, DataIs::Application, "m1", &Namespaces::default())
     }
 
     /// A narrowed re-queue as the outbox sends it: its data is the frame already.
     fn parse_requeued(body: &str, generation: u32) -> Result<Request, Rejection> {
-        parse_message(body, generation, None, DataIs::Frame, "m1")
+        parse_message(body, generation, None, DataIs::Frame, "m1", &Namespaces::default())
     }
 
     fn channels(targets: &Targets) -> Vec<Channel> {
@@ -512,6 +591,7 @@ mod tests {
             None,
             DataIs::Application,
             "m1",
+            &Namespaces::default(),
         )
         .unwrap();
         assert_eq!(job.targets, Targets::Broadcast);
@@ -535,6 +615,7 @@ mod tests {
                 None,
                 DataIs::Application,
                 "m1",
+                &Namespaces::default(),
             )
             .unwrap();
             assert_eq!(
@@ -545,14 +626,27 @@ mod tests {
     }
 
     #[test]
-    fn a_frame_request_is_delivered_as_it_is_and_only_to_users_or_connections() {
+    fn a_frame_request_is_delivered_as_it_is_to_users_connections_or_one_channel() {
         let frame = r#"{"type":"error","error":"invalid_message","message":"m"}"#;
         let job =
             parse_requeued(&format!(r#"{{"connections":["c1"],"data":{frame}}}"#), 0).unwrap();
         assert_eq!(job.frame(), frame.as_bytes());
+        // A publication deferred after it was kept: its envelope as it is, its id kept, not
+        // to be kept again.
+        let envelope = r#"{"type":"publication","channel":"room/1","id":"p1","offset":7,"epoch":"e","data":1}"#;
+        let job = parse_requeued(
+            &format!(r#"{{"channels":["room/1"],"publication_id":"p1","data":{envelope}}}"#),
+            1,
+        )
+        .unwrap();
+        let Targets::Channels(planned) = &job.targets else {
+            panic!("not a publication")
+        };
+        assert_eq!(planned[0].envelope.get(), envelope);
+        assert_eq!((planned[0].id.as_str(), planned[0].history), ("p1", None));
         for body in [
             format!(r#"{{"data":{frame}}}"#),
-            format!(r#"{{"channels":["room/1"],"data":{frame}}}"#),
+            format!(r#"{{"channels":["room/1","room/2"],"data":{frame}}}"#),
         ] {
             let rejection = parse_requeued(&body, 1).unwrap_err();
             assert_eq!(rejection.reason(), "invalid_request", "{body}");
@@ -689,6 +783,7 @@ mod tests {
             Some(&shard.attribute()),
             DataIs::Application,
             "m2",
+            &Namespaces::default(),
         )
         .unwrap();
         assert_eq!(again.shard, Some(shard));
@@ -759,7 +854,7 @@ mod tests {
             (r#"{"data":1}"#, "not json"),
         ] {
             let rejection =
-                parse_message(body, 0, Some(attribute), DataIs::Application, "m1").unwrap_err();
+                parse_message(body, 0, Some(attribute), DataIs::Application, "m1", &Namespaces::default()).unwrap_err();
             assert_eq!(rejection.reason(), "invalid_request", "{body} {attribute}");
         }
     }
@@ -822,6 +917,7 @@ mod tests {
             None,
             DataIs::Application,
             "m1",
+            &Namespaces::default(),
         )
         .unwrap();
         assert_eq!(publish.fields.exclude_users, ["u3"]);
@@ -840,6 +936,7 @@ mod tests {
             None,
             DataIs::Application,
             "m1",
+            &Namespaces::default(),
         )
         .unwrap();
         let Targets::Channels(planned) = &publish.targets else {

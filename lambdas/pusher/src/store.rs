@@ -107,6 +107,8 @@ pub struct DynamoStore {
     pub(crate) client: aws_sdk_dynamodb::Client,
     table: String,
     pub(crate) subscriptions_table: String,
+    /// Where channels that keep history keep it (crate::history); `None`: no channel does.
+    pub(crate) history: Option<sumu_history::HistoryTable>,
 }
 
 impl DynamoStore {
@@ -119,7 +121,17 @@ impl DynamoStore {
             client,
             table: table.into(),
             subscriptions_table: subscriptions_table.into(),
+            history: None,
         }
+    }
+
+    /// The same store, keeping channel history in `history_table`.
+    pub fn with_history_table(mut self, history_table: impl Into<String>) -> Self {
+        self.history = Some(sumu_history::HistoryTable::new(
+            self.client.clone(),
+            history_table,
+        ));
+        self
     }
 }
 

@@ -86,6 +86,8 @@ async fn stack(limits: Limits) -> Stack {
             management_endpoint: api.endpoint.clone(),
             notifications_queue_url: Some(urls[0].clone()),
             dead_letter_queue_url: Some(urls[1].clone()),
+            history_table: None,
+            namespaces: Default::default(),
             limits,
         },
     )

@@ -41,6 +41,8 @@ async fn real_pusher(
             management_endpoint: api_endpoint.to_string(),
             notifications_queue_url: Some(urls[0].clone()),
             dead_letter_queue_url: Some(urls[1].clone()),
+            history_table: None,
+            namespaces: Default::default(),
             limits,
         },
     )

@@ -120,6 +120,7 @@ async fn a_broadcast_through_the_real_table_prunes_expired_items_and_reaches_the
         outbox: FakeOutbox::default(),
         metrics: RecordedMetrics::default(),
         limits: test_limits(),
+        namespaces: Default::default(),
     };
 
     let event = sqs_event(&[(
@@ -277,6 +278,7 @@ async fn a_broadcast_split_through_the_real_queue_reaches_every_connection_once(
         outbox: SqsOutbox::new(sqs.clone(), Some(notifications.clone()), None),
         metrics: RecordedMetrics::default(),
         limits,
+        namespaces: Default::default(),
     };
 
     let response = pusher::handle_sqs(

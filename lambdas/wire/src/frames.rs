@@ -54,7 +54,8 @@ impl<D> Message<D> {
 }
 
 /// `{"type":"ack","ref":…,"channel":…,"id":…}`: the answer to an `emit` that carried a `ref`,
-/// sent once the pusher accepted it; `id` is the publication's.
+/// sent once the pusher accepted it; `id` is the publication's, and on a channel that keeps
+/// history `offset` and `epoch` are its place in the channel's sequence.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Ack {
     #[serde(rename = "type")]
@@ -63,6 +64,10 @@ pub struct Ack {
     pub reference: String,
     pub channel: String,
     pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -78,9 +83,17 @@ impl Ack {
             reference,
             channel,
             id,
+            offset: None,
+            epoch: None,
         }
     }
 }
+
+/// The most bytes a publication on a channel that keeps history may have: it must fit, with
+/// the reply around it, in one frame that replays it (`subscribed` with `since`, `history`),
+/// and API Gateway's limit for one message is 128 KB. 1 KB is kept for the reply's own keys
+/// (its channel, ref, offsets and epoch take under 500 bytes).
+pub const MAX_KEPT_PUBLICATION_BYTES: usize = 128 * 1024 - 1024;
 
 /// An error frame: `{"type":"error","error":E,"channel":…,"message":…,"ref":…}`. `channel` is
 /// the one a channel request named, as sent (any JSON value, `null` if missing; absent on

@@ -7,7 +7,9 @@ use serde_json::Value;
 
 pub mod channels;
 pub mod frames;
+pub mod namespaces;
 pub use channels::{Channel, ChannelError, Grants, Pattern};
+pub use namespaces::{HistoryPolicy, Namespace, Namespaces};
 
 /// Attribute names of the connections table.
 pub mod table {
@@ -56,6 +58,29 @@ pub mod subscriptions {
     /// Global secondary index keyed by `connection_id` (keys only): a connection's
     /// subscriptions, for the cleanup when it ends.
     pub const CONNECTION_INDEX: &str = "connection_id-index";
+}
+
+/// The history table (docs/channels.md § History and recovery): per channel, its state at
+/// offset 0 and one item per kept publication at its offset.
+pub mod history {
+    /// Partition key: the channel (exact, never a pattern).
+    pub const CHANNEL: &str = "channel";
+    /// Sort key (N): 0 for the channel's state, the publication's offset (≥ 1) otherwise.
+    pub const OFFSET: &str = "offset";
+    /// The state item's offset.
+    pub const STATE_OFFSET: u64 = 0;
+    /// State (N): the latest offset given out.
+    pub const TOP: &str = "top";
+    /// State and publications (S): the epoch of the offset sequence.
+    pub const EPOCH: &str = "epoch";
+    /// Publication (S): the whole publication frame as delivered.
+    pub const PUBLICATION: &str = "publication";
+    /// Epoch **seconds**, the TTL attribute: readers ignore an item past it.
+    pub const EXPIRES_AT: &str = "expires_at";
+    /// How long a channel's state outlives its last publication: past it, the next
+    /// publication starts a new epoch. Much longer than any history, so a client that missed
+    /// nothing is told so even after its history expired.
+    pub const STATE_TTL_SECONDS: i64 = 30 * 24 * 3600;
 }
 
 /// Message attributes every message on the *messages* topic/queue carries. They are set by
@@ -243,6 +268,12 @@ pub struct Publication<D = Value> {
     pub channel: String,
     /// The same for every recipient and across every retry: clients drop duplicates by it.
     pub id: String,
+    /// On a channel that keeps history: the publication's place in the channel's sequence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
+    /// With `offset`: the sequence it belongs to (it changes when the sequence is lost).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<String>,
     pub data: D,
     /// The emitting client's principal; absent for a back end's publication.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -338,12 +369,23 @@ mod tests {
             kind: PublicationType::Publication,
             channel: "room/1".into(),
             id: "m1".into(),
+            offset: None,
+            epoch: None,
             data: &*request.data,
             from: Some("u1".into()),
         };
         assert_eq!(
             serde_json::to_string(&publication).unwrap(),
             r#"{"type":"publication","channel":"room/1","id":"m1","data":{ "z" : 1, "a":2, "n":1.0 },"from":"u1"}"#
+        );
+        let kept = Publication {
+            offset: Some(42),
+            epoch: Some("e1".into()),
+            ..publication
+        };
+        assert_eq!(
+            serde_json::to_string(&kept).unwrap(),
+            r#"{"type":"publication","channel":"room/1","id":"m1","offset":42,"epoch":"e1","data":{ "z" : 1, "a":2, "n":1.0 },"from":"u1"}"#
         );
     }
 

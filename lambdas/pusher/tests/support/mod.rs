@@ -19,10 +19,11 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{Context, LambdaEvent};
 use management_client::ManagementClient;
 use pusher::{
-    ConnectionItem, ConnectionKey, ConnectionStore, DynamoStore, Limits, Outbox, OutboxError,
-    PostOutcome, Poster, Pusher, ScanPage, SqsOutbox, StoreError, SubscriptionItem,
-    SubscriptionKey, SubscriptionStore,
+    ConnectionItem, ConnectionKey, ConnectionStore, DynamoStore, HistoryStore, Limits, Offset,
+    Outbox, OutboxError, PostOutcome, Poster, Pusher, ScanPage, SqsOutbox, StoreError,
+    SubscriptionItem, SubscriptionKey, SubscriptionStore,
 };
+use sumu_wire::{Channel, Namespaces};
 use serde_json::{json, Value};
 
 pub const SQS_FIXTURE: &str = include_str!("../fixtures/sqs_event.json");
@@ -65,6 +66,49 @@ pub struct FakeStore {
     pub deleted_subscriptions: Mutex<Vec<SubscriptionKey>>,
     /// Queries of these partitions fail.
     pub failing_patterns: Mutex<HashSet<String>>,
+    /// The history table: each channel's (top, epoch) and its kept publications
+    /// `(channel, offset, epoch, frame, expires_at)`, in the order stored.
+    pub history_state: Mutex<HashMap<String, (u64, String)>>,
+    pub kept: Mutex<Vec<(String, u64, String, String, i64)>>,
+    /// History writes fail.
+    pub failing_history: AtomicBool,
+}
+
+impl HistoryStore for FakeStore {
+    async fn next_offset(&self, channel: &Channel, _now: i64) -> Result<Offset, StoreError> {
+        if self.failing_history.load(Ordering::SeqCst) {
+            return Err(StoreError {
+                operation: "history table",
+                message: "throttled".into(),
+            });
+        }
+        let mut state = self.history_state.lock().unwrap();
+        let entry = state
+            .entry(channel.to_string())
+            .or_insert_with(|| (0, "e1".to_string()));
+        entry.0 += 1;
+        Ok(Offset {
+            offset: entry.0,
+            epoch: entry.1.clone(),
+        })
+    }
+
+    async fn keep(
+        &self,
+        channel: &Channel,
+        offset: &Offset,
+        publication: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        self.kept.lock().unwrap().push((
+            channel.to_string(),
+            offset.offset,
+            offset.epoch.clone(),
+            publication.to_string(),
+            expires_at,
+        ));
+        Ok(())
+    }
 }
 
 impl FakeStore {
@@ -429,6 +473,7 @@ pub fn pusher(items: Vec<ConnectionItem>) -> FakePusher {
         outbox: FakeOutbox::default(),
         metrics: RecordedMetrics::default(),
         limits: test_limits(),
+        namespaces: Namespaces::default(),
     }
 }
 
