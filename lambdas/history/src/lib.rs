@@ -114,17 +114,16 @@ impl HistoryTable {
                 return Ok(sequence);
             }
             // The state expired (TTL has not removed it yet): its sequence is lost.
-            if let Some(sequence) = self
-                .restart_state(channel, step, now_epoch_seconds)
-                .await?
-            {
+            if let Some(sequence) = self.restart_state(channel, step, now_epoch_seconds).await? {
                 tracing::info!(%channel, epoch = %sequence.epoch, "the channel's history sequence had expired: a new epoch starts");
                 return Ok(sequence);
             }
         }
         Err(HistoryError {
             operation: "UpdateItem",
-            message: format!("the state of {channel} kept changing under {STATE_ATTEMPTS} attempts"),
+            message: format!(
+                "the state of {channel} kept changing under {STATE_ATTEMPTS} attempts"
+            ),
         })
     }
 
@@ -214,6 +213,39 @@ impl HistoryTable {
                 other => Err(failure("PutItem", other)),
             },
         }
+    }
+
+    /// `channel`'s live sequence, read strongly consistent; `None` when it has none (never
+    /// published to, or its state expired).
+    pub async fn sequence(
+        &self,
+        channel: &Channel,
+        now_epoch_seconds: i64,
+    ) -> Result<Option<Sequence>, HistoryError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(channel, history::STATE_OFFSET)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| failure("GetItem", e))?;
+        let Some(state) = output.item else {
+            return Ok(None);
+        };
+        if read_i64(&state, history::EXPIRES_AT).is_none_or(|at| at <= now_epoch_seconds) {
+            return Ok(None);
+        }
+        Ok(
+            match (
+                read_u64(&state, history::TOP),
+                read_string(&state, history::EPOCH),
+            ) {
+                (Some(top), Some(epoch)) => Some(Sequence { top, epoch }),
+                _ => None,
+            },
+        )
     }
 
     /// Keeps `publication` (the whole frame as delivered) at `offset` of `epoch` until

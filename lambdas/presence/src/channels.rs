@@ -15,13 +15,16 @@ use std::time::SystemTime;
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 use sumu_wire::channels::{context, reasons};
 use sumu_wire::frames::{parse_ref, ErrorFrame, RefError, INVALID_REF};
-use sumu_wire::{table, ChannelError, Grants, Pattern};
+use sumu_wire::{table, Channel, ChannelError, Grants, Pattern};
 use tracing::{error, info, warn};
 
+use crate::history::ChannelHistory;
 use crate::query::frame;
+use crate::recovery::{self, parse_since, Replay, Since};
 use crate::stream::epoch_millis;
 use crate::subscriptions::{SubscribeOutcome, Subscription, SubscriptionStore};
 use crate::Deps;
@@ -38,6 +41,8 @@ pub mod errors {
     pub const CONNECTION_GONE: &str = "connection_gone";
     /// DynamoDB failed, or channels are not configured: nothing changed; try again.
     pub const CHANNELS_UNAVAILABLE: &str = "channels_unavailable";
+    /// A malformed `since` or `limit`.
+    pub const INVALID_REQUEST: &str = "invalid_request";
 }
 
 /// The `type` of the success frames.
@@ -74,7 +79,11 @@ impl Action {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
     InvalidRef(RefError),
+    /// A malformed `since` (crate::recovery::parse_since).
+    InvalidRequest(String),
     InvalidChannel(ChannelError),
+    /// `since` on a pattern: only a channel has a sequence to recover.
+    SinceOnPattern,
     /// No subscribe grant covers the pattern (or the request carries no principal).
     Forbidden(String),
     TooManySubscriptions {
@@ -89,7 +98,8 @@ impl Refusal {
     pub fn error(&self) -> &'static str {
         match self {
             Refusal::InvalidRef(_) => INVALID_REF,
-            Refusal::InvalidChannel(_) => reasons::INVALID_CHANNEL,
+            Refusal::InvalidRequest(_) => errors::INVALID_REQUEST,
+            Refusal::InvalidChannel(_) | Refusal::SinceOnPattern => reasons::INVALID_CHANNEL,
             Refusal::Forbidden(_) => reasons::FORBIDDEN,
             Refusal::TooManySubscriptions { .. } => reasons::TOO_MANY_SUBSCRIPTIONS,
             Refusal::ConnectionGone => errors::CONNECTION_GONE,
@@ -100,7 +110,12 @@ impl Refusal {
     pub fn message(&self) -> String {
         match self {
             Refusal::InvalidRef(error) => error.to_string(),
+            Refusal::InvalidRequest(why) => why.clone(),
             Refusal::InvalidChannel(error) => error.to_string(),
+            Refusal::SinceOnPattern => {
+                "`since` needs one channel, not a pattern: a pattern has no sequence to recover"
+                    .to_owned()
+            }
             Refusal::Forbidden(why) => why.clone(),
             Refusal::TooManySubscriptions { cap } => {
                 format!("at most {cap} subscriptions per connection; unsubscribe from one first")
@@ -118,6 +133,10 @@ pub struct ChannelRequest {
     pub sent_channel: Value,
     pub pattern: Result<Pattern, ChannelError>,
     pub reference: Result<Option<String>, RefError>,
+    /// `since` (subscribe with recovery, and `history`).
+    pub since: Result<Option<Since>, String>,
+    /// The whole body, for the fields only one route reads (`limit`).
+    pub fields: serde_json::Map<String, Value>,
 }
 
 /// Reads a request body once.
@@ -129,10 +148,13 @@ pub fn read_request(body: Option<&str>) -> ChannelRequest {
     let sent_channel = fields.remove("channel").unwrap_or(Value::Null);
     let pattern = Pattern::from_json(Some(&sent_channel));
     let reference = parse_ref(fields.get("ref"));
+    let since = parse_since(fields.get("since"));
     ChannelRequest {
         sent_channel,
         pattern,
         reference,
+        since,
+        fields,
     }
 }
 
@@ -168,25 +190,74 @@ pub fn expires_at(connected_at_ms: i64) -> i64 {
     connected_at_ms.div_euclid(1000) + table::MAX_CONNECTION_SECONDS
 }
 
-/// `{"type":"subscribed"|"unsubscribed","channel":P,"ref":R}`, serialized as a struct so its
-/// keys keep this order in every build.
+/// What a subscribe to a channel that keeps history answers besides `subscribed`: the
+/// channel's latest offset and epoch, and with `since` whether it recovered and what it missed.
+#[derive(Debug, Default)]
+pub struct Position {
+    pub offset: u64,
+    pub epoch: String,
+    /// `Some` iff the request had `since`: `Some(replay)` recovered, `None` not.
+    pub recovery: Option<Option<Replay>>,
+}
+
+/// What a request that was done answers.
+#[derive(Debug)]
+pub struct Done {
+    pub pattern: Pattern,
+    /// On a channel that keeps history (subscribe only).
+    pub position: Option<Position>,
+    /// `since` on a channel that keeps no history: it cannot recover.
+    pub unrecoverable: bool,
+}
+
+/// `{"type":"subscribed"|"unsubscribed","channel":P,"offset":N,"epoch":E,"recovered":B,
+/// "publications":[…],"more":B,"ref":R}` (each key only where it applies), serialized as a
+/// struct so its keys keep this order in every build.
 #[derive(Debug, Serialize)]
 struct Reply<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
     channel: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    offset: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    epoch: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recovered: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    publications: Option<&'a [Box<RawValue>]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    more: Option<bool>,
     #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
     reference: Option<&'a str>,
 }
 
 /// The frame answering a request that was done.
-pub fn reply_frame(action: Action, pattern: &Pattern, reference: Option<&str>) -> String {
-    let reply = Reply {
+pub fn reply_frame(action: Action, done: &Done, reference: Option<&str>) -> String {
+    let mut reply = Reply {
         kind: action.reply_type(),
-        channel: pattern.to_string(),
+        channel: done.pattern.to_string(),
+        offset: None,
+        epoch: None,
+        recovered: done.unrecoverable.then_some(false),
+        publications: None,
+        more: None,
         reference,
     };
-    // Strings only: serializing cannot fail.
+    if let Some(position) = &done.position {
+        reply.offset = Some(position.offset);
+        reply.epoch = Some(&position.epoch);
+        match &position.recovery {
+            None => {}
+            Some(None) => reply.recovered = Some(false),
+            Some(Some(replay)) => {
+                reply.recovered = Some(true);
+                reply.publications = Some(&replay.publications);
+                reply.more = Some(replay.more);
+            }
+        }
+    }
+    // Strings, numbers and raw JSON: serializing cannot fail.
     serde_json::to_string(&reply).unwrap_or_default()
 }
 
@@ -199,15 +270,23 @@ pub fn error_frame(refusal: &Refusal, channel: &Value, reference: Option<&str>) 
         .to_text()
 }
 
-/// Decides one request; `Ok` is the pattern subscribed to or unsubscribed from.
-async fn decide<C, S, U: SubscriptionStore>(
+/// Decides one request (its `ref` already read).
+async fn decide<C, S, U: SubscriptionStore + ChannelHistory>(
     action: Action,
     request: &ApiGatewayWebsocketProxyRequest,
-    pattern: Result<Pattern, ChannelError>,
+    read: ChannelRequest,
     deps: &Deps<C, S, U>,
     now: SystemTime,
-) -> Result<Pattern, Refusal> {
-    let pattern = pattern.map_err(Refusal::InvalidChannel)?;
+) -> Result<Done, Refusal> {
+    let since = match action {
+        Action::Subscribe => read.since.map_err(Refusal::InvalidRequest)?,
+        // Unsubscribe ignores what it has no use for.
+        Action::Unsubscribe => None,
+    };
+    let pattern = read.pattern.map_err(Refusal::InvalidChannel)?;
+    if since.is_some() && !matches!(pattern, Pattern::Exact(_)) {
+        return Err(Refusal::SinceOnPattern);
+    }
     let principal = principal_of(request);
     let connection_id = request
         .request_context
@@ -243,15 +322,43 @@ async fn decide<C, S, U: SubscriptionStore>(
                 .subscribe(&subscription, deps.max_subscriptions_per_connection)
                 .await
             {
-                Ok(SubscribeOutcome::Subscribed | SubscribeOutcome::AlreadySubscribed) => {
-                    Ok(pattern)
+                Ok(SubscribeOutcome::Subscribed | SubscribeOutcome::AlreadySubscribed) => {}
+                Ok(SubscribeOutcome::TooMany) => {
+                    return Err(Refusal::TooManySubscriptions {
+                        cap: deps.max_subscriptions_per_connection,
+                    })
                 }
-                Ok(SubscribeOutcome::TooMany) => Err(Refusal::TooManySubscriptions {
-                    cap: deps.max_subscriptions_per_connection,
-                }),
-                Ok(SubscribeOutcome::ConnectionGone) => Err(Refusal::ConnectionGone),
+                Ok(SubscribeOutcome::ConnectionGone) => return Err(Refusal::ConnectionGone),
                 Err(failure) => {
                     error!(error = %failure, "subscribing failed");
+                    return Err(unavailable);
+                }
+            }
+            // Stored before history is read: whatever is published from now on reaches the
+            // subscription, and what came before is in the reply (the client drops doubles).
+            let Pattern::Exact(channel) = &pattern else {
+                return Ok(Done {
+                    pattern,
+                    position: None,
+                    unrecoverable: false,
+                });
+            };
+            let Some(policy) = deps.namespaces.history(channel) else {
+                return Ok(Done {
+                    unrecoverable: since.is_some(),
+                    pattern,
+                    position: None,
+                });
+            };
+            match position(store, channel, policy, since.as_ref(), now).await {
+                Ok(position) => Ok(Done {
+                    pattern,
+                    position: Some(position),
+                    unrecoverable: false,
+                }),
+                Err(failure) => {
+                    // The subscription stays (a retry answers `subscribed` with the position).
+                    error!(error = %failure, %channel, "reading the channel's history failed");
                     Err(unavailable)
                 }
             }
@@ -261,7 +368,11 @@ async fn decide<C, S, U: SubscriptionStore>(
                 .unsubscribe(user_id, connection_id, &pattern.to_string())
                 .await
             {
-                Ok(()) => Ok(pattern),
+                Ok(()) => Ok(Done {
+                    pattern,
+                    position: None,
+                    unrecoverable: false,
+                }),
                 Err(failure) => {
                     error!(error = %failure, "unsubscribing failed");
                     Err(unavailable)
@@ -271,8 +382,41 @@ async fn decide<C, S, U: SubscriptionStore>(
     }
 }
 
+/// The channel's position for a subscriber (its sequence made sure of: one UpdateItem), and
+/// with `since` what it missed (one Query of about as many items as it missed).
+async fn position<H: ChannelHistory>(
+    history: &H,
+    channel: &Channel,
+    policy: sumu_wire::HistoryPolicy,
+    since: Option<&Since>,
+    now: SystemTime,
+) -> Result<Position, sumu_history::HistoryError> {
+    let now_seconds = epoch_millis(now).div_euclid(1000);
+    let sequence = history.ensure_sequence(channel, now_seconds).await?;
+    let recovery = match since {
+        None => None,
+        Some(since) => Some(
+            recovery::after(
+                history,
+                channel,
+                &sequence,
+                policy,
+                since,
+                recovery::MAX_LIMIT,
+                now_seconds,
+            )
+            .await?,
+        ),
+    };
+    Ok(Position {
+        offset: sequence.top,
+        epoch: sequence.epoch,
+        recovery,
+    })
+}
+
 /// Answers a `subscribe` or `unsubscribe` request with its frame.
-pub async fn answer_route<C, S, U: SubscriptionStore>(
+pub async fn answer_route<C, S, U: SubscriptionStore + ChannelHistory>(
     action: Action,
     request: &ApiGatewayWebsocketProxyRequest,
     deps: &Deps<C, S, U>,
@@ -284,17 +428,15 @@ pub async fn answer_route<C, S, U: SubscriptionStore>(
         .as_deref()
         .unwrap_or_default();
     let read = read_request(request.body.as_deref());
-    let (reference, outcome) = match read.reference {
+    let sent_channel = read.sent_channel.clone();
+    let (reference, outcome) = match read.reference.clone() {
         Err(invalid) => (None, Err(Refusal::InvalidRef(invalid))),
-        Ok(reference) => (
-            reference,
-            decide(action, request, read.pattern, deps, now).await,
-        ),
+        Ok(reference) => (reference, decide(action, request, read, deps, now).await),
     };
     let body = match outcome {
-        Ok(pattern) => {
-            info!(connection_id, ?action, channel = %pattern, "channel request done");
-            reply_frame(action, &pattern, reference.as_deref())
+        Ok(done) => {
+            info!(connection_id, ?action, channel = %done.pattern, "channel request done");
+            reply_frame(action, &done, reference.as_deref())
         }
         Err(refusal) => {
             warn!(
@@ -304,7 +446,7 @@ pub async fn answer_route<C, S, U: SubscriptionStore>(
                 message = %refusal.message(),
                 "channel request refused"
             );
-            error_frame(&refusal, &read.sent_channel, reference.as_deref())
+            error_frame(&refusal, &sent_channel, reference.as_deref())
         }
     };
     frame(200, body)
@@ -349,13 +491,54 @@ mod tests {
     #[test]
     fn frames_have_the_documented_shape_and_key_order() {
         let pattern = Pattern::parse("room/42").unwrap();
+        let done = |position: Option<Position>, unrecoverable: bool| Done {
+            pattern: pattern.clone(),
+            position,
+            unrecoverable,
+        };
         assert_eq!(
-            reply_frame(Action::Subscribe, &pattern, None),
+            reply_frame(Action::Subscribe, &done(None, false), None),
             r#"{"type":"subscribed","channel":"room/42"}"#
         );
         assert_eq!(
-            reply_frame(Action::Unsubscribe, &pattern, Some("r-1")),
+            reply_frame(Action::Unsubscribe, &done(None, false), Some("r-1")),
             r#"{"type":"unsubscribed","channel":"room/42","ref":"r-1"}"#
+        );
+        assert_eq!(
+            reply_frame(Action::Subscribe, &done(None, true), None),
+            r#"{"type":"subscribed","channel":"room/42","recovered":false}"#
+        );
+        let at = |recovery| Position {
+            offset: 7,
+            epoch: "e".into(),
+            recovery,
+        };
+        assert_eq!(
+            reply_frame(Action::Subscribe, &done(Some(at(None)), false), None),
+            r#"{"type":"subscribed","channel":"room/42","offset":7,"epoch":"e"}"#
+        );
+        assert_eq!(
+            reply_frame(
+                Action::Subscribe,
+                &done(Some(at(Some(None))), false),
+                Some("r")
+            ),
+            r#"{"type":"subscribed","channel":"room/42","offset":7,"epoch":"e","recovered":false,"ref":"r"}"#
+        );
+        let replay = Replay {
+            publications: vec![RawValue::from_string(
+                r#"{"type":"publication","offset":7}"#.into(),
+            )
+            .unwrap()],
+            more: false,
+        };
+        assert_eq!(
+            reply_frame(
+                Action::Subscribe,
+                &done(Some(at(Some(Some(replay)))), false),
+                None
+            ),
+            r#"{"type":"subscribed","channel":"room/42","offset":7,"epoch":"e","recovered":true,"publications":[{"type":"publication","offset":7}],"more":false}"#
         );
         assert_eq!(
             error_frame(

@@ -1,6 +1,8 @@
 //! The presence Lambda's configuration: read from the environment once, in `main`, or built
 //! explicitly (sumu-local runs the same handler in-process with its own values).
 
+use sumu_wire::namespaces::NamespaceError;
+use sumu_wire::Namespaces;
 use thiserror::Error;
 
 /// Environment variable names (set by the Terraform module).
@@ -17,6 +19,10 @@ pub mod env {
     pub const SUBSCRIPTIONS_TABLE: &str = "SUBSCRIPTIONS_TABLE";
     /// The per-connection cap on client subscriptions (default 100).
     pub const MAX_SUBSCRIPTIONS_PER_CONNECTION: &str = "MAX_SUBSCRIPTIONS_PER_CONNECTION";
+    /// The channel namespaces, a JSON list (docs/channels.md § History and recovery).
+    pub const CHANNEL_NAMESPACES: &str = "CHANNEL_NAMESPACES";
+    /// The history table; required when a namespace keeps history.
+    pub const HISTORY_TABLE: &str = "HISTORY_TABLE";
 }
 
 /// Queries in flight at once when none is configured: enough to answer 100 users in a few
@@ -43,6 +49,11 @@ pub struct Config {
     pub subscriptions_table: Option<String>,
     /// How many subscriptions one connection's `subscribe` may hold at once.
     pub max_subscriptions_per_connection: u32,
+    /// Which channels keep history.
+    pub namespaces: Namespaces,
+    /// The history table (partition key `channel`, sort key `offset`); `None` when no
+    /// namespace keeps history.
+    pub history_table: Option<String>,
 }
 
 /// Where the stream's presence events are delivered.
@@ -68,6 +79,8 @@ pub enum ConfigError {
         "{name} must be a whole number from 1 to {MAX_MAX_SUBSCRIPTIONS_PER_CONNECTION} (got {value:?})"
     )]
     InvalidSubscriptionCap { name: &'static str, value: String },
+    #[error("CHANNEL_NAMESPACES is invalid: {0}")]
+    Namespaces(#[from] NamespaceError),
 }
 
 impl Config {
@@ -122,12 +135,19 @@ impl Config {
                     value,
                 })?,
         };
+        let namespaces = Namespaces::parse(&get(env::CHANNEL_NAMESPACES).unwrap_or_default())?;
+        let history_table = get(env::HISTORY_TABLE).map(|name| name.trim().to_owned());
+        if namespaces.keeps_history() && history_table.is_none() {
+            return Err(ConfigError::Missing(env::HISTORY_TABLE));
+        }
         Ok(Config {
             connections_table,
             destination,
             query_concurrency,
             subscriptions_table: get(env::SUBSCRIPTIONS_TABLE).map(|name| name.trim().to_owned()),
             max_subscriptions_per_connection,
+            namespaces,
+            history_table,
         })
     }
 }
@@ -162,6 +182,8 @@ mod tests {
                 query_concurrency: DEFAULT_QUERY_CONCURRENCY,
                 subscriptions_table: None,
                 max_subscriptions_per_connection: DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION,
+                namespaces: Namespaces::default(),
+                history_table: None,
             })
         );
     }

@@ -1,6 +1,8 @@
 //! What the handler works with: the three seams and the limits, and how the deployed Lambda
 //! (and sumu-local) builds them from an SDK configuration.
 
+use sumu_wire::Namespaces;
+
 use crate::config::{Config, Destination};
 use crate::sink::SdkEventSink;
 use crate::store::DynamoConnectionStore;
@@ -18,6 +20,8 @@ pub struct Deps<C, S, U> {
     pub max_subscriptions_per_connection: u32,
     /// Bound on concurrent Queries (and on concurrent subscription cleanups).
     pub query_concurrency: usize,
+    /// Which channels keep history (read through `subscriptions`, crate::history).
+    pub namespaces: Namespaces,
 }
 
 /// The deps of the deployed Lambda (and of sumu-local): DynamoDB, SNS/SQS.
@@ -41,16 +45,21 @@ impl SdkDeps {
         let dynamodb = aws_sdk_dynamodb::Client::new(sdk_config);
         Deps {
             subscriptions: config.subscriptions_table.map(|subscriptions_table| {
-                DynamoSubscriptionStore::new(
+                let store = DynamoSubscriptionStore::new(
                     dynamodb.clone(),
                     config.connections_table.clone(),
                     subscriptions_table,
-                )
+                );
+                match config.history_table {
+                    Some(history_table) => store.with_history_table(history_table),
+                    None => store,
+                }
             }),
             counter: DynamoConnectionStore::new(dynamodb, config.connections_table),
             sink,
             max_subscriptions_per_connection: config.max_subscriptions_per_connection,
             query_concurrency: config.query_concurrency,
+            namespaces: config.namespaces,
         }
     }
 }

@@ -11,12 +11,13 @@ use sumu_wire::frames::ErrorFrame;
 use sumu_wire::PresenceAnswer;
 
 use crate::deps::Deps;
+use crate::history::ChannelHistory;
 use crate::query::PresenceError;
 use crate::sink::EventSink;
 use crate::store::ConnectionCounter;
 use crate::stream::StreamBatch;
 use crate::subscriptions::SubscriptionStore;
-use crate::{channels, query, stream};
+use crate::{channels, history_route, query, stream};
 
 /// The three shapes the Lambda is invoked with, told apart by their keys: `Records` (a
 /// stream batch), `requestContext` (a WebSocket route: `presence`, `subscribe` or
@@ -60,7 +61,7 @@ pub enum Reply {
 }
 
 /// The Lambda handler.
-pub async fn handle<C: ConnectionCounter, S: EventSink, U: SubscriptionStore>(
+pub async fn handle<C: ConnectionCounter, S: EventSink, U: SubscriptionStore + ChannelHistory>(
     event: LambdaEvent<Invocation>,
     deps: &Deps<C, S, U>,
 ) -> Result<Reply, PresenceError> {
@@ -76,6 +77,7 @@ pub async fn handle<C: ConnectionCounter, S: EventSink, U: SubscriptionStore>(
                 Some(Route::Channel(action)) => {
                     channels::answer_route(action, &request, deps, now).await
                 }
+                Some(Route::History) => history_route::answer_route(&request, deps, now).await,
                 None => refuse_unknown_route(route_key, &request),
             };
             Ok(Reply::Route(Box::new(response)))
@@ -93,6 +95,8 @@ pub enum Route {
     Presence,
     /// `subscribe` / `unsubscribe` ([`channels`]).
     Channel(channels::Action),
+    /// `history` ([`history_route`]).
+    History,
 }
 
 impl Route {
@@ -101,6 +105,7 @@ impl Route {
     pub fn from_key(route_key: Option<&str>) -> Option<Route> {
         match route_key? {
             query::ROUTE => Some(Route::Presence),
+            history_route::ROUTE => Some(Route::History),
             other => channels::Action::from_route_key(other).map(Route::Channel),
         }
     }
@@ -138,9 +143,10 @@ pub const ERROR_UNKNOWN_ROUTE: &str = "unknown_route";
 /// The `message` of that frame.
 pub fn unknown_route_message(route_key: &str) -> String {
     format!(
-        "the presence function does not serve the route {route_key:?} (it serves {}, {} and {}); nothing was done",
+        "the presence function does not serve the route {route_key:?} (it serves {}, {}, {} and {}); nothing was done",
         query::ROUTE,
         channels::routes::SUBSCRIBE,
-        channels::routes::UNSUBSCRIBE
+        channels::routes::UNSUBSCRIBE,
+        history_route::ROUTE
     )
 }

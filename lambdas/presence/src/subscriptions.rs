@@ -164,6 +164,8 @@ pub struct DynamoSubscriptionStore {
     client: aws_sdk_dynamodb::Client,
     connections_table: String,
     subscriptions_table: String,
+    /// The history table, for channels that keep history (crate::history).
+    pub(crate) history: Option<sumu_history::HistoryTable>,
 }
 
 /// How one transaction attempt ended.
@@ -182,7 +184,17 @@ impl DynamoSubscriptionStore {
             client,
             connections_table: connections_table.into(),
             subscriptions_table: subscriptions_table.into(),
+            history: None,
         }
+    }
+
+    /// The same store, reading and extending channel history in `history_table`.
+    pub fn with_history_table(mut self, history_table: impl Into<String>) -> Self {
+        self.history = Some(sumu_history::HistoryTable::new(
+            self.client.clone(),
+            history_table,
+        ));
+        self
     }
 
     fn connection_key(user_id: &str, connection_id: &str) -> [(String, AttributeValue); 2] {

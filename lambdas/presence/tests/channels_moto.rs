@@ -66,6 +66,8 @@ impl Tables {
                 query_concurrency: 4,
                 subscriptions_table: Some(self.subscriptions.clone()),
                 max_subscriptions_per_connection,
+                namespaces: Default::default(),
+                history_table: None,
             },
         )
     }
@@ -520,6 +522,8 @@ async fn a_failed_cleanup_fails_the_record() {
             query_concurrency: 4,
             subscriptions_table: Some(testkit::unique_name("missing")),
             max_subscriptions_per_connection: 100,
+            namespaces: Default::default(),
+            history_table: None,
         },
     );
     let Reply::Stream(response) = invoke(&deps, remove_record(USER, "cA=")).await else {

@@ -259,6 +259,8 @@ async fn the_deployed_deps_turn_a_stream_record_into_a_queued_event() {
             query_concurrency: 4,
             subscriptions_table: None,
             max_subscriptions_per_connection: 100,
+            namespaces: Default::default(),
+            history_table: None,
         },
     );
     let fixture = include_str!("fixtures/single-device-online.json");

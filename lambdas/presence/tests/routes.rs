@@ -100,7 +100,7 @@ async fn an_unknown_route_key_is_refused_and_nothing_is_read_or_written() {
                 "error": "unknown_route",
                 "message": format!(
                     "the presence function does not serve the route {logged_key:?} (it serves \
-                     presence, subscribe and unsubscribe); nothing was done"
+                     presence, subscribe, unsubscribe and history); nothing was done"
                 ),
             }),
             "{route_key:?}"

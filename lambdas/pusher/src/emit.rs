@@ -547,7 +547,8 @@ mod tests {
                 &attributes(Some("room/*")),
                 "m1",
                 &Namespaces::default()
-            ).unwrap(),
+            )
+            .unwrap(),
             Emit::Publish { .. }
         ));
     }
@@ -556,14 +557,14 @@ mod tests {
     fn a_record_without_the_senders_identity_is_rejected() {
         let mut attributes = attributes(Some("room/*"));
         attributes.connection_id = None;
-        let rejection =
-            parse_emit(
+        let rejection = parse_emit(
             r#"{"channels":["room/1"],"data":1}"#,
             0,
             &attributes,
             "m1",
             &Namespaces::default(),
-        ).unwrap_err();
+        )
+        .unwrap_err();
         assert_eq!(rejection.reason(), "invalid_request");
     }
 

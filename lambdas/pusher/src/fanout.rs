@@ -329,7 +329,10 @@ where
         let Some(data) = request.fields.data.as_deref() else {
             return Ok(None);
         };
-        if planned.iter().all(|publication| publication.history.is_none()) {
+        if planned
+            .iter()
+            .all(|publication| publication.history.is_none())
+        {
             return Ok(None);
         }
         let now = epoch_seconds();
@@ -343,7 +346,12 @@ where
             let stored = publication.kept(data, offset.offset, &offset.epoch);
             let expires_at = now + i64::from(policy.ttl_seconds);
             self.store
-                .keep(&publication.channel, &offset, stored.envelope.get(), expires_at)
+                .keep(
+                    &publication.channel,
+                    &offset,
+                    stored.envelope.get(),
+                    expires_at,
+                )
                 .await?;
             tracing::debug!(channel = %publication.channel, offset = offset.offset, epoch = %offset.epoch, "publication kept");
             kept.push(stored);

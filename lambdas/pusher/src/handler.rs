@@ -241,7 +241,13 @@ fn prepare(message: &Message, namespaces: &Namespaces) -> Result<Prepared, Rejec
     if let Some(attributes) = &message.emit {
         let id = request::base_id(&message.id);
         return Ok(
-            match emit::parse_emit(&message.body, message.generation, attributes, &id, namespaces)? {
+            match emit::parse_emit(
+                &message.body,
+                message.generation,
+                attributes,
+                &id,
+                namespaces,
+            )? {
                 Emit::Publish { request, ack } => Prepared::Emit { request, ack },
                 Emit::Refused(refusal) => Prepared::Refused(refusal),
             },

@@ -67,7 +67,13 @@ impl HistoryStore for DynamoStore {
             .as_ref()
             .ok_or_else(|| unavailable("no history table is configured (HISTORY_TABLE)"))?;
         table
-            .keep(channel, offset.offset, &offset.epoch, publication, expires_at)
+            .keep(
+                channel,
+                offset.offset,
+                &offset.epoch,
+                publication,
+                expires_at,
+            )
             .await
             .map_err(unavailable)
     }

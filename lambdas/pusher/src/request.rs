@@ -561,12 +561,26 @@ mod tests {
 
     /// A back end's body without a shard, from the message `m1`.
     fn parse(body: &str, generation: u32) -> Result<Request, Rejection> {
-        parse_message(body, generation, None, DataIs::Application, "m1", &Namespaces::default())
+        parse_message(
+            body,
+            generation,
+            None,
+            DataIs::Application,
+            "m1",
+            &Namespaces::default(),
+        )
     }
 
     /// A narrowed re-queue as the outbox sends it: its data is the frame already.
     fn parse_requeued(body: &str, generation: u32) -> Result<Request, Rejection> {
-        parse_message(body, generation, None, DataIs::Frame, "m1", &Namespaces::default())
+        parse_message(
+            body,
+            generation,
+            None,
+            DataIs::Frame,
+            "m1",
+            &Namespaces::default(),
+        )
     }
 
     fn channels(targets: &Targets) -> Vec<Channel> {
@@ -853,8 +867,15 @@ mod tests {
             (r#"{"data":1}"#, r#"{"segment":0,"segments":2,"extra":1}"#),
             (r#"{"data":1}"#, "not json"),
         ] {
-            let rejection =
-                parse_message(body, 0, Some(attribute), DataIs::Application, "m1", &Namespaces::default()).unwrap_err();
+            let rejection = parse_message(
+                body,
+                0,
+                Some(attribute),
+                DataIs::Application,
+                "m1",
+                &Namespaces::default(),
+            )
+            .unwrap_err();
             assert_eq!(rejection.reason(), "invalid_request", "{body} {attribute}");
         }
     }

@@ -22,10 +22,9 @@ fn rooms() -> FakePusher {
             subscription("lobby", "b1", "bob", LIVE),
         ],
     );
-    pusher.namespaces = Namespaces::parse(
-        r#"[{"pattern":"room/*","history_size":10,"history_ttl_seconds":3600}]"#,
-    )
-    .unwrap();
+    pusher.namespaces =
+        Namespaces::parse(r#"[{"pattern":"room/*","history_size":10,"history_ttl_seconds":3600}]"#)
+            .unwrap();
     pusher
 }
 
@@ -62,13 +61,21 @@ async fn each_publication_gets_the_next_offset_and_is_kept_as_delivered() {
     assert_eq!(kept.len(), 2);
     let delivered = pusher.poster.posts.lock().unwrap().clone();
     for ((channel, offset, epoch, frame, expires_at), n) in kept.iter().zip(1u64..) {
-        assert_eq!((channel.as_str(), *offset, epoch.as_str()), ("room/1", n, "e1"));
-        assert!(delivered.iter().any(|(_, posted)| posted == frame.as_bytes()));
+        assert_eq!(
+            (channel.as_str(), *offset, epoch.as_str()),
+            ("room/1", n, "e1")
+        );
+        assert!(delivered
+            .iter()
+            .any(|(_, posted)| posted == frame.as_bytes()));
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_secs() as i64;
-        assert!((now + 3590..=now + 3610).contains(expires_at), "{expires_at}");
+        assert!(
+            (now + 3590..=now + 3610).contains(expires_at),
+            "{expires_at}"
+        );
     }
 }
 
@@ -92,7 +99,11 @@ async fn a_channel_without_history_gets_no_offset_and_nothing_is_kept() {
 async fn an_emit_with_a_ref_is_acked_with_its_offset_before_the_fan_out() {
     let pusher = rooms();
     let body = r#"{"channels":["room/1"],"data":{"t":1},"ref":"r-1"}"#;
-    let response = handle_sqs(emit_event("e1", body, "alice", "a1", Some("room/*")), &pusher).await;
+    let response = handle_sqs(
+        emit_event("e1", body, "alice", "a1", Some("room/*")),
+        &pusher,
+    )
+    .await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(
         posted(&pusher, "a1"),
@@ -100,8 +111,10 @@ async fn an_emit_with_a_ref_is_acked_with_its_offset_before_the_fan_out() {
     );
     assert_eq!(
         posted(&pusher, "b1"),
-        [json!({"type":"publication","channel":"room/1","id":"e1","offset":1,"epoch":"e1",
-                "data":{"t":1},"from":"alice"})]
+        [
+            json!({"type":"publication","channel":"room/1","id":"e1","offset":1,"epoch":"e1",
+                "data":{"t":1},"from":"alice"})
+        ]
     );
     // The ack went out first.
     assert_eq!(pusher.poster.posts.lock().unwrap()[0].0, "a1");
@@ -120,8 +133,7 @@ async fn a_narrowed_requeue_keeps_the_offset_and_is_not_kept_again() {
     .await;
     let (body, generation, _) = pusher.outbox.requeued.lock().unwrap().pop().unwrap();
     handle_sqs(sqs_event(&[("m2", &body, Some(generation))]), &pusher).await;
-    let expected =
-        json!({"type":"publication","channel":"room/1","id":"m1","offset":1,"epoch":"e1","data":"x"});
+    let expected = json!({"type":"publication","channel":"room/1","id":"m1","offset":1,"epoch":"e1","data":"x"});
     assert_eq!(posted(&pusher, "a1"), [expected.clone()]);
     assert_eq!(posted(&pusher, "b1").last(), Some(&expected));
     assert_eq!(pusher.store.kept.lock().unwrap().len(), 1, "kept once");
@@ -137,7 +149,11 @@ async fn a_lookup_failing_after_the_offset_was_given_defers_the_publication_with
         .unwrap()
         .insert("room/*".into());
     let response = handle_sqs(
-        sqs_event(&[("m1", r#"{"channels":["room/1"],"exclude_users":["bob"],"data":"x"}"#, None)]),
+        sqs_event(&[(
+            "m1",
+            r#"{"channels":["room/1"],"exclude_users":["bob"],"data":"x"}"#,
+            None,
+        )]),
         &pusher,
     )
     .await;
@@ -155,7 +171,9 @@ async fn a_lookup_failing_after_the_offset_was_given_defers_the_publication_with
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(
         posted(&pusher, "a1"),
-        [json!({"type":"publication","channel":"room/1","id":"m1","offset":1,"epoch":"e1","data":"x"})]
+        [
+            json!({"type":"publication","channel":"room/1","id":"m1","offset":1,"epoch":"e1","data":"x"})
+        ]
     );
     assert!(posted(&pusher, "b1").is_empty(), "exclusions kept");
     assert_eq!(pusher.store.kept.lock().unwrap().len(), 1, "kept once");
@@ -186,5 +204,9 @@ async fn a_publication_too_large_to_replay_is_refused_on_a_history_channel_only(
         let after = pusher.outbox.dead_letters.lock().unwrap().len();
         assert_eq!(after - before == 1, dead_lettered, "{channel}");
     }
-    assert_eq!(posted(&pusher, "b1").len(), 1, "only lobby's publication went out");
+    assert_eq!(
+        posted(&pusher, "b1").len(),
+        1,
+        "only lobby's publication went out"
+    );
 }

@@ -52,7 +52,9 @@ pub enum NamespaceError {
     NotAList(String),
     #[error("at most {MAX_NAMESPACES} channel namespaces (got {0})")]
     TooMany(usize),
-    #[error("channel namespace {index} ({pattern}): history_size must be at most {MAX_HISTORY_SIZE}")]
+    #[error(
+        "channel namespace {index} ({pattern}): history_size must be at most {MAX_HISTORY_SIZE}"
+    )]
     HistoryTooLarge { index: usize, pattern: String },
     #[error("channel namespace {index} ({pattern}): history_ttl_seconds must be at most {MAX_HISTORY_TTL_SECONDS}")]
     TtlTooLong { index: usize, pattern: String },
@@ -145,7 +147,10 @@ mod tests {
         assert_eq!(namespaces.history(&channel("lobby")), None);
         assert!(namespaces.of(&channel("lobby")).unwrap().lifecycle_events);
         assert_eq!(Namespaces::parse("").unwrap(), Namespaces::default());
-        assert_eq!(Namespaces::parse("[]").unwrap().history(&channel("a")), None);
+        assert_eq!(
+            Namespaces::parse("[]").unwrap().history(&channel("a")),
+            None
+        );
     }
 
     #[test]
@@ -163,8 +168,14 @@ mod tests {
             (r#"[{"pattern":"a","history_size":1.5}]"#, "JSON list"),
             (r#"[{"pattern":"a","history":1}]"#, "JSON list"),
             (r#"[{"history_size":1}]"#, "JSON list"),
-            (r#"[{"pattern":"a","history_size":1001,"history_ttl_seconds":1}]"#, "at most 1000"),
-            (r#"[{"pattern":"a","history_size":1,"history_ttl_seconds":604801}]"#, "at most 604800"),
+            (
+                r#"[{"pattern":"a","history_size":1001,"history_ttl_seconds":1}]"#,
+                "at most 1000",
+            ),
+            (
+                r#"[{"pattern":"a","history_size":1,"history_ttl_seconds":604801}]"#,
+                "at most 604800",
+            ),
             (r#"[{"pattern":"a","history_size":1}]"#, "at least 1"),
             (many.as_str(), "at most 16"),
         ] {

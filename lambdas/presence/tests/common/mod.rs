@@ -8,11 +8,13 @@ use aws_lambda_events::apigw::ApiGatewayProxyResponse;
 use aws_lambda_events::streams::DynamoDbEventResponse;
 use lambda_runtime::{Context, LambdaEvent};
 use presence::subscriptions::{SubscribeOutcome, Subscription};
+use presence::ChannelHistory;
 use presence::{
     ConnectionCounter, Deps, EventSink, Invocation, PresenceError, Reply, SinkError, StoreError,
     SubscriptionError, SubscriptionStore,
 };
-use sumu_wire::{OfflineReason, PresenceEvent, PresenceStatus};
+use sumu_history::{HistoryError, Kept, Sequence};
+use sumu_wire::{Channel, Namespaces, OfflineReason, PresenceEvent, PresenceStatus};
 
 /// Live connection counts per user; users in `failing` make the Query fail.
 #[derive(Default)]
@@ -125,6 +127,109 @@ pub struct FakeSubscriptions {
     pub failing_cleanup: HashSet<String>,
     /// The connections `remove_connection` was called for, in order.
     pub removed: Mutex<Vec<String>>,
+    /// The history table: channel → (top, epoch), and (channel, offset) → (epoch, frame,
+    /// expires_at).
+    pub sequences: Mutex<HashMap<String, (u64, String)>>,
+    pub kept: Mutex<BTreeMap<(String, u64), (String, String, i64)>>,
+    /// Every history Query, as (channel, from, to, limit).
+    pub history_reads: Mutex<Vec<(String, u64, u64, usize)>>,
+}
+
+impl FakeSubscriptions {
+    /// `count` publications kept on `channel` in epoch `epoch` (offsets 1..=count), each
+    /// `{"type":"publication","channel":…,"id":"p<n>","offset":n,"epoch":…,"data":n}`.
+    pub fn publish(&self, channel: &str, epoch: &str, count: u64, expires_at: i64) {
+        let mut sequences = self.sequences.lock().unwrap();
+        let entry = sequences
+            .entry(channel.to_owned())
+            .or_insert((0, epoch.to_owned()));
+        for _ in 0..count {
+            entry.0 += 1;
+            let offset = entry.0;
+            let frame = serde_json::json!({"type":"publication","channel":channel,"id":format!("p{offset}"),
+                "offset":offset,"epoch":epoch,"data":offset})
+            .to_string();
+            self.kept.lock().unwrap().insert(
+                (channel.to_owned(), offset),
+                (epoch.to_owned(), frame, expires_at),
+            );
+        }
+    }
+}
+
+impl ChannelHistory for FakeSubscriptions {
+    async fn ensure_sequence(
+        &self,
+        channel: &Channel,
+        _now: i64,
+    ) -> Result<Sequence, HistoryError> {
+        self.history_check()?;
+        let mut sequences = self.sequences.lock().unwrap();
+        let (top, epoch) = sequences
+            .entry(channel.to_string())
+            .or_insert((0, "fresh".to_owned()))
+            .clone();
+        Ok(Sequence { top, epoch })
+    }
+
+    async fn sequence(
+        &self,
+        channel: &Channel,
+        _now: i64,
+    ) -> Result<Option<Sequence>, HistoryError> {
+        self.history_check()?;
+        Ok(self
+            .sequences
+            .lock()
+            .unwrap()
+            .get(channel.as_str())
+            .map(|(top, epoch)| Sequence {
+                top: *top,
+                epoch: epoch.clone(),
+            }))
+    }
+
+    async fn read(
+        &self,
+        channel: &Channel,
+        epoch: &str,
+        range: (u64, u64),
+        limit: usize,
+        oldest_first: bool,
+        now: i64,
+    ) -> Result<Vec<Kept>, HistoryError> {
+        self.history_check()?;
+        self.history_reads
+            .lock()
+            .unwrap()
+            .push((channel.to_string(), range.0, range.1, limit));
+        let kept = self.kept.lock().unwrap();
+        let mut items: Vec<Kept> = kept
+            .range((channel.to_string(), range.0)..=(channel.to_string(), range.1))
+            .filter(|(_, (item_epoch, _, expires_at))| item_epoch == epoch && *expires_at > now)
+            .map(|((_, offset), (_, frame, _))| Kept {
+                offset: *offset,
+                publication: frame.clone(),
+            })
+            .collect();
+        if !oldest_first {
+            items.reverse();
+        }
+        items.truncate(limit);
+        Ok(items)
+    }
+}
+
+impl FakeSubscriptions {
+    fn history_check(&self) -> Result<(), HistoryError> {
+        if self.failing {
+            return Err(HistoryError {
+                operation: "Query",
+                message: "InternalServerError".into(),
+            });
+        }
+        Ok(())
+    }
 }
 
 impl FakeSubscriptions {
@@ -274,6 +379,7 @@ pub fn deps_with(
         subscriptions,
         max_subscriptions_per_connection: 3,
         query_concurrency: 4,
+        namespaces: Namespaces::default(),
     }
 }
 

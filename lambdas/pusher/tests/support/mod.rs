@@ -23,8 +23,8 @@ use pusher::{
     Outbox, OutboxError, PostOutcome, Poster, Pusher, ScanPage, SqsOutbox, StoreError,
     SubscriptionItem, SubscriptionKey, SubscriptionStore,
 };
-use sumu_wire::{Channel, Namespaces};
 use serde_json::{json, Value};
+use sumu_wire::{Channel, Namespaces};
 
 pub const SQS_FIXTURE: &str = include_str!("../fixtures/sqs_event.json");
 pub const SNS_FIXTURE: &str = include_str!("../fixtures/sns_event.json");
