@@ -1,4 +1,4 @@
-"""Checks that every relative link in the project's Markdown resolves (issue 15).
+"""Checks that every relative link in the project's Markdown resolves.
 
 Usage: python3 scripts/lib/check_links.py [FILE.md ...]
 Without arguments it checks every Markdown file of the work tree (README.md, docs/, the

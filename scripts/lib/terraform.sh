@@ -1,4 +1,4 @@
-# The Terraform stage of scripts/test (issue 7): formatting, generated READMEs, validation, unit
+# The Terraform stage of scripts/test: formatting, generated READMEs, validation, unit
 # tests with a mocked provider, the static security scan, and the local stack applied to moto with
 # the Lambdas built from this repository (apply → clean re-plan → drift test → destroy → nothing
 # left). Sourced after common.sh; needs SUMU_MOTO_ENDPOINT (start_moto) for the integration part.

@@ -225,6 +225,7 @@ fn subscriptions(connections: u64, subscribers: u64) -> Vec<SubscriptionItem> {
         },
         user_id: format!("user-{}", n / 2),
         expires_at: Some(expires_at),
+        subscribed_at: None,
     };
     let mut items = Vec::new();
     for n in 0..connections {

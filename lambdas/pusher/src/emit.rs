@@ -24,6 +24,8 @@ pub struct EmitAttributes {
     pub connection_id: Option<String>,
     /// `channels_publish`: the sender's publish grants, space-joined; absent = none.
     pub channels_publish: Option<String>,
+    /// `timestamp`: when the gateway received the emit (epoch ms).
+    pub timestamp: Option<i64>,
 }
 
 impl EmitAttributes {
@@ -39,6 +41,7 @@ impl EmitAttributes {
                 user_id: get(attributes::USER_ID),
                 connection_id: get(attributes::CONNECTION_ID),
                 channels_publish: get(attributes::CHANNELS_PUBLISH),
+                timestamp: get(attributes::TIMESTAMP).and_then(|t| t.trim().parse().ok()),
             }
         })
     }
@@ -314,6 +317,7 @@ pub fn parse_emit(
             generation,
             shard: None,
             frame: None,
+            subscribed_before: attributes.timestamp,
         }),
         ack,
     })
@@ -329,6 +333,7 @@ mod tests {
             user_id: Some("alice".into()),
             connection_id: Some("c-alice=".into()),
             channels_publish: publish.map(str::to_string),
+            timestamp: Some(1_700_000_000_000),
         }
     }
 
@@ -586,7 +591,8 @@ mod tests {
             Some(EmitAttributes {
                 user_id: Some("alice".into()),
                 connection_id: Some("c=".into()),
-                channels_publish: None
+                channels_publish: None,
+                timestamp: None,
             })
         );
         attrs.insert("source".into(), attribute("apigw.route.send"));

@@ -409,6 +409,7 @@ mod tests {
                 user_id: Some("alice".into()),
                 connection_id: Some("c-alice".into()),
                 channels_publish: Some("room/*".into()),
+                timestamp: None,
             }),
             ..message(
                 r#"{"channels":["room/1"],"data":{ "text": "hi" }}"#.into(),

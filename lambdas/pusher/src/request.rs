@@ -35,6 +35,9 @@ pub struct Request {
     /// What every target of a request to users, connections or everyone receives; `None` for
     /// a publication, whose frames are its [`Planned`] envelopes.
     pub frame: Option<Frame>,
+    /// A client's emit: when it was sent (epoch ms, the gateway's `timestamp`). Subscriptions
+    /// made later do not get it (crate::targets).
+    pub subscribed_before: Option<i64>,
 }
 
 /// The frame of a request to users, connections or everyone: `{"type":"message","id":…,
@@ -361,6 +364,7 @@ pub fn parse_message(
         generation,
         shard,
         frame,
+        subscribed_before: None,
     })
 }
 

@@ -25,6 +25,8 @@ pub struct SubscriptionItem {
     pub user_id: String,
     /// Epoch seconds; `None` when the item has no number there.
     pub expires_at: Option<i64>,
+    /// Epoch milliseconds; `None` when the item has none (a back end may leave it out).
+    pub subscribed_at: Option<i64>,
 }
 
 impl SubscriptionItem {
@@ -64,10 +66,12 @@ fn subscription_item(item: &HashMap<String, AttributeValue>) -> Option<Subscript
     let key = key_of(item)?;
     let user_id = string(item, subscriptions::USER_ID)?;
     let expires_at = epoch_seconds(item, subscriptions::EXPIRES_AT);
+    let subscribed_at = epoch_seconds(item, subscriptions::SUBSCRIBED_AT);
     Some(SubscriptionItem {
         key,
         user_id,
         expires_at,
+        subscribed_at,
     })
 }
 
@@ -81,6 +85,7 @@ impl SubscriptionStore for DynamoStore {
             ("#c".to_string(), subscriptions::CONNECTION_ID.to_string()),
             ("#u".to_string(), subscriptions::USER_ID.to_string()),
             ("#e".to_string(), subscriptions::EXPIRES_AT.to_string()),
+            ("#s".to_string(), subscriptions::SUBSCRIBED_AT.to_string()),
         ]);
         let mut found = Vec::new();
         let mut start = None;
@@ -92,7 +97,7 @@ impl SubscriptionStore for DynamoStore {
                 .query()
                 .table_name(&self.subscriptions_table)
                 .key_condition_expression("#ch = :ch")
-                .projection_expression("#ch, #c, #u, #e")
+                .projection_expression("#ch, #c, #u, #e, #s")
                 .set_expression_attribute_names(Some(names.clone()))
                 .expression_attribute_values(":ch", AttributeValue::S(pattern.to_string()))
                 .set_exclusive_start_key(start)

@@ -129,6 +129,14 @@ pub fn select(
     selection
 }
 
+/// Whether `item` was made after `cutoff` (epoch ms): an emit is not delivered to a
+/// subscription made after the client sent it. That is how a client's emit never comes back
+/// to its own new connection during a proactive reconnect: the new connection subscribes
+/// after the emit left the old one, and before the client knows its id.
+fn subscribed_after(item: &SubscriptionItem, cutoff: Option<i64>) -> bool {
+    matches!((item.subscribed_at, cutoff), (Some(at), Some(cutoff)) if at > cutoff)
+}
+
 /// Reads everything the request's deliveries need, before anything is posted: a failed
 /// lookup redelivers a message that reached nobody. `can_shard`: whether a large broadcast
 /// may hand shards to other invocations.
@@ -152,6 +160,7 @@ where
             .map(|(planned, items)| {
                 let candidates = items
                     .into_iter()
+                    .filter(|item| !subscribed_after(item, request.subscribed_before))
                     .map(|item| Candidate::subscription(item, now_epoch_seconds))
                     .collect();
                 Part {
@@ -396,6 +405,7 @@ mod tests {
             },
             user_id: user.into(),
             expires_at: Some(expires_at),
+            subscribed_at: None,
         };
         Candidate::subscription(item, 100)
     }
@@ -444,6 +454,7 @@ mod tests {
             },
             user_id: "u6".into(),
             expires_at: None,
+            subscribed_at: None,
         };
         found.push(Candidate::subscription(no_expiry, 100));
         let selected = select(found, &["u4".into()], &["e".into()]);

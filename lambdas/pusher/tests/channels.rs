@@ -580,3 +580,30 @@ async fn a_refusal_to_a_vanished_sender_prunes_it_and_an_emit_without_identity_i
         "invalid_request"
     );
 }
+
+#[tokio::test]
+async fn an_emit_never_reaches_a_subscription_made_after_it_was_sent() {
+    let pusher = room();
+    // b1's subscription is made after the emit (its timestamp is 1_700_000_000_000): like a
+    // client's new connection during a proactive reconnect, subscribing once its old one
+    // had sent the emit.
+    for item in pusher.store.subscriptions.lock().unwrap().iter_mut() {
+        if item.key.connection_id == "b1" {
+            item.subscribed_at = Some(1_700_000_000_001);
+        }
+    }
+    let body = r#"{"channels":["room/42"],"data":1}"#;
+    handle_sqs(
+        emit_event("e1", body, "alice", "a1", Some("room/*")),
+        &pusher,
+    )
+    .await;
+    assert_eq!(pusher.poster.received(), ids(&["a2", "c1"]));
+    // A back end's publication has no such cutoff.
+    handle_sqs(
+        sqs_event(&[("m1", r#"{"channels":["room/42"],"data":2}"#, None)]),
+        &pusher,
+    )
+    .await;
+    assert_eq!(posted(&pusher, "b1").len(), 1);
+}

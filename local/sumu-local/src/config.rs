@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
+use sumu_wire::Namespaces;
 
 use crate::dev_idp::DevIdentityProvider;
 use crate::resources::ResourceNames;
@@ -33,13 +34,15 @@ pub struct Config {
     /// authorizer; `AuthorizerSetup::Custom` brings its own (`CHANNELS_STATIC_*`).
     pub static_grants: authorizer::StaticGrants,
     /// The presence handler on the `presence` route and the connections table's stream
-    /// (issue 5); `None` runs neither (the route then answers `Internal server error`).
+    /// (docs/presence.md); `None` runs neither (the route then answers `Internal server error`).
     pub presence: Option<PresenceSetup>,
     /// How the pusher runners (notifications queue and topic) run.
     pub pusher: PusherSetup,
     /// Where the management API records the calls it answers ([`crate::call_log`]); none when
     /// `None`.
     pub aws_call_log: Option<PathBuf>,
+    /// The channel namespaces (the module's `channel_namespaces`): which channels keep history.
+    pub channel_namespaces: Namespaces,
 }
 
 impl Config {
@@ -62,6 +65,7 @@ impl Config {
             presence: Some(PresenceSetup::default()),
             pusher: Default::default(),
             aws_call_log: None,
+            channel_namespaces: Namespaces::default(),
         }
     }
 }

@@ -204,8 +204,14 @@ pub async fn start_with(
                 .join(event_filter::PRESENCE_STREAM_FILTER_FILE),
         )?;
         let presence_aws = roles::sdk_config_as(&aws, roles::Role::Presence);
-        let (route, runner) =
-            presence_local::prepare(&presence_aws, &resources, setup, stream_filter).await?;
+        let (route, runner) = presence_local::prepare(
+            &presence_aws,
+            &resources,
+            setup,
+            &config.channel_namespaces,
+            stream_filter,
+        )
+        .await?;
         proxies
             .entry(presence_local::FUNCTION_NAME.to_string())
             .or_insert(route);
@@ -304,6 +310,7 @@ pub async fn start_with(
         management_url: endpoints.management_url.clone(),
         shutdown,
         pusher: config.pusher,
+        namespaces: config.channel_namespaces,
     };
     Ok(Emulator {
         listener,

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
+use sumu_wire::Namespaces;
 
 use clap::{Args, Parser, Subcommand};
 use sumu_local::banner::{self, BannerOptions};
@@ -120,6 +121,12 @@ struct ServeArgs {
     #[arg(long, env = "SUMU_LOCAL_STATIC_PUBLISH", value_delimiter = ',')]
     static_publish: Vec<String>,
 
+    /// The channel namespaces, a JSON list like the module's `channel_namespaces`, e.g.
+    /// '[{"pattern":"room/*","history_size":100,"history_ttl_seconds":3600}]' (docs/channels.md
+    /// § History and recovery).
+    #[arg(long, env = "SUMU_CHANNEL_NAMESPACES", value_parser = parse_namespaces, default_value = "[]")]
+    channel_namespaces: Namespaces,
+
     /// A client's subscribes per connection at most (the module's
     /// `channels.max_subscriptions_per_connection`).
     #[arg(long, env = "SUMU_LOCAL_MAX_SUBSCRIPTIONS", default_value_t = presence::config::DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION,
@@ -203,6 +210,7 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
         subscribe: trimmed(args.static_subscribe),
         publish: trimmed(args.static_publish),
     };
+    config.channel_namespaces = args.channel_namespaces;
     config.presence = Some(PresenceSetup {
         destination: args.presence_destination,
         max_subscriptions_per_connection: args.max_subscriptions,
@@ -284,4 +292,9 @@ fn render(
         .map_err(|error| format!("{}: {error}", template.display()))?;
     print!("{rendered}");
     Ok(())
+}
+
+/// `--channel-namespaces`: validated as the Lambdas validate `CHANNEL_NAMESPACES`.
+fn parse_namespaces(text: &str) -> Result<Namespaces, String> {
+    Namespaces::parse(text).map_err(|error| error.to_string())
 }

@@ -10,6 +10,8 @@ use futures::FutureExt;
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::Value;
 
+use sumu_wire::Namespaces;
+
 use crate::config::{PresenceDestination, PresenceSetup};
 use crate::event_filter::EventFilter;
 use crate::integration::ProxyHandler;
@@ -29,11 +31,17 @@ pub enum PresenceStartError {
 }
 
 /// The presence Lambda's configuration for the provisioned resources.
-pub fn lambda_config(resources: &Resources, setup: &PresenceSetup) -> presence::Config {
+pub fn lambda_config(
+    resources: &Resources,
+    setup: &PresenceSetup,
+    namespaces: &Namespaces,
+) -> presence::Config {
     presence::Config {
         connections_table: resources.connections_table.clone(),
         subscriptions_table: Some(resources.subscriptions_table.clone()),
         max_subscriptions_per_connection: setup.max_subscriptions_per_connection,
+        namespaces: namespaces.clone(),
+        history_table: Some(resources.history_table.clone()),
         destination: match setup.destination {
             PresenceDestination::Topic => presence::Destination::Topic {
                 topic_arn: resources.messages_topic_arn.clone(),
@@ -85,6 +93,7 @@ pub async fn prepare(
     aws: &SdkConfig,
     resources: &Resources,
     setup: PresenceSetup,
+    namespaces: &Namespaces,
     stream_filter: EventFilter,
 ) -> Result<(ProxyHandler, Runner), PresenceStartError> {
     let stream_arn = resources
@@ -93,7 +102,7 @@ pub async fn prepare(
         .ok_or(PresenceStartError::NoStream)?;
     let deps = Arc::new(presence::SdkDeps::from_sdk_config(
         aws,
-        lambda_config(resources, &setup),
+        lambda_config(resources, &setup, namespaces),
     ));
     let poller = StreamPoller::at_latest(
         aws_sdk_dynamodbstreams::Client::new(aws),
@@ -182,6 +191,8 @@ mod tests {
                 max_subscriptions_per_connection: 100,
                 destination: presence::Destination::None,
                 query_concurrency: 1,
+                namespaces: Namespaces::default(),
+                history_table: None,
             },
         );
         let handler = proxy_handler(Arc::new(deps));
@@ -211,6 +222,7 @@ mod tests {
             connections_table: "t".into(),
             connections_stream_arn: Some("s".into()),
             subscriptions_table: "s".into(),
+            history_table: "h".into(),
             messages_topic_arn: "arn:topic".into(),
             messages_queue_url: "http://queue".into(),
             messages_dlq_url: String::new(),
@@ -218,7 +230,11 @@ mod tests {
             notifications_queue_url: String::new(),
             notifications_dlq_url: String::new(),
         };
-        let config = lambda_config(&resources, &setup(PresenceDestination::Queue));
+        let config = lambda_config(
+            &resources,
+            &setup(PresenceDestination::Queue),
+            &Namespaces::default(),
+        );
         assert_eq!(config.connections_table, "t");
         assert_eq!(
             config.destination,
@@ -227,7 +243,12 @@ mod tests {
             }
         );
         assert_eq!(
-            lambda_config(&resources, &setup(PresenceDestination::Topic)).destination,
+            lambda_config(
+                &resources,
+                &setup(PresenceDestination::Topic),
+                &Namespaces::default()
+            )
+            .destination,
             presence::Destination::Topic {
                 topic_arn: "arn:topic".into()
             }

@@ -13,7 +13,7 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 use aws_smithy_types::error::display::DisplayErrorContext;
-use sumu_wire::{subscriptions, table};
+use sumu_wire::{history, subscriptions, table};
 
 use crate::resources::{ResourceNames, Resources};
 use crate::roles::Role;
@@ -64,6 +64,7 @@ pub async fn provision(
 
     let connections_stream_arn = connections_table(&dynamodb, &names.connections_table).await?;
     subscriptions_table(&dynamodb, &names.subscriptions_table).await?;
+    history_table(&dynamodb, &names.history_table).await?;
 
     let messages_topic_arn = topic(&sns, &names.messages_topic).await?;
     let messages_dlq_url = queue(&sqs, &names.messages_dlq, None).await?;
@@ -93,6 +94,7 @@ pub async fn provision(
         connections_table: names.connections_table.clone(),
         connections_stream_arn,
         subscriptions_table: names.subscriptions_table.clone(),
+        history_table: names.history_table.clone(),
         messages_topic_arn,
         messages_queue_url,
         messages_dlq_url,
@@ -102,12 +104,16 @@ pub async fn provision(
     })
 }
 
-/// The shape both of sumu's tables share: a string partition and sort key, on demand, TTL on
-/// `expires_at`, a keys-only `connection_id-index`; the connections table alone has a stream.
+/// The shape sumu's tables share: a string partition key, a sort key, on demand, TTL on
+/// `expires_at`. The connections and subscriptions tables have a string sort key and a
+/// keys-only `connection_id-index`; the connections table alone has a stream; the history
+/// table's sort key (the offset) is a number.
 struct TableShape<'a> {
     name: &'a str,
     partition_key: &'a str,
     sort_key: &'a str,
+    sort_key_type: ScalarAttributeType,
+    connection_index: bool,
     stream: bool,
 }
 
@@ -120,6 +126,8 @@ async fn connections_table(
         name,
         partition_key: table::USER_ID,
         sort_key: table::CONNECTION_ID,
+        sort_key_type: ScalarAttributeType::S,
+        connection_index: true,
         stream: true,
     };
     create_table(dynamodb, &shape).await
@@ -134,6 +142,25 @@ async fn subscriptions_table(
         name,
         partition_key: subscriptions::CHANNEL,
         sort_key: subscriptions::CONNECTION_ID,
+        sort_key_type: ScalarAttributeType::S,
+        connection_index: true,
+        stream: false,
+    };
+    create_table(dynamodb, &shape).await.map(|_| ())
+}
+
+/// The history table (docs/channels.md § History and recovery): per channel, its state at
+/// offset 0 and its kept publications by offset.
+async fn history_table(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    name: &str,
+) -> Result<(), ProvisionError> {
+    let shape = TableShape {
+        name,
+        partition_key: history::CHANNEL,
+        sort_key: history::OFFSET,
+        sort_key_type: ScalarAttributeType::N,
+        connection_index: false,
         stream: false,
     };
     create_table(dynamodb, &shape).await.map(|_| ())
@@ -145,10 +172,10 @@ async fn create_table(
     shape: &TableShape<'_>,
 ) -> Result<Option<String>, ProvisionError> {
     let name = shape.name;
-    let attribute = |attribute: &str| {
+    let attribute = |attribute: &str, kind: ScalarAttributeType| {
         AttributeDefinition::builder()
             .attribute_name(attribute)
-            .attribute_type(ScalarAttributeType::S)
+            .attribute_type(kind)
             .build()
             .map_err(|error| failed(name, error))
     };
@@ -173,12 +200,14 @@ async fn create_table(
     let mut request = dynamodb
         .create_table()
         .table_name(name)
-        .attribute_definitions(attribute(shape.partition_key)?)
-        .attribute_definitions(attribute(shape.sort_key)?)
+        .attribute_definitions(attribute(shape.partition_key, ScalarAttributeType::S)?)
+        .attribute_definitions(attribute(shape.sort_key, shape.sort_key_type.clone())?)
         .key_schema(key(shape.partition_key, KeyType::Hash)?)
         .key_schema(key(shape.sort_key, KeyType::Range)?)
-        .global_secondary_indexes(index)
         .billing_mode(BillingMode::PayPerRequest);
+    if shape.connection_index {
+        request = request.global_secondary_indexes(index);
+    }
     if shape.stream {
         request = request.stream_specification(
             StreamSpecification::builder()

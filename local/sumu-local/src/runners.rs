@@ -31,8 +31,10 @@ pub struct RunnerContext {
     /// `http://127.0.0.1:PORT/{stage}`.
     pub management_url: String,
     pub shutdown: watch::Receiver<bool>,
-    /// How the pusher runners run (issue 6).
+    /// How the pusher runners run.
     pub pusher: PusherSetup,
+    /// Which channels keep history (the pusher's `CHANNEL_NAMESPACES`).
+    pub namespaces: sumu_wire::Namespaces,
 }
 
 impl RunnerContext {

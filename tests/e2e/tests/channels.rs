@@ -1,4 +1,4 @@
-//! Channels through sumu-local + moto with real WebSocket clients (issue 12): subscribe and
+//! Channels through sumu-local + moto with real WebSocket clients: subscribe and
 //! unsubscribe (the presence Lambda's proxy routes), back-end publications through the queue
 //! and the topic, client emits, the per-connection cap, cleanup when a connection ends, and
 //! hostile input, each with its exact outcome and nothing stored or delivered.

@@ -240,6 +240,7 @@ pub fn subscription(
         },
         user_id: user.into(),
         expires_at,
+        subscribed_at: Some(0),
     }
 }
 

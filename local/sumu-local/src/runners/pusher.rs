@@ -36,6 +36,8 @@ pub fn pusher_config(context: &RunnerContext) -> pusher::Config {
             .unwrap_or_else(|| context.management_url.clone()),
         notifications_queue_url: Some(context.resources.notifications_queue_url.clone()),
         dead_letter_queue_url: Some(context.resources.notifications_dlq_url.clone()),
+        history_table: Some(context.resources.history_table.clone()),
+        namespaces: context.namespaces.clone(),
         limits: setup.limits.clone(),
     }
 }
