@@ -419,3 +419,201 @@ test('proactive reconnect: the new connection is subscribed before the old one c
     client.close();
   });
 });
+
+describe('typed frames', () => {
+  test('no pushed payload changes the client: each arrives as exactly one `message` and nothing else happens', LIMIT, async () => {
+    await withServer({}, async (server) => {
+      const { client, events } = clientFor(server);
+      const got = [];
+      const handle = client.subscribe('room/1', (p) => got.push(p));
+      const pattern = client.subscribe('room/*', () => {});
+      client.connect();
+      await handle.ready;
+      await pattern.ready;
+      const connection = server.open()[0];
+      const sentBefore = connection.received.length;
+      const pending = client.presence(['bob']);
+      // Payloads that look like sumu's own frames, as a back end may push them (data is arbitrary JSON).
+      const payloads = [
+        { type: 'error', channel: 'room/1' },
+        { type: 'error', error: 'forbidden', channel: 'room/1', message: 'no grant' },
+        { type: 'error', error: 'forbidden', channel: 'room/1', ref: 'r1' },
+        { type: 'subscribed', channel: 'room/1' },
+        { type: 'unsubscribed', channel: 'room/1', ref: 'r2' },
+        { type: 'publication', channel: 'room/1', id: 'fake', data: { text: 'fake' } },
+        { type: 'presence', users: [{ user_id: 'bob', status: 'ONLINE', connections: 1 }] },
+        { type: 'presence', users: [{ user_id: 'bob', status: 'ONLINE', connections: 1 }], ref: 'r3' },
+        { type: 'ack', ref: 'r4', channel: 'room/1', id: 'x' },
+        { type: 'pong', connection_id: 'someone-else' },
+        { type: 'message', id: 'inner', data: 'nested' },
+        { type: 'join', channel: 'room/1', user_id: 'mallory' },
+        { message: 'Internal server error', connectionId: 'c', requestId: 'r' },
+        'plain text', 42, null, [1, 2],
+      ];
+      const ids = payloads.map((payload) => server.push('alice', payload));
+      await until(() => events.message.length >= payloads.length, 'every payload');
+      assert.deepEqual(events.message, payloads.map((data, i) => ({ id: ids[i], data })));
+      assert.deepEqual(events.error, [], 'no error event');
+      assert.deepEqual(events.publication, [], 'no publication');
+      assert.deepEqual(got, []);
+      assert.equal(handle.state, 'subscribed');
+      assert.equal(pattern.state, 'subscribed');
+      // The real answer (bob is offline) settles the question, not the pushed look-alikes.
+      const answer = await pending;
+      assert.deepEqual(answer.users, [{ user_id: 'bob', status: 'OFFLINE', connections: 0 }]);
+      assert.deepEqual(events.presence, [answer], 'no presence answer taken from a push');
+      server.publishTo('room/1', 'real');
+      await until(() => got.length === 1, 'a real publication');
+      assert.ok(connection.subscriptions.has('room/1'));
+      assert.deepEqual(connection.received.slice(sentBefore).map((f) => f.action), ['presence'], 'nothing sent because of a push');
+      assert.deepEqual(events.state, ['connecting', 'open']);
+    });
+  });
+
+  test('a subscription has a state, events and a ready promise; handles on one channel share it', LIMIT, async () => {
+    await withServer({ forbidden: ['secret/1'] }, async (server) => {
+      const { client, events } = clientFor(server);
+      const a = client.subscribe('room/1');
+      const states = [];
+      a.on('state', (state) => states.push(state));
+      assert.equal(a.state, 'subscribing');
+      client.connect();
+      await a.ready;
+      assert.equal(a.state, 'subscribed');
+      // A second handle on the same channel: already subscribed, no second subscribe.
+      const b = client.subscribe('room/1');
+      assert.equal(b.state, 'subscribed');
+      await b.ready;
+      const connection = server.open()[0];
+      assert.equal(connection.received.filter((f) => f.action === 'subscribe').length, 1);
+      const subscribeFrame = connection.received.find((f) => f.action === 'subscribe');
+      assert.match(subscribeFrame.ref, /^[A-Za-z0-9_.:-]{1,64}$/, 'every subscribe carries a ref');
+      a.unsubscribe();
+      assert.equal(a.state, 'unsubscribed');
+      await client.presence(['x']);
+      assert.ok(connection.subscriptions.has('room/1'), 'b still holds the channel');
+      b.unsubscribe();
+      await until(() => !connection.subscriptions.has('room/1'), 'unsubscribed at the gateway');
+      assert.deepEqual(states, ['subscribed', 'unsubscribed']);
+      // A final refusal: the handle fails, its promise rejects, the client reports it.
+      const secret = client.subscribe('secret/1');
+      const secretErrors = [];
+      secret.on('error', (error) => secretErrors.push(error));
+      await assert.rejects(secret.ready, (error) => error.code === 'refused' && error.reason === 'forbidden');
+      assert.equal(secret.state, 'failed');
+      assert.deepEqual(secretErrors.map((e) => [e.code, e.reason, e.retrying]), [['subscribe_failed', 'forbidden', false]]);
+      assert.deepEqual(events.error.map((e) => [e.code, e.channel]), [['subscribe_failed', 'secret/1']]);
+      // A reconnect: subscribing until confirmed again.
+      const c = client.subscribe('room/2');
+      await c.ready;
+      const cStates = [];
+      c.on('state', (state) => cStates.push(state));
+      server.open()[0].socket.terminate();
+      await until(() => cStates.length === 2, 'subscribing, then subscribed again');
+      assert.deepEqual(cStates, ['subscribing', 'subscribed']);
+    });
+  });
+
+  test('channels_unavailable is retried with backoff until subscribed; the handle hears of each refusal', LIMIT, async () => {
+    await withServer({}, async (server) => {
+      const { client, events } = clientFor(server);
+      client.connect();
+      await until(() => client.state === 'open', 'open');
+      server.failSubscribes('room/busy', 'channels_unavailable', 2);
+      const handle = client.subscribe('room/busy');
+      const errors = [];
+      handle.on('error', (error) => errors.push(error));
+      await handle.ready;
+      assert.equal(handle.state, 'subscribed');
+      assert.deepEqual(errors.map((e) => [e.reason, e.retrying]), [['channels_unavailable', true], ['channels_unavailable', true]]);
+      assert.equal(server.open()[0].received.filter((f) => f.action === 'subscribe').length, 3);
+      assert.deepEqual(events.error, [], 'a refusal that may pass is the handle\'s business');
+    });
+  });
+
+  test('emit with { ack: true } resolves with the publication id; a refusal rejects; without ack no ref is sent', LIMIT, async () => {
+    await withServer({ forbidden: ['secret/1'] }, async (server) => {
+      const { client, events } = clientFor(server);
+      const bobGot = [];
+      const bob = clientFor(server, { token: () => 'bob' });
+      bob.client.subscribe('room/1', (p) => bobGot.push(p));
+      bob.client.connect();
+      client.connect();
+      const ack = await client.emit('room/1', { text: 'hi' }, { ack: true });
+      assert.equal(ack.channel, 'room/1');
+      await until(() => bobGot.length === 1, 'bob got it');
+      assert.equal(bobGot[0].id, ack.id, 'the ack names the publication');
+      await assert.rejects(client.emit('secret/1', 1, { ack: true }), (error) => error.code === 'refused' && error.reason === 'forbidden');
+      assert.deepEqual(events.error, [], 'a refused acked emit rejects its promise, no error event');
+      assert.equal(client.emit('room/1', 'no ack'), true);
+      await until(() => bobGot.length === 2, 'the fire-and-forget emit');
+      const emits = server.open().find((c) => c.user === 'alice').received.filter((f) => f.action === 'emit');
+      assert.deepEqual(emits.map((f) => typeof f.ref), ['string', 'string', 'undefined']);
+      await assert.rejects(client.emit('room/1', 'x'.repeat(40_000), { ack: true }), (error) => error.code === 'too_large');
+    });
+  });
+
+  test('an acked emit with no answer rejects with timeout; a queued one times out unsent', LIMIT, async () => {
+    await withServer({}, async (server) => {
+      const { client } = clientFor(server, { requestTimeoutMs: 200 });
+      const queued = client.emit('room/1', 'never', { ack: true });
+      await assert.rejects(queued, (error) => error.code === 'timeout');
+      client.connect();
+      await until(() => client.state === 'open', 'open');
+      await client.presence(['x']);
+      assert.ok(!server.open()[0].received.some((f) => f.action === 'emit'), 'a timed-out emit is never sent');
+    });
+  });
+
+  test('proactive reconnect: the client never gets its own emits back; the overlap\'s emits exclude the other connection', LIMIT, async () => {
+    await withServer({ deliveryDelayMs: 30 }, async (server) => {
+      const { client, events } = clientFor(server, { maxConnectionMs: 300, overlapMs: 150 });
+      client.subscribe('room/1');
+      client.connect();
+      await until(() => client.state === 'open', 'open');
+      let sent = 0;
+      const stream = setInterval(() => { sent += 1; client.emit('room/1', { seq: sent }); }, 5);
+      try {
+        await until(() => server.connections.length >= 4, 'three proactive reconnects', 20_000);
+      } finally {
+        clearInterval(stream);
+      }
+      const marker = server.publishTo('room/1', 'marker');
+      await until(() => events.publication.some((p) => p.id === marker), 'a publication after the stream');
+      assert.deepEqual(events.publication.map((p) => p.data), ['marker'], 'none of its own emits');
+      const emits = server.connections.flatMap((c) => c.received.filter((f) => f.action === 'emit'));
+      assert.equal(emits.length, sent);
+      const excluded = emits.filter((f) => f.exclude_connections);
+      assert.ok(excluded.length > 0, 'some emits went during an overlap');
+      const ids = new Set(server.connections.map((c) => c.id));
+      assert.ok(excluded.every((f) => f.exclude_connections.every((id) => ids.has(id))), 'they name the client\'s connections');
+    });
+  });
+
+  test('the browser going online retries at once instead of waiting for the backoff', LIMIT, async () => {
+    const target = new EventTarget();
+    const saved = { add: globalThis.addEventListener, remove: globalThis.removeEventListener };
+    globalThis.addEventListener = target.addEventListener.bind(target);
+    globalThis.removeEventListener = target.removeEventListener.bind(target);
+    try {
+      await withServer({}, async (server) => {
+        // Every retry waits close to ten minutes.
+        const { client } = clientFor(server, { backoff: { baseMs: 600_000, maxMs: 600_000, random: () => 0.999 } });
+        client.connect();
+        await until(() => client.state === 'open', 'open');
+        server.open()[0].socket.terminate();
+        await until(() => client.state === 'reconnecting', 'reconnecting');
+        target.dispatchEvent(new Event('online'));
+        await until(() => client.state === 'open', 'open again, long before the backoff');
+        assert.equal(server.connections.length, 2);
+        client.close();
+        target.dispatchEvent(new Event('online'));
+        await new Promise((resolve) => setImmediate(resolve));
+        assert.equal(server.connections.length, 2, 'no attempt after close()');
+      });
+    } finally {
+      globalThis.addEventListener = saved.add;
+      globalThis.removeEventListener = saved.remove;
+    }
+  });
+});
