@@ -13,7 +13,7 @@
 
 import { backoffDelay, type BackoffOptions } from './backoff.js';
 import { patternMatches } from './channels.js';
-import { RecentIds } from './dedupe.js';
+import { OwnEmits, RecentIds } from './dedupe.js';
 import { Emitter } from './emitter.js';
 import { SumuRequestError } from './errors.js';
 import { encode, FRAME_LIMIT, parseFrame, utf8Length, type Frame, type Incoming } from './frames.js';
@@ -45,6 +45,8 @@ const RECENT_IDS = 10_000;
 export const HEALTHY_MS = 10_000;
 /** Refusals that may pass: the subscribe is asked again, with backoff. Any other refusal is final. */
 const RETRYABLE = new Set(['channels_unavailable', 'connection_gone', 'timeout']);
+/** Own emits remembered to recognise an echo on a connection they could not exclude (see OwnEmits). */
+const OWN_EMITS = 32;
 /** The gateway takes at most this many ids in `exclude_connections`. */
 const MAX_EXCLUDED = 10;
 
@@ -86,6 +88,7 @@ export class SumuClient extends Emitter<SumuClientEvents> implements Subscriptio
   private readonly channels = new Map<string, ChannelEntry>();
   private readonly recentIds = new RecentIds(RECENT_IDS);
   private readonly requests = new Requests<Link>();
+  private readonly ownEmits = new OwnEmits<Link>(OWN_EMITS, 30_000);
   private readonly online = (): void => this.retryNow();
 
   constructor(options: SumuClientOptions) {
@@ -559,6 +562,10 @@ export class SumuClient extends Emitter<SumuClientEvents> implements Subscriptio
         this.channelAnswer(link, incoming.type, incoming.channel, incoming.ref);
         return;
       case 'publication':
+        if (typeof incoming.frame['from'] === 'string' && this.ownEmits.take(link, incoming.channel, incoming.frame['data'])) {
+          this.recentIds.add(`p:${incoming.id}`);
+          return;
+        }
         this.publication(incoming.frame, incoming.channel, incoming.id);
         return;
       case 'message':
@@ -689,12 +696,14 @@ export class SumuClient extends Emitter<SumuClientEvents> implements Subscriptio
     if (item.frame['action'] === 'emit') {
       // The gateway never delivers an emit back to the connection that sent it; the client's
       // other connections (a proactive reconnect's overlap) are named here.
-      const others = this.links().filter((other) => other !== link && other.live && other.connectionId !== undefined);
+      let others = this.links().filter((other) => other !== link && other.live && other.connectionId !== undefined).slice(0, MAX_EXCLUDED);
       if (others.length > 0) {
-        const withExclusions = JSON.stringify({ ...item.frame, exclude_connections: others.slice(0, MAX_EXCLUDED).map((other) => other.connectionId) });
+        const withExclusions = JSON.stringify({ ...item.frame, exclude_connections: others.map((other) => other.connectionId) });
         // Within the limit as asked for, it is never refused for the list the client adds.
         if (utf8Length(withExclusions) <= FRAME_LIMIT) text = withExclusions;
+        else others = [];
       }
+      this.ownEmits.add(String(item.frame['channel']), JSON.stringify(item.frame['data']), [link, ...others]);
     }
     if (item.request) item.request.link = link;
     link.send(text);

@@ -43,6 +43,28 @@ var RecentIds = class {
     return true;
   }
 };
+var OwnEmits = class {
+  constructor(limit, ttlMs) {
+    __publicField(this, "limit", limit);
+    __publicField(this, "ttlMs", ttlMs);
+    __publicField(this, "recent", []);
+  }
+  add(channel, text, excluded) {
+    this.recent.push({ channel, text, excluded, at: Date.now() });
+    if (this.recent.length > this.limit) this.recent.shift();
+  }
+  /** Whether a publication with `from`, received on `link`, is one of ours that `link` was not excluded from (forgotten once matched). */
+  take(link, channel, data) {
+    const now = Date.now();
+    this.recent = this.recent.filter((entry) => now - entry.at <= this.ttlMs);
+    if (this.recent.length === 0) return false;
+    const text = JSON.stringify(data);
+    const index = this.recent.findIndex((entry) => entry.channel === channel && entry.text === text && !entry.excluded.includes(link));
+    if (index < 0) return false;
+    this.recent.splice(index, 1);
+    return true;
+  }
+};
 
 // src/timers.ts
 var host = () => globalThis;
@@ -381,6 +403,7 @@ var DEFAULTS = {
 var RECENT_IDS = 1e4;
 var HEALTHY_MS = 1e4;
 var RETRYABLE = /* @__PURE__ */ new Set(["channels_unavailable", "connection_gone", "timeout"]);
+var OWN_EMITS = 32;
 var MAX_EXCLUDED = 10;
 var SumuClient = class extends Emitter {
   constructor(options) {
@@ -410,6 +433,7 @@ var SumuClient = class extends Emitter {
     __publicField(this, "channels", /* @__PURE__ */ new Map());
     __publicField(this, "recentIds", new RecentIds(RECENT_IDS));
     __publicField(this, "requests", new Requests());
+    __publicField(this, "ownEmits", new OwnEmits(OWN_EMITS, 3e4));
     __publicField(this, "online", () => this.retryNow());
     if (!options || typeof options.url !== "string" || !/^wss?:\/\//i.test(options.url)) {
       throw new TypeError("SumuClient: `url` must be a ws:// or wss:// URL");
@@ -825,6 +849,10 @@ var SumuClient = class extends Emitter {
         this.channelAnswer(link, incoming.type, incoming.channel, incoming.ref);
         return;
       case "publication":
+        if (typeof incoming.frame["from"] === "string" && this.ownEmits.take(link, incoming.channel, incoming.frame["data"])) {
+          this.recentIds.add(`p:${incoming.id}`);
+          return;
+        }
         this.publication(incoming.frame, incoming.channel, incoming.id);
         return;
       case "message":
@@ -942,11 +970,13 @@ var SumuClient = class extends Emitter {
   transmit(link, item) {
     let text = item.text;
     if (item.frame["action"] === "emit") {
-      const others = this.links().filter((other) => other !== link && other.live && other.connectionId !== void 0);
+      let others = this.links().filter((other) => other !== link && other.live && other.connectionId !== void 0).slice(0, MAX_EXCLUDED);
       if (others.length > 0) {
-        const withExclusions = JSON.stringify({ ...item.frame, exclude_connections: others.slice(0, MAX_EXCLUDED).map((other) => other.connectionId) });
+        const withExclusions = JSON.stringify({ ...item.frame, exclude_connections: others.map((other) => other.connectionId) });
         if (utf8Length(withExclusions) <= FRAME_LIMIT) text = withExclusions;
+        else others = [];
       }
+      this.ownEmits.add(String(item.frame["channel"]), JSON.stringify(item.frame["data"]), [link, ...others]);
     }
     if (item.request) item.request.link = link;
     link.send(text);
