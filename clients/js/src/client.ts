@@ -1,136 +1,30 @@
 // SumuClient: one logical connection to a sumu WebSocket API, kept alive the way API Gateway
-// needs (see README.md for the behaviour and the reasons behind each default).
+// needs (see README.md for the behaviour and the reasons behind each default). This file is
+// the connection lifecycle and the routing of frames; frames.ts reads and sizes them,
+// subscription.ts holds channel state, requests.ts the answers awaited by `ref`.
 //
-// Internally a client holds up to three kinds of WebSocket ("links"):
+// A client holds up to three kinds of WebSocket ("links"):
 // - the *primary*: open, where everything is sent;
 // - a *candidate*: being opened (first connect, reconnect, or a proactive reconnect); it becomes
-//   the primary once it is open (and, in a proactive reconnect, once its channels are confirmed);
+//   the primary once it is open and its `pong` told its connection id (and, in a proactive
+//   reconnect, once its channels are confirmed);
 // - *draining* links: former primaries kept open for `overlapMs` after a proactive reconnect, so
-//   nothing already on its way to them is lost; what arrives twice is dropped.
+//   nothing already on its way to them is lost; what arrives twice is dropped by id.
 
 import { backoffDelay, type BackoffOptions } from './backoff.js';
 import { patternMatches } from './channels.js';
-import { OverlapFilter, RecentIds } from './dedupe.js';
+import { OwnEmits, RecentIds } from './dedupe.js';
+import { Emitter } from './emitter.js';
+import { SumuRequestError } from './errors.js';
+import { encode, FRAME_LIMIT, parseFrame, utf8Length, type Frame, type Incoming } from './frames.js';
+import { Link } from './link.js';
+import { Requests, type Pending } from './requests.js';
+import { ChannelEntry, Subscription, type PublicationHandler, type SubscriptionOwner } from './subscription.js';
 import { after, cancel, every, type TimerHandle } from './timers.js';
-
-/** What a WebSocket implementation must offer: the browser's, Node ≥ 22's global, or `ws`. */
-export interface WebSocketLike {
-  readonly readyState: number;
-  send(data: string): void;
-  close(code?: number, reason?: string): void;
-  // `any`: each implementation types its events differently (DOM Event, ws's Event …); the
-  // client reads only `data` from messages and `code`/`reason` from closes.
-  onopen: any; // eslint-disable-line @typescript-eslint/no-explicit-any
-  onmessage: any; // eslint-disable-line @typescript-eslint/no-explicit-any
-  onclose: any; // eslint-disable-line @typescript-eslint/no-explicit-any
-  onerror: any; // eslint-disable-line @typescript-eslint/no-explicit-any
-}
-
-export type WebSocketConstructor = new (url: string) => WebSocketLike;
-
-export type ConnectionState = 'connecting' | 'open' | 'reconnecting' | 'closed';
-
-/** A channel delivery: `{"type":"publication","channel","id","data","from"?}`. */
-export interface Publication {
-  channel: string;
-  /** The same for every recipient and every retry: the client hands each id out once. */
-  id: string;
-  data: unknown;
-  /** The user who emitted it (set by the gateway); absent when a back end published it. */
-  from?: string;
-}
-
-export interface PresenceEntry {
-  user_id: string;
-  status: string;
-  connections: number;
-}
-
-/** The answer to `{"action":"presence","users":[…]}`. */
-export interface PresenceAnswer {
-  type: 'presence';
-  users: PresenceEntry[];
-}
-
-export type SumuErrorCode =
-  /** `errorAfterFailures` connection attempts in a row did not open (refused upgrade or unreachable). */
-  | 'connect_failed'
-  /** The `token` function threw or returned no token. */
-  | 'token_failed'
-  /** `send`/`publish`/`emit`/`presence` while not open, with the queue full: the item was dropped. */
-  | 'queue_overflow'
-  /** The gateway refused a `subscribe` (`reason` says why); the subscription is forgotten. */
-  | 'subscribe_failed'
-  /** The gateway refused an `emit` (`reason`: `forbidden`, `invalid_channel`, `invalid_message`). */
-  | 'emit_failed'
-  /** Any other error frame from the gateway (`Internal server error`, `unknown_action`, …). */
-  | 'server_error';
-
-export interface SumuError {
-  code: SumuErrorCode;
-  message: string;
-  /** The gateway's `error` field, when the error came in a frame. */
-  reason?: string;
-  channel?: string;
-  /** The frame the gateway sent, when there was one. */
-  frame?: unknown;
-  /** For `connect_failed`: how many attempts in a row failed. */
-  attempts?: number;
-  /** For `queue_overflow`: the message that was dropped. */
-  dropped?: unknown;
-  cause?: unknown;
-}
-
-export interface SumuClientEvents {
-  state: ConnectionState;
-  /** Whatever a back end pushed (a notification request's `data`), parsed from JSON. */
-  message: unknown;
-  publication: Publication;
-  /** Every answer to `presence()` (also the value its promise resolves with). */
-  presence: PresenceAnswer;
-  error: SumuError;
-}
-
-export type SumuEvent = keyof SumuClientEvents;
-
-export interface Subscription {
-  readonly channel: string;
-  /** Stops this callback; the last one for a channel sends `unsubscribe`. Idempotent. */
-  unsubscribe(): void;
-}
-
-export interface SumuClientOptions {
-  /** `wss://…/{stage}` (or `ws://127.0.0.1:8080/dev` for sumu-local), without the token. */
-  url: string;
-  /** Called before every connection attempt; its result goes in the `authorization` query parameter. */
-  token: () => string | Promise<string>;
-  /** The WebSocket implementation; default `globalThis.WebSocket` (Node 20 has none: pass `ws`). */
-  WebSocket?: WebSocketConstructor;
-  /** Keep-alive `ping` interval (default 5 min; API Gateway closes after 10 min idle). */
-  keepAliveMs?: number;
-  /** Proactive reconnect after this long (default 1 h 55 min; API Gateway closes at 2 h). */
-  maxConnectionMs?: number;
-  /** Reconnect delays: full jitter under min(maxMs, baseMs · 2^n). */
-  backoff?: BackoffOptions;
-  /** Most messages held while not open (default 100); more are dropped with `queue_overflow`. */
-  queueLimit?: number;
-  /** After this many failed attempts in a row, an `error` event (`connect_failed`); default 3. */
-  errorAfterFailures?: number;
-  /** An attempt that has not opened after this long is abandoned (default 15 s). */
-  connectTimeoutMs?: number;
-  /** How long the old connection stays open after a proactive reconnect (default 5 s). */
-  overlapMs?: number;
-  /** In a proactive reconnect, the longest wait for `subscribed` replies before switching (default 10 s). */
-  subscribeTimeoutMs?: number;
-  /** `presence()` rejects when no answer came within this long (default 30 s). */
-  presenceTimeoutMs?: number;
-  /**
-   * A connection that sends back nothing (not even the `pong`) within this long after a
-   * keep-alive `ping` is taken for dead and replaced (default 30 s): after a laptop sleeps or
-   * the network changes, a socket can stay "open" for many minutes without a close event.
-   */
-  pongTimeoutMs?: number;
-}
+import type {
+  Ack, ConnectionState, PresenceAnswer, Publication, SumuClientEvents, SumuClientOptions, SumuError,
+  WebSocketConstructor, WebSocketLike,
+} from './types.js';
 
 export const DEFAULTS = {
   keepAliveMs: 5 * 60 * 1000,
@@ -140,85 +34,65 @@ export const DEFAULTS = {
   connectTimeoutMs: 15_000,
   overlapMs: 5_000,
   subscribeTimeoutMs: 10_000,
+  requestTimeoutMs: 10_000,
   presenceTimeoutMs: 30_000,
   pongTimeoutMs: 30_000,
 } as const;
 
-/** Publication ids remembered for dropping duplicates. */
+/** Message and publication ids remembered for dropping duplicates. */
 const RECENT_IDS = 10_000;
-/** Distinct frames counted while two connections overlap. */
-const OVERLAP_FRAMES = 10_000;
-const OPEN = 1;
+/** A connection open this long has proved healthy: the reconnect backoff starts over. */
+export const HEALTHY_MS = 10_000;
+/** Refusals that may pass: the subscribe is asked again, with backoff. Any other refusal is final. */
+const RETRYABLE = new Set(['channels_unavailable', 'connection_gone', 'timeout']);
+/** Own emits remembered to recognise an echo on a connection they could not exclude (see OwnEmits). */
+const OWN_EMITS = 32;
+/** The gateway takes at most this many ids in `exclude_connections`. */
+const MAX_EXCLUDED = 10;
 
-interface PresenceRequest {
-  users: string[];
+interface Outgoing {
+  frame: Frame;
   text: string;
-  resolve(answer: PresenceAnswer): void;
-  reject(error: Error): void;
-  timer: TimerHandle;
+  /** What the caller handed over (reported when dropped). */
+  dropped: unknown;
+  /** Set for presence questions and acked emits: tracked until answered. */
+  request?: Pending<Link>;
 }
 
-type Outgoing = { kind: 'frame'; text: string; message: unknown } | { kind: 'presence'; request: PresenceRequest };
+type Settings = Required<Omit<SumuClientOptions, 'url' | 'token' | 'WebSocket' | 'backoff'>>;
 
-class Link {
-  opened = false;
-  closed = false;
-  openTimer: TimerHandle | undefined;
-  drainTimer: TimerHandle | undefined;
-  pongTimer: TimerHandle | undefined;
-  /** Frames received so far: the keep-alive check's sign of life. */
-  framesReceived = 0;
-  /** Channels with a `subscribe` sent on this link and no reply yet (channel → how many). */
-  readonly pendingSubscribes = new Map<string, number>();
-  /** `presence` requests sent on this link, oldest first. */
-  presenceWaiting: PresenceRequest[] = [];
-
-  constructor(readonly socket: WebSocketLike) {}
-
-  get live(): boolean {
-    return this.opened && !this.closed && this.socket.readyState === OPEN;
-  }
-
-  settle(channel: string): boolean {
-    const count = this.pendingSubscribes.get(channel);
-    if (count === undefined) return false;
-    if (count <= 1) this.pendingSubscribes.delete(channel);
-    else this.pendingSubscribes.set(channel, count - 1);
-    return true;
-  }
-}
-
-type Handler<E extends SumuEvent> = (value: SumuClientEvents[E]) => void;
-type AnyHandler = (value: never) => void;
-
-export class SumuClient {
+export class SumuClient extends Emitter<SumuClientEvents> implements SubscriptionOwner {
   private readonly url: string;
   private readonly tokenSource: () => string | Promise<string>;
   private readonly WebSocketImpl: WebSocketConstructor | undefined;
-  private readonly settings: Required<Omit<SumuClientOptions, 'url' | 'token' | 'WebSocket' | 'backoff'>>;
+  private readonly settings: Settings;
   private readonly backoff: BackoffOptions;
 
   private current: ConnectionState = 'closed';
   private running = false;
-  /** Bumped by close(): an attempt that started before it must not go on. */
-  private epoch = 0;
+  /** Bumped by every attempt and by close(): only the latest attempt may act on its outcome. */
+  private attemptSeq = 0;
   private primary: Link | null = null;
   private candidate: Link | null = null;
   private readonly draining = new Set<Link>();
-  /** Attempts in a row that did not open: the backoff exponent. */
+  /** Retries since the last healthy connection: the reconnect backoff exponent. */
   private failures = 0;
+  /** Attempts in a row that did not open: `connect_failed` after `errorAfterFailures`. */
+  private refusals = 0;
   private retryTimer: TimerHandle | undefined;
   private keepAliveTimer: TimerHandle | undefined;
   private rotateTimer: TimerHandle | undefined;
   private promoteTimer: TimerHandle | undefined;
   private queue: Outgoing[] = [];
-  /** channel or pattern → its callbacks (each wrapped, so the same function may be added twice). */
-  private readonly channels = new Map<string, Set<{ callback: (publication: Publication) => void }>>();
+  /** channel or pattern → its state and handles. */
+  private readonly channels = new Map<string, ChannelEntry>();
   private readonly recentIds = new RecentIds(RECENT_IDS);
-  private readonly overlap = new OverlapFilter<Link>(OVERLAP_FRAMES);
-  private readonly handlers = new Map<SumuEvent, Set<AnyHandler>>();
+  private readonly requests = new Requests<Link>();
+  private readonly ownEmits = new OwnEmits<Link>(OWN_EMITS, 30_000);
+  private readonly online = (): void => this.retryNow();
 
   constructor(options: SumuClientOptions) {
+    super();
     if (!options || typeof options.url !== 'string' || !/^wss?:\/\//i.test(options.url)) {
       throw new TypeError('SumuClient: `url` must be a ws:// or wss:// URL');
     }
@@ -229,16 +103,24 @@ export class SumuClient {
     this.tokenSource = options.token;
     this.WebSocketImpl = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
     this.backoff = { ...options.backoff };
+    const number = (name: keyof Settings, min: number, strict: boolean): number => {
+      const value = options[name] ?? DEFAULTS[name];
+      if (typeof value !== 'number' || !Number.isFinite(value) || value < min || (strict && value <= min)) {
+        throw new TypeError(`SumuClient: \`${name}\` must be a number ${strict ? '>' : '≥'} ${min}`);
+      }
+      return value;
+    };
     this.settings = {
-      keepAliveMs: positive('keepAliveMs', options.keepAliveMs, DEFAULTS.keepAliveMs),
-      maxConnectionMs: positive('maxConnectionMs', options.maxConnectionMs, DEFAULTS.maxConnectionMs),
-      queueLimit: atLeast('queueLimit', options.queueLimit, DEFAULTS.queueLimit, 0),
-      errorAfterFailures: atLeast('errorAfterFailures', options.errorAfterFailures, DEFAULTS.errorAfterFailures, 1),
-      connectTimeoutMs: positive('connectTimeoutMs', options.connectTimeoutMs, DEFAULTS.connectTimeoutMs),
-      overlapMs: atLeast('overlapMs', options.overlapMs, DEFAULTS.overlapMs, 0),
-      subscribeTimeoutMs: positive('subscribeTimeoutMs', options.subscribeTimeoutMs, DEFAULTS.subscribeTimeoutMs),
-      presenceTimeoutMs: positive('presenceTimeoutMs', options.presenceTimeoutMs, DEFAULTS.presenceTimeoutMs),
-      pongTimeoutMs: positive('pongTimeoutMs', options.pongTimeoutMs, DEFAULTS.pongTimeoutMs),
+      keepAliveMs: number('keepAliveMs', 0, true),
+      maxConnectionMs: number('maxConnectionMs', 0, true),
+      queueLimit: number('queueLimit', 0, false),
+      errorAfterFailures: number('errorAfterFailures', 1, false),
+      connectTimeoutMs: number('connectTimeoutMs', 0, true),
+      overlapMs: number('overlapMs', 0, false),
+      subscribeTimeoutMs: number('subscribeTimeoutMs', 0, true),
+      requestTimeoutMs: number('requestTimeoutMs', 0, true),
+      presenceTimeoutMs: number('presenceTimeoutMs', 0, true),
+      pongTimeoutMs: number('pongTimeoutMs', 0, true),
     };
   }
 
@@ -254,138 +136,118 @@ export class SumuClient {
       throw new TypeError('SumuClient: no global WebSocket here (Node 20): pass one, e.g. `new SumuClient({ …, WebSocket })` with `import WebSocket from "ws"`');
     }
     this.running = true;
-    this.failures = 0;
+    this.failures = this.refusals = 0;
+    host().addEventListener?.('online', this.online);
     this.setState('connecting');
     void this.attempt();
   }
 
   /**
    * Stops for good: closes every connection (code 1000), stops reconnecting and keep-alive,
-   * drops what was queued and rejects pending `presence()` calls. `connect()` starts anew
-   * (subscriptions are kept and re-sent).
+   * drops what was queued and rejects pending `presence()` and acked `emit()` calls.
+   * Subscriptions are kept (`subscribing`): `connect()` starts anew and subscribes them again.
    */
   close(): void {
-    this.epoch += 1;
+    this.attemptSeq += 1;
     this.running = false;
+    host().removeEventListener?.('online', this.online);
     for (const timer of [this.retryTimer, this.keepAliveTimer, this.rotateTimer, this.promoteTimer]) cancel(timer);
     this.retryTimer = this.keepAliveTimer = this.rotateTimer = this.promoteTimer = undefined;
-    const links = [this.primary, this.candidate, ...this.draining].filter((link): link is Link => link !== null);
+    for (const link of this.links()) {
+      link.end();
+      link.close(1000, 'client closed');
+    }
     this.primary = this.candidate = null;
     this.draining.clear();
-    this.overlap.clear();
-    const closed = new Error('SumuClient closed');
-    for (const link of links) {
-      link.closed = true;
-      cancel(link.openTimer);
-      cancel(link.drainTimer);
-      cancel(link.pongTimer);
-      for (const request of link.presenceWaiting) settlePresence(request, closed);
-      link.presenceWaiting = [];
-      closeQuietly(link.socket, 1000, 'client closed');
-    }
-    for (const item of this.queue) if (item.kind === 'presence') settlePresence(item.request, closed);
     this.queue = [];
+    this.requests.rejectAll(new SumuRequestError('closed', 'SumuClient closed'));
+    for (const entry of this.channels.values()) {
+      cancel(entry.retryTimer);
+      entry.retryTimer = undefined;
+      entry.setState('subscribing');
+    }
     this.setState('closed');
   }
 
-  /** `{"action":"send","message":…}` (to the messages queue). False when dropped (queue full). */
+  /** `{"action":"send","message":…}` (to the messages queue). False when refused: too large or queue full (an `error` event says which). */
   send(message: unknown): boolean {
     return this.submit({ action: 'send', message }, message);
   }
 
-  /** `{"action":"publish","message":…}` (to the messages topic). False when dropped (queue full). */
+  /** `{"action":"publish","message":…}` (to the messages topic). False when refused, as `send`. */
   publish(message: unknown): boolean {
     return this.submit({ action: 'publish', message }, message);
   }
 
-  /** `{"action":"emit","channel":…,"data":…}`: a publication on a channel. False when dropped. */
-  emit(channel: string, data: unknown): boolean {
-    return this.submit({ action: 'emit', channel, data }, data);
+  /**
+   * `{"action":"emit","channel":…,"data":…}`: a publication on a channel, never delivered back
+   * to this client. Without `ack`: fire and forget, false when refused (as `send`). With
+   * `{ ack: true }`: a promise of the publication's id once the pusher accepted it, rejected
+   * (SumuRequestError) on refusal, timeout or when the connection ends first.
+   */
+  emit(channel: string, data: unknown): boolean;
+  emit(channel: string, data: unknown, options: { ack: true }): Promise<Ack>;
+  emit(channel: string, data: unknown, options?: { ack?: boolean }): boolean | Promise<Ack>;
+  emit(channel: string, data: unknown, options?: { ack?: boolean }): boolean | Promise<Ack> {
+    if (!options?.ack) return this.submit({ action: 'emit', channel, data }, data);
+    return this.ask<Ack>('ack', { action: 'emit', channel, data }, data, this.settings.requestTimeoutMs, 'no ack');
   }
 
-  /** Asks who of `users` is online; resolves with the gateway's answer (sent once connected). */
+  /** Asks who of `users` is online; resolves with the gateway's answer (asked once connected). */
   presence(users: readonly string[]): Promise<PresenceAnswer> {
-    const distinct = [...new Set(users)];
-    return new Promise<PresenceAnswer>((resolve, reject) => {
-      const request: PresenceRequest = {
-        users: distinct,
-        text: JSON.stringify({ action: 'presence', users: [...users] }),
-        resolve,
-        reject,
-        timer: undefined,
-      };
-      request.timer = after(this.settings.presenceTimeoutMs, () => {
-        this.forgetPresence(request);
-        reject(new Error(`no presence answer within ${this.settings.presenceTimeoutMs} ms`));
-      });
-      if (!this.offer({ kind: 'presence', request }, users)) {
-        settlePresence(request, new Error('presence request dropped: the queue is full'));
-      }
-    });
+    return this.ask<PresenceAnswer>('presence', { action: 'presence', users: [...users] }, users, this.settings.presenceTimeoutMs, 'no presence answer');
   }
 
   /**
-   * Subscribes to `channel` (a channel, `prefix/*` or `*`) and calls `onPublication` for each
-   * publication it covers, once per publication id. Re-subscribed after every reconnect.
+   * Subscribes to `channel` (a channel, `prefix/*` or `*`): a handle with a state, events and a
+   * `ready` promise; `onPublication`, if given, is its `publication` handler. Handles on the same
+   * channel share one gateway subscription: the last `unsubscribe()` ends it. Subscribed again
+   * after every reconnect.
    */
-  subscribe(channel: string, onPublication: (publication: Publication) => void): Subscription {
-    if (typeof channel !== 'string' || typeof onPublication !== 'function') {
-      throw new TypeError('subscribe(channel, onPublication): a channel name and a function');
+  subscribe(channel: string, onPublication?: PublicationHandler): Subscription {
+    if (typeof channel !== 'string' || channel === '' || (onPublication !== undefined && typeof onPublication !== 'function')) {
+      throw new TypeError('subscribe(channel, onPublication?): a channel name and, optionally, a function');
     }
-    const entry = { callback: onPublication };
-    let entries = this.channels.get(channel);
-    if (!entries) {
-      entries = new Set();
-      this.channels.set(channel, entries);
-      for (const link of this.subscribedLinks()) this.sendSubscribe(link, channel);
+    let entry = this.channels.get(channel);
+    const fresh = !entry;
+    if (!entry) {
+      entry = new ChannelEntry(channel);
+      this.channels.set(channel, entry);
     }
-    entries.add(entry);
-    let active = true;
-    return {
-      channel,
-      unsubscribe: () => {
-        if (!active) return;
-        active = false;
-        const set = this.channels.get(channel);
-        if (!set?.delete(entry) || set.size > 0) return;
-        this.channels.delete(channel);
-        const text = JSON.stringify({ action: 'unsubscribe', channel });
-        for (const link of this.subscribedLinks()) transmit(link, text);
-      },
-    };
+    const handle = new Subscription(channel, this, entry.state);
+    if (onPublication) handle.on('publication', onPublication);
+    entry.handles.add(handle);
+    if (fresh) this.reconcileAll(channel);
+    return handle;
   }
 
-  /** Adds an event handler; returns a function that removes it. */
-  on<E extends SumuEvent>(event: E, handler: Handler<E>): () => void {
-    let set = this.handlers.get(event);
-    if (!set) {
-      set = new Set();
-      this.handlers.set(event, set);
-    }
-    set.add(handler as AnyHandler);
-    return () => this.off(event, handler);
-  }
-
-  off<E extends SumuEvent>(event: E, handler: Handler<E>): void {
-    this.handlers.get(event)?.delete(handler as AnyHandler);
+  /** @internal A handle unsubscribed: the channel's last one ends the gateway's subscription. */
+  release(handle: Subscription): void {
+    const entry = this.channels.get(handle.channel);
+    if (!entry?.handles.delete(handle) || entry.handles.size > 0) return;
+    cancel(entry.retryTimer);
+    this.channels.delete(handle.channel);
+    this.reconcileAll(handle.channel);
   }
 
   // ---- connection attempts ------------------------------------------------------------------
 
   private async attempt(): Promise<void> {
+    cancel(this.retryTimer);
     this.retryTimer = undefined;
     if (!this.running || this.candidate) return;
-    const epoch = this.epoch;
+    // A newer attempt (or close()) supersedes this one, whatever its token call does later.
+    const seq = ++this.attemptSeq;
     let token: string;
     try {
       token = await this.tokenSource();
     } catch (cause) {
-      if (epoch !== this.epoch) return;
+      if (seq !== this.attemptSeq) return;
       this.dispatch('error', { code: 'token_failed', message: `the token function failed: ${describe(cause)}`, cause });
       this.attemptFailed();
       return;
     }
-    if (epoch !== this.epoch || !this.running || this.candidate) return;
+    if (seq !== this.attemptSeq || !this.running || this.candidate) return;
     if (typeof token !== 'string' || token === '') {
       this.dispatch('error', { code: 'token_failed', message: 'the token function returned no token' });
       this.attemptFailed();
@@ -409,46 +271,69 @@ export class SumuClient {
     // browsers do not tell 401 from 403 from unreachable, so neither does the client.
     socket.onerror = () => {};
     link.openTimer = after(this.settings.connectTimeoutMs, () => {
-      if (link.opened) return;
-      closeQuietly(socket, 1000, 'connect timeout');
+      if (link.ready) return;
+      link.close(1000, 'connect timeout');
       this.linkClosed(link);
     });
   }
 
-  /** An attempt did not open: back off (the primary, if any, keeps serving meanwhile). */
-  private attemptFailed(): void {
+  /** An attempt did not open (or closed before taking over): back off; a primary keeps serving. */
+  private attemptFailed(opened = false): void {
     this.candidate = null;
     cancel(this.promoteTimer);
     this.promoteTimer = undefined;
     if (!this.running) return;
-    this.failures += 1;
-    if (this.failures === this.settings.errorAfterFailures) {
-      this.dispatch('error', {
-        code: 'connect_failed',
-        message: `${this.failures} connection attempts in a row failed (refused, unreachable or timed out); still retrying with a fresh token each time`,
-        attempts: this.failures,
-      });
+    if (!opened) {
+      this.refusals += 1;
+      if (this.refusals === this.settings.errorAfterFailures) {
+        this.dispatch('error', {
+          code: 'connect_failed',
+          message: `${this.refusals} connection attempts in a row failed (refused, unreachable or timed out); still retrying with a fresh token each time`,
+          attempts: this.refusals,
+        });
+      }
     }
     if (!this.primary) this.setState('reconnecting');
-    this.scheduleAttempt(backoffDelay(this.failures - 1, this.backoff));
+    this.retryLater();
   }
 
-  private scheduleAttempt(delayMs: number): void {
+  private retryLater(): void {
+    const delay = backoffDelay(this.failures, this.backoff);
+    this.failures += 1;
     cancel(this.retryTimer);
-    this.retryTimer = after(delayMs, () => void this.attempt());
+    this.retryTimer = after(delay, () => void this.attempt());
+  }
+
+  /** The browser is back online: a client waiting to reconnect tries at once. */
+  private retryNow(): void {
+    if (this.running && this.retryTimer !== undefined && !this.candidate) void this.attempt();
   }
 
   private linkOpened(link: Link): void {
-    cancel(link.openTimer);
     if (link.closed || link !== this.candidate || !this.running) {
-      link.closed = true;
-      closeQuietly(link.socket, 1000, 'not needed');
+      link.end();
+      link.close(1000, 'not needed');
       return;
     }
     link.opened = true;
-    this.failures = 0;
-    // Channels first, so publications flow on the new connection as early as possible.
-    for (const channel of this.channels.keys()) this.sendSubscribe(link, channel);
+    this.refusals = 0;
+    // Only a connection that stays up proves the gateway healthy: one that accepts and then
+    // closes at once keeps the backoff growing.
+    link.healthyTimer = after(HEALTHY_MS, () => {
+      this.failures = 0;
+    });
+    // The pong tells this connection's id, which emits name in `exclude_connections`; channels
+    // are subscribed only after it, so no delivery can reach a connection whose id is unknown.
+    link.send('{"action":"ping"}');
+    this.expectReply(link, () => this.linkReady(link));
+  }
+
+  private linkReady(link: Link): void {
+    if (link.ready || link.closed) return;
+    link.ready = true;
+    cancel(link.openTimer);
+    if (link !== this.candidate) return;
+    for (const channel of this.channels.keys()) this.reconcile(link, channel);
     if (this.primary?.live) {
       // A proactive reconnect: switch once the gateway confirmed every channel on the new link.
       cancel(this.promoteTimer);
@@ -460,9 +345,11 @@ export class SumuClient {
   }
 
   private promoteIfReady(link: Link): void {
-    if (link === this.candidate && link.opened && this.primary && link.pendingSubscribes.size === 0) {
-      this.promote(link);
+    if (link !== this.candidate || !link.ready || !this.primary) return;
+    for (const entry of this.channels.values()) {
+      if (entry.retryTimer === undefined && !link.subscribed.has(entry.channel)) return;
     }
+    this.promote(link);
   }
 
   /** `link` becomes the primary; the old primary drains for `overlapMs`, then closes. */
@@ -476,7 +363,7 @@ export class SumuClient {
     if (old) {
       this.draining.add(old);
       old.drainTimer = after(this.settings.overlapMs, () => {
-        closeQuietly(old.socket, 1000, 'reconnected');
+        old.close(1000, 'reconnected');
         this.linkClosed(old);
       });
     }
@@ -484,6 +371,7 @@ export class SumuClient {
     this.keepAliveTimer = every(this.settings.keepAliveMs, () => this.keepAlive());
     cancel(this.rotateTimer);
     this.rotateTimer = after(this.settings.maxConnectionMs, () => void this.attempt());
+    this.updateChannels();
     this.setState('open');
     this.flush();
   }
@@ -492,55 +380,167 @@ export class SumuClient {
   private keepAlive(): void {
     const link = this.primary;
     if (!link?.live) return;
-    transmit(link, '{"action":"ping"}');
+    link.send('{"action":"ping"}');
+    this.expectReply(link);
+  }
+
+  /**
+   * A link that sends back nothing within `pongTimeoutMs` is taken for dead; one that sent
+   * something but no pong (an older gateway, a failing ping route) is ready without an id.
+   */
+  private expectReply(link: Link, orElse?: () => void): void {
     if (link.pongTimer !== undefined) return;
     const seen = link.framesReceived;
     link.pongTimer = after(this.settings.pongTimeoutMs, () => {
       link.pongTimer = undefined;
-      if (link.closed || link.framesReceived !== seen) return;
-      closeQuietly(link.socket, 4000, 'keep-alive unanswered');
-      this.linkClosed(link);
+      if (link.closed) return;
+      if (link.framesReceived === seen) {
+        link.close(4000, 'keep-alive unanswered');
+        this.linkClosed(link);
+      } else {
+        orElse?.();
+      }
     });
   }
 
   private linkClosed(link: Link): void {
     if (link.closed) return;
-    link.closed = true;
-    cancel(link.openTimer);
-    cancel(link.drainTimer);
-    cancel(link.pongTimer);
-    // Presence questions this link never answered are asked again on the next connection.
-    if (link.presenceWaiting.length > 0) {
-      this.queue.unshift(...link.presenceWaiting.map((request): Outgoing => ({ kind: 'presence', request })));
-      link.presenceWaiting = [];
-    }
+    const opened = link.opened;
+    link.end();
+    // Presence questions this link never answered are asked again on the next connection;
+    // acked emits on it are rejected (published or not, nobody can tell).
+    const again = this.requests.linkLost(link);
+    if (again.length > 0) this.queue.unshift(...again.map((request): Outgoing => ({ frame: {}, text: request.text, dropped: undefined, request })));
     if (this.draining.delete(link)) {
-      if (this.liveLinks() < 2) this.overlap.clear();
       this.flush();
       return;
     }
     if (link === this.candidate) {
       // Never opened (refused, unreachable, timed out), or opened and closed before taking over.
-      this.attemptFailed();
+      this.attemptFailed(opened);
       return;
     }
-    if (link === this.primary) {
-      this.primary = null;
-      cancel(this.keepAliveTimer);
-      cancel(this.rotateTimer);
-      this.keepAliveTimer = this.rotateTimer = undefined;
-      if (this.liveLinks() < 2) this.overlap.clear();
-      if (!this.running) return;
-      // A proactive reconnect's candidate that is already open takes over at once; a draining
-      // link may still be open, but it is on its way out, so it does not.
-      if (this.candidate?.opened) {
-        this.promote(this.candidate);
+    if (link !== this.primary) return;
+    this.primary = null;
+    cancel(this.keepAliveTimer);
+    cancel(this.rotateTimer);
+    this.keepAliveTimer = this.rotateTimer = undefined;
+    this.updateChannels();
+    if (!this.running) return;
+    // A proactive reconnect's candidate that is already ready takes over at once; a draining
+    // link may still be open, but it is on its way out, so it does not.
+    if (this.candidate?.ready) {
+      this.promote(this.candidate);
+      return;
+    }
+    this.setState('reconnecting');
+    // An attempt still waiting for its token is superseded by this one (after the backoff).
+    if (!this.candidate) this.retryLater();
+  }
+
+  // ---- channels -------------------------------------------------------------------------------
+
+  /** Brings `channel` on every link that carries subscriptions to what the application wants. */
+  private reconcileAll(channel: string): void {
+    for (const link of [this.primary, this.candidate]) if (link) this.reconcile(link, channel);
+  }
+
+  /**
+   * One request per channel and link at a time: the gateway runs routes concurrently, so an
+   * `unsubscribe` and a `subscribe` in flight together could be applied in either order. The
+   * next one goes when the answer (or the timeout) is in, and only if still needed.
+   */
+  private reconcile(link: Link, channel: string): void {
+    if (!link.ready || link.closed || link.inFlight.has(channel)) return;
+    const entry = this.channels.get(channel);
+    const has = link.subscribed.has(channel);
+    if (entry && !has && entry.retryTimer === undefined) this.channelRequest(link, 'subscribe', channel);
+    else if (!entry && has) this.channelRequest(link, 'unsubscribe', channel);
+  }
+
+  private channelRequest(link: Link, action: 'subscribe' | 'unsubscribe', channel: string): void {
+    const ref = this.requests.ref();
+    const text = encode({ action, channel, ref });
+    if (text === undefined) {
+      const entry = this.channels.get(channel);
+      if (entry) this.subscribeRefused(entry, 'invalid_channel', `the channel name is too long for one frame (${FRAME_LIMIT} bytes)`);
+      return;
+    }
+    const timer = after(this.settings.requestTimeoutMs, () => {
+      const request = link.inFlight.get(channel);
+      if (request?.ref !== ref) return;
+      link.inFlight.delete(channel);
+      this.channelRefused(link, action, channel, 'timeout', `no answer to ${action} within ${this.settings.requestTimeoutMs} ms`);
+    });
+    link.inFlight.set(channel, { ref, action, channel, timer });
+    link.send(text);
+  }
+
+  private channelAnswer(link: Link, type: 'subscribed' | 'unsubscribed', channel: string, ref: string | undefined): void {
+    const request = link.request(ref);
+    // An answer to nothing waiting here (a stale ref after a timeout, or none): that request was retried.
+    if (!request || request.channel !== channel) return;
+    cancel(request.timer);
+    link.inFlight.delete(channel);
+    if (type === 'subscribed') link.subscribed.add(channel);
+    else {
+      link.subscribed.delete(channel);
+      link.unsubscribeRetries.delete(channel);
+    }
+    this.updateChannels();
+    this.reconcile(link, channel);
+    this.promoteIfReady(link);
+  }
+
+  private channelRefused(link: Link, action: 'subscribe' | 'unsubscribe', channel: string, reason: string, message: string, frame?: Frame): void {
+    if (action === 'unsubscribe') {
+      // Still subscribed there (as far as we know): ask again later, unless it no longer matters.
+      if (!RETRYABLE.has(reason)) {
+        link.subscribed.delete(channel);
         return;
       }
-      this.setState('reconnecting');
-      if (!this.candidate && this.retryTimer === undefined) {
-        this.scheduleAttempt(backoffDelay(this.failures, this.backoff));
-      }
+      const retries = link.unsubscribeRetries.get(channel) ?? 0;
+      link.unsubscribeRetries.set(channel, retries + 1);
+      after(backoffDelay(retries, this.backoff), () => this.reconcile(link, channel));
+      return;
+    }
+    const entry = this.channels.get(channel);
+    if (!entry) {
+      this.reconcile(link, channel);
+      return;
+    }
+    if (!RETRYABLE.has(reason)) {
+      this.subscribeRefused(entry, reason, message, frame);
+      this.promoteIfReady(link);
+      return;
+    }
+    const error: SumuError = { code: 'subscribe_failed', message, reason, channel, retrying: true };
+    if (frame) error.frame = frame;
+    for (const handle of entry.handles) handle.deliver('error', error);
+    const delay = backoffDelay(entry.retries, this.backoff);
+    entry.retries += 1;
+    entry.retryTimer = after(delay, () => {
+      entry.retryTimer = undefined;
+      if (this.channels.get(channel) === entry) this.reconcileAll(channel);
+    });
+    this.promoteIfReady(link);
+  }
+
+  /** Refused for good: every handle of the channel fails, and the channel is forgotten (not re-sent on reconnect). */
+  private subscribeRefused(entry: ChannelEntry, reason: string, message: string, frame?: Frame): void {
+    const error: SumuError = { code: 'subscribe_failed', message, reason, channel: entry.channel, retrying: false };
+    if (frame) error.frame = frame;
+    this.channels.delete(entry.channel);
+    cancel(entry.retryTimer);
+    for (const handle of entry.handles) handle.failed(error);
+    this.dispatch('error', error);
+    this.reconcileAll(entry.channel);
+  }
+
+  /** A channel is `subscribed` while the primary has the gateway's confirmation for it. */
+  private updateChannels(): void {
+    for (const entry of this.channels.values()) {
+      entry.setState(this.primary?.subscribed.has(entry.channel) ? 'subscribed' : 'subscribing');
     }
   }
 
@@ -549,115 +549,135 @@ export class SumuClient {
   private linkFrame(link: Link, data: unknown): void {
     if (link.closed) return;
     link.framesReceived += 1;
-    if (typeof data !== 'string') return; // sumu sends text frames only
-    let frame: unknown;
-    try {
-      frame = JSON.parse(data);
-    } catch {
-      frame = undefined;
+    const incoming: Incoming = typeof data === 'string' ? parseFrame(data) : { type: 'invalid', frame: data };
+    switch (incoming.type) {
+      case 'pong':
+        cancel(link.pongTimer);
+        link.pongTimer = undefined;
+        if (incoming.connectionId !== undefined) link.connectionId = incoming.connectionId;
+        this.linkReady(link);
+        return;
+      case 'subscribed':
+      case 'unsubscribed':
+        this.channelAnswer(link, incoming.type, incoming.channel, incoming.ref);
+        return;
+      case 'publication':
+        if (typeof incoming.frame['from'] === 'string' && this.ownEmits.take(link, incoming.channel, incoming.frame['data'])) {
+          this.recentIds.add(`p:${incoming.id}`);
+          return;
+        }
+        this.publication(incoming.frame, incoming.channel, incoming.id);
+        return;
+      case 'message':
+        if (this.recentIds.add(`m:${incoming.id}`)) this.dispatch('message', { id: incoming.id, data: incoming.data });
+        return;
+      case 'presence':
+        if (incoming.ref !== undefined && this.requests.has(incoming.ref)) {
+          // The answer as the gateway gave it, less the ref that matched it.
+          const { ref: _ref, ...answer } = incoming.frame;
+          this.requests.settle(incoming.ref, answer);
+          this.dispatch('presence', answer as unknown as PresenceAnswer);
+        }
+        return;
+      case 'ack':
+        this.requests.settle(incoming.ref, { id: incoming.id, channel: incoming.channel });
+        return;
+      case 'error':
+        this.errorFrame(link, incoming);
+        return;
+      case 'join':
+      case 'leave':
+        for (const handle of this.handlesFor(incoming.channel)) handle.deliver(incoming.type, incoming.frame as never);
+        return;
+      case 'history':
+        return; // served by later work
+      case 'gateway_error':
+        this.dispatch('error', { code: 'server_error', message: incoming.message, frame: incoming.frame });
+        return;
+      default:
+        this.dispatch('error', { code: 'server_error', reason: 'invalid_frame', message: 'a frame that is not one of sumu\'s: ignored', frame: incoming.frame });
     }
-    if (isRecord(frame)) {
-      switch (frame['type']) {
-        case 'pong':
-        case 'unsubscribed':
-          return;
-        case 'subscribed':
-          if (typeof frame['channel'] === 'string') link.settle(frame['channel']);
-          this.promoteIfReady(link);
-          return;
-        case 'publication':
-          this.publication(frame);
-          return;
-        case 'error':
-          this.errorFrame(link, frame);
-          return;
-        case 'presence':
-          if (this.presenceAnswer(link, frame)) return;
-          break;
-        default:
-          if (frame['type'] === undefined && isGatewayError(frame)) {
-            this.dispatch('error', { code: 'server_error', message: String(frame['message']), frame });
-            return;
-          }
-      }
-    }
-    // What a back end pushed. While two connections overlap, a copy both got is handed out once.
-    // Counting starts as soon as a candidate exists, not when it opens: the server registers
-    // the new connection before the client sees it open, so a copy can reach the old one first.
-    if (this.overlapping() && !this.overlap.admit(data, link)) return;
-    this.dispatch('message', frame === undefined ? data : frame);
   }
 
-  private publication(frame: Record<string, unknown>): void {
-    const { channel, id } = frame;
-    if (typeof channel !== 'string' || typeof id !== 'string') return;
-    if (!this.recentIds.add(id)) return;
+  private publication(frame: Frame, channel: string, id: string): void {
+    if (!this.recentIds.add(`p:${id}`)) return;
     const publication: Publication = { channel, id, data: frame['data'] };
     if (typeof frame['from'] === 'string') publication.from = frame['from'];
-    const callbacks = new Set<(publication: Publication) => void>();
-    for (const [pattern, entries] of this.channels) {
-      if (!patternMatches(pattern, channel)) continue;
-      for (const entry of entries) callbacks.add(entry.callback);
-    }
-    for (const callback of callbacks) guarded(() => callback(publication));
+    if (typeof frame['offset'] === 'number') publication.offset = frame['offset'];
+    if (typeof frame['epoch'] === 'string') publication.epoch = frame['epoch'];
+    for (const handle of this.handlesFor(channel)) handle.deliver('publication', publication);
     this.dispatch('publication', publication);
   }
 
-  private errorFrame(link: Link, frame: Record<string, unknown>): void {
-    const reason = typeof frame['error'] === 'string' ? frame['error'] : 'error';
-    const message = typeof frame['message'] === 'string' ? frame['message'] : reason;
-    const channel = typeof frame['channel'] === 'string' ? frame['channel'] : undefined;
-    if (channel !== undefined) {
-      if (link.settle(channel)) {
-        // Refused now means refused on every reconnect too: forget it instead of re-sending.
-        if (link === this.primary || link === this.candidate) this.channels.delete(channel);
-        this.dispatch('error', { code: 'subscribe_failed', message, reason, channel, frame });
-        this.promoteIfReady(link);
-        return;
-      }
-      this.dispatch('error', { code: 'emit_failed', message, reason, channel, frame });
-      return;
-    }
-    if ((reason === 'invalid_request' || reason === 'presence_unavailable') && link.presenceWaiting.length > 0) {
-      const request = link.presenceWaiting.shift() as PresenceRequest;
-      settlePresence(request, Object.assign(new Error(`presence: ${message}`), { reason, frame }));
-      return;
-    }
-    this.dispatch('error', { code: 'server_error', message, reason, frame });
+  /** Every handle whose channel or pattern covers `channel`. */
+  private handlesFor(channel: string): Subscription[] {
+    const handles: Subscription[] = [];
+    for (const [pattern, entry] of this.channels) if (patternMatches(pattern, channel)) handles.push(...entry.handles);
+    return handles;
   }
 
-  /** Resolves the oldest presence request on `link` that `frame` answers; false if none. */
-  private presenceAnswer(link: Link, frame: Record<string, unknown>): boolean {
-    const users = frame['users'];
-    if (!Array.isArray(users) || !users.every(isRecord)) return false;
-    const asked = users.map((user) => user['user_id']);
-    const index = link.presenceWaiting.findIndex((request) =>
-      request.users.length === asked.length && request.users.every((user, i) => user === asked[i]));
-    if (index < 0) return false;
-    const [request] = link.presenceWaiting.splice(index, 1);
-    const answer = frame as unknown as PresenceAnswer;
-    if (request) settlePresence(request, answer);
-    this.dispatch('presence', answer);
-    return true;
+  private errorFrame(link: Link, incoming: Extract<Incoming, { type: 'error' }>): void {
+    const { error: reason, message, channel, ref, frame } = incoming;
+    const request = link.request(ref);
+    if (request) {
+      cancel(request.timer);
+      link.inFlight.delete(request.channel);
+      this.channelRefused(link, request.action, request.channel, reason, message, frame);
+      return;
+    }
+    if (ref !== undefined && this.requests.settle(ref, new SumuRequestError('refused', message, reason, frame))) return;
+    if (reason === 'ping_failed') this.linkReady(link);
+    // Without a ref of ours it changes nothing: an emit sent without ack names its channel.
+    const error: SumuError = { code: channel !== undefined && ref === undefined ? 'emit_failed' : 'server_error', message, reason, frame };
+    if (channel !== undefined) error.channel = channel;
+    this.dispatch('error', error);
   }
 
   // ---- frames out -----------------------------------------------------------------------------
 
-  private submit(frame: Record<string, unknown>, message: unknown): boolean {
-    return this.offer({ kind: 'frame', text: JSON.stringify(frame), message }, message);
+  private submit(frame: Frame, dropped: unknown): boolean {
+    const text = encode(frame);
+    if (text === undefined) {
+      this.dispatch('error', { code: 'too_large', message: tooLarge(frame), dropped });
+      return false;
+    }
+    return this.offer({ frame, text, dropped });
+  }
+
+  /** A request answered by `ref`: sent now or queued, rejected when refused before sending or not answered in time. */
+  private ask<T>(kind: 'presence' | 'ack', frame: Frame, dropped: unknown, timeoutMs: number, what: string): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const ref = this.requests.ref();
+      const text = encode({ ...frame, ref });
+      if (text === undefined) {
+        reject(new SumuRequestError('too_large', tooLarge(frame)));
+        return;
+      }
+      const request: Pending<Link> = { ref, kind, text, resolve, reject, timer: undefined };
+      const item: Outgoing = { frame: { ...frame, ref }, text, dropped, request };
+      request.timer = after(timeoutMs, () => {
+        // Not sent yet: it never will be.
+        this.queue = this.queue.filter((queued) => queued !== item);
+        this.requests.settle(ref, new SumuRequestError('timeout', `${what} within ${timeoutMs} ms`));
+      });
+      this.requests.add(request);
+      if (!this.offer(item)) {
+        this.requests.settle(ref, new SumuRequestError('queue_overflow', 'not connected and the queue is full: not sent'));
+      }
+    });
   }
 
   /** Sends now when open, else queues (bounded); false when dropped. */
-  private offer(item: Outgoing, message: unknown): boolean {
+  private offer(item: Outgoing): boolean {
     if (this.primary?.live && this.queue.length === 0) {
-      this.transmitItem(this.primary, item);
+      this.transmit(this.primary, item);
       return true;
     }
     if (this.queue.length >= this.settings.queueLimit) {
       this.dispatch('error', {
         code: 'queue_overflow',
         message: `not connected and ${this.queue.length} messages are already queued (queueLimit): dropped`,
-        dropped: message,
+        dropped: item.dropped,
       });
       return false;
     }
@@ -668,122 +688,51 @@ export class SumuClient {
 
   /** Sends what was queued, in order, while the primary is open. */
   private flush(): void {
-    while (this.queue.length > 0 && this.primary?.live) {
-      this.transmitItem(this.primary, this.queue.shift() as Outgoing);
+    while (this.queue.length > 0 && this.primary?.live) this.transmit(this.primary, this.queue.shift() as Outgoing);
+  }
+
+  private transmit(link: Link, item: Outgoing): void {
+    let text = item.text;
+    if (item.frame['action'] === 'emit') {
+      // The gateway never delivers an emit back to the connection that sent it; the client's
+      // other connections (a proactive reconnect's overlap) are named here.
+      let others = this.links().filter((other) => other !== link && other.live && other.connectionId !== undefined).slice(0, MAX_EXCLUDED);
+      if (others.length > 0) {
+        const withExclusions = JSON.stringify({ ...item.frame, exclude_connections: others.map((other) => other.connectionId) });
+        // Within the limit as asked for, it is never refused for the list the client adds.
+        if (utf8Length(withExclusions) <= FRAME_LIMIT) text = withExclusions;
+        else others = [];
+      }
+      this.ownEmits.add(String(item.frame['channel']), JSON.stringify(item.frame['data']), [link, ...others]);
     }
+    if (item.request) item.request.link = link;
+    link.send(text);
   }
 
-  private transmitItem(link: Link, item: Outgoing): void {
-    if (item.kind === 'frame') {
-      transmit(link, item.text);
-    } else {
-      link.presenceWaiting.push(item.request);
-      transmit(link, item.request.text);
-    }
+  private links(): Link[] {
+    return [this.primary, this.candidate, ...this.draining].filter((link): link is Link => link !== null);
   }
-
-  private sendSubscribe(link: Link, channel: string): void {
-    link.pendingSubscribes.set(channel, (link.pendingSubscribes.get(channel) ?? 0) + 1);
-    transmit(link, JSON.stringify({ action: 'subscribe', channel }));
-  }
-
-  /** The open links that carry subscriptions: the primary and an opened candidate. */
-  private subscribedLinks(): Link[] {
-    return [this.primary, this.candidate].filter((link): link is Link => link !== null && link.live);
-  }
-
-  /** A proactive reconnect is under way: a candidate is connecting or a former primary drains. */
-  private overlapping(): boolean {
-    return (this.candidate !== null && this.primary !== null) || this.draining.size > 0;
-  }
-
-  private liveLinks(): number {
-    return [this.primary, this.candidate, ...this.draining].filter((link) => link?.live).length;
-  }
-
-  private forgetPresence(request: PresenceRequest): void {
-    this.queue = this.queue.filter((item) => item.kind !== 'presence' || item.request !== request);
-    for (const link of [this.primary, this.candidate, ...this.draining]) {
-      if (link) link.presenceWaiting = link.presenceWaiting.filter((waiting) => waiting !== request);
-    }
-  }
-
-  // ---- events ---------------------------------------------------------------------------------
 
   private setState(state: ConnectionState): void {
     if (this.current === state) return;
     this.current = state;
     this.dispatch('state', state);
   }
-
-  private dispatch<E extends SumuEvent>(event: E, value: SumuClientEvents[E]): void {
-    const set = this.handlers.get(event);
-    if (!set) return;
-    for (const handler of [...set]) guarded(() => (handler as Handler<E>)(value));
-  }
 }
 
-function transmit(link: Link, text: string): void {
-  // A socket that is not OPEN would throw (CONNECTING) or silently drop (CLOSING): never here,
-  // since callers check `live`, but a close event may still be on its way.
-  if (link.socket.readyState !== OPEN) return;
-  link.socket.send(text);
+/** `addEventListener` where the host has one (browsers: `online`); Node has none. */
+function host(): { addEventListener?(type: string, listener: () => void): void; removeEventListener?(type: string, listener: () => void): void } {
+  return globalThis as never;
 }
 
-function closeQuietly(socket: WebSocketLike, code: number, reason: string): void {
-  try {
-    socket.close(code, reason);
-  } catch {
-    // Already closed or never opened: nothing left to close.
-  }
-}
-
-function settlePresence(request: PresenceRequest, outcome: PresenceAnswer | Error): void {
-  cancel(request.timer);
-  if (outcome instanceof Error) request.reject(outcome);
-  else request.resolve(outcome);
-}
-
-/** Runs an app callback; its exception surfaces (uncaught, on a fresh stack) without breaking the client. */
-function guarded(callback: () => void): void {
-  try {
-    callback();
-  } catch (error) {
-    after(0, () => {
-      throw error;
-    });
-  }
+function tooLarge(frame: Frame): string {
+  return `the ${String(frame['action'])} frame would be over ${FRAME_LIMIT} bytes (API Gateway's limit): not sent`;
 }
 
 function withToken(url: string, token: string): string {
   return `${url}${url.includes('?') ? '&' : '?'}authorization=${encodeURIComponent(token)}`;
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-/** API Gateway's own error frames: `{"message":"Internal server error","connectionId":…,"requestId":…}`. */
-function isGatewayError(frame: Record<string, unknown>): boolean {
-  return typeof frame['message'] === 'string' && typeof frame['requestId'] === 'string';
-}
-
 function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
-}
-
-function positive(name: string, value: number | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
-    throw new TypeError(`SumuClient: \`${name}\` must be a number > 0`);
-  }
-  return value;
-}
-
-function atLeast(name: string, value: number | undefined, fallback: number, min: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < min) {
-    throw new TypeError(`SumuClient: \`${name}\` must be a number ≥ ${min}`);
-  }
-  return value;
 }

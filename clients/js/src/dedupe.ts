@@ -1,6 +1,8 @@
-// Dropping the copies a client sees twice.
+// Dropping the copies a client sees twice: a pusher retry, or the same delivery on both
+// connections of a proactive reconnect's overlap. Every frame that carries application data
+// (`message`, `publication`) has an id that is the same on every copy.
 
-/** The last `limit` publication ids seen, so a publication is handed out once. */
+/** The last `limit` ids seen, so a message or publication is handed out once. */
 export class RecentIds {
   private readonly ids = new Set<string>();
 
@@ -20,35 +22,31 @@ export class RecentIds {
 }
 
 /**
- * While two connections are open at once (a proactive reconnect), a back end's message to the
- * user reaches both. Messages carry no id, so the client counts each distinct frame per
- * connection and lets a copy through only when its connection has now seen it more often than
- * any other: across the overlap the app gets max(count on A, count on B) copies of each frame —
- * everything sent to either connection, and twice only what the back end really sent twice.
+ * The client's own recent emits, to recognise one that reaches a connection the emit could not
+ * name in `exclude_connections`: the gateway fans an emit out later (through a queue), so an
+ * emit sent on the old connection just before a proactive reconnect can reach the new one once
+ * it has subscribed, though it did not exist (or had no known id) when the emit left. The
+ * pusher delivers `data` byte for byte, so the echo's data re-serialises to the emitted text.
  */
-export class OverlapFilter<K> {
-  private readonly counts = new Map<string, Map<K, number>>();
+export class OwnEmits<L> {
+  private recent: { channel: string; text: string; excluded: L[]; at: number }[] = [];
 
-  constructor(private readonly limit: number) {}
+  constructor(private readonly limit: number, private readonly ttlMs: number) {}
 
-  /** Whether the frame `text`, just received on connection `from`, is new to the app. */
-  admit(text: string, from: K): boolean {
-    let perConnection = this.counts.get(text);
-    if (!perConnection) {
-      if (this.counts.size >= this.limit) this.counts.clear(); // bounded; at worst a duplicate
-      perConnection = new Map();
-      this.counts.set(text, perConnection);
-    }
-    const mine = (perConnection.get(from) ?? 0) + 1;
-    perConnection.set(from, mine);
-    let others = 0;
-    for (const [connection, count] of perConnection) {
-      if (connection !== from) others = Math.max(others, count);
-    }
-    return mine > others;
+  add(channel: string, text: string, excluded: L[]): void {
+    this.recent.push({ channel, text, excluded, at: Date.now() });
+    if (this.recent.length > this.limit) this.recent.shift();
   }
 
-  clear(): void {
-    this.counts.clear();
+  /** Whether a publication with `from`, received on `link`, is one of ours that `link` was not excluded from (forgotten once matched). */
+  take(link: L, channel: string, data: unknown): boolean {
+    const now = Date.now();
+    this.recent = this.recent.filter((entry) => now - entry.at <= this.ttlMs);
+    if (this.recent.length === 0) return false;
+    const text = JSON.stringify(data);
+    const index = this.recent.findIndex((entry) => entry.channel === channel && entry.text === text && !entry.excluded.includes(link));
+    if (index < 0) return false;
+    this.recent.splice(index, 1);
+    return true;
   }
 }

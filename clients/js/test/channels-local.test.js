@@ -1,10 +1,7 @@
 // @sumu/client's channels against the real stack (sumu-local + moto): subscribe, back-end
 // publications through the notifications queue, emit between clients, refusals, re-subscribe
 // after a crash, and no publication lost or doubled across a proactive reconnect.
-//
-// NOT YET IN `npm test`: sumu-local serves the channel routes (DESIGN.md § Channels) only once
-// issue 12 lands. Then add this file to the `test` script in package.json (`npm run
-// test:channels` runs it alone). The same logic is tested against a fake gateway in unit.test.js.
+// The same logic is tested against a fake gateway in unit.test.js and bugs.test.js.
 import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { SumuClient } from '../dist/index.js';
@@ -163,11 +160,80 @@ test('sumu-local killed and restarted: the client re-subscribes and flushes the 
     // channel works, and check the queued one was sent on the talker's new connection.
     const talkerFresh = talker.sockets.find((s, i) => i > 0 && s.opened);
     await until(() => frames(talkerFresh?.sent ?? []).some((f) => f.action === 'emit'), 'the queued emit sent');
-    assert.deepEqual(frames(talkerFresh.sent).find((f) => f.action === 'emit'), { action: 'emit', channel, data: { text: 'queued while down' } });
+    const { exclude_connections: _excluded, ...queuedEmit } = frames(talkerFresh.sent).find((f) => f.action === 'emit');
+    assert.deepEqual(queuedEmit, { action: 'emit', channel, data: { text: 'queued while down' } });
     await own.notify({ channels: [channel], data: { text: 'after the restart' } });
     await until(() => heard.some((d) => d.text === 'after the restart'), 'a publication after the restart');
   } finally {
     for (const client of made.splice(0)) client.close();
     await own.stop();
   }
+});
+
+test('unsubscribe() then at once subscribe(), 15 rounds: the gateway ends subscribed every time (React StrictMode)', LIMIT, async () => {
+  const { client, events } = clientFor(someone('strict'));
+  client.connect();
+  await until(() => client.state === 'open', 'open');
+  for (let round = 1; round <= 15; round += 1) {
+    const channel = channelFor(`strict-${round}`);
+    const first = client.subscribe(channel);
+    await first.ready;
+    first.unsubscribe();
+    const got = [];
+    const second = client.subscribe(channel, (p) => got.push(p.data));
+    await second.ready;
+    // Whatever order the gateway applied them in, a publication now reaches the channel.
+    await until(async () => {
+      await stack.notify({ channels: [channel], data: { round } });
+      return until(() => got.length > 0, `round ${round}: a publication`, 2_000).then(() => true, () => false);
+    }, `round ${round}: subscribed at the gateway`);
+    second.unsubscribe();
+  }
+  assert.deepEqual(events.error, []);
+});
+
+test('emit with { ack: true } resolves with the publication id the subscribers get; a refused one rejects', LIMIT, async () => {
+  const channel = channelFor('acked');
+  const talker = clientFor(someone('talker'));
+  const listener = clientFor(someone('listener'));
+  const heard = [];
+  listener.client.subscribe(channel, (p) => heard.push(p));
+  listener.client.connect();
+  talker.client.connect();
+  await until(() => subscribedOn(listener.sockets[0], channel), 'the listener subscribed');
+  const ack = await talker.client.emit(channel, { text: 'acked' }, { ack: true });
+  assert.equal(ack.channel, channel);
+  await until(() => heard.length === 1, 'the publication');
+  assert.equal(heard[0].id, ack.id);
+  const refused = clientFor(someone('mute'), { publish: [] });
+  refused.client.connect();
+  await assert.rejects(refused.client.emit(channel, 1, { ack: true }), (error) => error.code === 'refused' && error.reason === 'forbidden');
+});
+
+test('a client never gets its own emits back, across proactive reconnects', LIMIT, async () => {
+  const channel = channelFor('echo');
+  const { client, events, sockets } = clientFor(someone('echo'), { maxConnectionMs: 2_500, overlapMs: 1_500, keepAliveMs: 1_000 });
+  client.subscribe(channel);
+  client.connect();
+  await until(() => subscribedOn(sockets[0], channel), 'subscribed');
+  let sent = 0;
+  let sending = true;
+  const stream = (async () => {
+    while (sending) {
+      sent += 1;
+      client.emit(channel, { seq: sent });
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  })();
+  try {
+    await until(() => sockets.length >= 3 && sockets[2].opened && sockets[1].closeCode !== null, 'two proactive reconnects');
+  } finally {
+    sending = false;
+    await stream;
+  }
+  await stack.notify({ channels: [channel], data: 'marker' });
+  await until(() => events.publication.some((p) => p.data === 'marker'), 'a back-end publication after the emits');
+  assert.deepEqual(events.publication.map((p) => p.data), ['marker'], 'none of its own emits');
+  const emits = sockets.flatMap((s) => frames(s.sent)).filter((f) => f.action === 'emit');
+  assert.ok(emits.some((f) => Array.isArray(f.exclude_connections)), 'emits during an overlap name the other connection');
 });

@@ -14,7 +14,7 @@ const PACKAGE = fileURLToPath(new URL('..', import.meta.url));
 const run = (command, args, cwd) => execFileSync(command, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 
 const NODE_CONSUMER = `
-import { SumuClient, backoffDelay, type ConnectionState, type Publication, type SumuError, type PresenceAnswer } from '@sumu/client';
+import { SumuClient, SumuRequestError, backoffDelay, type Ack, type ConnectionState, type Message, type Publication, type SubscriptionState, type SumuError, type PresenceAnswer } from '@sumu/client';
 import WebSocket from 'ws';
 
 const client = new SumuClient({
@@ -29,13 +29,20 @@ const client = new SumuClient({
 const states: ConnectionState[] = [];
 const off = client.on('state', (state) => { states.push(state); });
 client.on('error', (error: SumuError) => { const code: string = error.code; void code; });
-client.on('message', (message: unknown) => { void message; });
+client.on('message', (message: Message) => { const id: string = message.id; const data: unknown = message.data; void id; void data; });
 const subscription = client.subscribe('room/42', (publication: Publication) => {
   const id: string = publication.id;
   const from: string | undefined = publication.from;
   void id; void from;
 });
+const state: SubscriptionState = subscription.state;
+subscription.on('state', (next: SubscriptionState) => { void next; });
+subscription.on('error', (error: SumuError) => { void error.reason; });
+const ready: Promise<void> = subscription.ready;
+void ready.catch((error: unknown) => { if (error instanceof SumuRequestError) void error.code; }); void state;
 subscription.unsubscribe();
+const ack: Promise<Ack> = client.emit('room/42', { x: 1 }, { ack: true });
+void ack.then((a) => a.id.length);
 const sent: boolean = client.send({ hello: 'world' }) && client.publish([1, 2]) && client.emit('room/42', { x: 1 });
 const answer: Promise<PresenceAnswer> = client.presence(['u1']);
 void answer.catch(() => {}); void sent; void backoffDelay(3); off();
@@ -62,7 +69,7 @@ test('npm pack → install into a fresh project → import from ESM → tsc --no
   try {
     const packed = JSON.parse(run('npm', ['pack', '--json', '--pack-destination', dir, '--loglevel=error'], PACKAGE));
     const files = packed[0].files.map((file) => file.path).sort();
-    for (const required of ['package.json', 'README.md', 'dist/index.js', 'dist/index.d.ts', 'dist/client.js', 'dist/client.d.ts']) {
+    for (const required of ['package.json', 'README.md', 'dist/index.js', 'dist/index.d.ts', 'dist/index.cjs', 'dist/client.js', 'dist/client.d.ts']) {
       assert.ok(files.includes(required), `the tarball has ${required} (has ${files.join(', ')})`);
     }
     assert.ok(!files.some((file) => file.startsWith('src/') || file.startsWith('test/')), 'no sources or tests in the tarball');
@@ -87,6 +94,15 @@ test('npm pack → install into a fresh project → import from ESM → tsc --no
       console.log(JSON.stringify({ state: client.state, ceiling: backoffCeiling(2), type: typeof SumuClient }));
     `);
     assert.deepEqual(JSON.parse(run(process.execPath, ['import.mjs'], project)), { state: 'closed', ceiling: 4000, type: 'function' });
+    // CommonJS consumers: require() gets the same API (dist/index.cjs, the `require` export).
+    writeFileSync(join(project, 'require.cjs'), `
+      const { SumuClient, SumuRequestError, backoffCeiling, FRAME_LIMIT } = require('@sumu/client');
+      const WebSocket = require('ws');
+      const client = new SumuClient({ url: 'ws://127.0.0.1:9/dev', token: () => 't', WebSocket });
+      const handle = client.subscribe('room/1');
+      console.log(JSON.stringify({ state: client.state, sub: handle.state, ceiling: backoffCeiling(2), limit: FRAME_LIMIT, error: new SumuRequestError('timeout', 'x').code }));
+    `);
+    assert.deepEqual(JSON.parse(run(process.execPath, ['require.cjs'], project)), { state: 'closed', sub: 'subscribing', ceiling: 4000, limit: 32768, error: 'timeout' });
 
     const strict = { strict: true, noEmit: true, module: 'NodeNext', moduleResolution: 'NodeNext', target: 'ES2022', skipLibCheck: false };
     writeFileSync(join(project, 'node.ts'), NODE_CONSUMER);

@@ -28,6 +28,9 @@ function clientFor(server, options = {}) {
   return { client, events, tokens };
 }
 
+/** What a connection received, without keep-alive pings and without `ref`s (fresh per request). */
+const plain = (connection) => connection.received.filter((f) => f.action !== 'ping').map(({ ref, ...rest }) => rest);
+
 async function withServer(options, body) {
   const server = await startFakeSumu(options);
   try {
@@ -208,8 +211,8 @@ test('messages sent while not open are queued, flushed in order, and overflow is
     assert.equal(client.send({ n: 4 }), false, 'the fourth is dropped');
     assert.deepEqual(events.error.map((e) => [e.code, e.dropped]), [['queue_overflow', { n: 4 }]]);
     client.connect();
-    await until(() => server.open()[0]?.received.length >= 3, 'the queued frames');
-    assert.deepEqual(server.open()[0].received, [
+    await until(() => plain(server.open()[0] ?? { received: [] }).length >= 3, 'the queued frames');
+    assert.deepEqual(plain(server.open()[0]), [
       { action: 'send', message: { n: 1 } },
       { action: 'publish', message: { n: 2 } },
       { action: 'emit', channel: 'room/1', data: { n: 3 } },
@@ -217,8 +220,8 @@ test('messages sent while not open are queued, flushed in order, and overflow is
     // Open: sent at once, in order.
     client.send({ n: 5 });
     client.publish({ n: 6 });
-    await until(() => server.open()[0].received.length >= 5, 'two more frames');
-    assert.deepEqual(server.open()[0].received.slice(3).map((f) => f.message.n), [5, 6]);
+    await until(() => plain(server.open()[0]).length >= 5, 'two more frames');
+    assert.deepEqual(plain(server.open()[0]).slice(3).map((f) => f.message.n), [5, 6]);
     // Dropped again: queued, then flushed on the next connection, after its subscriptions.
     client.subscribe('room/1', () => {});
     await until(() => server.open()[0].subscriptions.has('room/1'), 'subscribed');
@@ -228,8 +231,8 @@ test('messages sent while not open are queued, flushed in order, and overflow is
     client.send({ n: 7 });
     client.emit('room/1', { n: 8 });
     server.refuseUpgrades(false);
-    await until(() => server.open()[0]?.received.length >= 3, 'the new connection\'s frames');
-    assert.deepEqual(server.open()[0].received, [
+    await until(() => plain(server.open()[0] ?? { received: [] }).length >= 3, 'the new connection\'s frames');
+    assert.deepEqual(plain(server.open()[0]), [
       { action: 'subscribe', channel: 'room/1' },
       { action: 'send', message: { n: 7 } },
       { action: 'emit', channel: 'room/1', data: { n: 8 } },
@@ -238,20 +241,30 @@ test('messages sent while not open are queued, flushed in order, and overflow is
   });
 });
 
-test('back-end pushes arrive as `message`; gateway error frames as `error`', LIMIT, async () => {
+test('back-end pushes arrive as `message` {id, data}, once per id; other frames only as `error`', LIMIT, async () => {
   await withServer({}, async (server) => {
     const { client, events } = clientFor(server);
     client.connect();
     await until(() => client.state === 'open', 'open');
-    server.push('alice', { type: 'chat', text: 'hi' });
-    server.push('alice', 'not json');
-    server.push('alice', { message: 'Internal server error', connectionId: 'c', requestId: 'r' });
-    server.push('alice', { type: 'error', error: 'unknown_action', message: 'no such route' });
-    await until(() => events.error.length >= 2 && events.message.length >= 2, 'two messages, two errors');
-    assert.deepEqual(events.message, [{ type: 'chat', text: 'hi' }, 'not json']);
-    assert.deepEqual(events.error.map((e) => [e.code, e.message]), [
-      ['server_error', 'Internal server error'], ['server_error', 'no such route'],
+    const id = server.push('alice', { type: 'chat', text: 'hi' });
+    server.push('alice', { type: 'chat', text: 'hi' }, { id }); // a pusher retry: same id
+    server.push('alice', 'a string');
+    server.pushRaw('alice', 'not json');
+    server.pushRaw('alice', JSON.stringify({ message: 'Internal server error', connectionId: 'c', requestId: 'r' }));
+    server.pushRaw('alice', JSON.stringify({ type: 'error', error: 'unknown_action', message: 'no such route' }));
+    server.pushRaw('alice', JSON.stringify({ type: 'chat', text: 'not enveloped' }));
+    server.pushRaw('alice', JSON.stringify({ type: 'message', data: 'no id' }));
+    const last = server.push('alice', 'last');
+    await until(() => events.message.some((m) => m.id === last), 'the last message');
+    assert.deepEqual(events.message, [{ id, data: { type: 'chat', text: 'hi' } }, { id: events.message[1].id, data: 'a string' }, { id: last, data: 'last' }]);
+    assert.deepEqual(events.error.map((e) => [e.code, e.reason, e.message]), [
+      ['server_error', 'invalid_frame', 'a frame that is not one of sumu\'s: ignored'],
+      ['server_error', undefined, 'Internal server error'],
+      ['server_error', 'unknown_action', 'no such route'],
+      ['server_error', 'invalid_frame', 'a frame that is not one of sumu\'s: ignored'],
+      ['server_error', 'invalid_frame', 'a frame that is not one of sumu\'s: ignored'],
     ]);
+    assert.deepEqual(events.error[0].frame, 'not json');
     client.close();
   });
 });
@@ -267,9 +280,12 @@ test('presence() resolves with its answer, also when asked before connecting', L
     ] });
     assert.deepEqual((await client.presence(['bob'])).users, [{ user_id: 'bob', status: 'OFFLINE', connections: 0 }]);
     assert.equal(events.presence.length, 2);
-    // A presence-shaped frame nobody asked for is what a back end pushed: a message.
-    server.push('alice', { type: 'presence', users: [{ user_id: 'carol', status: 'ONLINE', connections: 1 }], timestamp: 1 });
+    // A back end pushing a presence-shaped payload: a message, never an answer.
+    const pushed = { type: 'presence', users: [{ user_id: 'carol', status: 'ONLINE', connections: 1 }], timestamp: 1 };
+    server.push('alice', pushed);
     await until(() => events.message.length === 1, 'the pushed presence frame');
+    assert.deepEqual(events.message[0].data, pushed);
+    assert.equal(events.presence.length, 2);
     const closed = client.presence(['zed']);
     client.close();
     await assert.rejects(closed, /closed/);
@@ -297,7 +313,7 @@ test('subscribe: publications reach the callbacks of every covering pattern once
     await until(() => wild.length === 2, 'two publications under room/*');
     assert.deepEqual(exact, [{ channel: 'room/42', id, data: { text: 'hello' } }]);
     assert.deepEqual(wild.map((p) => p.data.text), ['hello', 'deep']);
-    assert.deepEqual(both, [id, wild[1].id], 'a callback on two covering patterns is called once');
+    assert.deepEqual(both.sort(), [id, id, wild[1].id].sort(), 'each handle whose pattern covers the channel gets it once');
     // The same id again (a retry, or the other connection in an overlap) is dropped.
     server.publishTo('room/42', { text: 'hello' }, { id });
     server.publishTo('room/42', { text: 'after' });
@@ -328,7 +344,7 @@ test('the last callback of a channel unsubscribes; emits carry `from` to others'
     sub.unsubscribe();
     const aliceConnection = server.open().find((c) => c.user === 'alice');
     await until(() => !aliceConnection.subscriptions.has('room/1'), 'unsubscribed');
-    assert.deepEqual(aliceConnection.received.at(-1), { action: 'unsubscribe', channel: 'room/1' });
+    assert.deepEqual(plain(aliceConnection).at(-1), { action: 'unsubscribe', channel: 'room/1' });
     alice.client.close();
     bob.client.close();
   });
@@ -392,15 +408,212 @@ test('proactive reconnect: the new connection is subscribed before the old one c
     }
     const last = sent;
     // The last ones are on their way: wait for them, then compare.
-    await until(() => publications.includes(last) && events.message.some((m) => m.seq === last), 'the last of the stream');
+    await until(() => publications.includes(last) && events.message.some((m) => m.data.seq === last), 'the last of the stream');
     const all = Array.from({ length: last }, (_, i) => i + 1);
     assert.deepEqual(publications, all, 'every publication once, in order');
-    assert.deepEqual(events.message.map((m) => m.seq), all, 'every pushed message once, in order');
+    assert.deepEqual(events.message.map((m) => m.data.seq), all, 'every pushed message once, in order');
     assert.ok(!events.state.includes('reconnecting'), `the state stays open (${events.state})`);
     const [first, second] = server.connections;
     assert.equal(first.closeCode, 1000, 'the client closed the old connection itself');
-    const subscribedAt = second.received.findIndex((f) => f.action === 'subscribe');
-    assert.equal(subscribedAt, 0, 'the new connection subscribed first');
+    assert.deepEqual(second.received.slice(0, 2).map((f) => f.action), ['ping', 'subscribe'], 'the new connection learnt its id, then subscribed');
     client.close();
+  });
+});
+
+describe('typed frames', () => {
+  test('no pushed payload changes the client: each arrives as exactly one `message` and nothing else happens', LIMIT, async () => {
+    await withServer({}, async (server) => {
+      const { client, events } = clientFor(server);
+      const got = [];
+      const handle = client.subscribe('room/1', (p) => got.push(p));
+      const pattern = client.subscribe('room/*', () => {});
+      client.connect();
+      await handle.ready;
+      await pattern.ready;
+      const connection = server.open()[0];
+      const sentBefore = connection.received.length;
+      const pending = client.presence(['bob']);
+      // Payloads that look like sumu's own frames, as a back end may push them (data is arbitrary JSON).
+      const payloads = [
+        { type: 'error', channel: 'room/1' },
+        { type: 'error', error: 'forbidden', channel: 'room/1', message: 'no grant' },
+        { type: 'error', error: 'forbidden', channel: 'room/1', ref: 'r1' },
+        { type: 'subscribed', channel: 'room/1' },
+        { type: 'unsubscribed', channel: 'room/1', ref: 'r2' },
+        { type: 'publication', channel: 'room/1', id: 'fake', data: { text: 'fake' } },
+        { type: 'presence', users: [{ user_id: 'bob', status: 'ONLINE', connections: 1 }] },
+        { type: 'presence', users: [{ user_id: 'bob', status: 'ONLINE', connections: 1 }], ref: 'r3' },
+        { type: 'ack', ref: 'r4', channel: 'room/1', id: 'x' },
+        { type: 'pong', connection_id: 'someone-else' },
+        { type: 'message', id: 'inner', data: 'nested' },
+        { type: 'join', channel: 'room/1', user_id: 'mallory' },
+        { message: 'Internal server error', connectionId: 'c', requestId: 'r' },
+        'plain text', 42, null, [1, 2],
+      ];
+      const ids = payloads.map((payload) => server.push('alice', payload));
+      await until(() => events.message.length >= payloads.length, 'every payload');
+      assert.deepEqual(events.message, payloads.map((data, i) => ({ id: ids[i], data })));
+      assert.deepEqual(events.error, [], 'no error event');
+      assert.deepEqual(events.publication, [], 'no publication');
+      assert.deepEqual(got, []);
+      assert.equal(handle.state, 'subscribed');
+      assert.equal(pattern.state, 'subscribed');
+      // The real answer (bob is offline) settles the question, not the pushed look-alikes.
+      const answer = await pending;
+      assert.deepEqual(answer.users, [{ user_id: 'bob', status: 'OFFLINE', connections: 0 }]);
+      assert.deepEqual(events.presence, [answer], 'no presence answer taken from a push');
+      server.publishTo('room/1', 'real');
+      await until(() => got.length === 1, 'a real publication');
+      assert.ok(connection.subscriptions.has('room/1'));
+      assert.deepEqual(connection.received.slice(sentBefore).map((f) => f.action), ['presence'], 'nothing sent because of a push');
+      assert.deepEqual(events.state, ['connecting', 'open']);
+    });
+  });
+
+  test('a subscription has a state, events and a ready promise; handles on one channel share it', LIMIT, async () => {
+    await withServer({ forbidden: ['secret/1'] }, async (server) => {
+      const { client, events } = clientFor(server);
+      const a = client.subscribe('room/1');
+      const states = [];
+      a.on('state', (state) => states.push(state));
+      assert.equal(a.state, 'subscribing');
+      client.connect();
+      await a.ready;
+      assert.equal(a.state, 'subscribed');
+      // A second handle on the same channel: already subscribed, no second subscribe.
+      const b = client.subscribe('room/1');
+      assert.equal(b.state, 'subscribed');
+      await b.ready;
+      const connection = server.open()[0];
+      assert.equal(connection.received.filter((f) => f.action === 'subscribe').length, 1);
+      const subscribeFrame = connection.received.find((f) => f.action === 'subscribe');
+      assert.match(subscribeFrame.ref, /^[A-Za-z0-9_.:-]{1,64}$/, 'every subscribe carries a ref');
+      a.unsubscribe();
+      assert.equal(a.state, 'unsubscribed');
+      await client.presence(['x']);
+      assert.ok(connection.subscriptions.has('room/1'), 'b still holds the channel');
+      b.unsubscribe();
+      await until(() => !connection.subscriptions.has('room/1'), 'unsubscribed at the gateway');
+      assert.deepEqual(states, ['subscribed', 'unsubscribed']);
+      // A final refusal: the handle fails, its promise rejects, the client reports it.
+      const secret = client.subscribe('secret/1');
+      const secretErrors = [];
+      secret.on('error', (error) => secretErrors.push(error));
+      await assert.rejects(secret.ready, (error) => error.code === 'refused' && error.reason === 'forbidden');
+      assert.equal(secret.state, 'failed');
+      assert.deepEqual(secretErrors.map((e) => [e.code, e.reason, e.retrying]), [['subscribe_failed', 'forbidden', false]]);
+      assert.deepEqual(events.error.map((e) => [e.code, e.channel]), [['subscribe_failed', 'secret/1']]);
+      // A reconnect: subscribing until confirmed again.
+      const c = client.subscribe('room/2');
+      await c.ready;
+      const cStates = [];
+      c.on('state', (state) => cStates.push(state));
+      server.open()[0].socket.terminate();
+      await until(() => cStates.length === 2, 'subscribing, then subscribed again');
+      assert.deepEqual(cStates, ['subscribing', 'subscribed']);
+    });
+  });
+
+  test('channels_unavailable is retried with backoff until subscribed; the handle hears of each refusal', LIMIT, async () => {
+    await withServer({}, async (server) => {
+      const { client, events } = clientFor(server);
+      client.connect();
+      await until(() => client.state === 'open', 'open');
+      server.failSubscribes('room/busy', 'channels_unavailable', 2);
+      const handle = client.subscribe('room/busy');
+      const errors = [];
+      handle.on('error', (error) => errors.push(error));
+      await handle.ready;
+      assert.equal(handle.state, 'subscribed');
+      assert.deepEqual(errors.map((e) => [e.reason, e.retrying]), [['channels_unavailable', true], ['channels_unavailable', true]]);
+      assert.equal(server.open()[0].received.filter((f) => f.action === 'subscribe').length, 3);
+      assert.deepEqual(events.error, [], 'a refusal that may pass is the handle\'s business');
+    });
+  });
+
+  test('emit with { ack: true } resolves with the publication id; a refusal rejects; without ack no ref is sent', LIMIT, async () => {
+    await withServer({ forbidden: ['secret/1'] }, async (server) => {
+      const { client, events } = clientFor(server);
+      const bobGot = [];
+      const bob = clientFor(server, { token: () => 'bob' });
+      bob.client.subscribe('room/1', (p) => bobGot.push(p));
+      bob.client.connect();
+      client.connect();
+      const ack = await client.emit('room/1', { text: 'hi' }, { ack: true });
+      assert.equal(ack.channel, 'room/1');
+      await until(() => bobGot.length === 1, 'bob got it');
+      assert.equal(bobGot[0].id, ack.id, 'the ack names the publication');
+      await assert.rejects(client.emit('secret/1', 1, { ack: true }), (error) => error.code === 'refused' && error.reason === 'forbidden');
+      assert.deepEqual(events.error, [], 'a refused acked emit rejects its promise, no error event');
+      assert.equal(client.emit('room/1', 'no ack'), true);
+      await until(() => bobGot.length === 2, 'the fire-and-forget emit');
+      const emits = server.open().find((c) => c.user === 'alice').received.filter((f) => f.action === 'emit');
+      assert.deepEqual(emits.map((f) => typeof f.ref), ['string', 'string', 'undefined']);
+      await assert.rejects(client.emit('room/1', 'x'.repeat(40_000), { ack: true }), (error) => error.code === 'too_large');
+    });
+  });
+
+  test('an acked emit with no answer rejects with timeout; a queued one times out unsent', LIMIT, async () => {
+    await withServer({}, async (server) => {
+      const { client } = clientFor(server, { requestTimeoutMs: 200 });
+      const queued = client.emit('room/1', 'never', { ack: true });
+      await assert.rejects(queued, (error) => error.code === 'timeout');
+      client.connect();
+      await until(() => client.state === 'open', 'open');
+      await client.presence(['x']);
+      assert.ok(!server.open()[0].received.some((f) => f.action === 'emit'), 'a timed-out emit is never sent');
+    });
+  });
+
+  test('proactive reconnect: the client never gets its own emits back; the overlap\'s emits exclude the other connection', LIMIT, async () => {
+    await withServer({ deliveryDelayMs: 30 }, async (server) => {
+      const { client, events } = clientFor(server, { maxConnectionMs: 300, overlapMs: 150 });
+      client.subscribe('room/1');
+      client.connect();
+      await until(() => client.state === 'open', 'open');
+      let sent = 0;
+      const stream = setInterval(() => { sent += 1; client.emit('room/1', { seq: sent }); }, 5);
+      try {
+        await until(() => server.connections.length >= 4, 'three proactive reconnects', 20_000);
+      } finally {
+        clearInterval(stream);
+      }
+      const marker = server.publishTo('room/1', 'marker');
+      await until(() => events.publication.some((p) => p.id === marker), 'a publication after the stream');
+      assert.deepEqual(events.publication.map((p) => p.data), ['marker'], 'none of its own emits');
+      const emits = server.connections.flatMap((c) => c.received.filter((f) => f.action === 'emit'));
+      assert.equal(emits.length, sent);
+      const excluded = emits.filter((f) => f.exclude_connections);
+      assert.ok(excluded.length > 0, 'some emits went during an overlap');
+      const ids = new Set(server.connections.map((c) => c.id));
+      assert.ok(excluded.every((f) => f.exclude_connections.every((id) => ids.has(id))), 'they name the client\'s connections');
+    });
+  });
+
+  test('the browser going online retries at once instead of waiting for the backoff', LIMIT, async () => {
+    const target = new EventTarget();
+    const saved = { add: globalThis.addEventListener, remove: globalThis.removeEventListener };
+    globalThis.addEventListener = target.addEventListener.bind(target);
+    globalThis.removeEventListener = target.removeEventListener.bind(target);
+    try {
+      await withServer({}, async (server) => {
+        // Every retry waits close to ten minutes.
+        const { client } = clientFor(server, { backoff: { baseMs: 600_000, maxMs: 600_000, random: () => 0.999 } });
+        client.connect();
+        await until(() => client.state === 'open', 'open');
+        server.open()[0].socket.terminate();
+        await until(() => client.state === 'reconnecting', 'reconnecting');
+        target.dispatchEvent(new Event('online'));
+        await until(() => client.state === 'open', 'open again, long before the backoff');
+        assert.equal(server.connections.length, 2);
+        client.close();
+        target.dispatchEvent(new Event('online'));
+        await new Promise((resolve) => setImmediate(resolve));
+        assert.equal(server.connections.length, 2, 'no attempt after close()');
+      });
+    } finally {
+      globalThis.addEventListener = saved.add;
+      globalThis.removeEventListener = saved.remove;
+    }
   });
 });

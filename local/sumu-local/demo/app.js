@@ -47,7 +47,7 @@ const app = {
   client: null,        // the SumuClient, once signed in
   online: new Map(),   // user_id → live connection count (null when unknown)
   heardSinceAsk: new Set(), // users a presence event told us about since who_is_online
-  // room name → {subscription (the client's, while we want to be in the room), state, received}
+  // room name → {subscription (the client's handle, while we want to be in the room), state, received}
   // state: 'left' | 'joining' (subscribe not yet answered) | 'joined' | 'leaving' | 'refused'
   rooms: new Map(),
 };
@@ -139,10 +139,7 @@ function createClient(user) {
   // Every publication that arrived, from any room: what the page shows is what the gateway
   // delivered (so a delivery to a room we left would show up, and the browser test sees it).
   client.on('publication', showPublication);
-  client.on('error', (error) => {
-    logFrame('event', `${error.code}: ${error.message}`);
-    if (error.code === 'subscribe_failed') roomRefused(error.channel, error.reason);
-  });
+  client.on('error', (error) => logFrame('event', `${error.code}: ${error.message}`));
   return client;
 }
 
@@ -156,8 +153,9 @@ function onOpen() {
 
 // ---- frames from the server -------------------------------------------------------------
 
-// What the back end pushed (the client parsed it; pongs and errors never get here).
-function onMessage(frame) {
+// What the back end pushed: `data` of a `{"type":"message","id","data"}` frame, once per id
+// (sumu's own frames never get here, and nothing the back end sends can pass for one of them).
+function onMessage({ data: frame }) {
   switch (frame && frame.type) {
     case 'presence': return applyPresence(frame);
     case 'online_users': return applySnapshot(frame);
@@ -166,8 +164,10 @@ function onMessage(frame) {
   }
 }
 
-// The client library reports refused subscribes, not accepted ones: the page reads the
-// `subscribed`/`unsubscribed` replies from its own (logging) socket to show each room's state.
+// A room's subscription handle tells joining/joined/refused; once the page let go of it, only
+// the gateway's `unsubscribed` says the room is left, and the page reads that from its own
+// (logging) socket. Back-end data arrives enveloped in `message` frames, so a top-level
+// `unsubscribed` is always the gateway's.
 function onGatewayFrame(text) {
   let frame;
   try {
@@ -175,12 +175,11 @@ function onGatewayFrame(text) {
   } catch {
     return;
   }
-  const name = roomOf(frame?.channel);
+  if (frame?.type !== 'unsubscribed') return;
+  const name = roomOf(frame.channel);
   const room = name === null ? undefined : app.rooms.get(name);
-  if (!room) return;
-  // A reply that no longer matches what we want (joined, then left at once) is stale.
-  if (frame.type === 'subscribed' && room.subscription) setRoomState(name, 'joined');
-  if (frame.type === 'unsubscribed' && !room.subscription) setRoomState(name, 'left');
+  // Joined again meanwhile: the handle's state decides.
+  if (room && !room.subscription) setRoomState(name, 'left');
 }
 
 function applyPresence(frame) {
@@ -289,17 +288,27 @@ function addRoom(name) {
   renderRooms();
 }
 
-// subscribe() → the client sends `{"action":"subscribe","channel":"room/<name>"}` now or on
-// connect, and again after every reconnect, until unsubscribe().
+// subscribe() → the client sends `{"action":"subscribe","channel":"room/<name>","ref":…}` now
+// or on connect, and again after every reconnect, until unsubscribe(). The handle's state is
+// the room's: `subscribing` (joining…), `subscribed` (joined), `failed` (refused for good).
 function joinRoom(name) {
   addRoom(name);
   const room = app.rooms.get(name);
   if (!app.client || room.subscription) return;
-  room.subscription = app.client.subscribe(`${ROOM_PREFIX}${name}`, () => {
+  const handle = app.client.subscribe(`${ROOM_PREFIX}${name}`, () => {
     room.received += 1;
     renderRooms();
   });
-  setRoomState(name, 'joining');
+  room.subscription = handle;
+  handle.on('state', (state) => {
+    if (room.subscription !== handle) return;
+    if (state === 'subscribed') setRoomState(name, 'joined');
+    if (state === 'subscribing') setRoomState(name, 'joining');
+  });
+  handle.on('error', (error) => {
+    if (room.subscription === handle && !error.retrying) roomRefused(name, error.reason);
+  });
+  setRoomState(name, handle.state === 'subscribed' ? 'joined' : 'joining');
 }
 
 function leaveRoom(name) {
@@ -311,22 +320,19 @@ function leaveRoom(name) {
   setRoomState(name, app.client.state === 'open' ? 'leaving' : 'left');
 }
 
-// The client forgets a refused subscription: so does the page.
-function roomRefused(channel, reason) {
-  const name = roomOf(channel);
-  const room = name === null ? undefined : app.rooms.get(name);
+// The client forgets a subscription refused for good: so does the page.
+function roomRefused(name, reason) {
+  const room = app.rooms.get(name);
   if (!room) return;
   room.subscription = null;
   room.reason = reason || 'refused';
   setRoomState(name, 'refused');
 }
 
-// Without a connection no room is joined: those we want are joined again on the next one.
+// Without a connection no room is left pending: the handles of those we want say `subscribing`
+// until the next connection confirms them.
 function roomsOffline() {
-  for (const room of app.rooms.values()) {
-    if (room.subscription) room.state = 'joining';
-    else if (room.state === 'leaving') room.state = 'left';
-  }
+  for (const room of app.rooms.values()) if (!room.subscription && room.state === 'leaving') room.state = 'left';
   renderRooms();
 }
 

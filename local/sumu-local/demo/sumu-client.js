@@ -43,29 +43,26 @@ var RecentIds = class {
     return true;
   }
 };
-var OverlapFilter = class {
-  constructor(limit) {
+var OwnEmits = class {
+  constructor(limit, ttlMs) {
     __publicField(this, "limit", limit);
-    __publicField(this, "counts", /* @__PURE__ */ new Map());
+    __publicField(this, "ttlMs", ttlMs);
+    __publicField(this, "recent", []);
   }
-  /** Whether the frame `text`, just received on connection `from`, is new to the app. */
-  admit(text, from) {
-    let perConnection = this.counts.get(text);
-    if (!perConnection) {
-      if (this.counts.size >= this.limit) this.counts.clear();
-      perConnection = /* @__PURE__ */ new Map();
-      this.counts.set(text, perConnection);
-    }
-    const mine = (perConnection.get(from) ?? 0) + 1;
-    perConnection.set(from, mine);
-    let others = 0;
-    for (const [connection, count] of perConnection) {
-      if (connection !== from) others = Math.max(others, count);
-    }
-    return mine > others;
+  add(channel, text, excluded) {
+    this.recent.push({ channel, text, excluded, at: Date.now() });
+    if (this.recent.length > this.limit) this.recent.shift();
   }
-  clear() {
-    this.counts.clear();
+  /** Whether a publication with `from`, received on `link`, is one of ours that `link` was not excluded from (forgotten once matched). */
+  take(link, channel, data) {
+    const now = Date.now();
+    this.recent = this.recent.filter((entry) => now - entry.at <= this.ttlMs);
+    if (this.recent.length === 0) return false;
+    const text = JSON.stringify(data);
+    const index = this.recent.findIndex((entry) => entry.channel === channel && entry.text === text && !entry.excluded.includes(link));
+    if (index < 0) return false;
+    this.recent.splice(index, 1);
+    return true;
   }
 };
 
@@ -83,199 +80,10 @@ function cancel(handle) {
   host().clearInterval(handle);
 }
 
-// src/client.ts
-var DEFAULTS = {
-  keepAliveMs: 5 * 60 * 1e3,
-  maxConnectionMs: (60 + 55) * 60 * 1e3,
-  queueLimit: 100,
-  errorAfterFailures: 3,
-  connectTimeoutMs: 15e3,
-  overlapMs: 5e3,
-  subscribeTimeoutMs: 1e4,
-  presenceTimeoutMs: 3e4,
-  pongTimeoutMs: 3e4
-};
-var RECENT_IDS = 1e4;
-var OVERLAP_FRAMES = 1e4;
-var OPEN = 1;
-var Link = class {
-  constructor(socket) {
-    __publicField(this, "socket", socket);
-    __publicField(this, "opened", false);
-    __publicField(this, "closed", false);
-    __publicField(this, "openTimer");
-    __publicField(this, "drainTimer");
-    __publicField(this, "pongTimer");
-    /** Frames received so far: the keep-alive check's sign of life. */
-    __publicField(this, "framesReceived", 0);
-    /** Channels with a `subscribe` sent on this link and no reply yet (channel → how many). */
-    __publicField(this, "pendingSubscribes", /* @__PURE__ */ new Map());
-    /** `presence` requests sent on this link, oldest first. */
-    __publicField(this, "presenceWaiting", []);
-  }
-  get live() {
-    return this.opened && !this.closed && this.socket.readyState === OPEN;
-  }
-  settle(channel) {
-    const count = this.pendingSubscribes.get(channel);
-    if (count === void 0) return false;
-    if (count <= 1) this.pendingSubscribes.delete(channel);
-    else this.pendingSubscribes.set(channel, count - 1);
-    return true;
-  }
-};
-var SumuClient = class {
-  constructor(options) {
-    __publicField(this, "url");
-    __publicField(this, "tokenSource");
-    __publicField(this, "WebSocketImpl");
-    __publicField(this, "settings");
-    __publicField(this, "backoff");
-    __publicField(this, "current", "closed");
-    __publicField(this, "running", false);
-    /** Bumped by close(): an attempt that started before it must not go on. */
-    __publicField(this, "epoch", 0);
-    __publicField(this, "primary", null);
-    __publicField(this, "candidate", null);
-    __publicField(this, "draining", /* @__PURE__ */ new Set());
-    /** Attempts in a row that did not open: the backoff exponent. */
-    __publicField(this, "failures", 0);
-    __publicField(this, "retryTimer");
-    __publicField(this, "keepAliveTimer");
-    __publicField(this, "rotateTimer");
-    __publicField(this, "promoteTimer");
-    __publicField(this, "queue", []);
-    /** channel or pattern → its callbacks (each wrapped, so the same function may be added twice). */
-    __publicField(this, "channels", /* @__PURE__ */ new Map());
-    __publicField(this, "recentIds", new RecentIds(RECENT_IDS));
-    __publicField(this, "overlap", new OverlapFilter(OVERLAP_FRAMES));
+// src/emitter.ts
+var Emitter = class {
+  constructor() {
     __publicField(this, "handlers", /* @__PURE__ */ new Map());
-    if (!options || typeof options.url !== "string" || !/^wss?:\/\//i.test(options.url)) {
-      throw new TypeError("SumuClient: `url` must be a ws:// or wss:// URL");
-    }
-    if (typeof options.token !== "function") {
-      throw new TypeError("SumuClient: `token` must be a function returning the token (it is called for every attempt)");
-    }
-    this.url = options.url;
-    this.tokenSource = options.token;
-    this.WebSocketImpl = options.WebSocket ?? globalThis.WebSocket;
-    this.backoff = { ...options.backoff };
-    this.settings = {
-      keepAliveMs: positive("keepAliveMs", options.keepAliveMs, DEFAULTS.keepAliveMs),
-      maxConnectionMs: positive("maxConnectionMs", options.maxConnectionMs, DEFAULTS.maxConnectionMs),
-      queueLimit: atLeast("queueLimit", options.queueLimit, DEFAULTS.queueLimit, 0),
-      errorAfterFailures: atLeast("errorAfterFailures", options.errorAfterFailures, DEFAULTS.errorAfterFailures, 1),
-      connectTimeoutMs: positive("connectTimeoutMs", options.connectTimeoutMs, DEFAULTS.connectTimeoutMs),
-      overlapMs: atLeast("overlapMs", options.overlapMs, DEFAULTS.overlapMs, 0),
-      subscribeTimeoutMs: positive("subscribeTimeoutMs", options.subscribeTimeoutMs, DEFAULTS.subscribeTimeoutMs),
-      presenceTimeoutMs: positive("presenceTimeoutMs", options.presenceTimeoutMs, DEFAULTS.presenceTimeoutMs),
-      pongTimeoutMs: positive("pongTimeoutMs", options.pongTimeoutMs, DEFAULTS.pongTimeoutMs)
-    };
-  }
-  /** `connecting` | `open` | `reconnecting` | `closed`. */
-  get state() {
-    return this.current;
-  }
-  /** Starts connecting (and keeps the connection up until `close()`). A no-op while running. */
-  connect() {
-    if (this.running) return;
-    if (!this.WebSocketImpl) {
-      throw new TypeError('SumuClient: no global WebSocket here (Node 20): pass one, e.g. `new SumuClient({ …, WebSocket })` with `import WebSocket from "ws"`');
-    }
-    this.running = true;
-    this.failures = 0;
-    this.setState("connecting");
-    void this.attempt();
-  }
-  /**
-   * Stops for good: closes every connection (code 1000), stops reconnecting and keep-alive,
-   * drops what was queued and rejects pending `presence()` calls. `connect()` starts anew
-   * (subscriptions are kept and re-sent).
-   */
-  close() {
-    this.epoch += 1;
-    this.running = false;
-    for (const timer of [this.retryTimer, this.keepAliveTimer, this.rotateTimer, this.promoteTimer]) cancel(timer);
-    this.retryTimer = this.keepAliveTimer = this.rotateTimer = this.promoteTimer = void 0;
-    const links = [this.primary, this.candidate, ...this.draining].filter((link) => link !== null);
-    this.primary = this.candidate = null;
-    this.draining.clear();
-    this.overlap.clear();
-    const closed = new Error("SumuClient closed");
-    for (const link of links) {
-      link.closed = true;
-      cancel(link.openTimer);
-      cancel(link.drainTimer);
-      cancel(link.pongTimer);
-      for (const request of link.presenceWaiting) settlePresence(request, closed);
-      link.presenceWaiting = [];
-      closeQuietly(link.socket, 1e3, "client closed");
-    }
-    for (const item of this.queue) if (item.kind === "presence") settlePresence(item.request, closed);
-    this.queue = [];
-    this.setState("closed");
-  }
-  /** `{"action":"send","message":…}` (to the messages queue). False when dropped (queue full). */
-  send(message) {
-    return this.submit({ action: "send", message }, message);
-  }
-  /** `{"action":"publish","message":…}` (to the messages topic). False when dropped (queue full). */
-  publish(message) {
-    return this.submit({ action: "publish", message }, message);
-  }
-  /** `{"action":"emit","channel":…,"data":…}`: a publication on a channel. False when dropped. */
-  emit(channel, data) {
-    return this.submit({ action: "emit", channel, data }, data);
-  }
-  /** Asks who of `users` is online; resolves with the gateway's answer (sent once connected). */
-  presence(users) {
-    const distinct = [...new Set(users)];
-    return new Promise((resolve, reject) => {
-      const request = {
-        users: distinct,
-        text: JSON.stringify({ action: "presence", users: [...users] }),
-        resolve,
-        reject,
-        timer: void 0
-      };
-      request.timer = after(this.settings.presenceTimeoutMs, () => {
-        this.forgetPresence(request);
-        reject(new Error(`no presence answer within ${this.settings.presenceTimeoutMs} ms`));
-      });
-      if (!this.offer({ kind: "presence", request }, users)) {
-        settlePresence(request, new Error("presence request dropped: the queue is full"));
-      }
-    });
-  }
-  /**
-   * Subscribes to `channel` (a channel, `prefix/*` or `*`) and calls `onPublication` for each
-   * publication it covers, once per publication id. Re-subscribed after every reconnect.
-   */
-  subscribe(channel, onPublication) {
-    if (typeof channel !== "string" || typeof onPublication !== "function") {
-      throw new TypeError("subscribe(channel, onPublication): a channel name and a function");
-    }
-    const entry = { callback: onPublication };
-    let entries = this.channels.get(channel);
-    if (!entries) {
-      entries = /* @__PURE__ */ new Set();
-      this.channels.set(channel, entries);
-      for (const link of this.subscribedLinks()) this.sendSubscribe(link, channel);
-    }
-    entries.add(entry);
-    let active = true;
-    return {
-      channel,
-      unsubscribe: () => {
-        if (!active) return;
-        active = false;
-        const set = this.channels.get(channel);
-        if (!set?.delete(entry) || set.size > 0) return;
-        this.channels.delete(channel);
-        const text = JSON.stringify({ action: "unsubscribe", channel });
-        for (const link of this.subscribedLinks()) transmit(link, text);
-      }
-    };
   }
   /** Adds an event handler; returns a function that removes it. */
   on(event, handler) {
@@ -290,21 +98,477 @@ var SumuClient = class {
   off(event, handler) {
     this.handlers.get(event)?.delete(handler);
   }
+  /** Calls every handler of `event`; one that throws does not stop the others (nor the client). */
+  dispatch(event, value) {
+    const set = this.handlers.get(event);
+    if (!set) return;
+    for (const handler of [...set]) guarded(() => handler(value));
+  }
+};
+function guarded(callback) {
+  try {
+    callback();
+  } catch (error) {
+    after(0, () => {
+      throw error;
+    });
+  }
+}
+
+// src/errors.ts
+var SumuRequestError = class extends Error {
+  constructor(code, message, reason, frame) {
+    super(message);
+    __publicField(this, "code", code);
+    __publicField(this, "reason", reason);
+    __publicField(this, "frame", frame);
+    __publicField(this, "name", "SumuRequestError");
+  }
+};
+
+// src/frames.ts
+var FRAME_LIMIT = 32768;
+function parseFrame(text) {
+  let value;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return { type: "invalid", frame: text };
+  }
+  if (!isRecord(value)) return { type: "invalid", frame: value };
+  const frame = value;
+  const channel = str(frame["channel"]);
+  const ref = str(frame["ref"]);
+  const id = str(frame["id"]);
+  const withRef = (incoming) => ref === void 0 ? incoming : { ...incoming, ref };
+  switch (frame["type"]) {
+    case "pong": {
+      const connectionId = str(frame["connection_id"]);
+      return connectionId === void 0 ? { type: "pong" } : { type: "pong", connectionId };
+    }
+    case "subscribed":
+    case "unsubscribed":
+      if (channel !== void 0) return withRef({ type: frame["type"], channel });
+      break;
+    case "publication":
+      if (channel !== void 0 && id !== void 0 && "data" in frame) return { type: "publication", frame, channel, id };
+      break;
+    case "message":
+      if (id !== void 0 && "data" in frame) return { type: "message", id, data: frame["data"] };
+      break;
+    case "presence":
+      return withRef({ type: "presence", frame });
+    case "ack":
+      if (ref !== void 0 && channel !== void 0 && id !== void 0) return { type: "ack", ref, channel, id };
+      break;
+    case "error": {
+      const error = str(frame["error"]) ?? "error";
+      const incoming = { type: "error", error, message: str(frame["message"]) ?? error, frame };
+      return withRef(channel === void 0 ? incoming : { ...incoming, channel });
+    }
+    case "join":
+    case "leave":
+      if (channel !== void 0) return { type: frame["type"], frame, channel };
+      break;
+    case "history":
+      return { type: "history" };
+    case void 0:
+      if (typeof frame["message"] === "string" && typeof frame["requestId"] === "string") {
+        return { type: "gateway_error", message: frame["message"], frame };
+      }
+      break;
+    default:
+  }
+  return { type: "invalid", frame };
+}
+function encode(frame) {
+  const text = JSON.stringify(frame);
+  return utf8Length(text) <= FRAME_LIMIT ? text : void 0;
+}
+function utf8Length(text) {
+  let bytes = text.length;
+  for (let i = 0; i < text.length; i += 1) {
+    const code = text.charCodeAt(i);
+    if (code >= 55296 && code <= 56319) {
+      const next = text.charCodeAt(i + 1);
+      if (next >= 56320 && next <= 57343) {
+        bytes += 2;
+        i += 1;
+        continue;
+      }
+      bytes += 2;
+    } else if (code >= 2048) {
+      bytes += 2;
+    } else if (code >= 128) {
+      bytes += 1;
+    }
+  }
+  return bytes;
+}
+function isRecord(value) {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+function str(value) {
+  return typeof value === "string" ? value : void 0;
+}
+
+// src/link.ts
+var OPEN = 1;
+var Link = class {
+  constructor(socket) {
+    __publicField(this, "socket", socket);
+    __publicField(this, "opened", false);
+    /** The `pong` to the opening `ping` came (or the ping failed): channels may be subscribed here. */
+    __publicField(this, "ready", false);
+    __publicField(this, "closed", false);
+    /** From the `pong`: what an emit's `exclude_connections` names to keep it off this connection. */
+    __publicField(this, "connectionId");
+    __publicField(this, "openTimer");
+    __publicField(this, "drainTimer");
+    __publicField(this, "pongTimer");
+    __publicField(this, "healthyTimer");
+    /** Frames received so far: the keep-alive check's sign of life. */
+    __publicField(this, "framesReceived", 0);
+    /** Channels the gateway confirmed on this connection. */
+    __publicField(this, "subscribed", /* @__PURE__ */ new Set());
+    /** channel → the one subscribe/unsubscribe waiting for its answer (never two at once per channel). */
+    __publicField(this, "inFlight", /* @__PURE__ */ new Map());
+    /** channel → unsubscribe refusals in a row (the retry's backoff exponent). */
+    __publicField(this, "unsubscribeRetries", /* @__PURE__ */ new Map());
+  }
+  get live() {
+    return this.opened && !this.closed && this.socket.readyState === OPEN;
+  }
+  /** The channel request `ref` waiting here, if any. */
+  request(ref) {
+    if (ref === void 0) return void 0;
+    for (const request of this.inFlight.values()) if (request.ref === ref) return request;
+    return void 0;
+  }
+  end() {
+    this.closed = true;
+    for (const timer of [this.openTimer, this.drainTimer, this.pongTimer, this.healthyTimer]) cancel(timer);
+    for (const request of this.inFlight.values()) cancel(request.timer);
+    this.inFlight.clear();
+  }
+  /** Writes `text` if the socket is OPEN (CONNECTING would throw, CLOSING drops silently). */
+  send(text) {
+    if (this.socket.readyState === OPEN) this.socket.send(text);
+  }
+  close(code, reason) {
+    try {
+      this.socket.close(code, reason);
+    } catch {
+    }
+  }
+};
+
+// src/requests.ts
+var Requests = class {
+  constructor() {
+    __publicField(this, "pending", /* @__PURE__ */ new Map());
+    __publicField(this, "next", 0);
+  }
+  /** A fresh `ref` (1–64 of A-Z a-z 0-9 _ - . : as the gateway requires). */
+  ref() {
+    this.next += 1;
+    return `r${this.next.toString(36)}`;
+  }
+  add(request) {
+    this.pending.set(request.ref, request);
+  }
+  has(ref) {
+    return this.pending.has(ref);
+  }
+  /** Ends the request `ref` with an answer or an error; false when no such request waits. */
+  settle(ref, outcome) {
+    const request = this.pending.get(ref);
+    if (!request) return false;
+    this.pending.delete(ref);
+    cancel(request.timer);
+    if (outcome instanceof SumuRequestError) request.reject(outcome);
+    else request.resolve(outcome);
+    return true;
+  }
+  /**
+   * `link` ended: its presence questions are returned, to be asked again on the next
+   * connection; its emits are rejected (the gateway may or may not have published them).
+   */
+  linkLost(link) {
+    const again = [];
+    for (const request of [...this.pending.values()]) {
+      if (request.link !== link) continue;
+      if (request.kind === "presence") {
+        delete request.link;
+        again.push(request);
+      } else {
+        this.settle(request.ref, new SumuRequestError("connection_lost", "the connection ended before the ack: the emit may or may not have been published"));
+      }
+    }
+    return again;
+  }
+  rejectAll(error) {
+    for (const ref of [...this.pending.keys()]) this.settle(ref, error);
+  }
+};
+
+// src/subscription.ts
+var ChannelEntry = class {
+  constructor(channel) {
+    __publicField(this, "channel", channel);
+    __publicField(this, "state", "subscribing");
+    __publicField(this, "handles", /* @__PURE__ */ new Set());
+    /** Refusals that may pass (or timeouts) in a row: the retry's backoff exponent. */
+    __publicField(this, "retries", 0);
+    /** Set while waiting to ask again after such a refusal. */
+    __publicField(this, "retryTimer");
+  }
+  setState(state) {
+    if (state === this.state) return;
+    this.state = state;
+    if (state === "subscribed") this.retries = 0;
+    for (const handle of this.handles) handle.changed(state);
+  }
+};
+var Subscription = class extends Emitter {
+  constructor(channel, owner, state) {
+    super();
+    __publicField(this, "channel", channel);
+    __publicField(this, "owner", owner);
+    /** Settles on the gateway's first answer: resolves once subscribed, rejects when refused for good (or unsubscribed first). */
+    __publicField(this, "ready");
+    __publicField(this, "current");
+    __publicField(this, "settle");
+    this.current = state;
+    this.ready = new Promise((resolve, reject) => {
+      this.settle = (error) => error ? reject(error) : resolve();
+    });
+    this.ready.catch(() => {
+    });
+    if (state === "subscribed") this.finish();
+  }
+  get state() {
+    return this.current;
+  }
+  /** Stops this handle; the last handle of a channel sends `unsubscribe`. Idempotent. */
+  unsubscribe() {
+    if (this.current === "unsubscribed" || this.current === "failed") return;
+    this.owner.release(this);
+    this.finish(new SumuRequestError("unsubscribed", `unsubscribed from ${this.channel} before the gateway answered`));
+    this.set("unsubscribed");
+  }
+  /** @internal The channel's state changed. */
+  changed(state) {
+    if (this.current === "unsubscribed" || this.current === "failed") return;
+    if (state === "subscribed") this.finish();
+    this.set(state);
+  }
+  /** @internal Refused for good (`error.reason`: forbidden, invalid_channel, too_many_subscriptions). */
+  failed(error) {
+    if (this.current === "unsubscribed" || this.current === "failed") return;
+    this.finish(new SumuRequestError("refused", error.message, error.reason, error.frame));
+    this.set("failed");
+    this.dispatch("error", error);
+  }
+  /** @internal */
+  deliver(event, value) {
+    if (this.current === "unsubscribed" || this.current === "failed") return;
+    this.dispatch(event, value);
+  }
+  set(state) {
+    if (state === this.current) return;
+    this.current = state;
+    this.dispatch("state", state);
+  }
+  finish(error) {
+    const settle = this.settle;
+    this.settle = void 0;
+    settle?.(error);
+  }
+};
+
+// src/client.ts
+var DEFAULTS = {
+  keepAliveMs: 5 * 60 * 1e3,
+  maxConnectionMs: (60 + 55) * 60 * 1e3,
+  queueLimit: 100,
+  errorAfterFailures: 3,
+  connectTimeoutMs: 15e3,
+  overlapMs: 5e3,
+  subscribeTimeoutMs: 1e4,
+  requestTimeoutMs: 1e4,
+  presenceTimeoutMs: 3e4,
+  pongTimeoutMs: 3e4
+};
+var RECENT_IDS = 1e4;
+var HEALTHY_MS = 1e4;
+var RETRYABLE = /* @__PURE__ */ new Set(["channels_unavailable", "connection_gone", "timeout"]);
+var OWN_EMITS = 32;
+var MAX_EXCLUDED = 10;
+var SumuClient = class extends Emitter {
+  constructor(options) {
+    super();
+    __publicField(this, "url");
+    __publicField(this, "tokenSource");
+    __publicField(this, "WebSocketImpl");
+    __publicField(this, "settings");
+    __publicField(this, "backoff");
+    __publicField(this, "current", "closed");
+    __publicField(this, "running", false);
+    /** Bumped by every attempt and by close(): only the latest attempt may act on its outcome. */
+    __publicField(this, "attemptSeq", 0);
+    __publicField(this, "primary", null);
+    __publicField(this, "candidate", null);
+    __publicField(this, "draining", /* @__PURE__ */ new Set());
+    /** Retries since the last healthy connection: the reconnect backoff exponent. */
+    __publicField(this, "failures", 0);
+    /** Attempts in a row that did not open: `connect_failed` after `errorAfterFailures`. */
+    __publicField(this, "refusals", 0);
+    __publicField(this, "retryTimer");
+    __publicField(this, "keepAliveTimer");
+    __publicField(this, "rotateTimer");
+    __publicField(this, "promoteTimer");
+    __publicField(this, "queue", []);
+    /** channel or pattern → its state and handles. */
+    __publicField(this, "channels", /* @__PURE__ */ new Map());
+    __publicField(this, "recentIds", new RecentIds(RECENT_IDS));
+    __publicField(this, "requests", new Requests());
+    __publicField(this, "ownEmits", new OwnEmits(OWN_EMITS, 3e4));
+    __publicField(this, "online", () => this.retryNow());
+    if (!options || typeof options.url !== "string" || !/^wss?:\/\//i.test(options.url)) {
+      throw new TypeError("SumuClient: `url` must be a ws:// or wss:// URL");
+    }
+    if (typeof options.token !== "function") {
+      throw new TypeError("SumuClient: `token` must be a function returning the token (it is called for every attempt)");
+    }
+    this.url = options.url;
+    this.tokenSource = options.token;
+    this.WebSocketImpl = options.WebSocket ?? globalThis.WebSocket;
+    this.backoff = { ...options.backoff };
+    const number = (name, min, strict) => {
+      const value = options[name] ?? DEFAULTS[name];
+      if (typeof value !== "number" || !Number.isFinite(value) || value < min || strict && value <= min) {
+        throw new TypeError(`SumuClient: \`${name}\` must be a number ${strict ? ">" : "≥"} ${min}`);
+      }
+      return value;
+    };
+    this.settings = {
+      keepAliveMs: number("keepAliveMs", 0, true),
+      maxConnectionMs: number("maxConnectionMs", 0, true),
+      queueLimit: number("queueLimit", 0, false),
+      errorAfterFailures: number("errorAfterFailures", 1, false),
+      connectTimeoutMs: number("connectTimeoutMs", 0, true),
+      overlapMs: number("overlapMs", 0, false),
+      subscribeTimeoutMs: number("subscribeTimeoutMs", 0, true),
+      requestTimeoutMs: number("requestTimeoutMs", 0, true),
+      presenceTimeoutMs: number("presenceTimeoutMs", 0, true),
+      pongTimeoutMs: number("pongTimeoutMs", 0, true)
+    };
+  }
+  /** `connecting` | `open` | `reconnecting` | `closed`. */
+  get state() {
+    return this.current;
+  }
+  /** Starts connecting (and keeps the connection up until `close()`). A no-op while running. */
+  connect() {
+    if (this.running) return;
+    if (!this.WebSocketImpl) {
+      throw new TypeError('SumuClient: no global WebSocket here (Node 20): pass one, e.g. `new SumuClient({ …, WebSocket })` with `import WebSocket from "ws"`');
+    }
+    this.running = true;
+    this.failures = this.refusals = 0;
+    host2().addEventListener?.("online", this.online);
+    this.setState("connecting");
+    void this.attempt();
+  }
+  /**
+   * Stops for good: closes every connection (code 1000), stops reconnecting and keep-alive,
+   * drops what was queued and rejects pending `presence()` and acked `emit()` calls.
+   * Subscriptions are kept (`subscribing`): `connect()` starts anew and subscribes them again.
+   */
+  close() {
+    this.attemptSeq += 1;
+    this.running = false;
+    host2().removeEventListener?.("online", this.online);
+    for (const timer of [this.retryTimer, this.keepAliveTimer, this.rotateTimer, this.promoteTimer]) cancel(timer);
+    this.retryTimer = this.keepAliveTimer = this.rotateTimer = this.promoteTimer = void 0;
+    for (const link of this.links()) {
+      link.end();
+      link.close(1e3, "client closed");
+    }
+    this.primary = this.candidate = null;
+    this.draining.clear();
+    this.queue = [];
+    this.requests.rejectAll(new SumuRequestError("closed", "SumuClient closed"));
+    for (const entry of this.channels.values()) {
+      cancel(entry.retryTimer);
+      entry.retryTimer = void 0;
+      entry.setState("subscribing");
+    }
+    this.setState("closed");
+  }
+  /** `{"action":"send","message":…}` (to the messages queue). False when refused: too large or queue full (an `error` event says which). */
+  send(message) {
+    return this.submit({ action: "send", message }, message);
+  }
+  /** `{"action":"publish","message":…}` (to the messages topic). False when refused, as `send`. */
+  publish(message) {
+    return this.submit({ action: "publish", message }, message);
+  }
+  emit(channel, data, options) {
+    if (!options?.ack) return this.submit({ action: "emit", channel, data }, data);
+    return this.ask("ack", { action: "emit", channel, data }, data, this.settings.requestTimeoutMs, "no ack");
+  }
+  /** Asks who of `users` is online; resolves with the gateway's answer (asked once connected). */
+  presence(users) {
+    return this.ask("presence", { action: "presence", users: [...users] }, users, this.settings.presenceTimeoutMs, "no presence answer");
+  }
+  /**
+   * Subscribes to `channel` (a channel, `prefix/*` or `*`): a handle with a state, events and a
+   * `ready` promise; `onPublication`, if given, is its `publication` handler. Handles on the same
+   * channel share one gateway subscription: the last `unsubscribe()` ends it. Subscribed again
+   * after every reconnect.
+   */
+  subscribe(channel, onPublication) {
+    if (typeof channel !== "string" || channel === "" || onPublication !== void 0 && typeof onPublication !== "function") {
+      throw new TypeError("subscribe(channel, onPublication?): a channel name and, optionally, a function");
+    }
+    let entry = this.channels.get(channel);
+    const fresh = !entry;
+    if (!entry) {
+      entry = new ChannelEntry(channel);
+      this.channels.set(channel, entry);
+    }
+    const handle = new Subscription(channel, this, entry.state);
+    if (onPublication) handle.on("publication", onPublication);
+    entry.handles.add(handle);
+    if (fresh) this.reconcileAll(channel);
+    return handle;
+  }
+  /** @internal A handle unsubscribed: the channel's last one ends the gateway's subscription. */
+  release(handle) {
+    const entry = this.channels.get(handle.channel);
+    if (!entry?.handles.delete(handle) || entry.handles.size > 0) return;
+    cancel(entry.retryTimer);
+    this.channels.delete(handle.channel);
+    this.reconcileAll(handle.channel);
+  }
   // ---- connection attempts ------------------------------------------------------------------
   async attempt() {
+    cancel(this.retryTimer);
     this.retryTimer = void 0;
     if (!this.running || this.candidate) return;
-    const epoch = this.epoch;
+    const seq = ++this.attemptSeq;
     let token;
     try {
       token = await this.tokenSource();
     } catch (cause) {
-      if (epoch !== this.epoch) return;
+      if (seq !== this.attemptSeq) return;
       this.dispatch("error", { code: "token_failed", message: `the token function failed: ${describe(cause)}`, cause });
       this.attemptFailed();
       return;
     }
-    if (epoch !== this.epoch || !this.running || this.candidate) return;
+    if (seq !== this.attemptSeq || !this.running || this.candidate) return;
     if (typeof token !== "string" || token === "") {
       this.dispatch("error", { code: "token_failed", message: "the token function returned no token" });
       this.attemptFailed();
@@ -327,42 +591,60 @@ var SumuClient = class {
     socket.onerror = () => {
     };
     link.openTimer = after(this.settings.connectTimeoutMs, () => {
-      if (link.opened) return;
-      closeQuietly(socket, 1e3, "connect timeout");
+      if (link.ready) return;
+      link.close(1e3, "connect timeout");
       this.linkClosed(link);
     });
   }
-  /** An attempt did not open: back off (the primary, if any, keeps serving meanwhile). */
-  attemptFailed() {
+  /** An attempt did not open (or closed before taking over): back off; a primary keeps serving. */
+  attemptFailed(opened = false) {
     this.candidate = null;
     cancel(this.promoteTimer);
     this.promoteTimer = void 0;
     if (!this.running) return;
-    this.failures += 1;
-    if (this.failures === this.settings.errorAfterFailures) {
-      this.dispatch("error", {
-        code: "connect_failed",
-        message: `${this.failures} connection attempts in a row failed (refused, unreachable or timed out); still retrying with a fresh token each time`,
-        attempts: this.failures
-      });
+    if (!opened) {
+      this.refusals += 1;
+      if (this.refusals === this.settings.errorAfterFailures) {
+        this.dispatch("error", {
+          code: "connect_failed",
+          message: `${this.refusals} connection attempts in a row failed (refused, unreachable or timed out); still retrying with a fresh token each time`,
+          attempts: this.refusals
+        });
+      }
     }
     if (!this.primary) this.setState("reconnecting");
-    this.scheduleAttempt(backoffDelay(this.failures - 1, this.backoff));
+    this.retryLater();
   }
-  scheduleAttempt(delayMs) {
+  retryLater() {
+    const delay = backoffDelay(this.failures, this.backoff);
+    this.failures += 1;
     cancel(this.retryTimer);
-    this.retryTimer = after(delayMs, () => void this.attempt());
+    this.retryTimer = after(delay, () => void this.attempt());
+  }
+  /** The browser is back online: a client waiting to reconnect tries at once. */
+  retryNow() {
+    if (this.running && this.retryTimer !== void 0 && !this.candidate) void this.attempt();
   }
   linkOpened(link) {
-    cancel(link.openTimer);
     if (link.closed || link !== this.candidate || !this.running) {
-      link.closed = true;
-      closeQuietly(link.socket, 1e3, "not needed");
+      link.end();
+      link.close(1e3, "not needed");
       return;
     }
     link.opened = true;
-    this.failures = 0;
-    for (const channel of this.channels.keys()) this.sendSubscribe(link, channel);
+    this.refusals = 0;
+    link.healthyTimer = after(HEALTHY_MS, () => {
+      this.failures = 0;
+    });
+    link.send('{"action":"ping"}');
+    this.expectReply(link, () => this.linkReady(link));
+  }
+  linkReady(link) {
+    if (link.ready || link.closed) return;
+    link.ready = true;
+    cancel(link.openTimer);
+    if (link !== this.candidate) return;
+    for (const channel of this.channels.keys()) this.reconcile(link, channel);
     if (this.primary?.live) {
       cancel(this.promoteTimer);
       this.promoteTimer = after(this.settings.subscribeTimeoutMs, () => this.promote(link));
@@ -372,9 +654,11 @@ var SumuClient = class {
     }
   }
   promoteIfReady(link) {
-    if (link === this.candidate && link.opened && this.primary && link.pendingSubscribes.size === 0) {
-      this.promote(link);
+    if (link !== this.candidate || !link.ready || !this.primary) return;
+    for (const entry of this.channels.values()) {
+      if (entry.retryTimer === void 0 && !link.subscribed.has(entry.channel)) return;
     }
+    this.promote(link);
   }
   /** `link` becomes the primary; the old primary drains for `overlapMs`, then closes. */
   promote(link) {
@@ -387,7 +671,7 @@ var SumuClient = class {
     if (old) {
       this.draining.add(old);
       old.drainTimer = after(this.settings.overlapMs, () => {
-        closeQuietly(old.socket, 1e3, "reconnected");
+        old.close(1e3, "reconnected");
         this.linkClosed(old);
       });
     }
@@ -395,6 +679,7 @@ var SumuClient = class {
     this.keepAliveTimer = every(this.settings.keepAliveMs, () => this.keepAlive());
     cancel(this.rotateTimer);
     this.rotateTimer = after(this.settings.maxConnectionMs, () => void this.attempt());
+    this.updateChannels();
     this.setState("open");
     this.flush();
   }
@@ -402,154 +687,275 @@ var SumuClient = class {
   keepAlive() {
     const link = this.primary;
     if (!link?.live) return;
-    transmit(link, '{"action":"ping"}');
+    link.send('{"action":"ping"}');
+    this.expectReply(link);
+  }
+  /**
+   * A link that sends back nothing within `pongTimeoutMs` is taken for dead; one that sent
+   * something but no pong (an older gateway, a failing ping route) is ready without an id.
+   */
+  expectReply(link, orElse) {
     if (link.pongTimer !== void 0) return;
     const seen = link.framesReceived;
     link.pongTimer = after(this.settings.pongTimeoutMs, () => {
       link.pongTimer = void 0;
-      if (link.closed || link.framesReceived !== seen) return;
-      closeQuietly(link.socket, 4e3, "keep-alive unanswered");
-      this.linkClosed(link);
+      if (link.closed) return;
+      if (link.framesReceived === seen) {
+        link.close(4e3, "keep-alive unanswered");
+        this.linkClosed(link);
+      } else {
+        orElse?.();
+      }
     });
   }
   linkClosed(link) {
     if (link.closed) return;
-    link.closed = true;
-    cancel(link.openTimer);
-    cancel(link.drainTimer);
-    cancel(link.pongTimer);
-    if (link.presenceWaiting.length > 0) {
-      this.queue.unshift(...link.presenceWaiting.map((request) => ({ kind: "presence", request })));
-      link.presenceWaiting = [];
-    }
+    const opened = link.opened;
+    link.end();
+    const again = this.requests.linkLost(link);
+    if (again.length > 0) this.queue.unshift(...again.map((request) => ({ frame: {}, text: request.text, dropped: void 0, request })));
     if (this.draining.delete(link)) {
-      if (this.liveLinks() < 2) this.overlap.clear();
       this.flush();
       return;
     }
     if (link === this.candidate) {
-      this.attemptFailed();
+      this.attemptFailed(opened);
       return;
     }
-    if (link === this.primary) {
-      this.primary = null;
-      cancel(this.keepAliveTimer);
-      cancel(this.rotateTimer);
-      this.keepAliveTimer = this.rotateTimer = void 0;
-      if (this.liveLinks() < 2) this.overlap.clear();
-      if (!this.running) return;
-      if (this.candidate?.opened) {
-        this.promote(this.candidate);
+    if (link !== this.primary) return;
+    this.primary = null;
+    cancel(this.keepAliveTimer);
+    cancel(this.rotateTimer);
+    this.keepAliveTimer = this.rotateTimer = void 0;
+    this.updateChannels();
+    if (!this.running) return;
+    if (this.candidate?.ready) {
+      this.promote(this.candidate);
+      return;
+    }
+    this.setState("reconnecting");
+    if (!this.candidate) this.retryLater();
+  }
+  // ---- channels -------------------------------------------------------------------------------
+  /** Brings `channel` on every link that carries subscriptions to what the application wants. */
+  reconcileAll(channel) {
+    for (const link of [this.primary, this.candidate]) if (link) this.reconcile(link, channel);
+  }
+  /**
+   * One request per channel and link at a time: the gateway runs routes concurrently, so an
+   * `unsubscribe` and a `subscribe` in flight together could be applied in either order. The
+   * next one goes when the answer (or the timeout) is in, and only if still needed.
+   */
+  reconcile(link, channel) {
+    if (!link.ready || link.closed || link.inFlight.has(channel)) return;
+    const entry = this.channels.get(channel);
+    const has = link.subscribed.has(channel);
+    if (entry && !has && entry.retryTimer === void 0) this.channelRequest(link, "subscribe", channel);
+    else if (!entry && has) this.channelRequest(link, "unsubscribe", channel);
+  }
+  channelRequest(link, action, channel) {
+    const ref = this.requests.ref();
+    const text = encode({ action, channel, ref });
+    if (text === void 0) {
+      const entry = this.channels.get(channel);
+      if (entry) this.subscribeRefused(entry, "invalid_channel", `the channel name is too long for one frame (${FRAME_LIMIT} bytes)`);
+      return;
+    }
+    const timer = after(this.settings.requestTimeoutMs, () => {
+      const request = link.inFlight.get(channel);
+      if (request?.ref !== ref) return;
+      link.inFlight.delete(channel);
+      this.channelRefused(link, action, channel, "timeout", `no answer to ${action} within ${this.settings.requestTimeoutMs} ms`);
+    });
+    link.inFlight.set(channel, { ref, action, channel, timer });
+    link.send(text);
+  }
+  channelAnswer(link, type, channel, ref) {
+    const request = link.request(ref);
+    if (!request || request.channel !== channel) return;
+    cancel(request.timer);
+    link.inFlight.delete(channel);
+    if (type === "subscribed") link.subscribed.add(channel);
+    else {
+      link.subscribed.delete(channel);
+      link.unsubscribeRetries.delete(channel);
+    }
+    this.updateChannels();
+    this.reconcile(link, channel);
+    this.promoteIfReady(link);
+  }
+  channelRefused(link, action, channel, reason, message, frame) {
+    if (action === "unsubscribe") {
+      if (!RETRYABLE.has(reason)) {
+        link.subscribed.delete(channel);
         return;
       }
-      this.setState("reconnecting");
-      if (!this.candidate && this.retryTimer === void 0) {
-        this.scheduleAttempt(backoffDelay(this.failures, this.backoff));
-      }
+      const retries = link.unsubscribeRetries.get(channel) ?? 0;
+      link.unsubscribeRetries.set(channel, retries + 1);
+      after(backoffDelay(retries, this.backoff), () => this.reconcile(link, channel));
+      return;
+    }
+    const entry = this.channels.get(channel);
+    if (!entry) {
+      this.reconcile(link, channel);
+      return;
+    }
+    if (!RETRYABLE.has(reason)) {
+      this.subscribeRefused(entry, reason, message, frame);
+      this.promoteIfReady(link);
+      return;
+    }
+    const error = { code: "subscribe_failed", message, reason, channel, retrying: true };
+    if (frame) error.frame = frame;
+    for (const handle of entry.handles) handle.deliver("error", error);
+    const delay = backoffDelay(entry.retries, this.backoff);
+    entry.retries += 1;
+    entry.retryTimer = after(delay, () => {
+      entry.retryTimer = void 0;
+      if (this.channels.get(channel) === entry) this.reconcileAll(channel);
+    });
+    this.promoteIfReady(link);
+  }
+  /** Refused for good: every handle of the channel fails, and the channel is forgotten (not re-sent on reconnect). */
+  subscribeRefused(entry, reason, message, frame) {
+    const error = { code: "subscribe_failed", message, reason, channel: entry.channel, retrying: false };
+    if (frame) error.frame = frame;
+    this.channels.delete(entry.channel);
+    cancel(entry.retryTimer);
+    for (const handle of entry.handles) handle.failed(error);
+    this.dispatch("error", error);
+    this.reconcileAll(entry.channel);
+  }
+  /** A channel is `subscribed` while the primary has the gateway's confirmation for it. */
+  updateChannels() {
+    for (const entry of this.channels.values()) {
+      entry.setState(this.primary?.subscribed.has(entry.channel) ? "subscribed" : "subscribing");
     }
   }
   // ---- frames in ------------------------------------------------------------------------------
   linkFrame(link, data) {
     if (link.closed) return;
     link.framesReceived += 1;
-    if (typeof data !== "string") return;
-    let frame;
-    try {
-      frame = JSON.parse(data);
-    } catch {
-      frame = void 0;
+    const incoming = typeof data === "string" ? parseFrame(data) : { type: "invalid", frame: data };
+    switch (incoming.type) {
+      case "pong":
+        cancel(link.pongTimer);
+        link.pongTimer = void 0;
+        if (incoming.connectionId !== void 0) link.connectionId = incoming.connectionId;
+        this.linkReady(link);
+        return;
+      case "subscribed":
+      case "unsubscribed":
+        this.channelAnswer(link, incoming.type, incoming.channel, incoming.ref);
+        return;
+      case "publication":
+        if (typeof incoming.frame["from"] === "string" && this.ownEmits.take(link, incoming.channel, incoming.frame["data"])) {
+          this.recentIds.add(`p:${incoming.id}`);
+          return;
+        }
+        this.publication(incoming.frame, incoming.channel, incoming.id);
+        return;
+      case "message":
+        if (this.recentIds.add(`m:${incoming.id}`)) this.dispatch("message", { id: incoming.id, data: incoming.data });
+        return;
+      case "presence":
+        if (incoming.ref !== void 0 && this.requests.has(incoming.ref)) {
+          const { ref: _ref, ...answer } = incoming.frame;
+          this.requests.settle(incoming.ref, answer);
+          this.dispatch("presence", answer);
+        }
+        return;
+      case "ack":
+        this.requests.settle(incoming.ref, { id: incoming.id, channel: incoming.channel });
+        return;
+      case "error":
+        this.errorFrame(link, incoming);
+        return;
+      case "join":
+      case "leave":
+        for (const handle of this.handlesFor(incoming.channel)) handle.deliver(incoming.type, incoming.frame);
+        return;
+      case "history":
+        return;
+      // served by later work
+      case "gateway_error":
+        this.dispatch("error", { code: "server_error", message: incoming.message, frame: incoming.frame });
+        return;
+      default:
+        this.dispatch("error", { code: "server_error", reason: "invalid_frame", message: "a frame that is not one of sumu's: ignored", frame: incoming.frame });
     }
-    if (isRecord(frame)) {
-      switch (frame["type"]) {
-        case "pong":
-        case "unsubscribed":
-          return;
-        case "subscribed":
-          if (typeof frame["channel"] === "string") link.settle(frame["channel"]);
-          this.promoteIfReady(link);
-          return;
-        case "publication":
-          this.publication(frame);
-          return;
-        case "error":
-          this.errorFrame(link, frame);
-          return;
-        case "presence":
-          if (this.presenceAnswer(link, frame)) return;
-          break;
-        default:
-          if (frame["type"] === void 0 && isGatewayError(frame)) {
-            this.dispatch("error", { code: "server_error", message: String(frame["message"]), frame });
-            return;
-          }
-      }
-    }
-    if (this.overlapping() && !this.overlap.admit(data, link)) return;
-    this.dispatch("message", frame === void 0 ? data : frame);
   }
-  publication(frame) {
-    const { channel, id } = frame;
-    if (typeof channel !== "string" || typeof id !== "string") return;
-    if (!this.recentIds.add(id)) return;
+  publication(frame, channel, id) {
+    if (!this.recentIds.add(`p:${id}`)) return;
     const publication = { channel, id, data: frame["data"] };
     if (typeof frame["from"] === "string") publication.from = frame["from"];
-    const callbacks = /* @__PURE__ */ new Set();
-    for (const [pattern, entries] of this.channels) {
-      if (!patternMatches(pattern, channel)) continue;
-      for (const entry of entries) callbacks.add(entry.callback);
-    }
-    for (const callback of callbacks) guarded(() => callback(publication));
+    if (typeof frame["offset"] === "number") publication.offset = frame["offset"];
+    if (typeof frame["epoch"] === "string") publication.epoch = frame["epoch"];
+    for (const handle of this.handlesFor(channel)) handle.deliver("publication", publication);
     this.dispatch("publication", publication);
   }
-  errorFrame(link, frame) {
-    const reason = typeof frame["error"] === "string" ? frame["error"] : "error";
-    const message = typeof frame["message"] === "string" ? frame["message"] : reason;
-    const channel = typeof frame["channel"] === "string" ? frame["channel"] : void 0;
-    if (channel !== void 0) {
-      if (link.settle(channel)) {
-        if (link === this.primary || link === this.candidate) this.channels.delete(channel);
-        this.dispatch("error", { code: "subscribe_failed", message, reason, channel, frame });
-        this.promoteIfReady(link);
-        return;
-      }
-      this.dispatch("error", { code: "emit_failed", message, reason, channel, frame });
-      return;
-    }
-    if ((reason === "invalid_request" || reason === "presence_unavailable") && link.presenceWaiting.length > 0) {
-      const request = link.presenceWaiting.shift();
-      settlePresence(request, Object.assign(new Error(`presence: ${message}`), { reason, frame }));
-      return;
-    }
-    this.dispatch("error", { code: "server_error", message, reason, frame });
+  /** Every handle whose channel or pattern covers `channel`. */
+  handlesFor(channel) {
+    const handles = [];
+    for (const [pattern, entry] of this.channels) if (patternMatches(pattern, channel)) handles.push(...entry.handles);
+    return handles;
   }
-  /** Resolves the oldest presence request on `link` that `frame` answers; false if none. */
-  presenceAnswer(link, frame) {
-    const users = frame["users"];
-    if (!Array.isArray(users) || !users.every(isRecord)) return false;
-    const asked = users.map((user) => user["user_id"]);
-    const index = link.presenceWaiting.findIndex((request2) => request2.users.length === asked.length && request2.users.every((user, i) => user === asked[i]));
-    if (index < 0) return false;
-    const [request] = link.presenceWaiting.splice(index, 1);
-    const answer = frame;
-    if (request) settlePresence(request, answer);
-    this.dispatch("presence", answer);
-    return true;
+  errorFrame(link, incoming) {
+    const { error: reason, message, channel, ref, frame } = incoming;
+    const request = link.request(ref);
+    if (request) {
+      cancel(request.timer);
+      link.inFlight.delete(request.channel);
+      this.channelRefused(link, request.action, request.channel, reason, message, frame);
+      return;
+    }
+    if (ref !== void 0 && this.requests.settle(ref, new SumuRequestError("refused", message, reason, frame))) return;
+    if (reason === "ping_failed") this.linkReady(link);
+    const error = { code: channel !== void 0 && ref === void 0 ? "emit_failed" : "server_error", message, reason, frame };
+    if (channel !== void 0) error.channel = channel;
+    this.dispatch("error", error);
   }
   // ---- frames out -----------------------------------------------------------------------------
-  submit(frame, message) {
-    return this.offer({ kind: "frame", text: JSON.stringify(frame), message }, message);
+  submit(frame, dropped) {
+    const text = encode(frame);
+    if (text === void 0) {
+      this.dispatch("error", { code: "too_large", message: tooLarge(frame), dropped });
+      return false;
+    }
+    return this.offer({ frame, text, dropped });
+  }
+  /** A request answered by `ref`: sent now or queued, rejected when refused before sending or not answered in time. */
+  ask(kind, frame, dropped, timeoutMs, what) {
+    return new Promise((resolve, reject) => {
+      const ref = this.requests.ref();
+      const text = encode({ ...frame, ref });
+      if (text === void 0) {
+        reject(new SumuRequestError("too_large", tooLarge(frame)));
+        return;
+      }
+      const request = { ref, kind, text, resolve, reject, timer: void 0 };
+      const item = { frame: { ...frame, ref }, text, dropped, request };
+      request.timer = after(timeoutMs, () => {
+        this.queue = this.queue.filter((queued) => queued !== item);
+        this.requests.settle(ref, new SumuRequestError("timeout", `${what} within ${timeoutMs} ms`));
+      });
+      this.requests.add(request);
+      if (!this.offer(item)) {
+        this.requests.settle(ref, new SumuRequestError("queue_overflow", "not connected and the queue is full: not sent"));
+      }
+    });
   }
   /** Sends now when open, else queues (bounded); false when dropped. */
-  offer(item, message) {
+  offer(item) {
     if (this.primary?.live && this.queue.length === 0) {
-      this.transmitItem(this.primary, item);
+      this.transmit(this.primary, item);
       return true;
     }
     if (this.queue.length >= this.settings.queueLimit) {
       this.dispatch("error", {
         code: "queue_overflow",
         message: `not connected and ${this.queue.length} messages are already queued (queueLimit): dropped`,
-        dropped: message
+        dropped: item.dropped
       });
       return false;
     }
@@ -559,106 +965,51 @@ var SumuClient = class {
   }
   /** Sends what was queued, in order, while the primary is open. */
   flush() {
-    while (this.queue.length > 0 && this.primary?.live) {
-      this.transmitItem(this.primary, this.queue.shift());
+    while (this.queue.length > 0 && this.primary?.live) this.transmit(this.primary, this.queue.shift());
+  }
+  transmit(link, item) {
+    let text = item.text;
+    if (item.frame["action"] === "emit") {
+      let others = this.links().filter((other) => other !== link && other.live && other.connectionId !== void 0).slice(0, MAX_EXCLUDED);
+      if (others.length > 0) {
+        const withExclusions = JSON.stringify({ ...item.frame, exclude_connections: others.map((other) => other.connectionId) });
+        if (utf8Length(withExclusions) <= FRAME_LIMIT) text = withExclusions;
+        else others = [];
+      }
+      this.ownEmits.add(String(item.frame["channel"]), JSON.stringify(item.frame["data"]), [link, ...others]);
     }
+    if (item.request) item.request.link = link;
+    link.send(text);
   }
-  transmitItem(link, item) {
-    if (item.kind === "frame") {
-      transmit(link, item.text);
-    } else {
-      link.presenceWaiting.push(item.request);
-      transmit(link, item.request.text);
-    }
+  links() {
+    return [this.primary, this.candidate, ...this.draining].filter((link) => link !== null);
   }
-  sendSubscribe(link, channel) {
-    link.pendingSubscribes.set(channel, (link.pendingSubscribes.get(channel) ?? 0) + 1);
-    transmit(link, JSON.stringify({ action: "subscribe", channel }));
-  }
-  /** The open links that carry subscriptions: the primary and an opened candidate. */
-  subscribedLinks() {
-    return [this.primary, this.candidate].filter((link) => link !== null && link.live);
-  }
-  /** A proactive reconnect is under way: a candidate is connecting or a former primary drains. */
-  overlapping() {
-    return this.candidate !== null && this.primary !== null || this.draining.size > 0;
-  }
-  liveLinks() {
-    return [this.primary, this.candidate, ...this.draining].filter((link) => link?.live).length;
-  }
-  forgetPresence(request) {
-    this.queue = this.queue.filter((item) => item.kind !== "presence" || item.request !== request);
-    for (const link of [this.primary, this.candidate, ...this.draining]) {
-      if (link) link.presenceWaiting = link.presenceWaiting.filter((waiting) => waiting !== request);
-    }
-  }
-  // ---- events ---------------------------------------------------------------------------------
   setState(state) {
     if (this.current === state) return;
     this.current = state;
     this.dispatch("state", state);
   }
-  dispatch(event, value) {
-    const set = this.handlers.get(event);
-    if (!set) return;
-    for (const handler of [...set]) guarded(() => handler(value));
-  }
 };
-function transmit(link, text) {
-  if (link.socket.readyState !== OPEN) return;
-  link.socket.send(text);
+function host2() {
+  return globalThis;
 }
-function closeQuietly(socket, code, reason) {
-  try {
-    socket.close(code, reason);
-  } catch {
-  }
-}
-function settlePresence(request, outcome) {
-  cancel(request.timer);
-  if (outcome instanceof Error) request.reject(outcome);
-  else request.resolve(outcome);
-}
-function guarded(callback) {
-  try {
-    callback();
-  } catch (error) {
-    after(0, () => {
-      throw error;
-    });
-  }
+function tooLarge(frame) {
+  return `the ${String(frame["action"])} frame would be over ${FRAME_LIMIT} bytes (API Gateway's limit): not sent`;
 }
 function withToken(url, token) {
   return `${url}${url.includes("?") ? "&" : "?"}authorization=${encodeURIComponent(token)}`;
 }
-function isRecord(value) {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-function isGatewayError(frame) {
-  return typeof frame["message"] === "string" && typeof frame["requestId"] === "string";
-}
 function describe(error) {
   return error instanceof Error ? error.message : String(error);
-}
-function positive(name, value, fallback) {
-  if (value === void 0) return fallback;
-  if (typeof value !== "number" || !Number.isFinite(value) || value <= 0) {
-    throw new TypeError(`SumuClient: \`${name}\` must be a number > 0`);
-  }
-  return value;
-}
-function atLeast(name, value, fallback, min) {
-  if (value === void 0) return fallback;
-  if (typeof value !== "number" || !Number.isFinite(value) || value < min) {
-    throw new TypeError(`SumuClient: \`${name}\` must be a number ≥ ${min}`);
-  }
-  return value;
 }
 export {
   DEFAULTS,
   DEFAULT_BACKOFF_BASE_MS,
   DEFAULT_BACKOFF_MAX_MS,
+  FRAME_LIMIT,
+  Subscription,
   SumuClient,
+  SumuRequestError,
   backoffCeiling,
   backoffDelay,
   patternMatches

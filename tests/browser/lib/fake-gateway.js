@@ -1,8 +1,9 @@
 // A stand-in for sumu-local, for testing the demo page's own logic: it serves the page's static
 // files and a token endpoint like sumu-local does, accepts WebSockets at /<stage>, records every
 // frame a page sends, and lets the test push frames or drop connections. It routes nothing —
-// it only answers `ping` with `pong` and `subscribe`/`unsubscribe` with their replies (or with a
-// refusal the test asks for): the real stack is tested by demo.test.js.
+// it only answers `ping` with `pong` (and the connection's id) and `subscribe`/`unsubscribe`
+// with their replies (or with a refusal the test asks for), echoing each request's `ref` as
+// sumu does (docs/protocol.md): the real stack is tested by demo.test.js.
 import { createServer } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { extname, join } from 'node:path';
@@ -50,16 +51,17 @@ export async function startFakeGateway({ demoDir, stage = 'dev' }) {
       return;
     }
     wss.handleUpgrade(request, socket, head, (ws) => {
-      const connection = { user: token.slice('token-for-'.length), socket: ws, received: [] };
+      const connection = { id: `conn-${sockets.length + 1}`, user: token.slice('token-for-'.length), socket: ws, received: [] };
       sockets.push(connection);
       ws.on('message', (data) => {
         const frame = JSON.parse(String(data));
         connection.received.push(frame);
-        if (frame.action === 'ping') ws.send(JSON.stringify({ type: 'pong' }));
+        const reply = (value) => ws.send(JSON.stringify(frame.ref === undefined ? value : { ...value, ref: frame.ref }));
+        if (frame.action === 'ping') reply({ type: 'pong', connection_id: connection.id, timestamp: Date.now() });
         if (frame.action === 'subscribe' && refusedChannels.has(frame.channel)) {
-          ws.send(JSON.stringify({ type: 'error', error: refusedChannels.get(frame.channel), channel: frame.channel, message: 'refused by the test' }));
+          reply({ type: 'error', error: refusedChannels.get(frame.channel), channel: frame.channel, message: 'refused by the test' });
         } else if (frame.action === 'subscribe' || frame.action === 'unsubscribe') {
-          ws.send(JSON.stringify({ type: `${frame.action}d`, channel: frame.channel }));
+          reply({ type: `${frame.action}d`, channel: frame.channel });
         }
       });
     });

@@ -2,6 +2,8 @@
 // names one) and the sumu-local binary on a free port, and waits until it serves the demo page.
 import { spawn } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, rmSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -113,8 +115,9 @@ export async function startStack({ stage = process.env.SUMU_STAGE || 'local', ti
     AWS_REGION: 'us-east-1',
     RUST_LOG: process.env.RUST_LOG || 'info',
   });
-  const stop = async () => { await sumuLocal.stop(); await moto.stop(); };
-  const baseUrl = `http://127.0.0.1:${port}`;
+  let front = null;
+  const stop = async () => { await front?.close(); await sumuLocal.stop(); await moto.stop(); };
+  let baseUrl = `http://127.0.0.1:${port}`;
   const command = `${binary} ${args.join(' ')}`;
   const deadline = Date.now() + timeoutMs;
   let lastAnswer = 'no answer yet';
@@ -145,7 +148,55 @@ export async function startStack({ stage = process.env.SUMU_STAGE || 'local', ti
     await stop();
     throw new Error(`sumu-local serves /demo/ but GET ${baseUrl}/dev/token?sub=probe does not answer {"token":…}: the dev token endpoint is not wired in`);
   }
+  if (process.env.SUMU_DEMO_DIR) {
+    front = await demoFront(process.env.SUMU_DEMO_DIR, port);
+    baseUrl = front.url;
+  }
   return { baseUrl, stage, stop, logPath: sumuLocal.logPath };
+}
+
+const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css' };
+
+/**
+ * sumu-local serves the demo page compiled into its binary. SUMU_DEMO_DIR=local/sumu-local/demo
+ * puts this server in front of it: /demo/ files come from that directory (the page as it is in
+ * the work tree, without rebuilding sumu-local), everything else — the token endpoint, the
+ * WebSocket upgrades — goes to sumu-local unchanged.
+ */
+async function demoFront(dir, backendPort) {
+  const server = createHttpServer(async (request, response) => {
+    const url = new URL(request.url, 'http://localhost');
+    if (url.pathname.startsWith('/demo/')) {
+      const file = url.pathname === '/demo/' ? 'index.html' : url.pathname.slice('/demo/'.length);
+      if (file.includes('/') || file.includes('..')) return response.writeHead(404).end();
+      try {
+        const body = await readFile(join(dir, file));
+        return response.writeHead(200, { 'content-type': TYPES[file.slice(file.lastIndexOf('.'))] || 'application/octet-stream' }).end(body);
+      } catch {
+        return response.writeHead(404).end();
+      }
+    }
+    const answer = await fetch(`http://127.0.0.1:${backendPort}${request.url}`, { method: request.method });
+    response.writeHead(answer.status, { 'content-type': answer.headers.get('content-type') || 'text/plain' });
+    return response.end(Buffer.from(await answer.arrayBuffer()));
+  });
+  server.on('upgrade', (request, socket, head) => {
+    const upstream = connect({ host: '127.0.0.1', port: backendPort }, () => {
+      const lines = [`${request.method} ${request.url} HTTP/1.1`];
+      for (let i = 0; i < request.rawHeaders.length; i += 2) lines.push(`${request.rawHeaders[i]}: ${request.rawHeaders[i + 1]}`);
+      upstream.write(`${lines.join('\r\n')}\r\n\r\n`);
+      upstream.write(head);
+      upstream.pipe(socket);
+      socket.pipe(upstream);
+    });
+    upstream.on('error', () => socket.destroy());
+    socket.on('error', () => upstream.destroy());
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    close: () => { server.closeAllConnections?.(); return new Promise((resolve) => server.close(resolve)); },
+  };
 }
 
 export function artifact(name) {
