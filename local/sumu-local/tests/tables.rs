@@ -93,4 +93,9 @@ async fn the_tests_tables_are_the_provisioned_tables() {
         shape(&dynamodb, &subscriptions).await,
         "the two tables differ (keys, stream): the comparison would see a swap"
     );
+    let history = testkit::create_history_table(&dynamodb).await;
+    let provisioned = shape(&dynamodb, &names.history_table).await;
+    assert_eq!(shape(&dynamodb, &history).await, provisioned);
+    assert!(provisioned.contains("offset N"), "{provisioned}");
+    assert!(provisioned.contains("indexes []"), "{provisioned}");
 }

@@ -43,6 +43,22 @@ impl Local {
         .await
     }
 
+    /// [`Local::start_with_channels`] with channel namespaces (a JSON list, as
+    /// `--channel-namespaces` takes it).
+    pub async fn start_with_namespaces(namespaces: &str) -> Local {
+        let endpoint = crate::proxy::serializing_moto_proxy();
+        let namespaces = sumu_wire::Namespaces::parse(namespaces).expect("valid namespaces");
+        Local::start_configured(|config| {
+            config.aws_endpoint = endpoint;
+            config.presence = Some(PresenceSetup {
+                destination: PresenceDestination::None,
+                ..PresenceSetup::default()
+            });
+            config.channel_namespaces = namespaces;
+        })
+        .await
+    }
+
     /// A development token for `sub` carrying `grants` in its `channels` claim.
     pub fn token_with_grants(&self, sub: &str, grants: &Grants) -> String {
         self.idp

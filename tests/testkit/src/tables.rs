@@ -1,7 +1,9 @@
-//! The two tables sumu's tests create, defined once for every suite, with the shape
+//! The tables sumu's tests create, defined once for every suite, with the shape
 //! `modules/sumu/table.tf` and sumu-local's provisioning (`local/sumu-local/src/provision.rs`)
-//! give them: string partition and sort keys, on-demand billing, TTL on `expires_at`, the
-//! keys-only `connection_id-index`, and on the connections table a keys-only stream.
+//! give them: on-demand billing and TTL on `expires_at`; the connections and subscriptions
+//! tables with string partition and sort keys and the keys-only `connection_id-index` (the
+//! connections table with a keys-only stream); the history table keyed by channel (string) and
+//! offset (number), without index or stream.
 //!
 //! Why not sumu-local's provisioning code itself: sumu-local depends on the pusher and presence,
 //! whose tests depend on this kit, so the kit depending on sumu-local would close a loop between
@@ -14,7 +16,7 @@ use aws_sdk_dynamodb::types::{
     TimeToLiveSpecification,
 };
 use aws_sdk_dynamodb::Client;
-use sumu_wire::{subscriptions, table};
+use sumu_wire::{history, subscriptions, table};
 
 /// Creates a connections table with a name no other test uses (`…-connections`); returns
 /// the name. Panics on failure: for tests.
@@ -39,11 +41,46 @@ pub async fn create_subscriptions_table(dynamodb: &Client) -> String {
     name
 }
 
+/// Creates a history table (docs/channels.md § History and recovery) with a name no other test
+/// uses (`…-history`); returns the name. Panics on failure: for tests.
+pub async fn create_history_table(dynamodb: &Client) -> String {
+    let name = stack_name("history");
+    let shape = Shape {
+        sort_key_type: ScalarAttributeType::N,
+        connection_index: false,
+        stream: false,
+    };
+    create_shaped(dynamodb, &name, history::CHANNEL, history::OFFSET, shape).await;
+    name
+}
+
+/// What differs between the tables.
+struct Shape {
+    sort_key_type: ScalarAttributeType,
+    connection_index: bool,
+    stream: bool,
+}
+
 async fn create(dynamodb: &Client, name: &str, partition_key: &str, sort_key: &str, stream: bool) {
-    let attribute = |attribute: &str| {
+    let shape = Shape {
+        sort_key_type: ScalarAttributeType::S,
+        connection_index: true,
+        stream,
+    };
+    create_shaped(dynamodb, name, partition_key, sort_key, shape).await;
+}
+
+async fn create_shaped(
+    dynamodb: &Client,
+    name: &str,
+    partition_key: &str,
+    sort_key: &str,
+    shape: Shape,
+) {
+    let attribute = |attribute: &str, kind: ScalarAttributeType| {
         AttributeDefinition::builder()
             .attribute_name(attribute)
-            .attribute_type(ScalarAttributeType::S)
+            .attribute_type(kind)
             .build()
             .expect("an attribute definition")
     };
@@ -68,13 +105,15 @@ async fn create(dynamodb: &Client, name: &str, partition_key: &str, sort_key: &s
     let mut request = dynamodb
         .create_table()
         .table_name(name)
-        .attribute_definitions(attribute(partition_key))
-        .attribute_definitions(attribute(sort_key))
+        .attribute_definitions(attribute(partition_key, ScalarAttributeType::S))
+        .attribute_definitions(attribute(sort_key, shape.sort_key_type))
         .key_schema(key(partition_key, KeyType::Hash))
         .key_schema(key(sort_key, KeyType::Range))
-        .global_secondary_indexes(index)
         .billing_mode(BillingMode::PayPerRequest);
-    if stream {
+    if shape.connection_index {
+        request = request.global_secondary_indexes(index);
+    }
+    if shape.stream {
         request = request.stream_specification(
             StreamSpecification::builder()
                 .stream_enabled(true)
