@@ -722,11 +722,7 @@ run "history_table" {
     error_message = "The history table has no index: every read is by channel."
   }
   assert {
-    condition = (
-      !coalesce(aws_dynamodb_table.history.stream_enabled, false)
-      && aws_dynamodb_table.history.point_in_time_recovery[0].enabled
-      && aws_dynamodb_table.history.server_side_encryption[0].enabled
-    )
+    condition     = !coalesce(aws_dynamodb_table.history.stream_enabled, false) && aws_dynamodb_table.history.point_in_time_recovery[0].enabled && aws_dynamodb_table.history.server_side_encryption[0].enabled
     error_message = "No stream; point-in-time recovery and encryption on, like the other tables."
   }
   assert {
