@@ -6,6 +6,7 @@
 locals {
   table_arn               = aws_dynamodb_table.this.arn
   subscriptions_table_arn = aws_dynamodb_table.subscriptions.arn
+  history_table_arn       = aws_dynamodb_table.history.arn
 
   # With kms_key_arn, each role may use the key only for what it does with encrypted data, and
   # (where AWS shows the condition) only through the service that holds that data: kms:ViaService
@@ -234,6 +235,23 @@ locals {
         Action   = ["dynamodb:Query"]
         Resource = ["${local.subscriptions_table_arn}/index/connection_id-index"]
       },
+      {
+        # subscribe to a channel that keeps history (with or without `since`) and `history`
+        # answer its latest offset and epoch: its state item. Reads only: the pusher assigns
+        # offsets.
+        Sid      = "ReadChannelOffset"
+        Effect   = "Allow"
+        Action   = ["dynamodb:GetItem"]
+        Resource = [local.history_table_arn]
+      },
+      {
+        # The kept publications after an offset: one Query of the channel's partition (the table
+        # has no index).
+        Sid      = "ReadChannelHistory"
+        Effect   = "Allow"
+        Action   = ["dynamodb:Query"]
+        Resource = [local.history_table_arn]
+      },
       ], var.presence_destination == "topic" ? [{
         Sid      = "PublishPresenceToTopic"
         Effect   = "Allow"
@@ -288,6 +306,21 @@ locals {
         Effect   = "Allow"
         Action   = ["dynamodb:DeleteItem", "dynamodb:BatchWriteItem"]
         Resource = [local.subscriptions_table_arn]
+      },
+      {
+        # A publication to a channel that keeps history takes the channel's next offset: one
+        # atomic UpdateItem of its state item (it returns the new offset, so no read is needed).
+        Sid      = "AssignChannelOffsets"
+        Effect   = "Allow"
+        Action   = ["dynamodb:UpdateItem"]
+        Resource = [local.history_table_arn]
+      },
+      {
+        # ...and is kept as one item at that offset. Never deleted by the pusher: TTL collects.
+        Sid      = "StoreChannelHistory"
+        Effect   = "Allow"
+        Action   = ["dynamodb:PutItem"]
+        Resource = [local.history_table_arn]
       },
       {
         # Send (POST), inspect (GET) and close (DELETE) connections of this stage only.

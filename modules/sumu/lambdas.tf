@@ -10,6 +10,15 @@ locals {
   # of last_seen_at) would invoke it. sumu-local's stream runner applies the same file.
   presence_stream_filter = jsonencode(jsondecode(file("${local.templates_dir}/presence-stream-filter.json")))
 
+  # CHANNEL_NAMESPACES for the pusher and presence: the validated list as compact JSON, every
+  # field present (the type's defaults fill the missing ones). Built key by key only so that
+  # `pattern` comes first for whoever reads the environment in the console (jsonencode sorts
+  # keys); every value is still jsonencode's, and the Lambdas do not care about key order.
+  channel_namespaces_json = "[${join(",", [for n in var.channel_namespaces : format(
+    "{\"pattern\":%s,\"history_size\":%s,\"history_ttl_seconds\":%s,\"join_leave\":%s,\"lifecycle_events\":%s}",
+    jsonencode(n.pattern), jsonencode(n.history_size), jsonencode(n.history_ttl_seconds), jsonencode(n.join_leave), jsonencode(n.lifecycle_events),
+  )])}]"
+
   lambda_environment = {
     authorizer = merge(var.authorizer_environment, {
       JWT_ISSUERS               = jsonencode(var.issuers)
@@ -21,6 +30,8 @@ locals {
       CONNECTIONS_TABLE                = aws_dynamodb_table.this.name
       SUBSCRIPTIONS_TABLE              = aws_dynamodb_table.subscriptions.name
       MAX_SUBSCRIPTIONS_PER_CONNECTION = tostring(var.channels.max_subscriptions_per_connection)
+      HISTORY_TABLE                    = aws_dynamodb_table.history.name
+      CHANNEL_NAMESPACES               = local.channel_namespaces_json
       PRESENCE_DESTINATION             = var.presence_destination
       MESSAGES_TOPIC_ARN               = local.messages_topic_arn
       MESSAGES_QUEUE_URL               = local.messages_queue_url
@@ -32,6 +43,8 @@ locals {
       NOTIFICATIONS_QUEUE_URL = local.notifications_queue_url
       DEAD_LETTER_QUEUE_URL   = aws_sqs_queue.notifications_dlq.url
       PUSHER_SHARD_THRESHOLD  = tostring(var.limits.pusher_shard_threshold)
+      HISTORY_TABLE           = aws_dynamodb_table.history.name
+      CHANNEL_NAMESPACES      = local.channel_namespaces_json
     })
   }
   lambda_memory_size = {

@@ -20,6 +20,7 @@ locals {
 
   table_name               = coalesce(var.table_name, "${var.name}-connections")
   subscriptions_table_name = "${var.name}-subscriptions"
+  history_table_name       = "${var.name}-history"
 
   functions = toset(["authorizer", "presence", "pusher"])
   function_names = {
@@ -41,6 +42,11 @@ locals {
   websocket_url         = "wss://${local.api_host}/${var.stage}"
   management_endpoint   = "https://${local.api_host}/${var.stage}"
   sns_kms_master_key_id = coalesce(var.kms_key_arn, "alias/aws/sns")
+
+  # A channel_namespaces pattern (variables.tf): `*`, a channel of 1-5 segments of 1-64
+  # characters of A-Z a-z 0-9 _ - . : @ = + |, or 1-4 such segments followed by `/*` (a deeper
+  # prefix has no channel below it). The Lambdas check the same rules at start.
+  namespace_pattern_regex = "^(\\*|[A-Za-z0-9_.:@=+|-]{1,64}(/[A-Za-z0-9_.:@=+|-]{1,64}){0,4}|[A-Za-z0-9_.:@=+|-]{1,64}(/[A-Za-z0-9_.:@=+|-]{1,64}){0,3}/\\*)$"
 
   tags = merge(var.tags, { "sumu:stack" = var.name })
 }

@@ -43,6 +43,16 @@ output "subscriptions_table_arn" {
   value       = aws_dynamodb_table.subscriptions.arn
 }
 
+output "history_table_name" {
+  description = "Name of the channel history table (channel, offset): each channel's latest offset and epoch, and its kept publications (docs/channels.md § History and recovery). Always created; empty unless channel_namespaces keeps history."
+  value       = aws_dynamodb_table.history.name
+}
+
+output "history_table_arn" {
+  description = "ARN of the channel history table."
+  value       = aws_dynamodb_table.history.arn
+}
+
 output "table_stream_arn" {
   description = "ARN of the connections table's stream (keys only)."
   value       = aws_dynamodb_table.this.stream_arn

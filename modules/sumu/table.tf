@@ -89,3 +89,48 @@ resource "aws_dynamodb_table" "subscriptions" {
 
   tags = local.tags
 }
+
+# The history table (docs/channels.md § History and recovery; attribute names in lambdas/wire):
+# per channel, its state at offset 0 (`top`: the latest offset, `epoch`) and one item per kept
+# publication at offset >= 1 (`epoch`, `publication`: the whole frame as JSON). Offsets come from
+# one atomic UpdateItem of the state item; recovery is one Query of the channel's partition from
+# an offset. Always created, like the subscriptions table: with no namespace keeping history it
+# holds nothing, and on demand capacity costs nothing while unused.
+resource "aws_dynamodb_table" "history" {
+  name         = local.history_table_name
+  billing_mode = "PAY_PER_REQUEST"
+  hash_key     = "channel"
+  range_key    = "offset"
+
+  attribute {
+    name = "channel"
+    type = "S"
+  }
+
+  attribute {
+    name = "offset"
+    type = "N"
+  }
+
+  # A publication's expires_at is its publish time + history_ttl_seconds; the state item has
+  # one too, so a channel nobody publishes to any more leaves nothing behind (its next
+  # publication then starts a new epoch). TTL only collects: "DynamoDB typically deletes expired
+  # items within two days of expiration ... Items that have expired and not been deleted will
+  # still show up in reads, queries, and scans" (DynamoDB API Reference, UpdateTimeToLive), so
+  # the Lambdas skip expired items themselves: nothing older than history_ttl_seconds is served.
+  ttl {
+    attribute_name = "expires_at"
+    enabled        = true
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+
+  server_side_encryption {
+    enabled     = true
+    kms_key_arn = var.kms_key_arn
+  }
+
+  tags = local.tags
+}

@@ -57,14 +57,14 @@ variable "authorizer_environment" {
 }
 
 variable "presence_environment" {
-  description = "Extra environment variables for the presence Lambda, e.g. PRESENCE_QUERY_CONCURRENCY. The table and destination variables are set by the module."
+  description = "Extra environment variables for the presence Lambda, e.g. PRESENCE_QUERY_CONCURRENCY. The table, destination and channel variables are set by the module."
   type        = map(string)
   default     = {}
   nullable    = false
 
   validation {
-    condition     = length(setintersection(keys(var.presence_environment), ["CONNECTIONS_TABLE", "PRESENCE_DESTINATION", "MESSAGES_TOPIC_ARN", "MESSAGES_QUEUE_URL", "SUBSCRIPTIONS_TABLE", "MAX_SUBSCRIPTIONS_PER_CONNECTION"])) == 0
-    error_message = "presence_environment must not set CONNECTIONS_TABLE, PRESENCE_DESTINATION, MESSAGES_TOPIC_ARN, MESSAGES_QUEUE_URL, SUBSCRIPTIONS_TABLE or MAX_SUBSCRIPTIONS_PER_CONNECTION: the module sets them (var.channels for the cap)."
+    condition     = length(setintersection(keys(var.presence_environment), ["CONNECTIONS_TABLE", "PRESENCE_DESTINATION", "MESSAGES_TOPIC_ARN", "MESSAGES_QUEUE_URL", "SUBSCRIPTIONS_TABLE", "MAX_SUBSCRIPTIONS_PER_CONNECTION", "HISTORY_TABLE", "CHANNEL_NAMESPACES"])) == 0
+    error_message = "presence_environment must not set CONNECTIONS_TABLE, PRESENCE_DESTINATION, MESSAGES_TOPIC_ARN, MESSAGES_QUEUE_URL, SUBSCRIPTIONS_TABLE, MAX_SUBSCRIPTIONS_PER_CONNECTION, HISTORY_TABLE or CHANNEL_NAMESPACES: the module sets them (var.channels for the cap, var.channel_namespaces for the namespaces)."
   }
 }
 
@@ -75,8 +75,8 @@ variable "pusher_environment" {
   nullable    = false
 
   validation {
-    condition     = length(setintersection(keys(var.pusher_environment), ["CONNECTIONS_TABLE", "SUBSCRIPTIONS_TABLE", "MANAGEMENT_ENDPOINT", "NOTIFICATIONS_QUEUE_URL", "DEAD_LETTER_QUEUE_URL", "WEBSOCKET_API_ID", "WEBSOCKET_STAGE", "PUSHER_SHARD_THRESHOLD"])) == 0
-    error_message = "pusher_environment must not set CONNECTIONS_TABLE, SUBSCRIPTIONS_TABLE, MANAGEMENT_ENDPOINT, NOTIFICATIONS_QUEUE_URL, DEAD_LETTER_QUEUE_URL, WEBSOCKET_API_ID, WEBSOCKET_STAGE or PUSHER_SHARD_THRESHOLD: the module sets the tables, endpoint and queues, and limits.pusher_shard_threshold sets the threshold."
+    condition     = length(setintersection(keys(var.pusher_environment), ["CONNECTIONS_TABLE", "SUBSCRIPTIONS_TABLE", "MANAGEMENT_ENDPOINT", "NOTIFICATIONS_QUEUE_URL", "DEAD_LETTER_QUEUE_URL", "WEBSOCKET_API_ID", "WEBSOCKET_STAGE", "PUSHER_SHARD_THRESHOLD", "HISTORY_TABLE", "CHANNEL_NAMESPACES"])) == 0
+    error_message = "pusher_environment must not set CONNECTIONS_TABLE, SUBSCRIPTIONS_TABLE, HISTORY_TABLE, MANAGEMENT_ENDPOINT, NOTIFICATIONS_QUEUE_URL, DEAD_LETTER_QUEUE_URL, WEBSOCKET_API_ID, WEBSOCKET_STAGE, PUSHER_SHARD_THRESHOLD or CHANNEL_NAMESPACES: the module sets the tables, endpoint and queues, limits.pusher_shard_threshold sets the threshold and var.channel_namespaces the namespaces."
   }
 }
 
@@ -111,6 +111,69 @@ variable "channels" {
   validation {
     condition     = var.channels.max_subscriptions_per_connection >= 1 && var.channels.max_subscriptions_per_connection <= 10000 && floor(var.channels.max_subscriptions_per_connection) == var.channels.max_subscriptions_per_connection
     error_message = "channels.max_subscriptions_per_connection must be a whole number from 1 to 10000."
+  }
+}
+
+variable "channel_namespaces" {
+  description = <<-EOT
+    Channel namespaces (docs/channels.md § History and recovery): per channel pattern, how much
+    history it keeps. The first namespace whose pattern matches a channel applies; a channel no
+    namespace matches keeps no history. pattern: a channel, `prefix/*` or `*` (no {sub}).
+    history_size: publications kept per channel, 0-1000 (0: no history). history_ttl_seconds:
+    how long each is kept, 1-604800 (7 days) when history_size > 0. join_leave, lifecycle_events:
+    accepted and validated, not served yet. At most 16 namespaces and 2,048 bytes of JSON (they
+    travel in the pusher's and presence's environment, which Lambda caps at 4 KB in all).
+  EOT
+  type = list(object({
+    pattern             = string
+    history_size        = optional(number, 0)
+    history_ttl_seconds = optional(number, 0)
+    join_leave          = optional(bool, false)
+    lifecycle_events    = optional(bool, false)
+  }))
+  default  = []
+  nullable = false
+
+  validation {
+    # The Lambdas check each pattern exactly at start (a bad one stops them at init); this
+    # catches it at plan: `*`, 1-5 segments of 1-64 characters of A-Z a-z 0-9 _ - . : @ = + |,
+    # or 1-4 such segments followed by `/*` (a deeper prefix has no channel below it).
+    condition = alltrue([for n in var.channel_namespaces :
+      can(regex(local.namespace_pattern_regex, n.pattern))
+    ])
+    error_message = "channel_namespaces: every pattern must be a channel (1-5 segments of 1-64 characters of A-Z a-z 0-9 _ - . : @ = + |, joined by /), a prefix of 1-4 such segments followed by /*, or * alone; {sub} is not allowed here. Not a pattern: ${join(", ", [for n in var.channel_namespaces : jsonencode(n.pattern) if !can(regex(local.namespace_pattern_regex, n.pattern))])}."
+  }
+  validation {
+    condition     = alltrue([for n in var.channel_namespaces : try(length(n.pattern), 0) <= 256])
+    error_message = "channel_namespaces: a pattern has at most 256 bytes. Too long: ${join(", ", [for n in var.channel_namespaces : "${substr(n.pattern, 0, 40)}… (${length(n.pattern)} bytes)" if try(length(n.pattern), 0) > 256])}."
+  }
+  validation {
+    condition = alltrue([for n in var.channel_namespaces :
+      n.history_size >= 0 && n.history_size <= 1000 && floor(n.history_size) == n.history_size
+    ])
+    error_message = "channel_namespaces: history_size must be a whole number from 0 to 1000 (0: no history). Wrong: ${join(", ", [for n in var.channel_namespaces : "${jsonencode(n.pattern)} has ${n.history_size}" if !(n.history_size >= 0 && n.history_size <= 1000 && floor(n.history_size) == n.history_size)])}."
+  }
+  validation {
+    condition = alltrue([for n in var.channel_namespaces :
+      n.history_ttl_seconds >= 0 && n.history_ttl_seconds <= 604800 && floor(n.history_ttl_seconds) == n.history_ttl_seconds
+    ])
+    error_message = "channel_namespaces: history_ttl_seconds must be a whole number from 0 to 604800 (7 days). Wrong: ${join(", ", [for n in var.channel_namespaces : "${jsonencode(n.pattern)} has ${n.history_ttl_seconds}" if !(n.history_ttl_seconds >= 0 && n.history_ttl_seconds <= 604800 && floor(n.history_ttl_seconds) == n.history_ttl_seconds)])}."
+  }
+  validation {
+    condition     = alltrue([for n in var.channel_namespaces : n.history_ttl_seconds >= 1 if n.history_size > 0])
+    error_message = "channel_namespaces: a namespace that keeps history (history_size > 0) needs history_ttl_seconds of at least 1: how long each publication is kept. Without one: ${join(", ", [for n in var.channel_namespaces : jsonencode(n.pattern) if n.history_size > 0 && n.history_ttl_seconds < 1])}."
+  }
+  validation {
+    condition     = length(var.channel_namespaces) <= 16
+    error_message = "channel_namespaces: at most 16 namespaces (this list has ${length(var.channel_namespaces)}): the list travels in the Lambdas' environment, which Lambda caps at 4 KB in all."
+  }
+  validation {
+    # Lambda caps a function's environment at 4 KB in all; the rest of presence's and the
+    # pusher's (table names, queue URLs, topic ARNs: about 0.5 KB measured on terraform/local)
+    # and the *_environment extras get the other half. jsonencode is compact, and a valid list
+    # is ASCII, so characters are bytes.
+    condition     = length(jsonencode(var.channel_namespaces)) <= 2048
+    error_message = "channel_namespaces: the list is ${length(jsonencode(var.channel_namespaces))} bytes as JSON (CHANNEL_NAMESPACES), at most 2048: Lambda caps a function's whole environment at 4 KB. Use fewer or shorter patterns."
   }
 }
 

@@ -43,6 +43,11 @@ output "table_name" {
   value       = module.sumu.table_name
 }
 
+output "history_table_name" {
+  description = "The channel history table (empty unless channel_namespaces keeps history)."
+  value       = module.sumu.history_table_name
+}
+
 output "function_names" {
   description = "The Lambdas (their logs are in /aws/lambda/<name>)."
   value       = module.sumu.function_names

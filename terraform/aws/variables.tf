@@ -57,6 +57,19 @@ variable "presence_destination" {
   default     = "topic"
 }
 
+variable "channel_namespaces" {
+  description = "Channel namespaces: which channels keep history, how much and for how long (the module's input; docs/deploying.md § Channel namespaces). Empty: no channel keeps history."
+  type = list(object({
+    pattern             = string
+    history_size        = optional(number, 0)
+    history_ttl_seconds = optional(number, 0)
+    join_leave          = optional(bool, false)
+    lifecycle_events    = optional(bool, false)
+  }))
+  default  = []
+  nullable = false
+}
+
 variable "conformance_grants" {
   description = "Grant every connection subscribe and publish on conformance/*, the channels the conformance suite (tests/conformance) uses: set true on a deployment you check with it (docs/deploying.md § Check a deployment)."
   type        = bool

@@ -57,6 +57,7 @@ module "sumu" {
   lambda_json_logging  = false
 
   presence_destination = var.presence_destination
+  channel_namespaces   = var.channel_namespaces
 
   log_retention_days = 1
   tags               = { environment = "local" }

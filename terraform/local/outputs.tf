@@ -13,6 +13,11 @@ output "table_name" {
   value       = module.sumu.table_name
 }
 
+output "history_table_name" {
+  description = "Name of the channel history table."
+  value       = module.sumu.history_table_name
+}
+
 output "table_stream_arn" {
   description = "ARN of the table's stream (sumu-local polls it into the presence handler)."
   value       = module.sumu.table_stream_arn

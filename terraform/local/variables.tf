@@ -44,3 +44,16 @@ variable "presence_destination" {
   type        = string
   default     = "topic"
 }
+
+variable "channel_namespaces" {
+  description = "The module's channel_namespaces (history per channel pattern). The default is the demo's: rooms keep their last 100 messages for an hour."
+  type = list(object({
+    pattern             = string
+    history_size        = optional(number, 0)
+    history_ttl_seconds = optional(number, 0)
+    join_leave          = optional(bool, false)
+    lifecycle_events    = optional(bool, false)
+  }))
+  default  = [{ pattern = "room/*", history_size = 100, history_ttl_seconds = 3600 }]
+  nullable = false
+}

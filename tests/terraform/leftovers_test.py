@@ -2,8 +2,8 @@
 
 Lists, service by service, every resource whose name starts with the stack's name. Run twice by
 scripts/lib/terraform.sh: with SUMU_TF_EXPECT=present after the apply (every kind of resource is
-found, which proves the queries can see the stack at all) and with SUMU_TF_EXPECT=absent after the
-destroy (nothing is found).
+found, which proves the queries can see the stack at all, and the tables are exactly the module's)
+and with SUMU_TF_EXPECT=absent after the destroy (nothing is found).
 
 Environment: SUMU_MOTO_ENDPOINT, SUMU_TF_NAME (the stack's name prefix), SUMU_TF_EXPECT
 (present | absent), SUMU_TF_REGION (default us-east-1).
@@ -65,6 +65,24 @@ class StackLifecycle(unittest.TestCase):
                     self.assertTrue(found, f"no {kind} of stack {name} found after apply")
                 else:
                     self.assertEqual(found, [], f"{kind} left behind by destroy")
+
+    def test_every_table_of_the_module(self):
+        """After the apply the stack has exactly the module's three tables (the history table is
+        created even when no namespace keeps history), keyed as the Lambdas expect."""
+        name = os.environ["SUMU_TF_NAME"]
+        if os.environ["SUMU_TF_EXPECT"] != "present":
+            self.skipTest("only after the apply (test_stack_resources checks the destroy)")
+        tables = stack_resources(name)["DynamoDB table"]
+        self.assertEqual(sorted(tables), sorted(f"{name}-{t}" for t in ("connections", "subscriptions", "history")))
+        history = client("dynamodb").describe_table(TableName=f"{name}-history")["Table"]
+        self.assertEqual(
+            {(k["AttributeName"], k["KeyType"]) for k in history["KeySchema"]}, {("channel", "HASH"), ("offset", "RANGE")}
+        )
+        self.assertEqual(
+            {(a["AttributeName"], a["AttributeType"]) for a in history["AttributeDefinitions"]}, {("channel", "S"), ("offset", "N")}
+        )
+        ttl = client("dynamodb").describe_time_to_live(TableName=f"{name}-history")["TimeToLiveDescription"]
+        self.assertEqual((ttl.get("TimeToLiveStatus"), ttl.get("AttributeName")), ("ENABLED", "expires_at"))
 
 
 if __name__ == "__main__":

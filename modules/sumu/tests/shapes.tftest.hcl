@@ -5,11 +5,18 @@ mock_provider "aws" {
   source = "./tests"
 }
 
-# Its own ARN, so policies on the two tables can be told apart (the mock gives every table one).
+# Their own ARNs, so policies on the three tables can be told apart (the mock gives every table one).
 override_resource {
   target = aws_dynamodb_table.subscriptions
   values = {
     arn = "arn:aws:dynamodb:eu-west-1:123456789012:table/sumu-test-subscriptions"
+  }
+}
+
+override_resource {
+  target = aws_dynamodb_table.history
+  values = {
+    arn = "arn:aws:dynamodb:eu-west-1:123456789012:table/sumu-test-history"
   }
 }
 
@@ -288,6 +295,8 @@ run "lambdas" {
       CONNECTIONS_TABLE                = "sumu-test-connections"
       SUBSCRIPTIONS_TABLE              = "sumu-test-subscriptions"
       MAX_SUBSCRIPTIONS_PER_CONNECTION = "100"
+      HISTORY_TABLE                    = "sumu-test-history"
+      CHANNEL_NAMESPACES               = "[]"
       PRESENCE_DESTINATION             = "topic"
       MESSAGES_TOPIC_ARN               = "arn:aws:sns:eu-west-1:123456789012:mock"
       MESSAGES_QUEUE_URL               = "https://sqs.eu-west-1.amazonaws.com/123456789012/mock"
@@ -579,6 +588,10 @@ run "customer_managed_key" {
     error_message = "The key must encrypt the table, queues and topics."
   }
   assert {
+    condition     = aws_dynamodb_table.subscriptions.server_side_encryption[0].kms_key_arn == var.kms_key_arn && aws_dynamodb_table.history.server_side_encryption[0].kms_key_arn == var.kms_key_arn
+    error_message = "The key must encrypt the subscriptions and history tables too."
+  }
+  assert {
     condition     = aws_cloudwatch_log_group.execution.kms_key_id == var.kms_key_arn && aws_cloudwatch_log_group.access.kms_key_id == var.kms_key_arn
     error_message = "The key must encrypt the stage's execution and access logs (tests/kms.tftest.hcl checks what each role may do with it)."
   }
@@ -682,5 +695,127 @@ run "channel_settings_reach_the_lambdas" {
   assert {
     condition     = aws_lambda_function.this["presence"].environment[0].variables["MAX_SUBSCRIPTIONS_PER_CONNECTION"] == "20"
     error_message = "The cap reaches the presence Lambda."
+  }
+}
+
+run "history_table" {
+  command = apply
+
+  assert {
+    condition = (
+      aws_dynamodb_table.history.name == "sumu-test-history"
+      && aws_dynamodb_table.history.hash_key == "channel" && aws_dynamodb_table.history.range_key == "offset"
+      && aws_dynamodb_table.history.billing_mode == "PAY_PER_REQUEST"
+    )
+    error_message = "History is keyed by (channel, offset), on demand, named {name}-history."
+  }
+  assert {
+    condition     = toset([for a in aws_dynamodb_table.history.attribute : "${a.name}:${a.type}"]) == toset(["channel:S", "offset:N"])
+    error_message = "Only the key attributes are declared: channel a string, offset a number (a Query reads offsets in order)."
+  }
+  assert {
+    condition     = aws_dynamodb_table.history.ttl[0].attribute_name == "expires_at" && aws_dynamodb_table.history.ttl[0].enabled
+    error_message = "TTL collects history items on expires_at."
+  }
+  assert {
+    condition     = length(aws_dynamodb_table.history.global_secondary_index) == 0 && length(aws_dynamodb_table.history.local_secondary_index) == 0
+    error_message = "The history table has no index: every read is by channel."
+  }
+  assert {
+    condition     = !coalesce(aws_dynamodb_table.history.stream_enabled, false) && aws_dynamodb_table.history.point_in_time_recovery[0].enabled && aws_dynamodb_table.history.server_side_encryption[0].enabled
+    error_message = "No stream; point-in-time recovery and encryption on, like the other tables."
+  }
+  assert {
+    condition     = aws_dynamodb_table.history.tags == tomap({ "sumu:stack" = "sumu-test" })
+    error_message = "The history table carries the stack's tags."
+  }
+  assert {
+    condition     = output.history_table_name == "sumu-test-history" && output.history_table_arn == "arn:aws:dynamodb:eu-west-1:123456789012:table/sumu-test-history"
+    error_message = "The history table's name and ARN are outputs."
+  }
+  assert {
+    condition = (
+      aws_lambda_function.this["pusher"].environment[0].variables["HISTORY_TABLE"] == "sumu-test-history"
+      && aws_lambda_function.this["presence"].environment[0].variables["HISTORY_TABLE"] == "sumu-test-history"
+      && !contains(keys(aws_lambda_function.this["authorizer"].environment[0].variables), "HISTORY_TABLE")
+    )
+    error_message = "The pusher and presence (not the authorizer) get HISTORY_TABLE."
+  }
+  assert {
+    condition = (
+      aws_lambda_function.this["pusher"].environment[0].variables["CHANNEL_NAMESPACES"] == "[]"
+      && aws_lambda_function.this["presence"].environment[0].variables["CHANNEL_NAMESPACES"] == "[]"
+    )
+    error_message = "Without channel_namespaces the pusher and presence get CHANNEL_NAMESPACES = [] (no channel keeps history)."
+  }
+}
+
+# Least privilege on the history table: its own statements, on its ARN only (no index), and
+# only the actions HISTORY.md's storage needs.
+run "history_iam" {
+  command = apply
+
+  assert {
+    condition = [for s in jsondecode(aws_iam_role_policy.lambda["pusher"].policy).Statement : s if s.Sid == "AssignChannelOffsets" || s.Sid == "StoreChannelHistory"] == [
+      { Sid = "AssignChannelOffsets", Effect = "Allow", Action = ["dynamodb:UpdateItem"], Resource = ["arn:aws:dynamodb:eu-west-1:123456789012:table/sumu-test-history"] },
+      { Sid = "StoreChannelHistory", Effect = "Allow", Action = ["dynamodb:PutItem"], Resource = ["arn:aws:dynamodb:eu-west-1:123456789012:table/sumu-test-history"] },
+    ]
+    error_message = "The pusher may UpdateItem (offsets) and PutItem (publications) on the history table, each its own statement."
+  }
+  assert {
+    condition = [for s in jsondecode(aws_iam_role_policy.lambda["presence"].policy).Statement : s if s.Sid == "ReadChannelOffset" || s.Sid == "ReadChannelHistory"] == [
+      { Sid = "ReadChannelOffset", Effect = "Allow", Action = ["dynamodb:GetItem"], Resource = ["arn:aws:dynamodb:eu-west-1:123456789012:table/sumu-test-history"] },
+      { Sid = "ReadChannelHistory", Effect = "Allow", Action = ["dynamodb:Query"], Resource = ["arn:aws:dynamodb:eu-west-1:123456789012:table/sumu-test-history"] },
+    ]
+    error_message = "presence may GetItem (a channel's offset) and Query (its publications) on the history table, each its own statement."
+  }
+  assert {
+    condition = [for role in ["authorizer", "presence", "pusher"] : join(" ", sort(distinct(flatten([
+      for s in jsondecode(aws_iam_role_policy.lambda[role].policy).Statement : s.Action if anytrue([for r in s.Resource : startswith(r, "arn:aws:dynamodb:eu-west-1:123456789012:table/sumu-test-history")])
+      ]))))] == [
+      "",
+      "dynamodb:GetItem dynamodb:Query",
+      "dynamodb:PutItem dynamodb:UpdateItem",
+    ]
+    error_message = "Nothing else touches the history table or anything below its ARN (authorizer, presence, pusher): no delete, no scan, no index, and the authorizer not at all."
+  }
+  assert {
+    condition = !anytrue([for s in jsondecode(aws_iam_role_policy.api_gateway.policy).Statement :
+      anytrue([for r in s.Resource : startswith(r, "arn:aws:dynamodb:eu-west-1:123456789012:table/sumu-test-history")])
+    ])
+    error_message = "API Gateway's integrations never touch the history table."
+  }
+}
+
+run "channel_namespaces_reach_the_pusher_and_presence" {
+  command = plan
+
+  variables {
+    channel_namespaces = [
+      { pattern = "room/*", history_size = 100, history_ttl_seconds = 3600, join_leave = true },
+      { pattern = "feed/news", history_size = 1000, history_ttl_seconds = 604800, lifecycle_events = true },
+      { pattern = "*" },
+    ]
+  }
+
+  assert {
+    condition     = aws_lambda_function.this["pusher"].environment[0].variables["CHANNEL_NAMESPACES"] == "[{\"pattern\":\"room/*\",\"history_size\":100,\"history_ttl_seconds\":3600,\"join_leave\":true,\"lifecycle_events\":false},{\"pattern\":\"feed/news\",\"history_size\":1000,\"history_ttl_seconds\":604800,\"join_leave\":false,\"lifecycle_events\":true},{\"pattern\":\"*\",\"history_size\":0,\"history_ttl_seconds\":0,\"join_leave\":false,\"lifecycle_events\":false}]"
+    error_message = "CHANNEL_NAMESPACES is the list as compact JSON, in order, every field present (defaults filled in), pattern first."
+  }
+  assert {
+    condition = jsondecode(aws_lambda_function.this["pusher"].environment[0].variables["CHANNEL_NAMESPACES"]) == [
+      { pattern = "room/*", history_size = 100, history_ttl_seconds = 3600, join_leave = true, lifecycle_events = false },
+      { pattern = "feed/news", history_size = 1000, history_ttl_seconds = 604800, join_leave = false, lifecycle_events = true },
+      { pattern = "*", history_size = 0, history_ttl_seconds = 0, join_leave = false, lifecycle_events = false },
+    ]
+    error_message = "CHANNEL_NAMESPACES decodes to the normalized list."
+  }
+  assert {
+    condition     = aws_lambda_function.this["presence"].environment[0].variables["CHANNEL_NAMESPACES"] == aws_lambda_function.this["pusher"].environment[0].variables["CHANNEL_NAMESPACES"]
+    error_message = "presence gets the same CHANNEL_NAMESPACES as the pusher."
+  }
+  assert {
+    condition     = length(aws_lambda_function.this["pusher"].environment[0].variables["CHANNEL_NAMESPACES"]) == length(jsonencode(var.channel_namespaces))
+    error_message = "The environment value has exactly the length the size validation measures (jsonencode of the same list)."
   }
 }

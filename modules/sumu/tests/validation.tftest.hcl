@@ -365,3 +365,219 @@ run "authorizer_environment_overrides_grants" {
   }
   expect_failures = [var.authorizer_environment]
 }
+
+# channel_namespaces: a valid list (every field, the limits, every allowed character), then one
+# run per rule, each breaking only that rule (its error message names the offending pattern).
+run "channel_namespaces_valid_list" {
+  command = plan
+  variables {
+    channel_namespaces = [
+      { pattern = "room/*", history_size = 100, history_ttl_seconds = 3600, join_leave = true },
+      { pattern = "a/b/c/d/*", history_size = 1000, history_ttl_seconds = 604800 },
+      { pattern = "a/b/c/d/e", history_size = 1, history_ttl_seconds = 1, lifecycle_events = true },
+      { pattern = "user:alice@example.com|x=1+2/_-.", history_size = 0, history_ttl_seconds = 604800 },
+      { pattern = "*" },
+    ]
+  }
+}
+
+run "channel_namespaces_double_wildcard" {
+  command = plan
+  variables {
+    channel_namespaces = [{ pattern = "room/**" }]
+  }
+  expect_failures = [var.channel_namespaces]
+}
+
+run "channel_namespaces_prefix_too_deep" {
+  command = plan
+  variables {
+    channel_namespaces = [{ pattern = "a/b/c/d/e/f/*" }]
+  }
+  expect_failures = [var.channel_namespaces]
+}
+
+run "channel_namespaces_five_segment_prefix_matches_nothing" {
+  command = plan
+  variables {
+    channel_namespaces = [{ pattern = "a/b/c/d/e/*" }]
+  }
+  expect_failures = [var.channel_namespaces]
+}
+
+run "channel_namespaces_six_segments" {
+  command = plan
+  variables {
+    channel_namespaces = [{ pattern = "a/b/c/d/e/f" }]
+  }
+  expect_failures = [var.channel_namespaces]
+}
+
+run "channel_namespaces_sub_placeholder" {
+  command = plan
+  variables {
+    channel_namespaces = [{ pattern = "user/{sub}" }]
+  }
+  expect_failures = [var.channel_namespaces]
+}
+
+run "channel_namespaces_wildcard_inside" {
+  command = plan
+  variables {
+    channel_namespaces = [{ pattern = "room/*/chat" }]
+  }
+  expect_failures = [var.channel_namespaces]
+}
+
+run "channel_namespaces_empty_segment" {
+  command = plan
+  variables {
+    channel_namespaces = [{ pattern = "room//42" }]
+  }
+  expect_failures = [var.channel_namespaces]
+}
+
+run "channel_namespaces_empty_pattern" {
+  command = plan
+  variables {
+    channel_namespaces = [{ pattern = "" }]
+  }
+  expect_failures = [var.channel_namespaces]
+}
+
+run "channel_namespaces_space_in_pattern" {
+  command = plan
+  variables {
+    channel_namespaces = [{ pattern = "room 42" }]
+  }
+  expect_failures = [var.channel_namespaces]
+}
+
+run "channel_namespaces_segment_of_65_characters" {
+  command = plan
+  variables {
+    channel_namespaces = [{ pattern = "room/${join("", [for i in range(65) : "x"])}" }]
+  }
+  expect_failures = [var.channel_namespaces]
+}
+
+# Five segments of 64 characters match the pattern syntax but are 324 bytes.
+run "channel_namespaces_pattern_over_256_bytes" {
+  command = plan
+  variables {
+    channel_namespaces = [{ pattern = join("/", [for s in range(5) : join("", [for i in range(64) : "x"])]) }]
+  }
+  expect_failures = [var.channel_namespaces]
+}
+
+run "channel_namespaces_history_size_over_1000" {
+  command = plan
+  variables {
+    channel_namespaces = [{ pattern = "room/*", history_size = 1001, history_ttl_seconds = 60 }]
+  }
+  expect_failures = [var.channel_namespaces]
+}
+
+run "channel_namespaces_negative_history_size" {
+  command = plan
+  variables {
+    channel_namespaces = [{ pattern = "room/*", history_size = -1, history_ttl_seconds = 60 }]
+  }
+  expect_failures = [var.channel_namespaces]
+}
+
+run "channel_namespaces_fractional_history_size" {
+  command = plan
+  variables {
+    channel_namespaces = [{ pattern = "room/*", history_size = 1.5, history_ttl_seconds = 60 }]
+  }
+  expect_failures = [var.channel_namespaces]
+}
+
+run "channel_namespaces_history_without_ttl" {
+  command = plan
+  variables {
+    channel_namespaces = [{ pattern = "room/*", history_size = 10, history_ttl_seconds = 0 }]
+  }
+  expect_failures = [var.channel_namespaces]
+}
+
+run "channel_namespaces_history_with_default_ttl" {
+  command = plan
+  variables {
+    channel_namespaces = [{ pattern = "room/*", history_size = 10 }]
+  }
+  expect_failures = [var.channel_namespaces]
+}
+
+run "channel_namespaces_ttl_over_7_days" {
+  command = plan
+  variables {
+    channel_namespaces = [{ pattern = "room/*", history_size = 10, history_ttl_seconds = 604801 }]
+  }
+  expect_failures = [var.channel_namespaces]
+}
+
+run "channel_namespaces_negative_ttl" {
+  command = plan
+  variables {
+    channel_namespaces = [{ pattern = "room/*", history_ttl_seconds = -1 }]
+  }
+  expect_failures = [var.channel_namespaces]
+}
+
+run "channel_namespaces_fractional_ttl" {
+  command = plan
+  variables {
+    channel_namespaces = [{ pattern = "room/*", history_ttl_seconds = 0.5 }]
+  }
+  expect_failures = [var.channel_namespaces]
+}
+
+run "channel_namespaces_sixteen_is_the_most" {
+  command = plan
+  variables {
+    channel_namespaces = [for i in range(16) : { pattern = "ns${i}/*", history_size = 10, history_ttl_seconds = 60 }]
+  }
+}
+
+run "channel_namespaces_seventeen" {
+  command = plan
+  variables {
+    channel_namespaces = [for i in range(17) : { pattern = "ns${i}/*" }]
+  }
+  expect_failures = [var.channel_namespaces]
+}
+
+# 10 namespaces of 200-byte patterns: each valid, within the count, but about 3 KB of JSON.
+run "channel_namespaces_json_over_2048_bytes" {
+  command = plan
+  variables {
+    channel_namespaces = [for i in range(10) : { pattern = "${i}${join("", [for c in range(63) : "x"])}/${join("", [for c in range(64) : "y"])}/${join("", [for c in range(64) : "z"])}/*" }]
+  }
+  expect_failures = [var.channel_namespaces]
+}
+
+run "channel_namespaces_null_pattern" {
+  command = plan
+  variables {
+    channel_namespaces = [{ pattern = null }]
+  }
+  expect_failures = [var.channel_namespaces]
+}
+
+run "presence_environment_sets_channel_namespaces" {
+  command = plan
+  variables {
+    presence_environment = { CHANNEL_NAMESPACES = "[]" }
+  }
+  expect_failures = [var.presence_environment]
+}
+
+run "pusher_environment_sets_history_table" {
+  command = plan
+  variables {
+    pusher_environment = { HISTORY_TABLE = "other" }
+  }
+  expect_failures = [var.pusher_environment]
+}

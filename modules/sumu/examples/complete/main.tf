@@ -1,6 +1,7 @@
-# modules/sumu with every kind of input: two issuers, presence to the queue, a brought notifications
-# topic, tuned limits, alarms to a topic. `terraform validate` checks it in scripts/test; to apply
-# it, build the Lambdas first (scripts/build-lambdas) and configure AWS credentials.
+# modules/sumu with every kind of input: two issuers, presence to the queue, channel namespaces
+# with history, a brought notifications topic, tuned limits, alarms to a topic. `terraform
+# validate` checks it in scripts/test; to apply it, build the Lambdas first
+# (scripts/build-lambdas) and configure AWS credentials.
 
 terraform {
   required_version = ">= 1.9"
@@ -51,6 +52,13 @@ module "sumu" {
   }
 
   presence_destination = "queue"
+
+  # Rooms keep their last 100 messages for an hour. The first matching pattern wins, so the
+  # announcements room (20 messages for a week) comes before room/*; other channels keep nothing.
+  channel_namespaces = [
+    { pattern = "room/announcements", history_size = 20, history_ttl_seconds = 604800 },
+    { pattern = "room/*", history_size = 100, history_ttl_seconds = 3600 },
+  ]
 
   create_notifications_topic = false
   notifications_topic_arn    = aws_sns_topic.notifications.arn
