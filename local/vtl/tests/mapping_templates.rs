@@ -545,6 +545,7 @@ fn default_route_mocks_200_and_answers_unknown_action() {
         frame["actions"],
         json!([
             "emit",
+            "history",
             "ping",
             "presence",
             "publish",
@@ -555,6 +556,6 @@ fn default_route_mocks_200_and_answers_unknown_action() {
     );
     assert_eq!(
         frame["message"],
-        "Unknown action. Send JSON with \"action\" set to one of: emit, ping, presence, publish, send, subscribe, unsubscribe."
+        "Unknown action. Send JSON with \"action\" set to one of: emit, history, ping, presence, publish, send, subscribe, unsubscribe."
     );
 }

@@ -10,6 +10,7 @@ use crate::{claims, fail, refusal_hint, skip, Outcome, Suite};
 /// The actions docs/protocol.md promises the `unknown_action` frame lists.
 const DOCUMENTED_ACTIONS: &[&str] = &[
     "emit",
+    "history",
     "ping",
     "presence",
     "publish",
