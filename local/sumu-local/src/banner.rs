@@ -86,6 +86,7 @@ mod tests {
                 connections_table: "t".into(),
                 connections_stream_arn: None,
                 subscriptions_table: "s".into(),
+                history_table: "h".into(),
                 messages_topic_arn: "arn:mt".into(),
                 messages_queue_url: "http://q/messages".into(),
                 messages_dlq_url: "http://q/messages-dlq".into(),

@@ -31,7 +31,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the WebSocket and management APIs (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print a development token the running emulator accepts.
     Token {
         #[arg(long, default_value = "alice")]
@@ -169,7 +169,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         None => serve(cli.serve).await,
-        Some(Command::Serve(args)) => serve(args).await,
+        Some(Command::Serve(args)) => serve(*args).await,
         Some(Command::Token {
             sub,
             ttl,

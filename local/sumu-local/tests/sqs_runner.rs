@@ -66,6 +66,7 @@ async fn context() -> (RunnerContext, watch::Sender<bool>) {
         connections_table: String::new(),
         connections_stream_arn: None,
         subscriptions_table: "s".into(),
+        history_table: "h".into(),
         messages_topic_arn: String::new(),
         messages_queue_url: String::new(),
         messages_dlq_url: String::new(),
@@ -79,6 +80,7 @@ async fn context() -> (RunnerContext, watch::Sender<bool>) {
         management_url: String::new(),
         shutdown,
         pusher: PusherSetup::default(),
+        namespaces: Default::default(),
     };
     (context, stop)
 }

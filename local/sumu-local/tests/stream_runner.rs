@@ -105,6 +105,7 @@ async fn start_runner(
         management_url: "http://127.0.0.1:9/dev".into(),
         shutdown,
         pusher: Default::default(),
+        namespaces: Default::default(),
     };
     (stop, tokio::spawn(poller.run(context, handler)))
 }
@@ -228,6 +229,7 @@ async fn a_failed_presence_delivery_is_retried_from_its_record_until_it_succeeds
                 destination: PresenceDestination::Queue,
                 ..Default::default()
             },
+            &Default::default(),
         ),
     ));
     let invocations = Arc::new(AtomicUsize::new(0));
@@ -847,6 +849,7 @@ async fn start_scripted(
             connections_table: "scripted".into(),
             connections_stream_arn: Some(scripted::ARN.into()),
             subscriptions_table: String::new(),
+            history_table: String::new(),
             messages_topic_arn: String::new(),
             messages_queue_url: String::new(),
             messages_dlq_url: String::new(),
@@ -857,6 +860,7 @@ async fn start_scripted(
         management_url: "http://127.0.0.1:9/dev".into(),
         shutdown,
         pusher: Default::default(),
+        namespaces: Default::default(),
     };
     let handler = recording_handler(Arc::clone(batches));
     (stop, tokio::spawn(poller.run(context, handler)))

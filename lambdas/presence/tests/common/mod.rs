@@ -130,10 +130,13 @@ pub struct FakeSubscriptions {
     /// The history table: channel → (top, epoch), and (channel, offset) → (epoch, frame,
     /// expires_at).
     pub sequences: Mutex<HashMap<String, (u64, String)>>,
-    pub kept: Mutex<BTreeMap<(String, u64), (String, String, i64)>>,
+    pub kept: Mutex<BTreeMap<(String, u64), KeptItem>>,
     /// Every history Query, as (channel, from, to, limit).
     pub history_reads: Mutex<Vec<(String, u64, u64, usize)>>,
 }
+
+/// A kept publication: its epoch, frame and `expires_at`.
+pub type KeptItem = (String, String, i64);
 
 impl FakeSubscriptions {
     /// `count` publications kept on `channel` in epoch `epoch` (offsets 1..=count), each

@@ -69,10 +69,13 @@ pub struct FakeStore {
     /// The history table: each channel's (top, epoch) and its kept publications
     /// `(channel, offset, epoch, frame, expires_at)`, in the order stored.
     pub history_state: Mutex<HashMap<String, (u64, String)>>,
-    pub kept: Mutex<Vec<(String, u64, String, String, i64)>>,
+    pub kept: Mutex<Vec<Kept>>,
     /// History writes fail.
     pub failing_history: AtomicBool,
 }
+
+/// A kept publication: `(channel, offset, epoch, frame, expires_at)`.
+pub type Kept = (String, u64, String, String, i64);
 
 impl HistoryStore for FakeStore {
     async fn next_offset(&self, channel: &Channel, _now: i64) -> Result<Offset, StoreError> {
