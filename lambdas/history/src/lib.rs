@@ -16,18 +16,29 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use sumu_wire::{history, Channel};
 
-/// A channel's sequence right now: the latest offset given out and its epoch.
+/// A channel's sequence right now: the latest offset given out, its epoch, and when the
+/// latest publication was given its offset (epoch seconds; the sequence's creation when none
+/// was).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sequence {
     pub top: u64,
     pub epoch: String,
+    pub published_at: i64,
 }
 
-/// A kept publication: its offset and the frame as it was delivered.
+/// When the state was last moved on by a publication: its `expires_at` less the state's TTL.
+fn published_at(expires_at: i64) -> i64 {
+    expires_at - history::STATE_TTL_SECONDS
+}
+
+/// A kept publication: its offset and the frame as it was delivered. `expired`: past its
+/// `expires_at` (DynamoDB's TTL has not removed it yet): never to be served, but it tells
+/// that the publication at that offset is gone, not missing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Kept {
     pub offset: u64,
     pub publication: String,
+    pub expired: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -128,7 +139,9 @@ impl HistoryTable {
     }
 
     /// `top` + `step` on a live (or absent) state, its epoch kept (or set), its expiry pushed
-    /// on. `None` when the state exists but has expired.
+    /// on by a publication (`step` > 0; a subscriber's `step` 0 only sets it on a new state, so
+    /// it keeps telling when the latest publication was). `None` when the state exists but has
+    /// expired.
     async fn update_state(
         &self,
         channel: &Channel,
@@ -140,9 +153,11 @@ impl HistoryTable {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(channel, history::STATE_OFFSET)))
-            .update_expression(
-                "SET #epoch = if_not_exists(#epoch, :epoch), #exp = :exp ADD #top :step",
-            )
+            .update_expression(if step > 0 {
+                "SET #epoch = if_not_exists(#epoch, :epoch), #exp = :exp ADD #top :step"
+            } else {
+                "SET #epoch = if_not_exists(#epoch, :epoch), #exp = if_not_exists(#exp, :exp) ADD #top :step"
+            })
             .condition_expression("attribute_not_exists(#top) OR #exp > :now")
             .expression_attribute_names("#epoch", history::EPOCH)
             .expression_attribute_names("#exp", history::EXPIRES_AT)
@@ -160,8 +175,13 @@ impl HistoryTable {
                 match (
                     read_u64(&state, history::TOP),
                     read_string(&state, history::EPOCH),
+                    read_i64(&state, history::EXPIRES_AT),
                 ) {
-                    (Some(top), Some(epoch)) => Ok(Some(Sequence { top, epoch })),
+                    (Some(top), Some(epoch), Some(expires_at)) => Ok(Some(Sequence {
+                        top,
+                        epoch,
+                        published_at: published_at(expires_at),
+                    })),
                     _ => Err(HistoryError {
                         operation: "UpdateItem",
                         message: format!("the state of {channel} has no top or epoch"),
@@ -185,6 +205,7 @@ impl HistoryTable {
         let sequence = Sequence {
             top: step,
             epoch: new_epoch(),
+            published_at: now,
         };
         let mut item = key(channel, history::STATE_OFFSET);
         item.insert(history::TOP.to_string(), number(sequence.top));
@@ -234,7 +255,10 @@ impl HistoryTable {
         let Some(state) = output.item else {
             return Ok(None);
         };
-        if read_i64(&state, history::EXPIRES_AT).is_none_or(|at| at <= now_epoch_seconds) {
+        let Some(expires_at) = read_i64(&state, history::EXPIRES_AT) else {
+            return Ok(None);
+        };
+        if expires_at <= now_epoch_seconds {
             return Ok(None);
         }
         Ok(
@@ -242,7 +266,11 @@ impl HistoryTable {
                 read_u64(&state, history::TOP),
                 read_string(&state, history::EPOCH),
             ) {
-                (Some(top), Some(epoch)) => Some(Sequence { top, epoch }),
+                (Some(top), Some(epoch)) => Some(Sequence {
+                    top,
+                    epoch,
+                    published_at: published_at(expires_at),
+                }),
                 _ => None,
             },
         )
@@ -277,8 +305,8 @@ impl HistoryTable {
 
     /// The kept publications of `epoch` with offsets from `from` to `to` (inclusive), oldest
     /// first (`oldest_first`) or newest first, at most `limit` items read: one strongly
-    /// consistent Query. Items of another epoch or past their `expires_at` are left out (so
-    /// fewer may come back).
+    /// consistent Query. Items of another epoch are left out (so fewer may come back); items
+    /// past their `expires_at` come back marked `expired`.
     pub async fn read(
         &self,
         channel: &Channel,
@@ -313,13 +341,12 @@ impl HistoryTable {
             .unwrap_or_default()
             .iter()
             .filter(|item| read_string(item, history::EPOCH).as_deref() == Some(epoch))
-            .filter(|item| {
-                read_i64(item, history::EXPIRES_AT).is_some_and(|at| at > now_epoch_seconds)
-            })
             .filter_map(|item| {
                 Some(Kept {
                     offset: read_u64(item, history::OFFSET)?,
                     publication: read_string(item, history::PUBLICATION)?,
+                    expired: read_i64(item, history::EXPIRES_AT)
+                        .is_none_or(|at| at <= now_epoch_seconds),
                 })
             })
             .collect())

@@ -30,7 +30,21 @@ async fn a_sequence_starts_at_zero_for_a_subscriber_and_counts_publications() {
     let second = table.advance(&room, 1, NOW).await.unwrap();
     assert_eq!((first.top, second.top), (1, 2));
     assert_eq!(second.epoch, fresh.epoch);
-    assert_eq!(table.sequence(&room, NOW).await.unwrap(), Some(second));
+    assert_eq!(
+        table.sequence(&room, NOW).await.unwrap(),
+        Some(second.clone())
+    );
+    // A subscriber later does not move the time of the latest publication.
+    let later = table.advance(&room, 0, NOW + 100).await.unwrap();
+    assert_eq!((later.top, later.published_at), (2, NOW));
+    assert_eq!(
+        table
+            .advance(&room, 1, NOW + 200)
+            .await
+            .unwrap()
+            .published_at,
+        NOW + 200
+    );
 }
 
 #[tokio::test]
@@ -78,19 +92,23 @@ async fn reads_keep_one_epoch_and_leave_expired_items_out() {
             .unwrap();
     }
     table.keep(&room, 6, "other", "{}", NOW + 60).await.unwrap();
-    let offsets = |kept: Vec<Kept>| kept.iter().map(|k| k.offset).collect::<Vec<_>>();
+    let offsets = |kept: Vec<Kept>| {
+        kept.iter()
+            .map(|k| (k.offset, k.expired))
+            .collect::<Vec<_>>()
+    };
     assert_eq!(
         offsets(table.read(&room, "E", (1, 6), 10, true, NOW).await.unwrap()),
-        [1, 3, 4, 5]
+        [(1, false), (2, true), (3, false), (4, false), (5, false)]
     );
     assert_eq!(
         offsets(table.read(&room, "E", (1, 6), 2, false, NOW).await.unwrap()),
-        [5],
+        [(5, false)],
         "newest first; the limit counts items read, the other epoch's among them"
     );
     assert_eq!(
         offsets(table.read(&room, "E", (4, 4), 10, true, NOW).await.unwrap()),
-        [4]
+        [(4, false)]
     );
     assert!(table
         .read(&room, "E", (5, 4), 10, true, NOW)

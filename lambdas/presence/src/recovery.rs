@@ -15,6 +15,11 @@ use crate::history::ChannelHistory;
 /// The most publications one reply carries, and one Query reads.
 pub const MAX_LIMIT: usize = 100;
 
+/// The most publications that may be given their offset and not be stored yet when a
+/// client asks (each pusher invocation stores its publication a moment after giving it its
+/// offset; two pollers at once).
+pub const MAX_IN_FLIGHT: u64 = 2;
+
 /// The bytes a reply's publications may take (with their commas): what is left of API
 /// Gateway's 128 KB once the reply's own keys have their 1 KB.
 pub const PUBLICATIONS_BUDGET: usize = MAX_KEPT_PUBLICATION_BYTES;
@@ -98,7 +103,14 @@ fn oldest_kept(top: u64, policy: HistoryPolicy) -> u64 {
 
 /// Every kept publication after `since`, oldest first, at most `limit` and one frame's worth;
 /// `None` when they cannot all be had: another epoch, an offset this sequence never reached,
-/// or one older than what history keeps (by size, or the next publication expired).
+/// one older than what history keeps (by size), or a missed publication that expired or is
+/// not there.
+///
+/// Publications given their offset a moment ago but not stored yet are not a loss: they are
+/// the newest, and reach the subscription live (it was stored before this read). So `more`
+/// is set only when this reply stopped short (the limit or the frame budget), and when none
+/// of the missed ones is stored yet, at most [`MAX_IN_FLIGHT`] were missed, and the latest
+/// publication is younger than the history's time, they count as on their way.
 pub async fn after<H: ChannelHistory>(
     history: &H,
     channel: &Channel,
@@ -131,16 +143,32 @@ pub async fn after<H: ChannelHistory>(
             now_epoch_seconds,
         )
         .await?;
-    if kept.first().map(|item| item.offset) != Some(first) {
-        // The next one it needs is gone (expired, or never kept): it cannot have everything.
+    if kept.iter().any(|item| item.expired) {
+        // A missed publication is past its time: it cannot have everything.
         return Ok(None);
     }
-    let (frames, _) = within_budget(kept, channel);
+    match kept.first().map(|item| item.offset) {
+        Some(offset) if offset == first => {}
+        None if in_flight(sequence, since, policy, now_epoch_seconds) => {
+            return Ok(Some(Replay::default()))
+        }
+        // The next one it needs is not there (removed by TTL, or never stored).
+        _ => return Ok(None),
+    }
+    let read = kept.len();
+    let (frames, trimmed) = within_budget(kept, channel);
     let last = frames.last().map_or(since.offset, |(offset, _)| *offset);
     Ok(Some(Replay {
-        more: last < sequence.top,
+        more: last < sequence.top && (trimmed || read >= wanted),
         publications: frames.into_iter().map(|(_, frame)| frame).collect(),
     }))
+}
+
+/// Whether the missed publications, none of them stored yet, are on their way: a few, and
+/// the latest one younger than the history's time.
+fn in_flight(sequence: &Sequence, since: &Since, policy: HistoryPolicy, now: i64) -> bool {
+    sequence.top - since.offset <= MAX_IN_FLIGHT
+        && sequence.published_at > now - i64::from(policy.ttl_seconds)
 }
 
 /// The latest `limit` kept publications (one frame's worth), oldest first; `more` when older
@@ -168,7 +196,9 @@ pub async fn latest<H: ChannelHistory>(
         )
         .await?;
     let read = kept.len();
-    let (mut frames, trimmed) = within_budget(kept, channel);
+    // Past their time: never served.
+    let live: Vec<Kept> = kept.into_iter().filter(|item| !item.expired).collect();
+    let (mut frames, trimmed) = within_budget(live, channel);
     frames.reverse();
     let oldest = frames.first().map_or(floor, |(offset, _)| *offset);
     Ok(Replay {
@@ -227,6 +257,7 @@ mod tests {
         let big = |offset: u64| Kept {
             offset,
             publication: format!(r#""{}""#, "x".repeat(PUBLICATIONS_BUDGET / 3)),
+            expired: false,
         };
         let (frames, trimmed) = within_budget(vec![big(1), big(2), big(3), big(4)], &channel);
         assert_eq!(frames.iter().map(|(o, _)| *o).collect::<Vec<_>>(), [1, 2]);

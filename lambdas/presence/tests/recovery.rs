@@ -399,3 +399,44 @@ async fn a_reply_never_passes_the_frame_budget() {
     assert_eq!(reply["more"], true);
     assert!(reply.to_string().len() <= 128 * 1024);
 }
+
+#[tokio::test]
+async fn publications_given_an_offset_but_not_stored_yet_are_on_their_way_not_lost() {
+    let deps = deps(100);
+    store(&deps).publish("room/1", "E", 5, LATER);
+    // 6 and 7 have their offsets; their items are not stored yet (their pushers are between
+    // the two writes). They are the newest: they reach the subscription live.
+    store(&deps)
+        .sequences
+        .lock()
+        .unwrap()
+        .insert("room/1".into(), (7, "E".into()));
+    let since = |offset: u64| json!({"action":"subscribe","channel":"room/1","since":{"offset":offset,"epoch":"E"}});
+    let reply = ask(&deps, "subscribe", since(3)).await;
+    assert_eq!(offsets(&reply), [4, 5]);
+    assert_eq!(
+        (&reply["recovered"], &reply["more"]),
+        (&json!(true), &json!(false))
+    );
+    let reply = ask(&deps, "subscribe", since(5)).await;
+    assert_eq!(
+        (&reply["recovered"], offsets(&reply).len()),
+        (&json!(true), 0)
+    );
+    // More than a couple missing, or a latest publication older than the history's time: lost.
+    store(&deps)
+        .sequences
+        .lock()
+        .unwrap()
+        .insert("room/1".into(), (9, "E".into()));
+    let reply = ask(&deps, "subscribe", since(5)).await;
+    assert_eq!(reply["recovered"], false, "{reply}");
+    store(&deps)
+        .sequences
+        .lock()
+        .unwrap()
+        .insert("room/1".into(), (7, "E".into()));
+    *store(&deps).published_seconds_ago.lock().unwrap() = 3600;
+    let reply = ask(&deps, "subscribe", since(5)).await;
+    assert_eq!(reply["recovered"], false, "{reply}");
+}

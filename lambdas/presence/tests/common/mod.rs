@@ -133,6 +133,8 @@ pub struct FakeSubscriptions {
     pub kept: Mutex<BTreeMap<(String, u64), KeptItem>>,
     /// Every history Query, as (channel, from, to, limit).
     pub history_reads: Mutex<Vec<(String, u64, u64, usize)>>,
+    /// How long ago the latest publication was given its offset (0: just now).
+    pub published_seconds_ago: Mutex<i64>,
 }
 
 /// A kept publication: its epoch, frame and `expires_at`.
@@ -161,24 +163,24 @@ impl FakeSubscriptions {
 }
 
 impl ChannelHistory for FakeSubscriptions {
-    async fn ensure_sequence(
-        &self,
-        channel: &Channel,
-        _now: i64,
-    ) -> Result<Sequence, HistoryError> {
+    async fn ensure_sequence(&self, channel: &Channel, now: i64) -> Result<Sequence, HistoryError> {
         self.history_check()?;
         let mut sequences = self.sequences.lock().unwrap();
         let (top, epoch) = sequences
             .entry(channel.to_string())
             .or_insert((0, "fresh".to_owned()))
             .clone();
-        Ok(Sequence { top, epoch })
+        Ok(Sequence {
+            top,
+            epoch,
+            published_at: self.published_at(now),
+        })
     }
 
     async fn sequence(
         &self,
         channel: &Channel,
-        _now: i64,
+        now: i64,
     ) -> Result<Option<Sequence>, HistoryError> {
         self.history_check()?;
         Ok(self
@@ -189,6 +191,7 @@ impl ChannelHistory for FakeSubscriptions {
             .map(|(top, epoch)| Sequence {
                 top: *top,
                 epoch: epoch.clone(),
+                published_at: self.published_at(now),
             }))
     }
 
@@ -209,10 +212,11 @@ impl ChannelHistory for FakeSubscriptions {
         let kept = self.kept.lock().unwrap();
         let mut items: Vec<Kept> = kept
             .range((channel.to_string(), range.0)..=(channel.to_string(), range.1))
-            .filter(|(_, (item_epoch, _, expires_at))| item_epoch == epoch && *expires_at > now)
-            .map(|((_, offset), (_, frame, _))| Kept {
+            .filter(|(_, (item_epoch, _, _))| item_epoch == epoch)
+            .map(|((_, offset), (_, frame, expires_at))| Kept {
                 offset: *offset,
                 publication: frame.clone(),
+                expired: *expires_at <= now,
             })
             .collect();
         if !oldest_first {
@@ -224,6 +228,11 @@ impl ChannelHistory for FakeSubscriptions {
 }
 
 impl FakeSubscriptions {
+    /// When the latest publication was: `published_seconds_ago` before `now`.
+    fn published_at(&self, now: i64) -> i64 {
+        now - *self.published_seconds_ago.lock().unwrap()
+    }
+
     fn history_check(&self) -> Result<(), HistoryError> {
         if self.failing {
             return Err(HistoryError {
