@@ -4,7 +4,8 @@
 // alice joins rooms A and B, bob joins A only, and they talk in the rooms by `emit` and through
 // the back end (`send`, `publish`): nothing said in B reaches bob, everything said in A reaches
 // both, and once bob has left A nothing more from A reaches him. Each page shows exactly the
-// messages meant for it; bob closes his window and alice sees him go offline. Screenshots and logs go to the artifacts directory (lib/stack.js: outside the
+// messages meant for it; alice reloads her page, joins A again and sees what was said in A
+// (the room's history); bob closes his window and alice sees him go offline. Screenshots and logs go to the artifacts directory (lib/stack.js: outside the
 // tree); the two windows replace docs/demo.png only when SUMU_REFRESH_DEMO_PNG=1 asks for it.
 import { describe, test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -25,6 +26,8 @@ const people = {};
 
 /** The messages each page must show, and only those, once everything was sent. */
 const expected = { alice: [], bob: [] };
+/** Everything said in each room, in order: what its history holds. */
+const said = {};
 
 after(async () => {
   for (const person of Object.values(people)) {
@@ -127,6 +130,7 @@ describe('the demo, in two browser windows', { concurrency: 1 }, () => {
   async function sayInRoom(sender, room, route, text, members) {
     await sendChat(people[sender].page, { mode: 'room', room, route, text });
     const message = { from: sender, mode: 'room', room, route, text };
+    (said[room] ??= []).push(message);
     const recipients = members.filter((member) => route !== 'emit' || member !== sender);
     for (const name of recipients) expected[name].push(message);
     for (const name of recipients) assert.deepEqual(await waitForChat(people[name].page, text), message);
@@ -179,6 +183,16 @@ describe('the demo, in two browser windows', { concurrency: 1 }, () => {
     const outputs = [artifact('two-windows.png')];
     if (process.env.SUMU_REFRESH_DEMO_PNG === '1') outputs.push(ensureDir(join(REPO, 'docs/demo.png')));
     await twoWindowsScreenshot([artifact('alice.png'), artifact('bob.png')], outputs);
+  });
+
+  step('alice reloads her page and joins room A again: it shows what was said in A', async () => {
+    await people.alice.page.reload();
+    await signIn(people.alice.page, 'alice');
+    await waitForState(people.alice.page, 'open');
+    await joinRoom(people.alice.page, 'A');
+    // Her own emits too: the room's history holds every publication, whoever sent it.
+    await waitForChat(people.alice.page, said.A.at(-1).text);
+    assert.deepEqual(await chatMessages(people.alice.page), said.A);
   });
 
   step('bob closes his window and alice sees him go offline', async () => {

@@ -227,9 +227,12 @@ test('joining and leaving rooms sends subscribe and unsubscribe, and each room s
     assert.deepEqual(await roomStates(page), { lobby: 'joined', random: 'left', A: 'joined' });
     await leaveRoom(page, 'A');
     assert.deepEqual(await roomStates(page), { lobby: 'joined', random: 'left', A: 'left' });
+    // The first join of a room also asks for its recent messages.
     assert.deepEqual(framesAfter(connection, 1), [
       { action: 'subscribe', channel: 'room/A' },
+      { action: 'history', channel: 'room/A', limit: 50 },
       { action: 'subscribe', channel: 'room/lobby' },
+      { action: 'history', channel: 'room/lobby', limit: 50 },
       { action: 'unsubscribe', channel: 'room/A' },
     ]);
     // A name that is not one channel segment is refused by the page; nothing is sent.
@@ -239,7 +242,7 @@ test('joining and leaving rooms sends subscribe and unsubscribe, and each room s
       assert.equal(await page.getByTestId('room-problem').isVisible(), true, bad);
     }
     assert.deepEqual(Object.keys(await roomStates(page)), ['lobby', 'random', 'A']);
-    assert.equal(framesAfter(connection, 1).length, 3);
+    assert.equal(framesAfter(connection, 1).length, 5);
   });
 });
 
@@ -271,8 +274,9 @@ test('joined rooms are subscribed again after a reconnect; left ones are not', L
     await waitForRoom(page, 'A', 'joining');
     await waitForState(page, 'open');
     await waitForRoom(page, 'A', 'joined');
+    // From where it stopped: offset 0 of the room's epoch (nothing was said in it yet).
     assert.deepEqual(appFrames(gateway.open()[0]).filter((f) => f.action === 'subscribe' || f.action === 'unsubscribe'),
-      [{ action: 'subscribe', channel: 'room/A' }]);
+      [{ action: 'subscribe', channel: 'room/A', since: { offset: 0, epoch: 'fake-epoch' } }]);
     assert.equal((await roomStates(page)).B, 'left');
   });
 });
@@ -291,9 +295,10 @@ test('a room message sends exactly the documented frame by emit, publish and sen
     await sendChat(page, { mode: 'room', room: 'A', route: 'publish', text: 'r-pub' });
     // Talking in a room needs the publish grant, not membership: any listed room can be picked.
     await sendChat(page, { mode: 'room', room: 'lobby', route: 'send', text: 'r-send' });
-    await until(() => framesAfter(connection, 1).length >= 4, 'three room frames');
+    await until(() => framesAfter(connection, 1).length >= 5, 'three room frames');
     assert.deepEqual(framesAfter(connection, 1), [
       { action: 'subscribe', channel: 'room/A' },
+      { action: 'history', channel: 'room/A', limit: 50 },
       { action: 'emit', channel: 'room/A', data: { type: 'chat', text: 'r-emit' } },
       { action: 'publish', message: { type: 'chat', mode: 'room', text: 'r-pub', room: 'A' } },
       { action: 'send', message: { type: 'chat', mode: 'room', text: 'r-send', room: 'lobby' } },
@@ -349,5 +354,59 @@ test('a back end\'s data that looks like sumu\'s frames changes nothing on the p
     assert.deepEqual(await chatMessages(page), [{ from: 'bob', mode: 'broadcast', route: 'send', text: 'after the fakes' }]);
     assert.equal((await roomStates(page)).A, 'joined');
     assert.equal(await page.evaluate(() => window.demo.rooms.get('A').subscription.state), 'subscribed');
+  });
+});
+
+test('joining a room shows its recent messages (a reloaded page too); a dropped connection recovers what the room said meanwhile', LIMIT, async () => {
+  await withPage('?backoff_ms=50', async (page) => {
+    gateway.publish('room/A', { type: 'chat', text: 'earlier 1' }, { from: 'bob' });
+    gateway.publish('room/A', { type: 'chat', from: 'carol', text: 'earlier 2', route: 'publish' });
+    await signIn(page, 'alice');
+    await waitForState(page, 'open');
+    await joinRoom(page, 'A');
+    await waitForChat(page, 'earlier 2');
+    const history = gateway.open()[0].received.find((f) => f.action === 'history');
+    assert.deepEqual({ ...history, ref: undefined }, { action: 'history', channel: 'room/A', limit: 50, ref: undefined });
+    gateway.publish('room/A', { type: 'chat', text: 'live' }, { from: 'bob' });
+    await waitForChat(page, 'live');
+    // The connection drops; the room goes on meanwhile.
+    gateway.refuseUpgrades(true);
+    gateway.open()[0].socket.terminate();
+    await waitForState(page, 'reconnecting');
+    gateway.publish('room/A', { type: 'chat', text: 'while away 1' }, { from: 'bob', deliver: false });
+    gateway.publish('room/A', { type: 'chat', text: 'while away 2' }, { from: 'bob', deliver: false });
+    gateway.refuseUpgrades(false);
+    await waitForChat(page, 'while away 2');
+    const resubscribe = gateway.open()[0].received.find((f) => f.action === 'subscribe');
+    assert.deepEqual(resubscribe.since, { offset: 3, epoch: 'fake-epoch' });
+    const room = (text, from = 'bob', route = 'emit') => ({ from, mode: 'room', room: 'A', route, text });
+    assert.deepEqual(await chatMessages(page), [
+      room('earlier 1'), room('earlier 2', 'carol', 'publish'), room('live'), room('while away 1'), room('while away 2'),
+    ]);
+    assert.equal(gateway.open()[0].received.filter((f) => f.action === 'history').length, 0, 'history is loaded once, on the first join');
+    // A reloaded page starts with nothing and loads the room's history again.
+    await page.reload();
+    await signIn(page, 'alice');
+    await waitForState(page, 'open');
+    await joinRoom(page, 'A');
+    await waitForChat(page, 'while away 2');
+    assert.deepEqual(await chatMessages(page), [
+      room('earlier 1'), room('earlier 2', 'carol', 'publish'), room('live'), room('while away 1'), room('while away 2'),
+    ]);
+  });
+});
+
+test('a room whose history no longer holds what was missed says so', LIMIT, async () => {
+  await withPage('?backoff_ms=50', async (page) => {
+    await signIn(page, 'alice');
+    await waitForState(page, 'open');
+    await joinRoom(page, 'A');
+    gateway.refuseUpgrades(true);
+    gateway.open()[0].socket.terminate();
+    await waitForState(page, 'reconnecting');
+    // The page stopped at offset 0 of this epoch; the room's sequence starts over in another.
+    gateway.resetRoom('room/A');
+    gateway.refuseUpgrades(false);
+    await page.waitForFunction(() => /some messages missed/.test(document.querySelector('[data-testid=room][data-room=A] .status').textContent), null, { timeout: WAIT_MS });
   });
 });

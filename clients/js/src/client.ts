@@ -13,17 +13,18 @@
 
 import { backoffDelay, type BackoffOptions } from './backoff.js';
 import { patternMatches } from './channels.js';
-import { OwnEmits, RecentIds } from './dedupe.js';
+import { RecentIds } from './dedupe.js';
 import { Emitter } from './emitter.js';
 import { SumuRequestError } from './errors.js';
 import { encode, FRAME_LIMIT, parseFrame, utf8Length, type Frame, type Incoming } from './frames.js';
 import { Link } from './link.js';
 import { Requests, type Pending } from './requests.js';
 import { ChannelEntry, Subscription, type PublicationHandler, type SubscriptionOwner } from './subscription.js';
+import { ChannelStream, readPublication } from './stream.js';
 import { after, cancel, every, type TimerHandle } from './timers.js';
 import type {
-  Ack, ConnectionState, PresenceAnswer, Publication, SumuClientEvents, SumuClientOptions, SumuError,
-  WebSocketConstructor, WebSocketLike,
+  Ack, ConnectionState, HistoryOptions, HistoryResult, Position, PresenceAnswer, Publication, SumuClientEvents,
+  SumuClientOptions, SumuError, WebSocketConstructor, WebSocketLike,
 } from './types.js';
 
 export const DEFAULTS = {
@@ -37,6 +38,7 @@ export const DEFAULTS = {
   requestTimeoutMs: 10_000,
   presenceTimeoutMs: 30_000,
   pongTimeoutMs: 30_000,
+  gapMs: 1_000,
 } as const;
 
 /** Message and publication ids remembered for dropping duplicates. */
@@ -45,8 +47,6 @@ const RECENT_IDS = 10_000;
 export const HEALTHY_MS = 10_000;
 /** Refusals that may pass: the subscribe is asked again, with backoff. Any other refusal is final. */
 const RETRYABLE = new Set(['channels_unavailable', 'connection_gone', 'timeout']);
-/** Own emits remembered to recognise an echo on a connection they could not exclude (see OwnEmits). */
-const OWN_EMITS = 32;
 /** The gateway takes at most this many ids in `exclude_connections`. */
 const MAX_EXCLUDED = 10;
 
@@ -88,7 +88,6 @@ export class SumuClient extends Emitter<SumuClientEvents> implements Subscriptio
   private readonly channels = new Map<string, ChannelEntry>();
   private readonly recentIds = new RecentIds(RECENT_IDS);
   private readonly requests = new Requests<Link>();
-  private readonly ownEmits = new OwnEmits<Link>(OWN_EMITS, 30_000);
   private readonly online = (): void => this.retryNow();
 
   constructor(options: SumuClientOptions) {
@@ -121,6 +120,7 @@ export class SumuClient extends Emitter<SumuClientEvents> implements Subscriptio
       requestTimeoutMs: number('requestTimeoutMs', 0, true),
       presenceTimeoutMs: number('presenceTimeoutMs', 0, true),
       pongTimeoutMs: number('pongTimeoutMs', 0, true),
+      gapMs: number('gapMs', 0, false),
     };
   }
 
@@ -189,8 +189,38 @@ export class SumuClient extends Emitter<SumuClientEvents> implements Subscriptio
   emit(channel: string, data: unknown, options: { ack: true }): Promise<Ack>;
   emit(channel: string, data: unknown, options?: { ack?: boolean }): boolean | Promise<Ack>;
   emit(channel: string, data: unknown, options?: { ack?: boolean }): boolean | Promise<Ack> {
-    if (!options?.ack) return this.submit({ action: 'emit', channel, data }, data);
-    return this.ask<Ack>('ack', { action: 'emit', channel, data }, data, this.settings.requestTimeoutMs, 'no ack');
+    const frame = { action: 'emit', channel, data };
+    if (options?.ack) return this.ask<Ack>('ack', frame, data, this.settings.requestTimeoutMs, 'no ack');
+    const text = JSON.stringify(frame);
+    // On a channel this client follows with a position, the emit is acked all the same: the
+    // ack's offset is one the gateway never sends back to it, so the client skips it instead of
+    // taking it for a gap (and a recovery's replay does not hand the client its own emit).
+    if (!this.channels.get(channel)?.stream?.position || text === undefined || utf8Length(text) > FRAME_LIMIT - 32) return this.submit(frame, data);
+    const [acked, accepted] = this.track<Ack>('ack', frame, data, this.settings.requestTimeoutMs, 'no ack');
+    acked.catch((error: SumuRequestError) => {
+      if (error.code === 'refused') this.dispatch('error', { code: 'emit_failed', message: error.message, reason: error.reason as string, channel, frame: error.frame });
+    });
+    return accepted;
+  }
+
+  /**
+   * `{"action":"history","channel":…}` for `subscription.history()`: the kept publications,
+   * oldest first (asked again on the next connection when the connection ends first).
+   */
+  history(channel: string, options: HistoryOptions): Promise<HistoryResult> {
+    const frame: Frame = { action: 'history', channel };
+    if (options.limit !== undefined) frame['limit'] = options.limit;
+    if (options.since !== undefined) frame['since'] = { offset: options.since.offset, epoch: options.since.epoch };
+    return this.ask<Frame>('history', frame, options, this.settings.requestTimeoutMs, 'no history answer').then((reply) => {
+      const result: HistoryResult = {
+        publications: (reply['publications'] as unknown[]).map(readPublication).filter((p): p is Publication => p !== undefined),
+        more: reply['more'] === true,
+      };
+      if (typeof reply['offset'] === 'number') result.offset = reply['offset'];
+      if (typeof reply['epoch'] === 'string') result.epoch = reply['epoch'];
+      if (typeof reply['recovered'] === 'boolean') result.recovered = reply['recovered'];
+      return result;
+    });
   }
 
   /** Asks who of `users` is online; resolves with the gateway's answer (asked once connected). */
@@ -211,7 +241,16 @@ export class SumuClient extends Emitter<SumuClientEvents> implements Subscriptio
     let entry = this.channels.get(channel);
     const fresh = !entry;
     if (!entry) {
-      entry = new ChannelEntry(channel);
+      const created = new ChannelEntry(channel);
+      // A pattern has no position: it is subscribed again plainly after a reconnect.
+      if (channel !== '*' && !channel.endsWith('/*')) {
+        created.stream = new ChannelStream(channel, {
+          out: (publication) => this.handOut(publication),
+          ask: (stream, since) => this.fill(stream, since),
+          tell: (context) => created.tell(context),
+        }, this.settings.gapMs);
+      }
+      entry = created;
       this.channels.set(channel, entry);
     }
     const handle = new Subscription(channel, this, entry.state);
@@ -226,6 +265,7 @@ export class SumuClient extends Emitter<SumuClientEvents> implements Subscriptio
     const entry = this.channels.get(handle.channel);
     if (!entry?.handles.delete(handle) || entry.handles.size > 0) return;
     cancel(entry.retryTimer);
+    entry.stream?.stop();
     this.channels.delete(handle.channel);
     this.reconcileAll(handle.channel);
   }
@@ -460,7 +500,11 @@ export class SumuClient extends Emitter<SumuClientEvents> implements Subscriptio
 
   private channelRequest(link: Link, action: 'subscribe' | 'unsubscribe', channel: string): void {
     const ref = this.requests.ref();
-    const text = encode({ action, channel, ref });
+    // After a reconnect (a proactive one too) a channel with a position asks for what it missed.
+    const since = action === 'subscribe' ? this.channels.get(channel)?.stream?.position : undefined;
+    const frame: Frame = { action, channel, ref };
+    if (since) frame['since'] = { ...since };
+    const text = encode(frame);
     if (text === undefined) {
       const entry = this.channels.get(channel);
       if (entry) this.subscribeRefused(entry, 'invalid_channel', `the channel name is too long for one frame (${FRAME_LIMIT} bytes)`);
@@ -472,11 +516,11 @@ export class SumuClient extends Emitter<SumuClientEvents> implements Subscriptio
       link.inFlight.delete(channel);
       this.channelRefused(link, action, channel, 'timeout', `no answer to ${action} within ${this.settings.requestTimeoutMs} ms`);
     });
-    link.inFlight.set(channel, { ref, action, channel, timer });
+    link.inFlight.set(channel, { ref, action, channel, timer, since: since && { ...since } });
     link.send(text);
   }
 
-  private channelAnswer(link: Link, type: 'subscribed' | 'unsubscribed', channel: string, ref: string | undefined): void {
+  private channelAnswer(link: Link, type: 'subscribed' | 'unsubscribed', channel: string, ref: string | undefined, frame: Frame): void {
     const request = link.request(ref);
     // An answer to nothing waiting here (a stale ref after a timeout, or none): that request was retried.
     if (!request || request.channel !== channel) return;
@@ -488,6 +532,11 @@ export class SumuClient extends Emitter<SumuClientEvents> implements Subscriptio
       link.unsubscribeRetries.delete(channel);
     }
     this.updateChannels();
+    const entry = this.channels.get(channel);
+    if (type === 'subscribed' && entry) {
+      if (entry.stream) entry.stream.subscribed(frame, request.since);
+      else entry.tell({ channel, recovered: false, wasRecovering: false });
+    }
     this.reconcile(link, channel);
     this.promoteIfReady(link);
   }
@@ -532,6 +581,7 @@ export class SumuClient extends Emitter<SumuClientEvents> implements Subscriptio
     if (frame) error.frame = frame;
     this.channels.delete(entry.channel);
     cancel(entry.retryTimer);
+    entry.stream?.stop();
     for (const handle of entry.handles) handle.failed(error);
     this.dispatch('error', error);
     this.reconcileAll(entry.channel);
@@ -559,14 +609,10 @@ export class SumuClient extends Emitter<SumuClientEvents> implements Subscriptio
         return;
       case 'subscribed':
       case 'unsubscribed':
-        this.channelAnswer(link, incoming.type, incoming.channel, incoming.ref);
+        this.channelAnswer(link, incoming.type, incoming.channel, incoming.ref, incoming.frame);
         return;
       case 'publication':
-        if (typeof incoming.frame['from'] === 'string' && this.ownEmits.take(link, incoming.channel, incoming.frame['data'])) {
-          this.recentIds.add(`p:${incoming.id}`);
-          return;
-        }
-        this.publication(incoming.frame, incoming.channel, incoming.id);
+        this.publication(readPublication(incoming.frame) as Publication);
         return;
       case 'message':
         if (this.recentIds.add(`m:${incoming.id}`)) this.dispatch('message', { id: incoming.id, data: incoming.data });
@@ -579,9 +625,13 @@ export class SumuClient extends Emitter<SumuClientEvents> implements Subscriptio
           this.dispatch('presence', answer as unknown as PresenceAnswer);
         }
         return;
-      case 'ack':
-        this.requests.settle(incoming.ref, { id: incoming.id, channel: incoming.channel });
+      case 'ack': {
+        const ack = readPublication({ ...incoming.frame, data: null }) as Publication;
+        if (ack.offset !== undefined && ack.epoch !== undefined) this.channels.get(ack.channel)?.stream?.own(ack.offset, ack.epoch);
+        delete (ack as { data?: unknown }).data;
+        this.requests.settle(incoming.ref, ack);
         return;
+      }
       case 'error':
         this.errorFrame(link, incoming);
         return;
@@ -590,7 +640,8 @@ export class SumuClient extends Emitter<SumuClientEvents> implements Subscriptio
         for (const handle of this.handlesFor(incoming.channel)) handle.deliver(incoming.type, incoming.frame as never);
         return;
       case 'history':
-        return; // served by later work
+        if (incoming.ref !== undefined) this.requests.settle(incoming.ref, incoming.frame);
+        return;
       case 'gateway_error':
         this.dispatch('error', { code: 'server_error', message: incoming.message, frame: incoming.frame });
         return;
@@ -599,14 +650,33 @@ export class SumuClient extends Emitter<SumuClientEvents> implements Subscriptio
     }
   }
 
-  private publication(frame: Frame, channel: string, id: string): void {
-    if (!this.recentIds.add(`p:${id}`)) return;
-    const publication: Publication = { channel, id, data: frame['data'] };
-    if (typeof frame['from'] === 'string') publication.from = frame['from'];
-    if (typeof frame['offset'] === 'number') publication.offset = frame['offset'];
-    if (typeof frame['epoch'] === 'string') publication.epoch = frame['epoch'];
-    for (const handle of this.handlesFor(channel)) handle.deliver('publication', publication);
+  /** A publication as it arrived: in offset order through its channel's stream, where it has one. */
+  private publication(publication: Publication): void {
+    if (this.recentIds.has(`p:${publication.id}`)) return;
+    const stream = this.channels.get(publication.channel)?.stream;
+    if (stream && publication.offset !== undefined && publication.epoch !== undefined) stream.take(publication as Publication & Position);
+    else this.handOut(publication);
+  }
+
+  /** Hands a publication to every handle that covers its channel and to the `publication` event, once per id. */
+  private handOut(publication: Publication): void {
+    if (!this.recentIds.add(`p:${publication.id}`)) return;
+    for (const handle of this.handlesFor(publication.channel)) handle.deliver('publication', publication);
     this.dispatch('publication', publication);
+  }
+
+  /** A gap-filling `history` since `since`, on the primary; false when not connected (a reconnect recovers). */
+  private fill(stream: ChannelStream, since: Position): boolean {
+    if (!this.primary?.live) return false;
+    const current = (): boolean => this.channels.get(stream.channel)?.stream === stream;
+    this.ask<Frame>('fill', { action: 'history', channel: stream.channel, since }, undefined, this.settings.requestTimeoutMs, 'no history answer').then(
+      (reply) => { if (current()) stream.fillReply(reply); },
+      (error: SumuRequestError) => {
+        if (error.code === 'connection_lost' || error.code === 'closed') stream.fillLost();
+        else if (current()) stream.fillFailed();
+      },
+    );
+    return true;
   }
 
   /** Every handle whose channel or pattern covers `channel`. */
@@ -645,11 +715,18 @@ export class SumuClient extends Emitter<SumuClientEvents> implements Subscriptio
   }
 
   /** A request answered by `ref`: sent now or queued, rejected when refused before sending or not answered in time. */
-  private ask<T>(kind: 'presence' | 'ack', frame: Frame, dropped: unknown, timeoutMs: number, what: string): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
+  private ask<T>(kind: Pending<Link>['kind'], frame: Frame, dropped: unknown, timeoutMs: number, what: string): Promise<T> {
+    return this.track<T>(kind, frame, dropped, timeoutMs, what)[0];
+  }
+
+  /** As `ask`, and whether it was sent or queued (false: too large, or the queue is full). */
+  private track<T>(kind: Pending<Link>['kind'], frame: Frame, dropped: unknown, timeoutMs: number, what: string): [Promise<T>, boolean] {
+    let accepted = true;
+    const promise = new Promise<T>((resolve, reject) => {
       const ref = this.requests.ref();
       const text = encode({ ...frame, ref });
       if (text === undefined) {
+        accepted = false;
         reject(new SumuRequestError('too_large', tooLarge(frame)));
         return;
       }
@@ -662,9 +739,11 @@ export class SumuClient extends Emitter<SumuClientEvents> implements Subscriptio
       });
       this.requests.add(request);
       if (!this.offer(item)) {
+        accepted = false;
         this.requests.settle(ref, new SumuRequestError('queue_overflow', 'not connected and the queue is full: not sent'));
       }
     });
+    return [promise, accepted];
   }
 
   /** Sends now when open, else queues (bounded); false when dropped. */
@@ -703,7 +782,6 @@ export class SumuClient extends Emitter<SumuClientEvents> implements Subscriptio
         if (utf8Length(withExclusions) <= FRAME_LIMIT) text = withExclusions;
         else others = [];
       }
-      this.ownEmits.add(String(item.frame['channel']), JSON.stringify(item.frame['data']), [link, ...others]);
     }
     if (item.request) item.request.link = link;
     link.send(text);

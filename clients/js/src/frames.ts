@@ -11,14 +11,14 @@ export type Frame = Record<string, unknown>;
 
 export type Incoming =
   | { type: 'pong'; connectionId?: string }
-  | { type: 'subscribed' | 'unsubscribed'; channel: string; ref?: string }
+  | { type: 'subscribed' | 'unsubscribed'; channel: string; ref?: string; frame: Frame }
   | { type: 'publication'; frame: Frame; channel: string; id: string }
   | { type: 'message'; id: string; data: unknown }
   | { type: 'presence'; frame: Frame; ref?: string }
-  | { type: 'ack'; ref: string; channel: string; id: string }
+  | { type: 'ack'; ref: string; channel: string; id: string; frame: Frame }
   | { type: 'error'; error: string; message: string; channel?: string; ref?: string; frame: Frame }
   | { type: 'join' | 'leave'; frame: Frame; channel: string }
-  | { type: 'history' }
+  | { type: 'history'; frame: Frame; ref?: string }
   /** API Gateway's own `{"message":"Internal server error","connectionId","requestId"}`. */
   | { type: 'gateway_error'; message: string; frame: Frame }
   /** Not a frame of sumu's. */
@@ -45,7 +45,7 @@ export function parseFrame(text: string): Incoming {
     }
     case 'subscribed':
     case 'unsubscribed':
-      if (channel !== undefined) return withRef({ type: frame['type'], channel });
+      if (channel !== undefined) return withRef({ type: frame['type'], channel, frame });
       break;
     case 'publication':
       if (channel !== undefined && id !== undefined && 'data' in frame) return { type: 'publication', frame, channel, id };
@@ -56,7 +56,7 @@ export function parseFrame(text: string): Incoming {
     case 'presence':
       return withRef({ type: 'presence', frame });
     case 'ack':
-      if (ref !== undefined && channel !== undefined && id !== undefined) return { type: 'ack', ref, channel, id };
+      if (ref !== undefined && channel !== undefined && id !== undefined) return { type: 'ack', ref, channel, id, frame };
       break;
     case 'error': {
       const error = str(frame['error']) ?? 'error';
@@ -68,7 +68,8 @@ export function parseFrame(text: string): Incoming {
       if (channel !== undefined) return { type: frame['type'], frame, channel };
       break;
     case 'history':
-      return { type: 'history' };
+      if (channel !== undefined && Array.isArray(frame['publications'])) return withRef({ type: 'history', frame });
+      break;
     case undefined:
       if (typeof frame['message'] === 'string' && typeof frame['requestId'] === 'string') {
         return { type: 'gateway_error', message: frame['message'], frame };

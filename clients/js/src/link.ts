@@ -1,6 +1,6 @@
 // One WebSocket of the client ("link") and what the client knows about it.
 import { cancel, type TimerHandle } from './timers.js';
-import type { WebSocketLike } from './types.js';
+import type { Position, WebSocketLike } from './types.js';
 
 const OPEN = 1;
 
@@ -9,6 +9,8 @@ export interface ChannelRequest {
   action: 'subscribe' | 'unsubscribe';
   channel: string;
   timer: TimerHandle;
+  /** The position a subscribe asked to recover from. */
+  since?: Position | undefined;
 }
 
 export class Link {

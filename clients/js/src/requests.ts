@@ -1,12 +1,13 @@
-// Requests that wait for an answer matched by `ref`: presence questions and emits with an ack.
+// Requests that wait for an answer matched by `ref`: presence questions, history and emits with an ack.
 // (Subscribe/unsubscribe answers are the channels' business: see client.ts.)
 import { SumuRequestError } from './errors.js';
 import { cancel, type TimerHandle } from './timers.js';
 
 export interface Pending<L> {
   ref: string;
-  kind: 'presence' | 'ack';
-  /** The frame as sent (a presence question is asked again on the next connection). */
+  /** `fill`: a history the client asks itself to fill a gap (not asked again: a reconnect recovers). */
+  kind: 'presence' | 'history' | 'ack' | 'fill';
+  /** The frame as sent (a presence or history question is asked again on the next connection). */
   text: string;
   resolve(value: never): void;
   reject(error: SumuRequestError): void;
@@ -45,14 +46,14 @@ export class Requests<L> {
   }
 
   /**
-   * `link` ended: its presence questions are returned, to be asked again on the next
-   * connection; its emits are rejected (the gateway may or may not have published them).
+   * `link` ended: its presence and history questions are returned, to be asked again on the
+   * next connection; its emits are rejected (the gateway may or may not have published them).
    */
   linkLost(link: L): Pending<L>[] {
     const again: Pending<L>[] = [];
     for (const request of [...this.pending.values()]) {
       if (request.link !== link) continue;
-      if (request.kind === 'presence') {
+      if (request.kind === 'presence' || request.kind === 'history') {
         delete request.link;
         again.push(request);
       } else {

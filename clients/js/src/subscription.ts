@@ -3,12 +3,14 @@
 // the gateway has one subscription per connection and channel, so the handles share its state).
 import { Emitter } from './emitter.js';
 import { SumuRequestError } from './errors.js';
+import type { ChannelStream } from './stream.js';
 import type { TimerHandle } from './timers.js';
-import type { Publication, SubscriptionEvents, SubscriptionState, SumuError } from './types.js';
+import type { HistoryOptions, HistoryResult, Publication, SubscribedContext, SubscriptionEvents, SubscriptionState, SumuError } from './types.js';
 
 /** What a handle needs from its client (kept narrow, so this module does not import the client). */
 export interface SubscriptionOwner {
   release(handle: Subscription): void;
+  history(channel: string, options: HistoryOptions): Promise<HistoryResult>;
 }
 
 /** The client's state for one channel (or pattern): its handles and the gateway's answers. */
@@ -19,8 +21,14 @@ export class ChannelEntry {
   retries = 0;
   /** Set while waiting to ask again after such a refusal. */
   retryTimer: TimerHandle | undefined;
+  /** An exact channel's position and order (see stream.ts); none for a pattern. */
+  stream: ChannelStream | undefined;
 
   constructor(readonly channel: string) {}
+
+  tell(context: SubscribedContext): void {
+    for (const handle of this.handles) handle.deliver('subscribed', context);
+  }
 
   setState(state: 'subscribing' | 'subscribed'): void {
     if (state === this.state) return;
@@ -56,6 +64,15 @@ export class Subscription extends Emitter<SubscriptionEvents> {
     return this.current;
   }
 
+  /**
+   * The channel's kept publications, oldest first: the latest `limit` (1–100, default 100), or
+   * with `since` those after it. Asked once connected; rejects (SumuRequestError) when refused
+   * (`forbidden`, `invalid_channel` for a pattern) or not answered in time.
+   */
+  history(options: HistoryOptions = {}): Promise<HistoryResult> {
+    return this.owner.history(this.channel, options);
+  }
+
   /** Stops this handle; the last handle of a channel sends `unsubscribe`. Idempotent. */
   unsubscribe(): void {
     if (this.current === 'unsubscribed' || this.current === 'failed') return;
@@ -80,7 +97,7 @@ export class Subscription extends Emitter<SubscriptionEvents> {
   }
 
   /** @internal */
-  deliver<E extends 'publication' | 'error' | 'join' | 'leave'>(event: E, value: SubscriptionEvents[E]): void {
+  deliver<E extends 'publication' | 'subscribed' | 'error' | 'join' | 'leave'>(event: E, value: SubscriptionEvents[E]): void {
     if (this.current === 'unsubscribed' || this.current === 'failed') return;
     this.dispatch(event, value);
   }

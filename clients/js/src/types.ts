@@ -34,15 +34,59 @@ export interface Publication {
   data: unknown;
   /** The user who emitted it (set by the gateway); absent when a back end published it. */
   from?: string;
-  /** On a channel that keeps history (later work). */
+  /** On a channel that keeps history: its place in the channel's sequence (consecutive within an epoch). */
   offset?: number;
   epoch?: string;
+}
+
+/** Where a channel that keeps history stands: everything up to `offset` of `epoch`. */
+export interface Position {
+  offset: number;
+  epoch: string;
+}
+
+/**
+ * A subscription's `subscribed` event: after every confirmation by the gateway (each reconnect,
+ * proactive ones too), and when a recovery's outcome is known. `recovered: false` with
+ * `wasRecovering: true` means publications may have been missed (outside the history window,
+ * or the channel's epoch changed): reload the state the application built from them.
+ */
+export interface SubscribedContext {
+  channel: string;
+  /** Everything missed since the last position was handed out (in order, before anything newer). */
+  recovered: boolean;
+  /** The client asked to recover (it had a position on this channel). */
+  wasRecovering: boolean;
+  /** The channel's position as the client now stands (channels that keep history). */
+  position?: Position;
+}
+
+/** `subscription.history()`: the kept publications, oldest first. */
+export interface HistoryResult {
+  publications: Publication[];
+  /** The channel's latest offset and its epoch (absent: the channel keeps no history, or never had a publication). */
+  offset?: number;
+  epoch?: string;
+  /** Without `since`: older kept ones were left out; with it: newer ones remain. */
+  more: boolean;
+  /** With `since`: false when what followed it cannot all be had (another epoch, or older than what is kept). */
+  recovered?: boolean;
+}
+
+export interface HistoryOptions {
+  /** The latest `limit` (1–100, default 100); with `since`, the first `limit` after it. */
+  limit?: number;
+  /** Only those after this position. */
+  since?: Position;
 }
 
 /** The answer to an `emit(…, { ack: true })`: the publication's id, once the pusher accepted it. */
 export interface Ack {
   id: string;
   channel: string;
+  /** On a channel that keeps history: the publication's offset and epoch. */
+  offset?: number;
+  epoch?: string;
 }
 
 /** A `join` or `leave` frame for a channel (channels whose namespace has join_leave). */
@@ -118,6 +162,7 @@ export type SubscriptionState = 'subscribing' | 'subscribed' | 'unsubscribed' | 
 
 export interface SubscriptionEvents {
   state: SubscriptionState;
+  subscribed: SubscribedContext;
   publication: Publication;
   error: SumuError;
   join: ChannelEvent;
@@ -157,4 +202,9 @@ export interface SumuClientOptions {
    * changes, a socket can stay "open" for many minutes without a close event.
    */
   pongTimeoutMs?: number;
+  /**
+   * On a channel that keeps history, a publication that arrives past a gap in the offsets is
+   * held back this long for the missing ones before they are asked for with `history` (default 1 s).
+   */
+  gapMs?: number;
 }

@@ -1,6 +1,8 @@
 // @sumu/client's channels against the real stack (sumu-local + moto): subscribe, back-end
 // publications through the notifications queue, emit between clients, refusals, re-subscribe
-// after a crash, and no publication lost or doubled across a proactive reconnect.
+// after a crash, and no publication lost or doubled across a proactive reconnect; on channels
+// that keep history (`room/*`, `small/*`: lib/local.js NAMESPACES), recovery after sumu-local is
+// killed mid-traffic, `recovered:false` past the window, and `subscription.history()`.
 // The same logic is tested against a fake gateway in unit.test.js and bugs.test.js.
 import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
@@ -29,11 +31,13 @@ after(async () => {
 });
 
 const someone = (name) => `${name}-${Math.random().toString(36).slice(2, 8)}`;
-/** A channel of its own per test, under the granted `t/*`. */
-const channelFor = (name) => `t/${name}-${Math.random().toString(36).slice(2, 8)}`;
+/** A channel of its own per test, under the granted `t/*` (no history) or `room/*`/`small/*` (history). */
+const channelFor = (name, prefix = 't') => `${prefix}/${name}-${Math.random().toString(36).slice(2, 8)}`;
+const GRANTED = ['t/*', 'room/*', 'small/*'];
+const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Tokens carry the channel grants claim (DESIGN.md § Channels → Grants). */
-function clientFor(user, { subscribe = ['t/*'], publish = ['t/*'], ...options } = {}, on = stack) {
+function clientFor(user, { subscribe = GRANTED, publish = GRANTED, ...options } = {}, on = stack) {
   const spy = spyWebSocket();
   const events = { state: [], message: [], publication: [], presence: [], error: [] };
   const tokens = [];
@@ -109,8 +113,8 @@ test('a subscribe without a grant and an emit without a grant are refused, and r
   assert.equal(frames(sockets[0].sent).filter((f) => f.action === 'subscribe').length, 1);
 });
 
-test(`proactive reconnect before --max-duration (${MAX_DURATION_MS} ms): no publication lost, none twice`, LIMIT, async () => {
-  const channel = channelFor('stream');
+for (const prefix of ['t', 'room']) test(`proactive reconnect before --max-duration (${MAX_DURATION_MS} ms): no publication lost, none twice (${prefix}/…${prefix === 'room' ? ', with history: in offset order' : ''})`, LIMIT, async () => {
+  const channel = channelFor('stream', prefix);
   const { client, events, sockets } = clientFor(someone('bob'), { maxConnectionMs: 3_000, overlapMs: 1_500, keepAliveMs: 1_000 });
   const got = [];
   client.subscribe(channel, (p) => got.push(p));
@@ -134,6 +138,11 @@ test(`proactive reconnect before --max-duration (${MAX_DURATION_MS} ms): no publ
   await until(() => new Set(got.map((p) => p.data.seq)).size === sent, `all ${sent} publications`);
   assert.deepEqual(got.map((p) => p.data.seq).sort((a, b) => a - b), Array.from({ length: sent }, (_, i) => i + 1));
   assert.equal(new Set(got.map((p) => p.id)).size, got.length, 'each id once');
+  if (prefix === 'room') {
+    assert.deepEqual(got.map((p) => p.offset), Array.from({ length: sent }, (_, i) => i + 1), 'in offset order');
+    const resubscribes = sockets.slice(1, 3).map((s) => frames(s.sent).find((f) => f.action === 'subscribe'));
+    assert.ok(resubscribes.every((f) => f.since && typeof f.since.offset === 'number'), 'each new connection subscribed with since');
+  }
   for (const old of sockets.slice(0, 2)) assert.ok(old.closedByClient && old.closeCode !== 1001, 'closed by the client, before the maximum');
   // The new connection was subscribed before the old one closed.
   assert.ok(subscribedOn(sockets[1], channel) && subscribedOn(sockets[2], channel));
@@ -210,8 +219,8 @@ test('emit with { ack: true } resolves with the publication id the subscribers g
   await assert.rejects(refused.client.emit(channel, 1, { ack: true }), (error) => error.code === 'refused' && error.reason === 'forbidden');
 });
 
-test('a client never gets its own emits back, across proactive reconnects', LIMIT, async () => {
-  const channel = channelFor('echo');
+for (const prefix of ['t', 'room']) test(`a client never gets its own emits back, across proactive reconnects (${prefix}/…)`, LIMIT, async () => {
+  const channel = channelFor('echo', prefix);
   const { client, events, sockets } = clientFor(someone('echo'), { maxConnectionMs: 2_500, overlapMs: 1_500, keepAliveMs: 1_000 });
   client.subscribe(channel);
   client.connect();
@@ -236,4 +245,143 @@ test('a client never gets its own emits back, across proactive reconnects', LIMI
   assert.deepEqual(events.publication.map((p) => p.data), ['marker'], 'none of its own emits');
   const emits = sockets.flatMap((s) => frames(s.sent)).filter((f) => f.action === 'emit');
   assert.ok(emits.some((f) => Array.isArray(f.exclude_connections)), 'emits during an overlap name the other connection');
+});
+
+/** A back end publishing `{seq}` to `channel` through the notifications queue, about `perSecond`, until stopped. */
+function publisher(on, channel, perSecond) {
+  let sent = 0;
+  let running = true;
+  const done = (async () => {
+    while (running) {
+      const started = Date.now();
+      sent += 1;
+      await on.notify({ channels: [channel], data: { seq: sent } });
+      await pause(Math.max(0, 1000 / perSecond - (Date.now() - started)));
+    }
+  })();
+  return { sent: () => sent, stop: async () => { running = false; await done; } };
+}
+
+/** The publications a subscription handed out must be exactly 1..n: each once, in offset order. */
+function assertComplete(got, n, who) {
+  assert.deepEqual(got.map((p) => p.offset), Array.from({ length: n }, (_, i) => i + 1), `${who}: offsets 1..${n} in order, none missing, none twice`);
+  assert.deepEqual(got.map((p) => p.data.seq).sort((a, b) => a - b), Array.from({ length: n }, (_, i) => i + 1), `${who}: every publication once`);
+  assert.equal(new Set(got.map((p) => p.id)).size, n, `${who}: each id once`);
+}
+
+test('sumu-local killed and restarted mid-traffic (20/s to a history channel, three clients): nothing lost, nothing twice, in order', LIMIT, async () => {
+  const own = await sumuLocal({ moto, key, name: 'sumu-local-recovery' });
+  try {
+    const channel = channelFor('why', 'room');
+    // Each client waits 2–4 s before reconnecting, while the restarted pusher delivers the
+    // backlog to connections that are gone: what they miss meanwhile only recovery brings back.
+    const backoff = { baseMs: 4_000, maxMs: 4_000, random: () => 0.5 + Math.random() / 2 };
+    const clients = ['ann', 'ben', 'cat'].map((name) => {
+      const made_ = clientFor(someone(name), { backoff }, own);
+      const got = [];
+      const told = [];
+      const handle = made_.client.subscribe(channel, (p) => got.push(p));
+      handle.on('subscribed', (context) => told.push(context));
+      made_.client.connect();
+      return { ...made_, got, told, handle };
+    });
+    await until(() => clients.every((c) => c.told.length === 1), 'all three subscribed');
+    const backEnd = publisher(own, channel, 20);
+    let total;
+    try {
+      await until(() => clients.every((c) => c.got.length >= 40), 'forty delivered to each');
+      await own.kill();
+      const atKill = backEnd.sent();
+      // The back end keeps publishing to the queue while the gateway is down.
+      await until(() => backEnd.sent() >= atKill + 40, 'forty more published during the outage');
+      await own.start();
+      await until(() => clients.every((c) => c.told.length >= 2 && c.client.state === 'open'), 'every client resubscribed');
+      await until(() => backEnd.sent() >= atKill + 100, 'traffic after the restart');
+    } finally {
+      await backEnd.stop();
+      total = backEnd.sent();
+    }
+    await until(() => clients.every((c) => c.got.length >= total), `all ${total} at each client`).catch((error) => {
+      for (const c of clients) {
+        const offsets = c.got.map((p) => p.offset);
+        const subs = c.sockets.flatMap((socket) => frames(socket.received)).filter((f) => f.type === 'subscribed' || f.type === 'history' || f.type === 'error')
+          .map((f) => ({ ...f, publications: f.publications?.map((p) => p.offset) }));
+        const sentFrames = c.sockets.flatMap((socket) => frames(socket.sent)).filter((f) => f.action !== 'ping');
+        console.log(`# ${c.got.length}: ${JSON.stringify(offsets)}\n# ${JSON.stringify(subs)}\n# ${JSON.stringify(sentFrames)}\n# told ${JSON.stringify(c.told)}`);
+      }
+      throw error;
+    });
+    // A last one: anything doubled would have come before it.
+    await own.notify({ channels: [channel], data: { seq: total + 1 } });
+    await until(() => clients.every((c) => c.got.length >= total + 1), 'the last one');
+    for (const c of clients) {
+      const replays = c.sockets.flatMap((socket) => frames(socket.received)).filter((f) => f.type === 'subscribed' && f.recovered === true);
+      const history = c.sockets.flatMap((socket) => frames(socket.sent)).filter((f) => f.action === 'history');
+      const replayed = replays.reduce((sum, f) => sum + f.publications.length, 0);
+      console.log(`# ${c.handle.channel}: ${total + 1} delivered, ${replayed} of them replayed by subscribe with since, ${history.length} history requests`);
+      assert.ok(replayed > 0, 'the outage made the client miss publications that recovery brought back');
+      assertComplete(c.got, total + 1, c.handle.channel);
+      assert.ok(c.told.slice(1).every((t) => t.recovered && t.wasRecovering), `every resubscribe recovered: ${JSON.stringify(c.told)}`);
+    }
+  } finally {
+    for (const client of made.splice(0)) client.close();
+    await own.stop();
+  }
+});
+
+test('an outage inside the window recovers everything; one longer than the window (small/*: 5 kept) is told recovered:false', LIMIT, async () => {
+  for (const [prefix, missed, recovered] of [['room', 12, true], ['small', 12, false]]) {
+    const channel = channelFor('away', prefix);
+    const { client } = clientFor(someone('away'));
+    const got = [];
+    const told = [];
+    const handle = client.subscribe(channel, (p) => got.push(p));
+    handle.on('subscribed', (context) => told.push(context));
+    client.connect();
+    await until(() => told.length === 1, 'subscribed');
+    await stack.notify({ channels: [channel], data: { seq: 1 } });
+    await until(() => got.length === 1, 'the first');
+    client.close(); // away: the subscription and its position stay
+    const listener = clientFor(someone('witness'));
+    const witnessed = [];
+    listener.client.subscribe(channel, (p) => witnessed.push(p));
+    listener.client.connect();
+    await until(() => listener.client.state === 'open' && listener.sockets[0] && subscribedOn(listener.sockets[0], channel), 'a witness subscribed');
+    for (let seq = 2; seq <= missed + 1; seq += 1) await stack.notify({ channels: [channel], data: { seq } });
+    await until(() => witnessed.length === missed, 'the missed ones published');
+    client.connect();
+    await until(() => told.length === 2, `${prefix}: resubscribed`);
+    assert.equal(told[1].wasRecovering, true);
+    assert.equal(told[1].recovered, recovered, `${prefix}: ${JSON.stringify(told[1])}`);
+    await stack.notify({ channels: [channel], data: { seq: missed + 2 } });
+    await until(() => got.some((p) => p.data.seq === missed + 2), `${prefix}: a live one after`);
+    if (recovered) {
+      assertComplete(got, missed + 2, channel);
+    } else {
+      // Nothing silently missing: the application was told, and got only what came after.
+      assert.deepEqual(got.map((p) => p.data.seq), [1, missed + 2]);
+      assert.deepEqual(told[1].position, { offset: missed + 1, epoch: got[0].epoch });
+    }
+    client.close();
+    listener.client.close();
+  }
+});
+
+test('subscription.history({limit: 2}) returns the two latest, older first; with since, what followed', LIMIT, async () => {
+  const channel = channelFor('recent', 'room');
+  const { client } = clientFor(someone('reader'));
+  const got = [];
+  const handle = client.subscribe(channel, (p) => got.push(p));
+  client.connect();
+  await handle.ready;
+  for (let seq = 1; seq <= 5; seq += 1) await stack.notify({ channels: [channel], data: { seq } });
+  await until(() => got.length === 5, 'five published');
+  const page = await handle.history({ limit: 2 });
+  assert.deepEqual(page.publications.map((p) => [p.offset, p.data.seq]), [[4, got[3].data.seq], [5, got[4].data.seq]]);
+  assert.deepEqual([page.offset, page.epoch, page.more], [5, got[0].epoch, true]);
+  assert.deepEqual(page.publications.map((p) => p.id), got.slice(3).map((p) => p.id));
+  const after = await handle.history({ since: { offset: 2, epoch: page.epoch } });
+  assert.deepEqual(after.publications.map((p) => p.offset), [3, 4, 5]);
+  assert.equal(after.more, false);
+  await assert.rejects(client.subscribe('room/*').history(), (error) => error.code === 'refused' && error.reason === 'invalid_channel');
 });

@@ -3,7 +3,9 @@
 // reconnect with backoff and a fresh development token per attempt, proactive reconnect before
 // the 2-hour limit, re-subscribing every room after a reconnect — and the page shows who is
 // online, sends chat messages through the `publish` or `send` route, and joins, leaves and chats
-// in rooms (the channels `room/<name>`, by `emit` or through the back end). See docs/demo.md.
+// in rooms (the channels `room/<name>`, by `emit` or through the back end). Rooms keep history:
+// joining a room for the first time shows its recent messages, and after a dropped connection the
+// client recovers what the room said meanwhile (or the page says it could not). See docs/demo.md.
 // No build step of its own: a plain ES module.
 import { SumuClient } from './sumu-client.js';
 
@@ -50,6 +52,8 @@ const app = {
   // room name → {subscription (the client's handle, while we want to be in the room), state, received}
   // state: 'left' | 'joining' (subscribe not yet answered) | 'joined' | 'leaving' | 'refused'
   rooms: new Map(),
+  // Ids of the publications shown: a room's history and its live publications may overlap.
+  shown: new Set(),
 };
 // For the browser tests and for poking at the client from the console.
 window.demo = app;
@@ -240,19 +244,24 @@ function pickedUsers() {
 // A publication to a room. An `emit` carries `from`, set by the gateway from the sender's token
 // (never from `data`); a back end's publication has none, and the demo back end names the
 // sender and route in `data` itself.
-function showPublication(publication) {
+function showPublication(publication, before = null) {
+  if (app.shown.has(publication.id)) return;
+  app.shown.add(publication.id);
   const data = publication.data !== null && typeof publication.data === 'object' ? publication.data : {};
   const emitted = typeof publication.from === 'string';
-  showChat({
+  return showChat({
     from: emitted ? publication.from : String(data.from ?? 'a back end'),
     mode: 'room',
     room: roomOf(publication.channel) ?? publication.channel,
     route: emitted ? 'emit' : String(data.route ?? 'a back end'),
     text: typeof data.text === 'string' ? data.text : JSON.stringify(publication.data),
-  });
+    history: before !== null,
+  }, before);
 }
 
-function showChat(frame) {
+// `before`: a room's history goes in front of what the room delivered since it was joined (or,
+// with `true`, at the end).
+function showChat(frame, before = null) {
   const item = document.createElement('li');
   item.dataset.testid = 'chat-message';
   item.dataset.from = frame.from;
@@ -260,6 +269,7 @@ function showChat(frame) {
   item.dataset.route = frame.route;
   if (frame.mode === 'room') item.dataset.room = frame.room;
   if (frame.from === app.user) item.className = 'mine';
+  if (frame.history) item.dataset.history = 'true';
   const from = document.createElement('span');
   from.className = 'from';
   from.textContent = frame.from;
@@ -273,8 +283,9 @@ function showChat(frame) {
   const room = frame.mode === 'room' ? ` ${frame.room}` : '';
   meta.textContent = `${String(frame.mode).toUpperCase()}${room}${to} via ${frame.route}`;
   item.append(from, ': ', text, meta);
-  ui.chat.append(item);
+  ui.chat.insertBefore(item, before instanceof Node ? before : null);
   ui.chat.scrollTop = ui.chat.scrollHeight;
+  return item;
 }
 
 // ---- rooms ------------------------------------------------------------------------------
@@ -284,7 +295,7 @@ function roomOf(channel) {
 }
 
 function addRoom(name) {
-  if (!app.rooms.has(name)) app.rooms.set(name, { subscription: null, state: 'left', received: 0, reason: null });
+  if (!app.rooms.has(name)) app.rooms.set(name, { subscription: null, state: 'left', received: 0, reason: null, historyLoaded: false, missed: false });
   renderRooms();
 }
 
@@ -308,7 +319,35 @@ function joinRoom(name) {
   handle.on('error', (error) => {
     if (room.subscription === handle && !error.retrying) roomRefused(name, error.reason);
   });
+  // After a dropped connection the client resubscribes from where it stopped and hands the
+  // missed publications over first (they show up like live ones). When the room's history no
+  // longer holds them all, it says so: the page tells the reader.
+  handle.on('subscribed', (context) => {
+    if (!context.wasRecovering || context.recovered) return;
+    room.missed = true;
+    logFrame('event', `room ${name}: messages were missed and could not be recovered (older than the room's history)`);
+    renderRooms();
+  });
   setRoomState(name, handle.state === 'subscribed' ? 'joined' : 'joining');
+  if (!room.historyLoaded) loadHistory(name, handle);
+}
+
+// The first time the page joins a room it shows the room's latest messages (a reloaded page
+// too): kept by sumu for rooms (the `room/*` channel namespace), fetched with `history`.
+async function loadHistory(name, handle) {
+  const room = app.rooms.get(name);
+  room.historyLoaded = true;
+  // What the room delivered from now on is newer than its history.
+  const firstLive = () => ui.chat.querySelector(`[data-room="${CSS.escape(name)}"]:not([data-history])`);
+  let page;
+  try {
+    page = await handle.history({ limit: 50 });
+  } catch (error) {
+    logFrame('event', `room ${name}: no history (${error.reason || error.code})`);
+    return;
+  }
+  const before = firstLive() ?? true;
+  for (const publication of page.publications) showPublication(publication, before);
 }
 
 function leaveRoom(name) {
@@ -358,6 +397,7 @@ function renderRooms() {
     status.className = 'status';
     status.textContent = room.state === 'refused' ? `refused: ${room.reason}` : ROOM_STATUS[room.state];
     if (room.received > 0) status.textContent += ` · ${room.received} received`;
+    if (room.missed) status.textContent += ' · some messages missed';
     const button = document.createElement('button');
     button.type = 'button';
     button.dataset.testid = `room-toggle-${name}`;

@@ -32,6 +32,9 @@ var RecentIds = class {
     __publicField(this, "limit", limit);
     __publicField(this, "ids", /* @__PURE__ */ new Set());
   }
+  has(id) {
+    return this.ids.has(id);
+  }
   /** Records `id`; false when it was already seen. */
   add(id) {
     if (this.ids.has(id)) return false;
@@ -40,28 +43,6 @@ var RecentIds = class {
       const oldest = this.ids.values().next().value;
       if (oldest !== void 0) this.ids.delete(oldest);
     }
-    return true;
-  }
-};
-var OwnEmits = class {
-  constructor(limit, ttlMs) {
-    __publicField(this, "limit", limit);
-    __publicField(this, "ttlMs", ttlMs);
-    __publicField(this, "recent", []);
-  }
-  add(channel, text, excluded) {
-    this.recent.push({ channel, text, excluded, at: Date.now() });
-    if (this.recent.length > this.limit) this.recent.shift();
-  }
-  /** Whether a publication with `from`, received on `link`, is one of ours that `link` was not excluded from (forgotten once matched). */
-  take(link, channel, data) {
-    const now = Date.now();
-    this.recent = this.recent.filter((entry) => now - entry.at <= this.ttlMs);
-    if (this.recent.length === 0) return false;
-    const text = JSON.stringify(data);
-    const index = this.recent.findIndex((entry) => entry.channel === channel && entry.text === text && !entry.excluded.includes(link));
-    if (index < 0) return false;
-    this.recent.splice(index, 1);
     return true;
   }
 };
@@ -148,7 +129,7 @@ function parseFrame(text) {
     }
     case "subscribed":
     case "unsubscribed":
-      if (channel !== void 0) return withRef({ type: frame["type"], channel });
+      if (channel !== void 0) return withRef({ type: frame["type"], channel, frame });
       break;
     case "publication":
       if (channel !== void 0 && id !== void 0 && "data" in frame) return { type: "publication", frame, channel, id };
@@ -159,7 +140,7 @@ function parseFrame(text) {
     case "presence":
       return withRef({ type: "presence", frame });
     case "ack":
-      if (ref !== void 0 && channel !== void 0 && id !== void 0) return { type: "ack", ref, channel, id };
+      if (ref !== void 0 && channel !== void 0 && id !== void 0) return { type: "ack", ref, channel, id, frame };
       break;
     case "error": {
       const error = str(frame["error"]) ?? "error";
@@ -171,7 +152,8 @@ function parseFrame(text) {
       if (channel !== void 0) return { type: frame["type"], frame, channel };
       break;
     case "history":
-      return { type: "history" };
+      if (channel !== void 0 && Array.isArray(frame["publications"])) return withRef({ type: "history", frame });
+      break;
     case void 0:
       if (typeof frame["message"] === "string" && typeof frame["requestId"] === "string") {
         return { type: "gateway_error", message: frame["message"], frame };
@@ -291,14 +273,14 @@ var Requests = class {
     return true;
   }
   /**
-   * `link` ended: its presence questions are returned, to be asked again on the next
-   * connection; its emits are rejected (the gateway may or may not have published them).
+   * `link` ended: its presence and history questions are returned, to be asked again on the
+   * next connection; its emits are rejected (the gateway may or may not have published them).
    */
   linkLost(link) {
     const again = [];
     for (const request of [...this.pending.values()]) {
       if (request.link !== link) continue;
-      if (request.kind === "presence") {
+      if (request.kind === "presence" || request.kind === "history") {
         delete request.link;
         again.push(request);
       } else {
@@ -322,6 +304,11 @@ var ChannelEntry = class {
     __publicField(this, "retries", 0);
     /** Set while waiting to ask again after such a refusal. */
     __publicField(this, "retryTimer");
+    /** An exact channel's position and order (see stream.ts); none for a pattern. */
+    __publicField(this, "stream");
+  }
+  tell(context) {
+    for (const handle of this.handles) handle.deliver("subscribed", context);
   }
   setState(state) {
     if (state === this.state) return;
@@ -349,6 +336,14 @@ var Subscription = class extends Emitter {
   }
   get state() {
     return this.current;
+  }
+  /**
+   * The channel's kept publications, oldest first: the latest `limit` (1–100, default 100), or
+   * with `since` those after it. Asked once connected; rejects (SumuRequestError) when refused
+   * (`forbidden`, `invalid_channel` for a pattern) or not answered in time.
+   */
+  history(options = {}) {
+    return this.owner.history(this.channel, options);
   }
   /** Stops this handle; the last handle of a channel sends `unsubscribe`. Idempotent. */
   unsubscribe() {
@@ -387,6 +382,225 @@ var Subscription = class extends Emitter {
   }
 };
 
+// src/stream.ts
+var TRIES = 2;
+var ChannelStream = class {
+  constructor(channel, owner, gapMs) {
+    __publicField(this, "channel", channel);
+    __publicField(this, "owner", owner);
+    __publicField(this, "gapMs", gapMs);
+    /** The offset below which (inclusive) everything of `epoch` was handed out; unknown until the gateway tells it. */
+    __publicField(this, "position");
+    /** Arrived past a gap: waiting for their turn, by offset. */
+    __publicField(this, "held", /* @__PURE__ */ new Map());
+    /** offset → epoch of what was handled before its turn (handed out early, or an own emit). */
+    __publicField(this, "done", /* @__PURE__ */ new Map());
+    __publicField(this, "filling", false);
+    /** Fills in a row that did not get the next offset. */
+    __publicField(this, "misses", 0);
+    /** A recovery not yet told: the `subscribed` context waits for the fill that decides it. */
+    __publicField(this, "untold", false);
+    __publicField(this, "timer");
+  }
+  /** The gateway answered `subscribed` for this channel (`since` as sent, if any). */
+  subscribed(frame, since) {
+    const offset = frame["offset"];
+    const epoch = frame["epoch"];
+    const wasRecovering = since !== void 0;
+    if (typeof offset !== "number" || typeof epoch !== "string") {
+      this.tell(false, wasRecovering);
+      return;
+    }
+    const position = this.position;
+    if (!position || !since) {
+      if (position?.epoch !== epoch) this.reset({ offset, epoch });
+      this.tell(false, false);
+      return;
+    }
+    if (frame["recovered"] === true) {
+      this.untold = false;
+      this.misses = 0;
+      this.tell(true, true);
+      this.replay(frame["publications"], offset, epoch, frame["more"] === true);
+    } else if (epoch !== position.epoch || since.offset > offset) {
+      this.lost(offset, epoch);
+    } else {
+      this.untold = true;
+      this.wait(true);
+    }
+  }
+  /** A publication of this channel, live or replayed. */
+  take(publication) {
+    const position = this.position;
+    if (!position) {
+      this.done.set(publication.offset, publication.epoch);
+      this.owner.out(publication);
+      return;
+    }
+    if (publication.epoch !== position.epoch) {
+      this.lost(publication.offset - 1, publication.epoch);
+    } else if (publication.offset <= position.offset || this.done.get(publication.offset) === position.epoch) {
+      return;
+    }
+    this.held.set(publication.offset, publication);
+    this.advance();
+  }
+  /** An offset the client handled itself (its own emit, from the ack): never handed to it. */
+  own(offset, epoch) {
+    if (this.position && (epoch !== this.position.epoch || offset <= this.position.offset)) return;
+    this.done.set(offset, epoch);
+    if (this.position) this.advance();
+  }
+  /** The answer to a fill's `history`. */
+  fillReply(frame) {
+    this.filling = false;
+    const position = this.position;
+    if (!position) return;
+    const offset = typeof frame["offset"] === "number" ? frame["offset"] : position.offset;
+    const epoch = typeof frame["epoch"] === "string" ? frame["epoch"] : position.epoch;
+    if (frame["recovered"] === false) {
+      if (epoch !== position.epoch || (this.misses += 1) >= TRIES) this.lost(offset, epoch);
+      else this.wait(this.untold);
+      return;
+    }
+    if (this.untold) {
+      this.untold = false;
+      this.tell(true, true);
+    }
+    this.replay(frame["publications"], offset, epoch, frame["more"] === true);
+  }
+  /** A fill got no answer in time (or was refused): hand out what is held, in order, and move on. */
+  fillFailed() {
+    this.filling = false;
+    const position = this.position;
+    if (!position) return;
+    if (this.untold) {
+      this.lost(position.offset, position.epoch);
+      return;
+    }
+    this.reset({ offset: Math.max(position.offset, this.flush()), epoch: position.epoch });
+  }
+  /** A fill's connection ended: the next connection's `subscribe` with `since` recovers. */
+  fillLost() {
+    this.filling = false;
+  }
+  stop() {
+    cancel(this.timer);
+    this.timer = void 0;
+    this.held.clear();
+  }
+  replay(publications, top, epoch, more) {
+    for (const frame of Array.isArray(publications) ? publications : []) {
+      const publication = readPublication(frame);
+      if (publication?.offset !== void 0 && publication.epoch === epoch) this.take(publication);
+    }
+    const position = this.position;
+    if (!position) return;
+    if (more) {
+      this.fill();
+      return;
+    }
+    if (this.held.size > 0 && position.offset < top && !this.held.has(position.offset + 1)) {
+      if ((this.misses += 1) < TRIES) {
+        this.wait(false);
+        return;
+      }
+      while (position.offset < top && this.held.size > 0) {
+        position.offset += 1;
+        this.advance();
+      }
+    }
+    this.misses = 0;
+    this.reset(position);
+  }
+  /** Hands out what is next in order; a gap left behind is filled after `gapMs`. */
+  advance() {
+    const position = this.position;
+    for (; ; ) {
+      const next = position.offset + 1;
+      const publication = this.held.get(next);
+      if (publication) {
+        this.held.delete(next);
+        position.offset = next;
+        this.owner.out(publication);
+      } else if (this.done.get(next) === position.epoch) {
+        this.done.delete(next);
+        position.offset = next;
+      } else {
+        break;
+      }
+    }
+    if (this.held.size === 0) {
+      this.misses = 0;
+      if (!this.untold) {
+        cancel(this.timer);
+        this.timer = void 0;
+      }
+    } else {
+      this.wait(false);
+    }
+  }
+  /** Fills after `gapMs` (a publication past a gap is often just overtaken by a few ms). */
+  wait(force) {
+    if (this.timer !== void 0 || this.filling) return;
+    this.timer = after(this.gapMs, () => {
+      this.timer = void 0;
+      if (force || this.untold || this.held.size > 0) this.fill();
+    });
+  }
+  fill() {
+    if (this.filling || !this.position) return;
+    cancel(this.timer);
+    this.timer = void 0;
+    this.filling = this.owner.ask(this, { ...this.position });
+  }
+  /** Cannot be recovered: hand out what is held, in order, and continue from the gateway's position. */
+  lost(offset, epoch) {
+    this.untold = false;
+    this.flush();
+    this.reset({ offset, epoch });
+    this.tell(false, true);
+  }
+  /**
+   * Hands out everything held, in offset order, each remembered as done (so it is skipped
+   * when the position passes it); returns the highest offset handed out (0: none).
+   */
+  flush() {
+    let highest = 0;
+    for (const offset of [...this.held.keys()].sort((a, b) => a - b)) {
+      const publication = this.held.get(offset);
+      this.held.delete(offset);
+      this.done.set(offset, publication.epoch);
+      highest = offset;
+      this.owner.out(publication);
+    }
+    this.misses = 0;
+    cancel(this.timer);
+    this.timer = void 0;
+    return highest;
+  }
+  reset(position) {
+    this.position = position;
+    for (const [offset, epoch] of this.done) if (epoch !== position.epoch || offset <= position.offset) this.done.delete(offset);
+    this.advance();
+  }
+  tell(recovered, wasRecovering) {
+    const context = { channel: this.channel, recovered, wasRecovering };
+    if (this.position) context.position = { ...this.position };
+    this.owner.tell(context);
+  }
+};
+function readPublication(frame) {
+  if (typeof frame !== "object" || frame === null) return void 0;
+  const f = frame;
+  if (typeof f["channel"] !== "string" || typeof f["id"] !== "string" || !("data" in f)) return void 0;
+  const publication = { channel: f["channel"], id: f["id"], data: f["data"] };
+  if (typeof f["from"] === "string") publication.from = f["from"];
+  if (typeof f["offset"] === "number") publication.offset = f["offset"];
+  if (typeof f["epoch"] === "string") publication.epoch = f["epoch"];
+  return publication;
+}
+
 // src/client.ts
 var DEFAULTS = {
   keepAliveMs: 5 * 60 * 1e3,
@@ -398,12 +612,12 @@ var DEFAULTS = {
   subscribeTimeoutMs: 1e4,
   requestTimeoutMs: 1e4,
   presenceTimeoutMs: 3e4,
-  pongTimeoutMs: 3e4
+  pongTimeoutMs: 3e4,
+  gapMs: 1e3
 };
 var RECENT_IDS = 1e4;
 var HEALTHY_MS = 1e4;
 var RETRYABLE = /* @__PURE__ */ new Set(["channels_unavailable", "connection_gone", "timeout"]);
-var OWN_EMITS = 32;
 var MAX_EXCLUDED = 10;
 var SumuClient = class extends Emitter {
   constructor(options) {
@@ -433,7 +647,6 @@ var SumuClient = class extends Emitter {
     __publicField(this, "channels", /* @__PURE__ */ new Map());
     __publicField(this, "recentIds", new RecentIds(RECENT_IDS));
     __publicField(this, "requests", new Requests());
-    __publicField(this, "ownEmits", new OwnEmits(OWN_EMITS, 3e4));
     __publicField(this, "online", () => this.retryNow());
     if (!options || typeof options.url !== "string" || !/^wss?:\/\//i.test(options.url)) {
       throw new TypeError("SumuClient: `url` must be a ws:// or wss:// URL");
@@ -462,7 +675,8 @@ var SumuClient = class extends Emitter {
       subscribeTimeoutMs: number("subscribeTimeoutMs", 0, true),
       requestTimeoutMs: number("requestTimeoutMs", 0, true),
       presenceTimeoutMs: number("presenceTimeoutMs", 0, true),
-      pongTimeoutMs: number("pongTimeoutMs", 0, true)
+      pongTimeoutMs: number("pongTimeoutMs", 0, true),
+      gapMs: number("gapMs", 0, false)
     };
   }
   /** `connecting` | `open` | `reconnecting` | `closed`. */
@@ -516,8 +730,34 @@ var SumuClient = class extends Emitter {
     return this.submit({ action: "publish", message }, message);
   }
   emit(channel, data, options) {
-    if (!options?.ack) return this.submit({ action: "emit", channel, data }, data);
-    return this.ask("ack", { action: "emit", channel, data }, data, this.settings.requestTimeoutMs, "no ack");
+    const frame = { action: "emit", channel, data };
+    if (options?.ack) return this.ask("ack", frame, data, this.settings.requestTimeoutMs, "no ack");
+    const text = JSON.stringify(frame);
+    if (!this.channels.get(channel)?.stream?.position || text === void 0 || utf8Length(text) > FRAME_LIMIT - 32) return this.submit(frame, data);
+    const [acked, accepted] = this.track("ack", frame, data, this.settings.requestTimeoutMs, "no ack");
+    acked.catch((error) => {
+      if (error.code === "refused") this.dispatch("error", { code: "emit_failed", message: error.message, reason: error.reason, channel, frame: error.frame });
+    });
+    return accepted;
+  }
+  /**
+   * `{"action":"history","channel":…}` for `subscription.history()`: the kept publications,
+   * oldest first (asked again on the next connection when the connection ends first).
+   */
+  history(channel, options) {
+    const frame = { action: "history", channel };
+    if (options.limit !== void 0) frame["limit"] = options.limit;
+    if (options.since !== void 0) frame["since"] = { offset: options.since.offset, epoch: options.since.epoch };
+    return this.ask("history", frame, options, this.settings.requestTimeoutMs, "no history answer").then((reply) => {
+      const result = {
+        publications: reply["publications"].map(readPublication).filter((p) => p !== void 0),
+        more: reply["more"] === true
+      };
+      if (typeof reply["offset"] === "number") result.offset = reply["offset"];
+      if (typeof reply["epoch"] === "string") result.epoch = reply["epoch"];
+      if (typeof reply["recovered"] === "boolean") result.recovered = reply["recovered"];
+      return result;
+    });
   }
   /** Asks who of `users` is online; resolves with the gateway's answer (asked once connected). */
   presence(users) {
@@ -536,7 +776,15 @@ var SumuClient = class extends Emitter {
     let entry = this.channels.get(channel);
     const fresh = !entry;
     if (!entry) {
-      entry = new ChannelEntry(channel);
+      const created = new ChannelEntry(channel);
+      if (channel !== "*" && !channel.endsWith("/*")) {
+        created.stream = new ChannelStream(channel, {
+          out: (publication) => this.handOut(publication),
+          ask: (stream, since) => this.fill(stream, since),
+          tell: (context) => created.tell(context)
+        }, this.settings.gapMs);
+      }
+      entry = created;
       this.channels.set(channel, entry);
     }
     const handle = new Subscription(channel, this, entry.state);
@@ -550,6 +798,7 @@ var SumuClient = class extends Emitter {
     const entry = this.channels.get(handle.channel);
     if (!entry?.handles.delete(handle) || entry.handles.size > 0) return;
     cancel(entry.retryTimer);
+    entry.stream?.stop();
     this.channels.delete(handle.channel);
     this.reconcileAll(handle.channel);
   }
@@ -755,7 +1004,10 @@ var SumuClient = class extends Emitter {
   }
   channelRequest(link, action, channel) {
     const ref = this.requests.ref();
-    const text = encode({ action, channel, ref });
+    const since = action === "subscribe" ? this.channels.get(channel)?.stream?.position : void 0;
+    const frame = { action, channel, ref };
+    if (since) frame["since"] = { ...since };
+    const text = encode(frame);
     if (text === void 0) {
       const entry = this.channels.get(channel);
       if (entry) this.subscribeRefused(entry, "invalid_channel", `the channel name is too long for one frame (${FRAME_LIMIT} bytes)`);
@@ -767,10 +1019,10 @@ var SumuClient = class extends Emitter {
       link.inFlight.delete(channel);
       this.channelRefused(link, action, channel, "timeout", `no answer to ${action} within ${this.settings.requestTimeoutMs} ms`);
     });
-    link.inFlight.set(channel, { ref, action, channel, timer });
+    link.inFlight.set(channel, { ref, action, channel, timer, since: since && { ...since } });
     link.send(text);
   }
-  channelAnswer(link, type, channel, ref) {
+  channelAnswer(link, type, channel, ref, frame) {
     const request = link.request(ref);
     if (!request || request.channel !== channel) return;
     cancel(request.timer);
@@ -781,6 +1033,11 @@ var SumuClient = class extends Emitter {
       link.unsubscribeRetries.delete(channel);
     }
     this.updateChannels();
+    const entry = this.channels.get(channel);
+    if (type === "subscribed" && entry) {
+      if (entry.stream) entry.stream.subscribed(frame, request.since);
+      else entry.tell({ channel, recovered: false, wasRecovering: false });
+    }
     this.reconcile(link, channel);
     this.promoteIfReady(link);
   }
@@ -822,6 +1079,7 @@ var SumuClient = class extends Emitter {
     if (frame) error.frame = frame;
     this.channels.delete(entry.channel);
     cancel(entry.retryTimer);
+    entry.stream?.stop();
     for (const handle of entry.handles) handle.failed(error);
     this.dispatch("error", error);
     this.reconcileAll(entry.channel);
@@ -846,14 +1104,10 @@ var SumuClient = class extends Emitter {
         return;
       case "subscribed":
       case "unsubscribed":
-        this.channelAnswer(link, incoming.type, incoming.channel, incoming.ref);
+        this.channelAnswer(link, incoming.type, incoming.channel, incoming.ref, incoming.frame);
         return;
       case "publication":
-        if (typeof incoming.frame["from"] === "string" && this.ownEmits.take(link, incoming.channel, incoming.frame["data"])) {
-          this.recentIds.add(`p:${incoming.id}`);
-          return;
-        }
-        this.publication(incoming.frame, incoming.channel, incoming.id);
+        this.publication(readPublication(incoming.frame));
         return;
       case "message":
         if (this.recentIds.add(`m:${incoming.id}`)) this.dispatch("message", { id: incoming.id, data: incoming.data });
@@ -865,9 +1119,13 @@ var SumuClient = class extends Emitter {
           this.dispatch("presence", answer);
         }
         return;
-      case "ack":
-        this.requests.settle(incoming.ref, { id: incoming.id, channel: incoming.channel });
+      case "ack": {
+        const ack = readPublication({ ...incoming.frame, data: null });
+        if (ack.offset !== void 0 && ack.epoch !== void 0) this.channels.get(ack.channel)?.stream?.own(ack.offset, ack.epoch);
+        delete ack.data;
+        this.requests.settle(incoming.ref, ack);
         return;
+      }
       case "error":
         this.errorFrame(link, incoming);
         return;
@@ -876,8 +1134,8 @@ var SumuClient = class extends Emitter {
         for (const handle of this.handlesFor(incoming.channel)) handle.deliver(incoming.type, incoming.frame);
         return;
       case "history":
+        if (incoming.ref !== void 0) this.requests.settle(incoming.ref, incoming.frame);
         return;
-      // served by later work
       case "gateway_error":
         this.dispatch("error", { code: "server_error", message: incoming.message, frame: incoming.frame });
         return;
@@ -885,14 +1143,33 @@ var SumuClient = class extends Emitter {
         this.dispatch("error", { code: "server_error", reason: "invalid_frame", message: "a frame that is not one of sumu's: ignored", frame: incoming.frame });
     }
   }
-  publication(frame, channel, id) {
-    if (!this.recentIds.add(`p:${id}`)) return;
-    const publication = { channel, id, data: frame["data"] };
-    if (typeof frame["from"] === "string") publication.from = frame["from"];
-    if (typeof frame["offset"] === "number") publication.offset = frame["offset"];
-    if (typeof frame["epoch"] === "string") publication.epoch = frame["epoch"];
-    for (const handle of this.handlesFor(channel)) handle.deliver("publication", publication);
+  /** A publication as it arrived: in offset order through its channel's stream, where it has one. */
+  publication(publication) {
+    if (this.recentIds.has(`p:${publication.id}`)) return;
+    const stream = this.channels.get(publication.channel)?.stream;
+    if (stream && publication.offset !== void 0 && publication.epoch !== void 0) stream.take(publication);
+    else this.handOut(publication);
+  }
+  /** Hands a publication to every handle that covers its channel and to the `publication` event, once per id. */
+  handOut(publication) {
+    if (!this.recentIds.add(`p:${publication.id}`)) return;
+    for (const handle of this.handlesFor(publication.channel)) handle.deliver("publication", publication);
     this.dispatch("publication", publication);
+  }
+  /** A gap-filling `history` since `since`, on the primary; false when not connected (a reconnect recovers). */
+  fill(stream, since) {
+    if (!this.primary?.live) return false;
+    const current = () => this.channels.get(stream.channel)?.stream === stream;
+    this.ask("fill", { action: "history", channel: stream.channel, since }, void 0, this.settings.requestTimeoutMs, "no history answer").then(
+      (reply) => {
+        if (current()) stream.fillReply(reply);
+      },
+      (error) => {
+        if (error.code === "connection_lost" || error.code === "closed") stream.fillLost();
+        else if (current()) stream.fillFailed();
+      }
+    );
+    return true;
   }
   /** Every handle whose channel or pattern covers `channel`. */
   handlesFor(channel) {
@@ -926,10 +1203,16 @@ var SumuClient = class extends Emitter {
   }
   /** A request answered by `ref`: sent now or queued, rejected when refused before sending or not answered in time. */
   ask(kind, frame, dropped, timeoutMs, what) {
-    return new Promise((resolve, reject) => {
+    return this.track(kind, frame, dropped, timeoutMs, what)[0];
+  }
+  /** As `ask`, and whether it was sent or queued (false: too large, or the queue is full). */
+  track(kind, frame, dropped, timeoutMs, what) {
+    let accepted = true;
+    const promise = new Promise((resolve, reject) => {
       const ref = this.requests.ref();
       const text = encode({ ...frame, ref });
       if (text === void 0) {
+        accepted = false;
         reject(new SumuRequestError("too_large", tooLarge(frame)));
         return;
       }
@@ -941,9 +1224,11 @@ var SumuClient = class extends Emitter {
       });
       this.requests.add(request);
       if (!this.offer(item)) {
+        accepted = false;
         this.requests.settle(ref, new SumuRequestError("queue_overflow", "not connected and the queue is full: not sent"));
       }
     });
+    return [promise, accepted];
   }
   /** Sends now when open, else queues (bounded); false when dropped. */
   offer(item) {
@@ -976,7 +1261,6 @@ var SumuClient = class extends Emitter {
         if (utf8Length(withExclusions) <= FRAME_LIMIT) text = withExclusions;
         else others = [];
       }
-      this.ownEmits.add(String(item.frame["channel"]), JSON.stringify(item.frame["data"]), [link, ...others]);
     }
     if (item.request) item.request.link = link;
     link.send(text);

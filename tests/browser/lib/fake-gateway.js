@@ -3,7 +3,10 @@
 // frame a page sends, and lets the test push frames or drop connections. It routes nothing —
 // it only answers `ping` with `pong` (and the connection's id) and `subscribe`/`unsubscribe`
 // with their replies (or with a refusal the test asks for), echoing each request's `ref` as
-// sumu does (docs/protocol.md): the real stack is tested by demo.test.js.
+// sumu does (docs/protocol.md). Rooms (`room/*`) keep history as sumu-local's `room/*` namespace
+// does: `publish()` gives a publication the room's next offset and keeps it, `subscribed` tells
+// the room's offset and epoch, a `subscribe` with `since` replays what followed it, and
+// `history` answers the latest ones. The real stack is tested by demo.test.js.
 import { createServer } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { extname, join } from 'node:path';
@@ -17,6 +20,10 @@ export async function startFakeGateway({ demoDir, stage = 'dev' }) {
   const tokenQueries = [];   // the whole query of each /dev/token call (URLSearchParams)
   const refusedChannels = new Map(); // channel → the error a `subscribe` to it gets
   let refuseUpgrades = false;
+  /** channel → the publications kept (offset = index + 1). */
+  const kept = new Map();
+  let EPOCH = 'fake-epoch';
+  const keptIn = (channel) => (channel.startsWith('room/') ? kept.get(channel) ?? kept.set(channel, []).get(channel) : undefined);
 
   const server = createServer(async (request, response) => {
     const url = new URL(request.url, 'http://localhost');
@@ -51,7 +58,7 @@ export async function startFakeGateway({ demoDir, stage = 'dev' }) {
       return;
     }
     wss.handleUpgrade(request, socket, head, (ws) => {
-      const connection = { id: `conn-${sockets.length + 1}`, user: token.slice('token-for-'.length), socket: ws, received: [] };
+      const connection = { id: `conn-${sockets.length + 1}`, user: token.slice('token-for-'.length), socket: ws, received: [], subscriptions: new Set() };
       sockets.push(connection);
       ws.on('message', (data) => {
         const frame = JSON.parse(String(data));
@@ -60,8 +67,25 @@ export async function startFakeGateway({ demoDir, stage = 'dev' }) {
         if (frame.action === 'ping') reply({ type: 'pong', connection_id: connection.id, timestamp: Date.now() });
         if (frame.action === 'subscribe' && refusedChannels.has(frame.channel)) {
           reply({ type: 'error', error: refusedChannels.get(frame.channel), channel: frame.channel, message: 'refused by the test' });
-        } else if (frame.action === 'subscribe' || frame.action === 'unsubscribe') {
-          reply({ type: `${frame.action}d`, channel: frame.channel });
+        } else if (frame.action === 'subscribe') {
+          connection.subscriptions.add(frame.channel);
+          const room = keptIn(frame.channel);
+          const answer = { type: 'subscribed', channel: frame.channel };
+          if (room) Object.assign(answer, { offset: room.length, epoch: EPOCH });
+          if (room && frame.since) {
+            const recoverable = frame.since.epoch === EPOCH && frame.since.offset <= room.length;
+            Object.assign(answer, recoverable
+              ? { recovered: true, publications: room.slice(frame.since.offset), more: false }
+              : { recovered: false });
+          }
+          reply(answer);
+        } else if (frame.action === 'unsubscribe') {
+          connection.subscriptions.delete(frame.channel);
+          reply({ type: 'unsubscribed', channel: frame.channel });
+        } else if (frame.action === 'history') {
+          const room = keptIn(frame.channel) ?? [];
+          const latest = room.slice(-(frame.limit ?? 100));
+          reply({ type: 'history', channel: frame.channel, offset: room.length, epoch: EPOCH, publications: latest, more: latest.length < room.length });
         }
       });
     });
@@ -76,6 +100,22 @@ export async function startFakeGateway({ demoDir, stage = 'dev' }) {
     tokenQueries,
     open: () => sockets.filter((c) => c.socket.readyState === c.socket.OPEN),
     refuseUpgrades(refuse) { refuseUpgrades = refuse; },
+    /**
+     * A publication to a room: kept with the room's next offset, and sent to the open
+     * connections subscribed to it unless `deliver` is false (published while the page was away).
+     */
+    publish(channel, data, { from, deliver = true } = {}) {
+      const room = keptIn(channel);
+      const publication = { type: 'publication', channel, id: `p-${channel}-${room.length + 1}`, offset: room.length + 1, epoch: EPOCH, data };
+      if (from) publication.from = from;
+      room.push(publication);
+      if (!deliver) return;
+      for (const connection of sockets) {
+        if (connection.socket.readyState === connection.socket.OPEN && connection.subscriptions.has(channel)) connection.socket.send(JSON.stringify(publication));
+      }
+    },
+    /** The room's sequence is lost (as when its state expires): a new epoch, nothing kept. */
+    resetRoom(channel) { kept.set(channel, []); EPOCH = `${EPOCH}+`; },
     /** `subscribe` to `channel` gets `{"type":"error","error":reason,…}` instead of `subscribed`. */
     refuseSubscribe(channel, reason) { refusedChannels.set(channel, reason); },
     async close() {

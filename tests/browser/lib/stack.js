@@ -14,6 +14,9 @@ export const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 // names another place.
 export const ARTIFACTS = process.env.SUMU_BROWSER_ARTIFACTS || join(tmpdir(), 'sumu-browser-artifacts');
 
+/** The demo's channel namespaces: rooms keep their last 100 messages for an hour. */
+export const ROOM_HISTORY = '[{"pattern":"room/*","history_size":100,"history_ttl_seconds":3600}]';
+
 /** Assumed sumu-local command line (see docs/demo.md); SUMU_LOCAL_ARGS replaces it. */
 export const DEFAULT_ARGS = '--port {port} --aws-endpoint {moto} --stage {stage} --prefix {prefix} --demo';
 
@@ -114,6 +117,9 @@ export async function startStack({ stage = process.env.SUMU_STAGE || 'local', ti
     AWS_SECRET_ACCESS_KEY: 'test',
     AWS_REGION: 'us-east-1',
     RUST_LOG: process.env.RUST_LOG || 'info',
+    // Rooms keep history, as scripts/dev runs the demo (docs/demo.md); SUMU_CHANNEL_NAMESPACES in
+    // the environment replaces it.
+    SUMU_CHANNEL_NAMESPACES: process.env.SUMU_CHANNEL_NAMESPACES || ROOM_HISTORY,
   });
   let front = null;
   const stop = async () => { await front?.close(); await sumuLocal.stop(); await moto.stop(); };

@@ -3,8 +3,12 @@
 // id, subscribe/unsubscribe with `ref`, emit → publication (+ `ack` with a `ref`), presence, error
 // frames with `channel` and `ref`, back-end data enveloped as `message`) and lets the test push
 // frames, publish to channels, refuse or hold upgrades, delay unsubscribes and drop connections.
-// Like API Gateway it closes a connection with 1009 when a client frame exceeds 32 KB. It has no
-// storage and no AWS: the real stack is tested by local.test.js and channels-local.test.js.
+// Like API Gateway it closes a connection with 1009 when a client frame exceeds 32 KB. Channels
+// matching `history` keep their publications in memory as the real stack does (offsets from 1
+// per channel and epoch, `subscribe` with `since`, `history`, acks with the offset), and the
+// test can lose, hold back, reorder or double deliveries, change a channel's epoch or give out
+// an offset that is never kept. No AWS: the real stack is tested by local.test.js and
+// channels-local.test.js.
 import { createServer } from 'node:http';
 import { WebSocketServer } from 'ws';
 
@@ -20,9 +24,11 @@ function covers(pattern, channel) {
 
 /**
  * Options: `accept(token)` → user id or null (401); `forbidden` → channels refused with
- * `forbidden`; `deliveryDelayMs` → publications and pushes reach connections this much later.
+ * `forbidden`; `deliveryDelayMs` → publications and pushes reach connections this much later;
+ * `history` → `{pattern: size}`, channels that keep their last `size` publications;
+ * `replayLimit` → the most publications one recovery or history reply carries (then `more`).
  */
-export async function startFakeSumu({ stage = 'test', accept = (token) => token, forbidden = [], deliveryDelayMs = 0 } = {}) {
+export async function startFakeSumu({ stage = 'test', accept = (token) => token, forbidden = [], deliveryDelayMs = 0, history = {}, replayLimit = 100 } = {}) {
   const connections = []; // {id, user, token, socket, received: [frames], subscriptions: Set, closeCode}
   let refuse = false;
   let hold = false;
@@ -33,6 +39,30 @@ export async function startFakeSumu({ stage = 'test', accept = (token) => token,
   const failNext = new Map();
   let nextPublication = 1;
   let nextConnection = 1;
+  /** channel → {epoch, top, kept: Map<offset, frame>} for channels that keep history. */
+  const sequences = new Map();
+  let nextEpoch = 1;
+  /** Called after a subscribe is stored and before it is answered (a live publication may go out then). */
+  let beforeSubscribeReply = null;
+  let answerHistory = true;
+  const keeps = (channel) => Object.entries(history).find(([pattern]) => covers(pattern, channel))?.[1];
+  function sequence(channel) {
+    if (!keeps(channel)) return undefined;
+    if (!sequences.has(channel)) sequences.set(channel, { epoch: `e${nextEpoch++}`, top: 0, kept: new Map() });
+    return sequences.get(channel);
+  }
+  /** As the real `recovery::after`: every kept one after `since`, or null when they cannot all be had. */
+  function after(seq, size, since, limit) {
+    if (since.epoch !== seq.epoch || since.offset > seq.top) return null;
+    const first = since.offset + 1;
+    if (first <= seq.top && (first < seq.top - size + 1 || !seq.kept.has(first))) return null;
+    const publications = [];
+    for (let offset = first; offset <= seq.top && publications.length < limit; offset += 1) {
+      if (seq.kept.has(offset)) publications.push(seq.kept.get(offset));
+    }
+    const last = publications.at(-1)?.offset ?? since.offset;
+    return { publications, more: last < seq.top };
+  }
   const server = createServer((request, response) => response.writeHead(404).end());
   const wss = new WebSocketServer({ noServer: true, maxPayload: FRAME_LIMIT });
 
@@ -75,7 +105,32 @@ export async function startFakeSumu({ stage = 'test', accept = (token) => token,
             }
             connection.subscriptions.add(frame.channel);
             connection.applied.push(['subscribe', frame.channel]);
-            return reply({ type: 'subscribed', channel: frame.channel });
+            beforeSubscribeReply?.(connection, frame);
+            const seq = sequence(frame.channel);
+            if (!seq) return reply(frame.since ? { type: 'subscribed', channel: frame.channel, recovered: false } : { type: 'subscribed', channel: frame.channel });
+            const answer = { type: 'subscribed', channel: frame.channel, offset: seq.top, epoch: seq.epoch };
+            if (frame.since) {
+              const replay = after(seq, keeps(frame.channel), frame.since, replayLimit);
+              if (replay) Object.assign(answer, { recovered: true, ...replay });
+              else answer.recovered = false;
+            }
+            return reply(answer);
+          }
+          case 'history': {
+            if (!answerHistory) return undefined;
+            const seq = sequences.get(frame.channel);
+            if (!seq) return reply({ type: 'history', channel: frame.channel, publications: [], more: false });
+            const answer = { type: 'history', channel: frame.channel, offset: seq.top, epoch: seq.epoch };
+            const limit = Math.min(frame.limit ?? 100, replayLimit);
+            if (frame.since) {
+              const replay = after(seq, keeps(frame.channel), frame.since, limit);
+              if (replay) Object.assign(answer, replay);
+              else Object.assign(answer, { recovered: false, publications: [], more: false });
+            } else {
+              const kept = [...seq.kept.values()].filter((p) => p.offset > seq.top - keeps(frame.channel));
+              Object.assign(answer, { publications: kept.slice(-limit), more: kept.length > limit });
+            }
+            return reply(answer);
           }
           case 'unsubscribe': {
             // Routes run concurrently at the gateway: an unsubscribe may be applied after a
@@ -92,8 +147,12 @@ export async function startFakeSumu({ stage = 'test', accept = (token) => token,
           case 'emit': {
             if (forbidden.includes(frame.channel)) return refuseWith('forbidden', 'no grant');
             const exclude = Array.isArray(frame.exclude_connections) ? frame.exclude_connections : [];
-            const id = publishTo(frame.channel, frame.data, { from: user, except: connection, exclude });
-            if (frame.ref !== undefined) reply({ type: 'ack', channel: frame.channel, id });
+            const sent = publishTo(frame.channel, frame.data, { from: user, except: connection, exclude, full: true });
+            if (frame.ref !== undefined) {
+              const ack = { type: 'ack', channel: frame.channel, id: sent.id };
+              if (sent.offset !== undefined) Object.assign(ack, { offset: sent.offset, epoch: sent.epoch });
+              reply(ack);
+            }
             return undefined;
           }
           case 'presence': {
@@ -132,15 +191,28 @@ export async function startFakeSumu({ stage = 'test', accept = (token) => token,
     return connections.filter((c) => c.socket.readyState === c.socket.OPEN);
   }
 
-  /** One publication (one id) to every open connection subscribed to a pattern covering `channel`. */
-  function publishTo(channel, data, { from, except, exclude = [], id } = {}) {
-    const frame = { type: 'publication', channel, id: id ?? `pub-${nextPublication++}`, data };
+  /**
+   * One publication (one id) to every open connection subscribed to a pattern covering
+   * `channel`; on a channel that keeps history it gets the next offset and is kept first.
+   * `deliver: false` keeps it without delivering it (a lost delivery); `keep: false` gives
+   * out its offset and neither keeps nor delivers it (a gap). Returns the id (`full`: the frame).
+   */
+  function publishTo(channel, data, { from, except, exclude = [], id, full = false, deliver: send = true, keep = true } = {}) {
+    const frame = { type: 'publication', channel, id: id ?? `pub-${nextPublication++}` };
+    const seq = sequence(channel);
+    if (seq) {
+      seq.top += 1;
+      Object.assign(frame, { offset: seq.top, epoch: seq.epoch });
+    }
+    frame.data = data;
     if (from) frame.from = from;
-    const text = JSON.stringify(frame);
-    const targets = open().filter((connection) => connection !== except && !exclude.includes(connection.id)
-      && [...connection.subscriptions].some((pattern) => covers(pattern, channel)));
-    deliver(targets, text);
-    return frame.id;
+    if (seq && keep) seq.kept.set(seq.top, frame);
+    if (send && keep) {
+      const targets = open().filter((connection) => connection !== except && !exclude.includes(connection.id)
+        && [...connection.subscriptions].some((pattern) => covers(pattern, channel)));
+      deliver(targets, JSON.stringify(frame));
+    }
+    return full ? frame : frame.id;
   }
 
   let nextMessage = 1;
@@ -159,6 +231,18 @@ export async function startFakeSumu({ stage = 'test', accept = (token) => token,
       const messageId = id ?? `msg-${nextMessage++}`;
       deliver(open().filter((connection) => connection.user === user), JSON.stringify({ type: 'message', id: messageId, data }));
       return messageId;
+    },
+    /** The channel's history state ({epoch, top, kept}), created as a subscribe would. */
+    sequence,
+    /** The channel's sequence is lost (as when its state expires): a new epoch from offset 0. */
+    newEpoch(channel) { sequences.delete(channel); return sequence(channel); },
+    /** false: `history` goes unanswered. */
+    answerHistory(value) { answerHistory = value; },
+    /** `hook(connection, frame)` runs after each subscribe is stored, before it is answered. */
+    beforeSubscribeReply(hook) { beforeSubscribeReply = hook; },
+    /** Sends `frame` (an object) to every open connection subscribed to a pattern covering `channel`. */
+    sendTo(channel, frame) {
+      deliver(open().filter((connection) => [...connection.subscriptions].some((pattern) => covers(pattern, channel))), JSON.stringify(frame));
     },
     /** Sends `text` as it is (a frame of the test's making) to every open connection of `user`. */
     pushRaw(user, text) {

@@ -116,10 +116,19 @@ export function devKey() {
 }
 
 /**
- * sumu-local on its own port, prefix and key; `start()` (again after `stop()`/`kill()`) serves
- * the same API on the same port, over the same table and queues.
+ * The channel namespaces the tests' sumu-local keeps history for: `room/*` (100 publications,
+ * an hour) and `small/*` (5, for outages longer than the window). `t/*` keeps none.
  */
-export async function sumuLocal({ moto, key, args = [], name = 'sumu-local' }) {
+export const NAMESPACES = [
+  { pattern: 'room/*', history_size: 100, history_ttl_seconds: 3600 },
+  { pattern: 'small/*', history_size: 5, history_ttl_seconds: 3600 },
+];
+
+/**
+ * sumu-local on its own port, prefix and key; `start()` (again after `stop()`/`kill()`) serves
+ * the same API on the same port, over the same table and queues (history included).
+ */
+export async function sumuLocal({ moto, key, args = [], name = 'sumu-local', namespaces = NAMESPACES }) {
   const binary = process.env.SUMU_LOCAL_BIN || join(REPO, 'target/debug/sumu-local');
   if (!existsSync(binary)) {
     throw new Error(`sumu-local binary not found at ${binary}: build it (cargo build -p sumu-local --bin sumu-local) or set SUMU_LOCAL_BIN`);
@@ -129,7 +138,7 @@ export async function sumuLocal({ moto, key, args = [], name = 'sumu-local' }) {
   const prefix = `sumu-client-${process.pid}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 6)}`;
   const base = `http://127.0.0.1:${port}`;
   const commandLine = ['--port', String(port), '--aws-endpoint', moto.endpoint, '--stage', stage,
-    '--prefix', prefix, '--key-file', key.file, ...args];
+    '--prefix', prefix, '--key-file', key.file, '--channel-namespaces', JSON.stringify(namespaces), ...args];
   let process_ = null;
   const env = {
     AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test', AWS_REGION: 'us-east-1',
