@@ -236,12 +236,20 @@ locals {
         Resource = ["${local.subscriptions_table_arn}/index/connection_id-index"]
       },
       {
-        # subscribe to a channel that keeps history (with or without `since`) and `history`
-        # answer its latest offset and epoch: its state item. Reads only: the pusher assigns
-        # offsets.
+        # `history` answers a channel's latest offset and epoch: its state item, read.
         Sid      = "ReadChannelOffset"
         Effect   = "Allow"
         Action   = ["dynamodb:GetItem"]
+        Resource = [local.history_table_arn]
+      },
+      {
+        # A subscribe to a channel that keeps history makes sure the channel has a sequence, so
+        # even a first subscriber has a position to recover from: an UpdateItem of the state
+        # adding 0 (a PutItem replaces a state whose time has passed with a new epoch). Never a
+        # publication's item: the pusher keeps those.
+        Sid      = "StartChannelSequence"
+        Effect   = "Allow"
+        Action   = ["dynamodb:UpdateItem", "dynamodb:PutItem"]
         Resource = [local.history_table_arn]
       },
       {

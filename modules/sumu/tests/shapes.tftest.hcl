@@ -183,7 +183,7 @@ run "stage" {
     error_message = "connections_table must carry the table's name."
   }
   assert {
-    condition     = aws_apigatewayv2_stage.this.stage_variables["actions"] == "emit,ping,presence,publish,send,subscribe,unsubscribe"
+    condition     = aws_apigatewayv2_stage.this.stage_variables["actions"] == "emit,history,ping,presence,publish,send,subscribe,unsubscribe"
     error_message = "The actions stage variable lists routes.json's keys without a leading $, sorted."
   }
   assert {
@@ -763,18 +763,19 @@ run "history_iam" {
     error_message = "The pusher may UpdateItem (offsets) and PutItem (publications) on the history table, each its own statement."
   }
   assert {
-    condition = [for s in jsondecode(aws_iam_role_policy.lambda["presence"].policy).Statement : s if s.Sid == "ReadChannelOffset" || s.Sid == "ReadChannelHistory"] == [
+    condition = [for s in jsondecode(aws_iam_role_policy.lambda["presence"].policy).Statement : s if s.Sid == "ReadChannelOffset" || s.Sid == "StartChannelSequence" || s.Sid == "ReadChannelHistory"] == [
       { Sid = "ReadChannelOffset", Effect = "Allow", Action = ["dynamodb:GetItem"], Resource = ["arn:aws:dynamodb:eu-west-1:123456789012:table/sumu-test-history"] },
+      { Sid = "StartChannelSequence", Effect = "Allow", Action = ["dynamodb:UpdateItem", "dynamodb:PutItem"], Resource = ["arn:aws:dynamodb:eu-west-1:123456789012:table/sumu-test-history"] },
       { Sid = "ReadChannelHistory", Effect = "Allow", Action = ["dynamodb:Query"], Resource = ["arn:aws:dynamodb:eu-west-1:123456789012:table/sumu-test-history"] },
     ]
-    error_message = "presence may GetItem (a channel's offset) and Query (its publications) on the history table, each its own statement."
+    error_message = "presence may GetItem (a channel's offset), UpdateItem/PutItem (a channel's sequence, for a first subscriber) and Query (its publications) on the history table, each its own statement."
   }
   assert {
     condition = [for role in ["authorizer", "presence", "pusher"] : join(" ", sort(distinct(flatten([
       for s in jsondecode(aws_iam_role_policy.lambda[role].policy).Statement : s.Action if anytrue([for r in s.Resource : startswith(r, "arn:aws:dynamodb:eu-west-1:123456789012:table/sumu-test-history")])
       ]))))] == [
       "",
-      "dynamodb:GetItem dynamodb:Query",
+      "dynamodb:GetItem dynamodb:PutItem dynamodb:Query dynamodb:UpdateItem",
       "dynamodb:PutItem dynamodb:UpdateItem",
     ]
     error_message = "Nothing else touches the history table or anything below its ARN (authorizer, presence, pusher): no delete, no scan, no index, and the authorizer not at all."
