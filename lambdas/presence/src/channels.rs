@@ -422,11 +422,7 @@ pub async fn answer_route<C, S, U: SubscriptionStore + ChannelHistory>(
     deps: &Deps<C, S, U>,
     now: SystemTime,
 ) -> ApiGatewayProxyResponse {
-    let connection_id = request
-        .request_context
-        .connection_id
-        .as_deref()
-        .unwrap_or_default();
+    let connection_id = crate::query::connection_id_of(request);
     let read = read_request(request.body.as_deref());
     let sent_channel = read.sent_channel.clone();
     let (reference, outcome) = match read.reference.clone() {

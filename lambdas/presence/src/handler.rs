@@ -119,11 +119,7 @@ fn refuse_unknown_route(
     route_key: Option<&str>,
     request: &ApiGatewayWebsocketProxyRequest,
 ) -> ApiGatewayProxyResponse {
-    let connection_id = request
-        .request_context
-        .connection_id
-        .as_deref()
-        .unwrap_or_default();
+    let connection_id = query::connection_id_of(request);
     let route_key = route_key.unwrap_or_default();
     tracing::error!(
         route_key,

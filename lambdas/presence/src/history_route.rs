@@ -18,7 +18,7 @@ use tracing::{error, info, warn};
 
 use crate::channels::{error_frame, grants_of, read_request, Refusal};
 use crate::history::ChannelHistory;
-use crate::query::frame;
+use crate::query::{self, frame};
 use crate::recovery::{self, Replay, Since, MAX_LIMIT};
 use crate::stream::epoch_millis;
 use crate::subscriptions::SubscriptionStore;
@@ -155,11 +155,7 @@ pub async fn answer_route<C, S, U: SubscriptionStore + ChannelHistory>(
     deps: &Deps<C, S, U>,
     now: SystemTime,
 ) -> ApiGatewayProxyResponse {
-    let connection_id = request
-        .request_context
-        .connection_id
-        .as_deref()
-        .unwrap_or_default();
+    let connection_id = query::connection_id_of(request);
     let read = read_request(request.body.as_deref());
     let reference = match &read.reference {
         Ok(reference) => reference.clone(),

@@ -153,11 +153,7 @@ pub async fn answer_route<C: ConnectionCounter, S, U>(
     deps: &Deps<C, S, U>,
     now: SystemTime,
 ) -> ApiGatewayProxyResponse {
-    let connection_id = request
-        .request_context
-        .connection_id
-        .as_deref()
-        .unwrap_or_default();
+    let connection_id = connection_id_of(request);
     let question = serde_json::from_str::<Value>(request.body.as_deref().unwrap_or_default())
         .map_err(|error| InvalidQuery::NotJson(error.to_string()));
     let reference = match question
@@ -201,6 +197,15 @@ pub async fn answer_route<C: ConnectionCounter, S, U>(
             )
         }
     }
+}
+
+/// The connection a route request came on (empty if API Gateway sent none), for the logs.
+pub fn connection_id_of(request: &ApiGatewayWebsocketProxyRequest) -> &str {
+    request
+        .request_context
+        .connection_id
+        .as_deref()
+        .unwrap_or_default()
 }
 
 /// A proxy response whose body is `text`, the frame the client receives.
