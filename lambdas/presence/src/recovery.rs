@@ -103,14 +103,18 @@ fn oldest_kept(top: u64, policy: HistoryPolicy) -> u64 {
 
 /// Every kept publication after `since`, oldest first, at most `limit` and one frame's worth;
 /// `None` when they cannot all be had: another epoch, an offset this sequence never reached,
-/// one older than what history keeps (by size), or a missed publication that expired or is
-/// not there.
+/// one older than what history keeps (by size), or a missed publication past its time.
 ///
-/// Publications given their offset a moment ago but not stored yet are not a loss: they are
-/// the newest, and reach the subscription live (it was stored before this read). So `more`
-/// is set only when this reply stopped short (the limit or the frame budget), and when none
-/// of the missed ones is stored yet, at most [`MAX_IN_FLIGHT`] were missed, and the latest
-/// publication is younger than the history's time, they count as on their way.
+/// How a hole is told from a loss: the read starts at `since.offset` itself, the last
+/// publication the client has (the *anchor*). Publications get later expiries as their offsets
+/// grow, so while the anchor is kept and not expired, nothing after it has expired or been
+/// removed by TTL: a missing offset after it was given out and never stored (its pusher stopped
+/// between the two writes; the publication went out again under a later offset) or is on its
+/// way (given its offset a moment ago, stored a moment later, reaching the subscription live),
+/// and is skipped. Without the anchor (not kept, or past its time) a hole cannot be told from a
+/// loss: `None`, unless `since.offset` is 0 (the client had nothing; see [`in_flight`]).
+///
+/// `more` is set only when this reply stopped short (the limit or the frame budget).
 pub async fn after<H: ChannelHistory>(
     history: &H,
     channel: &Channel,
@@ -130,30 +134,35 @@ pub async fn after<H: ChannelHistory>(
     if first < oldest_kept(sequence.top, policy) {
         return Ok(None);
     }
+    // The anchor (when there is one) and up to `limit` after it.
+    let anchored = since.offset > 0;
     let wanted = usize::try_from(sequence.top - since.offset)
         .unwrap_or(usize::MAX)
         .min(limit);
-    let kept = history
+    let mut kept = history
         .read(
             channel,
             &sequence.epoch,
-            (first, sequence.top),
-            wanted,
+            (if anchored { since.offset } else { first }, sequence.top),
+            wanted + usize::from(anchored),
             true,
             now_epoch_seconds,
         )
         .await?;
     if kept.iter().any(|item| item.expired) {
-        // A missed publication is past its time: it cannot have everything.
+        // The anchor or a missed publication is past its time.
         return Ok(None);
     }
-    match kept.first().map(|item| item.offset) {
-        Some(offset) if offset == first => {}
-        None if in_flight(sequence, since, policy, now_epoch_seconds) => {
-            return Ok(Some(Replay::default()))
+    if anchored {
+        if kept.first().map(|item| item.offset) != Some(since.offset) {
+            // The anchor is gone: a hole after it might be a loss.
+            return Ok(None);
         }
-        // The next one it needs is not there (removed by TTL, or never stored).
-        _ => return Ok(None),
+        kept.remove(0);
+    } else if kept.first().map(|item| item.offset) != Some(first)
+        && !(kept.is_empty() && in_flight(sequence, since, policy, now_epoch_seconds))
+    {
+        return Ok(None);
     }
     let read = kept.len();
     let (frames, trimmed) = within_budget(kept, channel);
@@ -164,8 +173,8 @@ pub async fn after<H: ChannelHistory>(
     }))
 }
 
-/// Whether the missed publications, none of them stored yet, are on their way: a few, and
-/// the latest one younger than the history's time.
+/// Without an anchor (`since.offset` 0), whether the missed publications, none of them stored
+/// yet, are on their way: a few, and the latest one younger than the history's time.
 fn in_flight(sequence: &Sequence, since: &Since, policy: HistoryPolicy, now: i64) -> bool {
     sequence.top - since.offset <= MAX_IN_FLIGHT
         && sequence.published_at > now - i64::from(policy.ttl_seconds)

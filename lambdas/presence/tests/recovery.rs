@@ -128,10 +128,11 @@ async fn since_replays_what_was_missed_in_order_and_reads_about_as_many_items() 
     );
     assert_eq!(offsets(&reply), [4, 5, 6, 7, 8, 9, 10]);
     assert_eq!(reply["publications"][0]["id"], "p4");
-    // One Query of the 7 missed items, not the whole history.
+    // One Query of the 7 missed items and the last one it had (the anchor), not the whole
+    // history.
     assert_eq!(
         *store(&deps).history_reads.lock().unwrap(),
-        [("room/1".to_owned(), 4, 10, 7)]
+        [("room/1".to_owned(), 3, 10, 8)]
     );
     assert!(subscribed(&deps, "room/1"));
     // Nothing missed: recovered, nothing to replay.
@@ -401,19 +402,24 @@ async fn a_reply_never_passes_the_frame_budget() {
 }
 
 #[tokio::test]
-async fn publications_given_an_offset_but_not_stored_yet_are_on_their_way_not_lost() {
+async fn a_hole_after_the_last_publication_it_had_is_skipped_not_taken_for_a_loss() {
     let deps = deps(100);
     store(&deps).publish("room/1", "E", 5, LATER);
-    // 6 and 7 have their offsets; their items are not stored yet (their pushers are between
-    // the two writes). They are the newest: they reach the subscription live.
+    // 3 was given its offset and never stored (its pusher stopped between the two writes); 6
+    // and 7 have their offsets and are being stored (they reach the subscription live).
+    store(&deps)
+        .kept
+        .lock()
+        .unwrap()
+        .remove(&("room/1".to_owned(), 3));
     store(&deps)
         .sequences
         .lock()
         .unwrap()
         .insert("room/1".into(), (7, "E".into()));
     let since = |offset: u64| json!({"action":"subscribe","channel":"room/1","since":{"offset":offset,"epoch":"E"}});
-    let reply = ask(&deps, "subscribe", since(3)).await;
-    assert_eq!(offsets(&reply), [4, 5]);
+    let reply = ask(&deps, "subscribe", since(1)).await;
+    assert_eq!(offsets(&reply), [2, 4, 5]);
     assert_eq!(
         (&reply["recovered"], &reply["more"]),
         (&json!(true), &json!(false))
@@ -423,20 +429,51 @@ async fn publications_given_an_offset_but_not_stored_yet_are_on_their_way_not_lo
         (&reply["recovered"], offsets(&reply).len()),
         (&json!(true), 0)
     );
-    // More than a couple missing, or a latest publication older than the history's time: lost.
-    store(&deps)
-        .sequences
-        .lock()
-        .unwrap()
-        .insert("room/1".into(), (9, "E".into()));
-    let reply = ask(&deps, "subscribe", since(5)).await;
+    // Without the anchor (the last one it had is not kept) a hole cannot be told from a loss.
+    let reply = ask(&deps, "subscribe", since(3)).await;
     assert_eq!(reply["recovered"], false, "{reply}");
+    // An expired anchor: everything older is gone too.
+    store(&deps)
+        .kept
+        .lock()
+        .unwrap()
+        .get_mut(&("room/1".to_owned(), 4))
+        .unwrap()
+        .2 = 1;
+    let reply = ask(&deps, "subscribe", since(4)).await;
+    assert_eq!(reply["recovered"], false, "{reply}");
+}
+
+#[tokio::test]
+async fn with_nothing_had_yet_only_a_couple_of_recent_ones_on_their_way_count_as_recovered() {
+    let deps = deps(100);
+    let since0 = json!({"action":"subscribe","channel":"room/1","since":{"offset":0,"epoch":"E"}});
+    // Two given their offsets a moment ago, not stored yet.
     store(&deps)
         .sequences
         .lock()
         .unwrap()
-        .insert("room/1".into(), (7, "E".into()));
+        .insert("room/1".into(), (2, "E".into()));
+    let reply = ask(&deps, "subscribe", since0.clone()).await;
+    assert_eq!(
+        (&reply["recovered"], offsets(&reply).len()),
+        (&json!(true), 0)
+    );
+    // More than a couple, or a latest publication older than the history's time: lost.
+    store(&deps)
+        .sequences
+        .lock()
+        .unwrap()
+        .insert("room/1".into(), (3, "E".into()));
+    assert_eq!(
+        ask(&deps, "subscribe", since0.clone()).await["recovered"],
+        false
+    );
+    store(&deps)
+        .sequences
+        .lock()
+        .unwrap()
+        .insert("room/1".into(), (2, "E".into()));
     *store(&deps).published_seconds_ago.lock().unwrap() = 3600;
-    let reply = ask(&deps, "subscribe", since(5)).await;
-    assert_eq!(reply["recovered"], false, "{reply}");
+    assert_eq!(ask(&deps, "subscribe", since0).await["recovered"], false);
 }
