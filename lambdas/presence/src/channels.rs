@@ -23,6 +23,7 @@ use sumu_wire::{table, Channel, ChannelError, Grants, Pattern};
 use tracing::{error, info, warn};
 
 use crate::history::ChannelHistory;
+use crate::members::ChannelMembers;
 use crate::query::frame;
 use crate::recovery::{self, parse_since, Replay, Since};
 use crate::stream::epoch_millis;
@@ -41,8 +42,11 @@ pub mod errors {
     pub const CONNECTION_GONE: &str = "connection_gone";
     /// DynamoDB failed, or channels are not configured: nothing changed; try again.
     pub const CHANNELS_UNAVAILABLE: &str = "channels_unavailable";
-    /// A malformed `since` or `limit`.
+    /// A malformed `since`, `limit` or `after`.
     pub const INVALID_REQUEST: &str = "invalid_request";
+    /// `subscribe`: the channel has its namespace's `max_members` members and the user is
+    /// not one of them.
+    pub const TOO_MANY_MEMBERS: &str = "too_many_members";
 }
 
 /// The `type` of the success frames.
@@ -89,6 +93,9 @@ pub enum Refusal {
     TooManySubscriptions {
         cap: u32,
     },
+    TooManyMembers {
+        cap: u32,
+    },
     ConnectionGone,
     /// Channels are not configured, or DynamoDB failed.
     Unavailable(&'static str),
@@ -102,6 +109,7 @@ impl Refusal {
             Refusal::InvalidChannel(_) | Refusal::SinceOnPattern => reasons::INVALID_CHANNEL,
             Refusal::Forbidden(_) => reasons::FORBIDDEN,
             Refusal::TooManySubscriptions { .. } => reasons::TOO_MANY_SUBSCRIPTIONS,
+            Refusal::TooManyMembers { .. } => errors::TOO_MANY_MEMBERS,
             Refusal::ConnectionGone => errors::CONNECTION_GONE,
             Refusal::Unavailable(_) => errors::CHANNELS_UNAVAILABLE,
         }
@@ -119,6 +127,9 @@ impl Refusal {
             Refusal::Forbidden(why) => why.clone(),
             Refusal::TooManySubscriptions { cap } => {
                 format!("at most {cap} subscriptions per connection; unsubscribe from one first")
+            }
+            Refusal::TooManyMembers { cap } => {
+                format!("the channel has its maximum of {cap} members")
             }
             Refusal::ConnectionGone => "the connection has ended".to_owned(),
             Refusal::Unavailable(why) => (*why).to_owned(),
@@ -271,7 +282,7 @@ pub fn error_frame(refusal: &Refusal, channel: &Value, reference: Option<&str>) 
 }
 
 /// Decides one request (its `ref` already read).
-async fn decide<C, S, U: SubscriptionStore + ChannelHistory>(
+async fn decide<C, S, U: SubscriptionStore + ChannelHistory + ChannelMembers>(
     action: Action,
     request: &ApiGatewayWebsocketProxyRequest,
     read: ChannelRequest,
@@ -311,6 +322,9 @@ async fn decide<C, S, U: SubscriptionStore + ChannelHistory>(
     let unavailable = Refusal::Unavailable("channels are unavailable right now; try again");
     match action {
         Action::Subscribe => {
+            if let Pattern::Exact(channel) = &pattern {
+                check_members_cap(store, channel, user_id, &deps.namespaces).await?;
+            }
             let subscription = Subscription {
                 channel: pattern.to_string(),
                 connection_id: connection_id.to_owned(),
@@ -382,6 +396,33 @@ async fn decide<C, S, U: SubscriptionStore + ChannelHistory>(
     }
 }
 
+/// A user who is not yet a member may join a member-tracking channel only below its
+/// namespace's `max_members`: two consistent GetItems. The count is the stream's, so joins
+/// racing within the stream's lag can overshoot the cap by as many as race (docs/presence.md
+/// § The members cap).
+async fn check_members_cap<U: ChannelMembers>(
+    store: &U,
+    channel: &Channel,
+    user_id: &str,
+    namespaces: &sumu_wire::Namespaces,
+) -> Result<(), Refusal> {
+    let Some(namespace) = namespaces.members_of(channel) else {
+        return Ok(());
+    };
+    match store.membership(&channel.to_string(), user_id).await {
+        Ok((false, members)) if members >= namespace.max_members => Err(Refusal::TooManyMembers {
+            cap: namespace.max_members,
+        }),
+        Ok(_) => Ok(()),
+        Err(failure) => {
+            error!(error = %failure, %channel, "reading the channel's members failed");
+            Err(Refusal::Unavailable(
+                "channels are unavailable right now; try again",
+            ))
+        }
+    }
+}
+
 /// The channel's position for a subscriber (its sequence made sure of: one UpdateItem), and
 /// with `since` what it missed (one Query of about as many items as it missed).
 async fn position<H: ChannelHistory>(
@@ -416,7 +457,7 @@ async fn position<H: ChannelHistory>(
 }
 
 /// Answers a `subscribe` or `unsubscribe` request with its frame.
-pub async fn answer_route<C, S, U: SubscriptionStore + ChannelHistory>(
+pub async fn answer_route<C, S, U: SubscriptionStore + ChannelHistory + ChannelMembers>(
     action: Action,
     request: &ApiGatewayWebsocketProxyRequest,
     deps: &Deps<C, S, U>,

@@ -23,6 +23,12 @@ pub mod env {
     pub const CHANNEL_NAMESPACES: &str = "CHANNEL_NAMESPACES";
     /// The history table; required when a namespace keeps history.
     pub const HISTORY_TABLE: &str = "HISTORY_TABLE";
+    /// The members table (channel members, the live gauges); required when a namespace
+    /// tracks members (`join_leave` or `lifecycle_events`).
+    pub const MEMBERS_TABLE: &str = "MEMBERS_TABLE";
+    /// The notifications queue, where `join`/`leave` frames go for the pusher to fan out;
+    /// required when a namespace has `join_leave`.
+    pub const NOTIFICATIONS_QUEUE_URL: &str = "NOTIFICATIONS_QUEUE_URL";
 }
 
 /// Queries in flight at once when none is configured: enough to answer 100 users in a few
@@ -54,6 +60,11 @@ pub struct Config {
     /// The history table (partition key `channel`, sort key `offset`); `None` when no
     /// namespace keeps history.
     pub history_table: Option<String>,
+    /// The members table (partition key `channel`, sort key `user_id`); `None`: no member
+    /// tracking and no gauges.
+    pub members_table: Option<String>,
+    /// The notifications queue `join`/`leave` frames are sent to.
+    pub notifications_queue_url: Option<String>,
 }
 
 /// Where the stream's presence events are delivered.
@@ -140,6 +151,15 @@ impl Config {
         if namespaces.keeps_history() && history_table.is_none() {
             return Err(ConfigError::Missing(env::HISTORY_TABLE));
         }
+        let members_table = get(env::MEMBERS_TABLE).map(|name| name.trim().to_owned());
+        if namespaces.tracks_members() && members_table.is_none() {
+            return Err(ConfigError::Missing(env::MEMBERS_TABLE));
+        }
+        let notifications_queue_url =
+            get(env::NOTIFICATIONS_QUEUE_URL).map(|url| url.trim().to_owned());
+        if namespaces.announces_joins() && notifications_queue_url.is_none() {
+            return Err(ConfigError::Missing(env::NOTIFICATIONS_QUEUE_URL));
+        }
         Ok(Config {
             connections_table,
             destination,
@@ -148,6 +168,8 @@ impl Config {
             max_subscriptions_per_connection,
             namespaces,
             history_table,
+            members_table,
+            notifications_queue_url,
         })
     }
 }
@@ -184,6 +206,8 @@ mod tests {
                 max_subscriptions_per_connection: DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION,
                 namespaces: Namespaces::default(),
                 history_table: None,
+                members_table: None,
+                notifications_queue_url: None,
             })
         );
     }

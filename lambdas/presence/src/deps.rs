@@ -4,7 +4,7 @@
 use sumu_wire::Namespaces;
 
 use crate::config::{Config, Destination};
-use crate::sink::SdkEventSink;
+use crate::sink::{self, SdkEventSink};
 use crate::store::DynamoConnectionStore;
 use crate::subscriptions::DynamoSubscriptionStore;
 
@@ -31,16 +31,22 @@ impl SdkDeps {
     /// Builds the clients once from an SDK configuration and an explicit [`Config`] (no
     /// environment reads), so sumu-local can point them at its own endpoint.
     pub fn from_sdk_config(sdk_config: &aws_config::SdkConfig, config: Config) -> SdkDeps {
-        let sink = match config.destination {
-            Destination::Topic { topic_arn } => SdkEventSink::Topic {
-                client: aws_sdk_sns::Client::new(sdk_config),
-                topic_arn,
+        let sqs = aws_sdk_sqs::Client::new(sdk_config);
+        let sink = SdkEventSink {
+            destination: match config.destination {
+                Destination::Topic { topic_arn } => sink::MessagesDestination::Topic {
+                    client: aws_sdk_sns::Client::new(sdk_config),
+                    topic_arn,
+                },
+                Destination::Queue { queue_url } => sink::MessagesDestination::Queue {
+                    client: sqs.clone(),
+                    queue_url,
+                },
+                Destination::None => sink::MessagesDestination::Discard,
             },
-            Destination::Queue { queue_url } => SdkEventSink::Queue {
-                client: aws_sdk_sqs::Client::new(sdk_config),
-                queue_url,
-            },
-            Destination::None => SdkEventSink::Discard,
+            notifications: config
+                .notifications_queue_url
+                .map(|queue_url| (sqs, queue_url)),
         };
         let dynamodb = aws_sdk_dynamodb::Client::new(sdk_config);
         Deps {
@@ -50,8 +56,12 @@ impl SdkDeps {
                     config.connections_table.clone(),
                     subscriptions_table,
                 );
-                match config.history_table {
+                let store = match config.history_table {
                     Some(history_table) => store.with_history_table(history_table),
+                    None => store,
+                };
+                match config.members_table {
+                    Some(members_table) => store.with_members_table(members_table),
                     None => store,
                 }
             }),

@@ -12,12 +12,13 @@ use sumu_wire::PresenceAnswer;
 
 use crate::deps::Deps;
 use crate::history::ChannelHistory;
+use crate::members::ChannelMembers;
 use crate::query::PresenceError;
 use crate::sink::EventSink;
 use crate::store::ConnectionCounter;
 use crate::stream::StreamBatch;
 use crate::subscriptions::SubscriptionStore;
-use crate::{channels, history_route, query, stream};
+use crate::{channel_presence, channel_stream, channels, history_route, query, stream};
 
 /// The three shapes the Lambda is invoked with, told apart by their keys: `Records` (a
 /// stream batch), `requestContext` (a WebSocket route: `presence`, `subscribe` or
@@ -61,18 +62,28 @@ pub enum Reply {
 }
 
 /// The Lambda handler.
-pub async fn handle<C: ConnectionCounter, S: EventSink, U: SubscriptionStore + ChannelHistory>(
+pub async fn handle<
+    C: ConnectionCounter,
+    S: EventSink,
+    U: SubscriptionStore + ChannelHistory + ChannelMembers,
+>(
     event: LambdaEvent<Invocation>,
     deps: &Deps<C, S, U>,
 ) -> Result<Reply, PresenceError> {
     let now = SystemTime::now();
     match event.payload {
+        Invocation::Stream(batch) if channel_stream::is_subscriptions_batch(&batch) => Ok(
+            Reply::Stream(channel_stream::handle_batch(batch, deps, now).await),
+        ),
         Invocation::Stream(batch) => {
             Ok(Reply::Stream(stream::handle_batch(batch, deps, now).await))
         }
         Invocation::Route(request) => {
             let route_key = request.request_context.route_key.as_deref();
             let response = match Route::from_key(route_key) {
+                Some(Route::Presence) if channel_presence::asks_about_a_channel(&request) => {
+                    channel_presence::answer_route(&request, deps, now).await
+                }
                 Some(Route::Presence) => query::answer_route(&request, deps, now).await,
                 Some(Route::Channel(action)) => {
                     channels::answer_route(action, &request, deps, now).await

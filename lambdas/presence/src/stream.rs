@@ -45,7 +45,8 @@ use sumu_wire::{table, OfflineReason, Presence, PresenceEvent, PresenceEventType
 use thiserror::Error;
 use tracing::{error, info, info_span, warn, Instrument};
 
-use crate::{ConnectionCounter, Deps, EventSink, SubscriptionStore};
+use crate::members::ChannelMembers;
+use crate::{gauges, ConnectionCounter, Deps, EventSink, SubscriptionStore};
 
 /// The `userIdentity` DynamoDB puts on records of items its TTL process deleted.
 pub const TTL_IDENTITY_TYPE: &str = "Service";
@@ -284,7 +285,11 @@ fn read_changes(batch: &StreamBatch, now_ms: i64) -> Vec<ConnectionChange> {
 }
 
 /// Processes one stream batch; never fails as a whole (see the module docs).
-pub async fn handle_batch<C: ConnectionCounter, S: EventSink, U: SubscriptionStore>(
+pub async fn handle_batch<
+    C: ConnectionCounter,
+    S: EventSink,
+    U: SubscriptionStore + ChannelMembers,
+>(
     batch: StreamBatch,
     deps: &Deps<C, S, U>,
     now: SystemTime,
@@ -322,6 +327,9 @@ pub async fn handle_batch<C: ConnectionCounter, S: EventSink, U: SubscriptionSto
     let cleaned = remove_subscriptions(&changes, deps).await;
 
     let mut response = DynamoDbEventResponse::default();
+    // The live-connections gauge moves by the records handled (not by one reported failed,
+    // nor those after it: the retry brings them back).
+    let mut connections_delta = 0_i64;
     for (change, step) in changes.iter().zip(plan(&changes, &final_counts)) {
         // One span per record, so every line about it carries its identity.
         let span = info_span!(
@@ -350,6 +358,18 @@ pub async fn handle_batch<C: ConnectionCounter, S: EventSink, U: SubscriptionSto
             response.batch_item_failures.push(failure);
             break;
         }
+        connections_delta += match change.kind {
+            ChangeKind::Connected => 1,
+            ChangeKind::Removed(_) => -1,
+            ChangeKind::Touched => 0,
+        };
+    }
+    if let Some(store) = deps
+        .subscriptions
+        .as_ref()
+        .filter(|s| s.has_members_table())
+    {
+        gauges::adjust(store, connections_delta, 0).await;
     }
     response
 }

@@ -161,11 +161,13 @@ fn is_retryable(code: Option<&str>) -> bool {
 /// connections table.
 #[derive(Debug, Clone)]
 pub struct DynamoSubscriptionStore {
-    client: aws_sdk_dynamodb::Client,
+    pub(crate) client: aws_sdk_dynamodb::Client,
     connections_table: String,
-    subscriptions_table: String,
+    pub(crate) subscriptions_table: String,
     /// The history table, for channels that keep history (crate::history).
     pub(crate) history: Option<sumu_history::HistoryTable>,
+    /// The members table, for channels that track members (crate::members).
+    pub(crate) members_table: Option<String>,
 }
 
 /// How one transaction attempt ended.
@@ -185,7 +187,14 @@ impl DynamoSubscriptionStore {
             connections_table: connections_table.into(),
             subscriptions_table: subscriptions_table.into(),
             history: None,
+            members_table: None,
         }
+    }
+
+    /// The same store, tracking channel members and the live gauges in `members_table`.
+    pub fn with_members_table(mut self, members_table: impl Into<String>) -> Self {
+        self.members_table = Some(members_table.into());
+        self
     }
 
     /// The same store, reading and extending channel history in `history_table`.

@@ -68,6 +68,8 @@ impl Tables {
                 max_subscriptions_per_connection,
                 namespaces: Default::default(),
                 history_table: None,
+                members_table: None,
+                notifications_queue_url: None,
             },
         )
     }
@@ -524,6 +526,8 @@ async fn a_failed_cleanup_fails_the_record() {
             max_subscriptions_per_connection: 100,
             namespaces: Default::default(),
             history_table: None,
+            members_table: None,
+            notifications_queue_url: None,
         },
     );
     let Reply::Stream(response) = invoke(&deps, remove_record(USER, "cA=")).await else {

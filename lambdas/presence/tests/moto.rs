@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use aws_sdk_dynamodb::types::{AttributeValue, Select};
 use aws_sdk_sqs::types::{Message, MessageAttributeValue};
 use lambda_runtime::{Context, LambdaEvent};
+use presence::sink::MessagesDestination;
 use presence::{
     Config, ConnectionCounter, Destination, DynamoConnectionStore, EventSink, Invocation, Reply,
     SdkDeps, SdkEventSink,
@@ -181,9 +182,12 @@ async fn the_queue_sink_sends_the_event_with_its_three_attributes() {
     let config = testkit::aws_config().await;
     let sqs = aws_sdk_sqs::Client::new(&config);
     let queue_url = create_queue(&sqs).await;
-    let sink = SdkEventSink::Queue {
-        client: sqs.clone(),
-        queue_url: queue_url.clone(),
+    let sink = SdkEventSink {
+        destination: MessagesDestination::Queue {
+            client: sqs.clone(),
+            queue_url: queue_url.clone(),
+        },
+        notifications: None,
     };
     let event = sample_event();
     sink.deliver(&event).await.unwrap();
@@ -213,9 +217,12 @@ async fn the_topic_sink_publishes_the_event_with_its_three_attributes() {
     )
     .await;
 
-    let sink = SdkEventSink::Topic {
-        client: sns,
-        topic_arn,
+    let sink = SdkEventSink {
+        destination: MessagesDestination::Topic {
+            client: sns,
+            topic_arn,
+        },
+        notifications: None,
     };
     let event = sample_event();
     sink.deliver(&event).await.unwrap();
@@ -225,16 +232,19 @@ async fn the_topic_sink_publishes_the_event_with_its_three_attributes() {
 #[tokio::test]
 async fn a_sink_failure_names_the_user() {
     let config = testkit::aws_config().await;
-    let sink = SdkEventSink::Queue {
-        client: aws_sdk_sqs::Client::new(&config),
-        queue_url: format!(
-            "{}/123456789012/{}",
-            testkit::moto_endpoint(),
-            testkit::unique_name("missing")
-        ),
+    let sink = SdkEventSink {
+        destination: MessagesDestination::Queue {
+            client: aws_sdk_sqs::Client::new(&config),
+            queue_url: format!(
+                "{}/123456789012/{}",
+                testkit::moto_endpoint(),
+                testkit::unique_name("missing")
+            ),
+        },
+        notifications: None,
     };
     let error = sink.deliver(&sample_event()).await.unwrap_err();
-    assert_eq!(error.user_id, "u1");
+    assert_eq!(error.subject, "u1");
 }
 
 /// The deps sumu-local builds (explicit config, no environment) run the whole handler: a
@@ -261,6 +271,8 @@ async fn the_deployed_deps_turn_a_stream_record_into_a_queued_event() {
             max_subscriptions_per_connection: 100,
             namespaces: Default::default(),
             history_table: None,
+            members_table: None,
+            notifications_queue_url: None,
         },
     );
     let fixture = include_str!("fixtures/single-device-online.json");

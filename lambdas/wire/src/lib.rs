@@ -7,6 +7,7 @@ use serde_json::Value;
 
 pub mod channels;
 pub mod frames;
+pub mod members;
 pub mod namespaces;
 pub use channels::{Channel, ChannelError, Grants, Pattern};
 pub use namespaces::{HistoryPolicy, Namespace, Namespaces};
@@ -95,6 +96,11 @@ pub mod attributes {
     pub const SOURCE_PUBLISH: &str = "apigw.route.publish";
     pub const SOURCE_SEND: &str = "apigw.route.send";
     pub const SOURCE_PRESENCE: &str = "lambda.presence.watchdog";
+    /// Lifecycle events of channels (`channel` and `membership`), which also carry
+    /// [`CHANNEL`] and `timestamp` (and `user_id` on a membership event).
+    pub const SOURCE_CHANNELS: &str = "lambda.presence.channels";
+    /// String: the channel a lifecycle event is about.
+    pub const CHANNEL: &str = "channel";
     /// On the *notifications* queue: a client's `emit`, turned into a notification request
     /// by the gateway. It carries `user_id`, `connection_id`, `timestamp` and
     /// [`CHANNELS_PUBLISH`] too, all from `$context`.

@@ -15,6 +15,12 @@ pub const MAX_NAMESPACES: usize = 16;
 pub const MAX_HISTORY_SIZE: u32 = 1000;
 /// The longest a publication is kept: 7 days.
 pub const MAX_HISTORY_TTL_SECONDS: u32 = 7 * 24 * 3600;
+/// The members cap of a namespace that tracks members when it names none: Pusher's default
+/// for presence channels (every join is a fan-out to the channel).
+pub const DEFAULT_MAX_MEMBERS: u32 = 100;
+/// The highest members cap: the channel item holds every member's id in one DynamoDB item
+/// (400 KB at most), and each join or leave rewrites it.
+pub const MAX_MAX_MEMBERS: u32 = 1000;
 
 /// One namespace: `{"pattern":"room/*","history_size":100,"history_ttl_seconds":3600,
 /// "join_leave":false,"lifecycle_events":false}` (every field but `pattern` optional).
@@ -32,6 +38,21 @@ pub struct Namespace {
     pub join_leave: bool,
     #[serde(default)]
     pub lifecycle_events: bool,
+    /// The most members a channel of a member-tracking namespace may have (1–1000).
+    #[serde(default = "default_max_members")]
+    pub max_members: u32,
+}
+
+fn default_max_members() -> u32 {
+    DEFAULT_MAX_MEMBERS
+}
+
+impl Namespace {
+    /// Whether this namespace's channels track their members (who subscribed to the channel
+    /// itself), for join/leave frames or lifecycle events.
+    pub fn tracks_members(&self) -> bool {
+        self.join_leave || self.lifecycle_events
+    }
 }
 
 /// What a channel's history keeps: the latest `size` publications, each for `ttl_seconds`.
@@ -60,6 +81,8 @@ pub enum NamespaceError {
     TtlTooLong { index: usize, pattern: String },
     #[error("channel namespace {index} ({pattern}): history_ttl_seconds must be at least 1 when history_size is set")]
     TtlMissing { index: usize, pattern: String },
+    #[error("channel namespace {index} ({pattern}): max_members must be 1 to {MAX_MAX_MEMBERS}")]
+    MaxMembers { index: usize, pattern: String },
 }
 
 impl Namespaces {
@@ -88,6 +111,9 @@ impl Namespaces {
             if namespace.history_size > 0 && namespace.history_ttl_seconds == 0 {
                 return Err(NamespaceError::TtlMissing { index, pattern });
             }
+            if !(1..=MAX_MAX_MEMBERS).contains(&namespace.max_members) {
+                return Err(NamespaceError::MaxMembers { index, pattern });
+            }
         }
         Ok(Namespaces(list))
     }
@@ -107,6 +133,23 @@ impl Namespaces {
                 size: namespace.history_size,
                 ttl_seconds: namespace.history_ttl_seconds,
             })
+    }
+
+    /// The namespace of `channel` when it tracks members.
+    pub fn members_of(&self, channel: &Channel) -> Option<&Namespace> {
+        self.of(channel)
+            .filter(|namespace| namespace.tracks_members())
+    }
+
+    /// Whether any namespace tracks members (then the members table is needed).
+    pub fn tracks_members(&self) -> bool {
+        self.0.iter().any(Namespace::tracks_members)
+    }
+
+    /// Whether any namespace sends `join`/`leave` frames (then the notifications queue is
+    /// needed).
+    pub fn announces_joins(&self) -> bool {
+        self.0.iter().any(|namespace| namespace.join_leave)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -144,6 +187,15 @@ mod tests {
             })
         );
         assert!(namespaces.of(&channel("room/42")).unwrap().join_leave);
+        assert_eq!(
+            namespaces
+                .members_of(&channel("room/42"))
+                .unwrap()
+                .max_members,
+            DEFAULT_MAX_MEMBERS
+        );
+        assert!(namespaces.members_of(&channel("room/vip/1")).is_none());
+        assert!(namespaces.tracks_members());
         assert_eq!(namespaces.history(&channel("lobby")), None);
         assert!(namespaces.of(&channel("lobby")).unwrap().lifecycle_events);
         assert_eq!(Namespaces::parse("").unwrap(), Namespaces::default());
@@ -177,6 +229,14 @@ mod tests {
                 "at most 604800",
             ),
             (r#"[{"pattern":"a","history_size":1}]"#, "at least 1"),
+            (
+                r#"[{"pattern":"a","max_members":0}]"#,
+                "max_members must be 1 to 1000",
+            ),
+            (
+                r#"[{"pattern":"a","max_members":1001}]"#,
+                "max_members must be 1 to 1000",
+            ),
             (many.as_str(), "at most 16"),
         ] {
             let error = Namespaces::parse(text).unwrap_err().to_string();

@@ -1,19 +1,22 @@
 //! Fakes for the three seams, and helpers to run the handler on fixture JSON.
 #![allow(dead_code)] // each test binary uses a different part
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Mutex;
 
 use aws_lambda_events::apigw::ApiGatewayProxyResponse;
 use aws_lambda_events::streams::DynamoDbEventResponse;
 use lambda_runtime::{Context, LambdaEvent};
+use presence::members::read_change;
 use presence::subscriptions::{SubscribeOutcome, Subscription};
 use presence::ChannelHistory;
+use presence::{ChannelMembers, Gauges, Lifecycle, MembersError, SetChange};
 use presence::{
     ConnectionCounter, Deps, EventSink, Invocation, PresenceError, Reply, SinkError, StoreError,
     SubscriptionError, SubscriptionStore,
 };
 use sumu_history::{HistoryError, Kept, Sequence};
+use sumu_wire::members::JoinLeave;
 use sumu_wire::{Channel, Namespaces, OfflineReason, PresenceEvent, PresenceStatus};
 
 /// Live connection counts per user; users in `failing` make the Query fail.
@@ -58,10 +61,12 @@ impl ConnectionCounter for FakeCounter {
     }
 }
 
-/// Records delivered events; events of users in `failing` fail.
+/// Records delivered events; events of users (or channels) in `failing` fail.
 #[derive(Default)]
 pub struct FakeSink {
     pub delivered: Mutex<Vec<PresenceEvent>>,
+    pub lifecycle: Mutex<Vec<Lifecycle>>,
+    pub announced: Mutex<Vec<JoinLeave>>,
     pub failing: HashSet<String>,
 }
 
@@ -96,12 +101,165 @@ impl EventSink for FakeSink {
     async fn deliver(&self, event: &PresenceEvent) -> Result<(), SinkError> {
         if self.failing.contains(&event.message.user_id) {
             return Err(SinkError {
-                user_id: event.message.user_id.clone(),
+                subject: event.message.user_id.clone(),
                 message: "InternalError".into(),
             });
         }
         self.delivered.lock().unwrap().push(event.clone());
         Ok(())
+    }
+
+    async fn deliver_lifecycle(&self, event: &Lifecycle) -> Result<(), SinkError> {
+        if self.failing.contains(event.channel()) {
+            return Err(SinkError {
+                subject: event.channel().to_owned(),
+                message: "InternalError".into(),
+            });
+        }
+        self.lifecycle.lock().unwrap().push(event.clone());
+        Ok(())
+    }
+
+    async fn announce(&self, frame: &JoinLeave) -> Result<(), SinkError> {
+        self.announced.lock().unwrap().push(frame.clone());
+        Ok(())
+    }
+}
+
+/// A set item of the fake members table: the set and `changed_by`.
+pub type FakeSet = (BTreeSet<String>, Option<String>);
+
+impl FakeSubscriptions {
+    fn change_set(
+        table: &Mutex<HashMap<(String, String), FakeSet>>,
+        key: (String, String),
+        element: &str,
+        add: bool,
+    ) -> SetChange {
+        let mut table = table.lock().unwrap();
+        let (set, changed_by) = table.entry(key).or_default();
+        let before: Vec<String> = set.iter().cloned().collect();
+        let previous = changed_by.replace(element.to_owned());
+        if add {
+            set.insert(element.to_owned());
+            let after: Vec<&str> = set.iter().map(String::as_str).collect();
+            read_change(&after, None, element, true)
+        } else {
+            set.remove(element);
+            let before: Vec<&str> = before.iter().map(String::as_str).collect();
+            read_change(&before, previous.as_deref(), element, false)
+        }
+    }
+}
+
+impl ChannelMembers for FakeSubscriptions {
+    fn has_members_table(&self) -> bool {
+        true
+    }
+
+    async fn add_connection(
+        &self,
+        channel: &str,
+        user_id: &str,
+        connection_id: &str,
+        _now: i64,
+    ) -> Result<SetChange, MembersError> {
+        let key = (channel.to_owned(), user_id.to_owned());
+        Ok(Self::change_set(
+            &self.member_items,
+            key,
+            connection_id,
+            true,
+        ))
+    }
+
+    async fn remove_connection(
+        &self,
+        channel: &str,
+        user_id: &str,
+        connection_id: &str,
+        _now: i64,
+    ) -> Result<SetChange, MembersError> {
+        let key = (channel.to_owned(), user_id.to_owned());
+        Ok(Self::change_set(
+            &self.member_items,
+            key,
+            connection_id,
+            false,
+        ))
+    }
+
+    async fn add_member(
+        &self,
+        channel: &str,
+        user_id: &str,
+        _now: i64,
+    ) -> Result<SetChange, MembersError> {
+        if self.failing_members.contains(channel) {
+            return Err(MembersError {
+                operation: "adding to a set",
+                message: "InternalServerError".into(),
+            });
+        }
+        let key = (channel.to_owned(), "#".to_owned());
+        Ok(Self::change_set(&self.channel_items, key, user_id, true))
+    }
+
+    async fn remove_member(
+        &self,
+        channel: &str,
+        user_id: &str,
+        _now: i64,
+    ) -> Result<SetChange, MembersError> {
+        let key = (channel.to_owned(), "#".to_owned());
+        Ok(Self::change_set(&self.channel_items, key, user_id, false))
+    }
+
+    async fn membership(&self, channel: &str, user_id: &str) -> Result<(bool, u32), MembersError> {
+        let member = self
+            .member_items
+            .lock()
+            .unwrap()
+            .get(&(channel.to_owned(), user_id.to_owned()))
+            .is_some_and(|(set, _)| !set.is_empty());
+        let members = self
+            .channel_items
+            .lock()
+            .unwrap()
+            .get(&(channel.to_owned(), "#".to_owned()))
+            .map_or(0, |(set, _)| set.len() as u32);
+        Ok((member, members))
+    }
+
+    async fn adjust_gauges(
+        &self,
+        connections: i64,
+        subscriptions: i64,
+    ) -> Result<Gauges, MembersError> {
+        let mut gauges = self.gauges.lock().unwrap();
+        gauges.connections += connections;
+        gauges.subscriptions += subscriptions;
+        Ok(*gauges)
+    }
+
+    async fn subscribers(
+        &self,
+        channel: &str,
+        now: i64,
+    ) -> Result<BTreeMap<String, u32>, MembersError> {
+        if self.failing {
+            return Err(MembersError {
+                operation: "querying a channel's subscribers",
+                message: "InternalServerError".into(),
+            });
+        }
+        let mut users = BTreeMap::new();
+        for ((item_channel, _), item) in self.items.lock().unwrap().iter() {
+            if item_channel == channel && item.expires_at > now {
+                *users.entry(item.user_id.clone()).or_insert(0) += 1;
+            }
+        }
+        Ok(users)
     }
 }
 
@@ -135,6 +293,12 @@ pub struct FakeSubscriptions {
     pub history_reads: Mutex<Vec<(String, u64, u64, usize)>>,
     /// How long ago the latest publication was given its offset (0: just now).
     pub published_seconds_ago: Mutex<i64>,
+    /// The members table: (channel, user) → member item; (channel, "#") → channel item.
+    pub member_items: Mutex<HashMap<(String, String), FakeSet>>,
+    pub channel_items: Mutex<HashMap<(String, String), FakeSet>>,
+    /// `add_member` fails for these channels.
+    pub failing_members: HashSet<String>,
+    pub gauges: Mutex<Gauges>,
 }
 
 /// A kept publication: its epoch, frame and `expires_at`.
