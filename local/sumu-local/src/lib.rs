@@ -204,7 +204,7 @@ pub async fn start_with(
                 .join(event_filter::PRESENCE_STREAM_FILTER_FILE),
         )?;
         let presence_aws = roles::sdk_config_as(&aws, roles::Role::Presence);
-        let (route, runner) = presence_local::prepare(
+        let (route, presence_runners) = presence_local::prepare(
             &presence_aws,
             &resources,
             setup,
@@ -215,7 +215,7 @@ pub async fn start_with(
         proxies
             .entry(presence_local::FUNCTION_NAME.to_string())
             .or_insert(route);
-        runners.push(runner);
+        runners.extend(presence_runners);
     }
 
     let base = format!("{address}");

@@ -24,8 +24,8 @@ pub const FUNCTION_NAME: &str = "presence";
 
 #[derive(Debug, thiserror::Error)]
 pub enum PresenceStartError {
-    #[error("the connections table has no stream: presence cannot watch it")]
-    NoStream,
+    #[error("the {0} table has no stream: presence cannot watch it")]
+    NoStream(&'static str),
     #[error(transparent)]
     Stream(#[from] StreamError),
 }
@@ -42,6 +42,8 @@ pub fn lambda_config(
         max_subscriptions_per_connection: setup.max_subscriptions_per_connection,
         namespaces: namespaces.clone(),
         history_table: Some(resources.history_table.clone()),
+        members_table: Some(resources.members_table.clone()),
+        notifications_queue_url: Some(resources.notifications_queue_url.clone()),
         destination: match setup.destination {
             PresenceDestination::Topic => presence::Destination::Topic {
                 topic_arn: resources.messages_topic_arn.clone(),
@@ -87,34 +89,46 @@ pub fn batch_handler(deps: Arc<presence::SdkDeps>) -> BatchHandler {
     })
 }
 
-/// Builds the route handler and positions the stream runner at LATEST (during start, before
-/// any client connects: a change made once `start` returned is never missed).
+/// Builds the route handler and positions the two stream runners — the connections table's
+/// and the subscriptions table's, as the module's two event source mappings — at LATEST
+/// (during start, before any client connects: a change made once `start` returned is never
+/// missed). Both streams get the same filter, as in the module.
 pub async fn prepare(
     aws: &SdkConfig,
     resources: &Resources,
     setup: PresenceSetup,
     namespaces: &Namespaces,
     stream_filter: EventFilter,
-) -> Result<(ProxyHandler, Runner), PresenceStartError> {
-    let stream_arn = resources
-        .connections_stream_arn
-        .clone()
-        .ok_or(PresenceStartError::NoStream)?;
+) -> Result<(ProxyHandler, Vec<Runner>), PresenceStartError> {
+    let streams = [
+        resources
+            .connections_stream_arn
+            .clone()
+            .ok_or(PresenceStartError::NoStream("connections"))?,
+        resources
+            .subscriptions_stream_arn
+            .clone()
+            .ok_or(PresenceStartError::NoStream("subscriptions"))?,
+    ];
     let deps = Arc::new(presence::SdkDeps::from_sdk_config(
         aws,
         lambda_config(resources, &setup, namespaces),
     ));
-    let poller = StreamPoller::at_latest(
-        aws_sdk_dynamodbstreams::Client::new(aws),
-        stream_arn,
-        setup.stream,
-        stream_filter,
-    )
-    .await?;
-    tracing::info!(destination = ?setup.destination, "presence: route and stream runner ready");
-    let handler = batch_handler(Arc::clone(&deps));
-    let runner: Runner = Box::new(move |context| poller.run(context, handler).boxed());
-    Ok((proxy_handler(deps), runner))
+    let mut runners = Vec::with_capacity(streams.len());
+    for stream_arn in streams {
+        let poller = StreamPoller::at_latest(
+            aws_sdk_dynamodbstreams::Client::new(aws),
+            stream_arn,
+            setup.stream.clone(),
+            stream_filter.clone(),
+        )
+        .await?;
+        let handler = batch_handler(Arc::clone(&deps));
+        let runner: Runner = Box::new(move |context| poller.run(context, handler).boxed());
+        runners.push(runner);
+    }
+    tracing::info!(destination = ?setup.destination, "presence: route and stream runners ready");
+    Ok((proxy_handler(deps), runners))
 }
 
 #[cfg(test)]
@@ -193,6 +207,8 @@ mod tests {
                 query_concurrency: 1,
                 namespaces: Namespaces::default(),
                 history_table: None,
+                members_table: None,
+                notifications_queue_url: None,
             },
         );
         let handler = proxy_handler(Arc::new(deps));
@@ -222,7 +238,9 @@ mod tests {
             connections_table: "t".into(),
             connections_stream_arn: Some("s".into()),
             subscriptions_table: "s".into(),
+            subscriptions_stream_arn: None,
             history_table: "h".into(),
+            members_table: "m".into(),
             messages_topic_arn: "arn:topic".into(),
             messages_queue_url: "http://queue".into(),
             messages_dlq_url: String::new(),

@@ -63,8 +63,10 @@ pub async fn provision(
     let sqs = aws_sdk_sqs::Client::new(aws);
 
     let connections_stream_arn = connections_table(&dynamodb, &names.connections_table).await?;
-    subscriptions_table(&dynamodb, &names.subscriptions_table).await?;
+    let subscriptions_stream_arn =
+        subscriptions_table(&dynamodb, &names.subscriptions_table).await?;
     history_table(&dynamodb, &names.history_table).await?;
+    members_table(&dynamodb, &names.members_table).await?;
 
     let messages_topic_arn = topic(&sns, &names.messages_topic).await?;
     let messages_dlq_url = queue(&sqs, &names.messages_dlq, None).await?;
@@ -94,7 +96,9 @@ pub async fn provision(
         connections_table: names.connections_table.clone(),
         connections_stream_arn,
         subscriptions_table: names.subscriptions_table.clone(),
+        subscriptions_stream_arn,
         history_table: names.history_table.clone(),
+        members_table: names.members_table.clone(),
         messages_topic_arn,
         messages_queue_url,
         messages_dlq_url,
@@ -106,15 +110,16 @@ pub async fn provision(
 
 /// The shape sumu's tables share: a string partition key, a sort key, on demand, TTL on
 /// `expires_at`. The connections and subscriptions tables have a string sort key and a
-/// keys-only `connection_id-index`; the connections table alone has a stream; the history
-/// table's sort key (the offset) is a number.
+/// keys-only `connection_id-index`; the connections table has a keys-only stream and the
+/// subscriptions table one with both images; the history table's sort key (the offset) is a
+/// number.
 struct TableShape<'a> {
     name: &'a str,
     partition_key: &'a str,
     sort_key: &'a str,
     sort_key_type: ScalarAttributeType,
     connection_index: bool,
-    stream: bool,
+    stream: Option<StreamViewType>,
 }
 
 /// The connections table (keys-only stream: presence's input); returns its stream ARN.
@@ -128,25 +133,26 @@ async fn connections_table(
         sort_key: table::CONNECTION_ID,
         sort_key_type: ScalarAttributeType::S,
         connection_index: true,
-        stream: true,
+        stream: Some(StreamViewType::KeysOnly),
     };
     create_table(dynamodb, &shape).await
 }
 
-/// The subscriptions table (docs/channels.md § Storage).
+/// The subscriptions table (docs/channels.md § Storage), with its stream (REMOVE records need
+/// the old image's `user_id`: docs/presence.md § Channel presence); returns the stream's ARN.
 async fn subscriptions_table(
     dynamodb: &aws_sdk_dynamodb::Client,
     name: &str,
-) -> Result<(), ProvisionError> {
+) -> Result<Option<String>, ProvisionError> {
     let shape = TableShape {
         name,
         partition_key: subscriptions::CHANNEL,
         sort_key: subscriptions::CONNECTION_ID,
         sort_key_type: ScalarAttributeType::S,
         connection_index: true,
-        stream: false,
+        stream: Some(StreamViewType::NewAndOldImages),
     };
-    create_table(dynamodb, &shape).await.map(|_| ())
+    create_table(dynamodb, &shape).await
 }
 
 /// The history table (docs/channels.md § History and recovery): per channel, its state at
@@ -161,7 +167,24 @@ async fn history_table(
         sort_key: history::OFFSET,
         sort_key_type: ScalarAttributeType::N,
         connection_index: false,
-        stream: false,
+        stream: None,
+    };
+    create_table(dynamodb, &shape).await.map(|_| ())
+}
+
+/// The members table (docs/presence.md § Storage): channel members, channel items and the
+/// live gauges.
+async fn members_table(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    name: &str,
+) -> Result<(), ProvisionError> {
+    let shape = TableShape {
+        name,
+        partition_key: sumu_wire::members::table::CHANNEL,
+        sort_key: sumu_wire::members::table::USER_ID,
+        sort_key_type: ScalarAttributeType::S,
+        connection_index: false,
+        stream: None,
     };
     create_table(dynamodb, &shape).await.map(|_| ())
 }
@@ -208,14 +231,18 @@ async fn create_table(
     if shape.connection_index {
         request = request.global_secondary_indexes(index);
     }
-    if shape.stream {
-        request = request.stream_specification(
+    let stream = match &shape.stream {
+        Some(view) => Some(
             StreamSpecification::builder()
                 .stream_enabled(true)
-                .stream_view_type(StreamViewType::KeysOnly)
+                .stream_view_type(view.clone())
                 .build()
                 .map_err(|error| failed(name, error))?,
-        );
+        ),
+        None => None,
+    };
+    if let Some(stream) = &stream {
+        request = request.stream_specification(stream.clone());
     }
     match request.send().await {
         Ok(_) => {
@@ -246,10 +273,32 @@ async fn create_table(
         .send()
         .await
         .map_err(|error| failed(name, error))?;
-    Ok(described
+    let stream_arn = described
         .table()
+        .filter(|table| {
+            table
+                .stream_specification()
+                .is_some_and(|stream| stream.stream_enabled())
+        })
         .and_then(|table| table.latest_stream_arn())
-        .map(str::to_string))
+        .map(str::to_string);
+    match (stream, stream_arn) {
+        // A table an earlier version provisioned without the stream it now needs.
+        (Some(stream), None) => {
+            let updated = dynamodb
+                .update_table()
+                .table_name(name)
+                .stream_specification(stream)
+                .send()
+                .await
+                .map_err(|error| failed(name, error))?;
+            Ok(updated
+                .table_description()
+                .and_then(|table| table.latest_stream_arn())
+                .map(str::to_string))
+        }
+        (_, stream_arn) => Ok(stream_arn),
+    }
 }
 
 async fn topic(sns: &aws_sdk_sns::Client, name: &str) -> Result<String, ProvisionError> {

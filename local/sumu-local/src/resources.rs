@@ -8,6 +8,7 @@ pub struct ResourceNames {
     pub connections_table: String,
     pub subscriptions_table: String,
     pub history_table: String,
+    pub members_table: String,
     pub messages_topic: String,
     pub messages_queue: String,
     pub messages_dlq: String,
@@ -17,13 +18,15 @@ pub struct ResourceNames {
 }
 
 impl ResourceNames {
-    /// `{prefix}-connections`, `{prefix}-subscriptions`, `{prefix}-history`, `{prefix}-messages`,
+    /// `{prefix}-connections`, `{prefix}-subscriptions`, `{prefix}-history`, `{prefix}-members`,
+    /// `{prefix}-messages`,
     /// `{prefix}-messages-dlq`, `{prefix}-notifications`, `{prefix}-notifications-dlq`.
     pub fn with_prefix(prefix: &str) -> ResourceNames {
         ResourceNames {
             connections_table: format!("{prefix}-connections"),
             subscriptions_table: format!("{prefix}-subscriptions"),
             history_table: format!("{prefix}-history"),
+            members_table: format!("{prefix}-members"),
             messages_topic: format!("{prefix}-messages"),
             messages_queue: format!("{prefix}-messages"),
             messages_dlq: format!("{prefix}-messages-dlq"),
@@ -40,7 +43,10 @@ pub struct Resources {
     pub connections_table: String,
     pub connections_stream_arn: Option<String>,
     pub subscriptions_table: String,
+    /// The subscriptions table's stream (new and old images): channel members' input.
+    pub subscriptions_stream_arn: Option<String>,
     pub history_table: String,
+    pub members_table: String,
     pub messages_topic_arn: String,
     pub messages_queue_url: String,
     pub messages_dlq_url: String,

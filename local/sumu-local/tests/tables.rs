@@ -98,4 +98,13 @@ async fn the_tests_tables_are_the_provisioned_tables() {
     assert_eq!(shape(&dynamodb, &history).await, provisioned);
     assert!(provisioned.contains("offset N"), "{provisioned}");
     assert!(provisioned.contains("indexes []"), "{provisioned}");
+    let members = testkit::create_members_table(&dynamodb).await;
+    let provisioned = shape(&dynamodb, &names.members_table).await;
+    assert_eq!(shape(&dynamodb, &members).await, provisioned);
+    assert!(provisioned.contains("user_id S"), "{provisioned}");
+    let subscriptions = shape(&dynamodb, &names.subscriptions_table).await;
+    assert!(
+        subscriptions.contains("stream_view_type: Some(NewAndOldImages)"),
+        "{subscriptions}"
+    );
 }

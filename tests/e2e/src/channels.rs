@@ -59,6 +59,23 @@ impl Local {
         .await
     }
 
+    /// [`Local::start_with_namespaces`] with presence and lifecycle events delivered to the
+    /// messages queue (a suite that reads them starts its own sumu-local, so no other suite's
+    /// events are mixed in).
+    pub async fn start_with_members(namespaces: &str) -> Local {
+        let endpoint = crate::proxy::serializing_moto_proxy();
+        let namespaces = sumu_wire::Namespaces::parse(namespaces).expect("valid namespaces");
+        Local::start_configured(|config| {
+            config.aws_endpoint = endpoint;
+            config.presence = Some(PresenceSetup {
+                destination: PresenceDestination::Queue,
+                ..PresenceSetup::default()
+            });
+            config.channel_namespaces = namespaces;
+        })
+        .await
+    }
+
     /// A development token for `sub` carrying `grants` in its `channels` claim.
     pub fn token_with_grants(&self, sub: &str, grants: &Grants) -> String {
         self.idp

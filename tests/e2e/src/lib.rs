@@ -318,6 +318,19 @@ pub async fn close_frame(client: &mut Client) -> CloseFrame {
     .expect("a close frame arrives")
 }
 
+/// Resets the TCP connection: no close frame, as a killed process or a dropped network would.
+pub fn vanish(client: Client) {
+    match client.into_inner() {
+        tokio_tungstenite::MaybeTlsStream::Plain(tcp) => {
+            #[allow(deprecated)]
+            tcp.set_linger(Some(std::time::Duration::ZERO))
+                .expect("linger");
+            drop(tcp);
+        }
+        _ => unreachable!("plain ws:// connection"),
+    }
+}
+
 pub async fn send_text(client: &mut Client, text: &str) {
     client
         .send(Message::Text(text.into()))

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::types::MessageAttributeValue;
-use e2e::{eventually, next_text, send_text, Client, Local};
+use e2e::{eventually, next_text, send_text, vanish, Client, Local};
 use serde_json::{json, Value};
 use sumu_local::{PresenceDestination, PresenceSetup};
 use sumu_wire::{attributes, subscriptions};
@@ -122,19 +122,6 @@ async fn expect_event(backend: &mut Backend<'_>, user: &str, status: &str, nth: 
 /// sumu-local as `sumu-local serve` runs it: presence on, events to the messages topic.
 async fn with_presence() -> Local {
     Local::start_configured(|config| config.presence = Some(PresenceSetup::default())).await
-}
-
-/// Resets the TCP connection: no close frame, as a killed process or a dropped network would.
-fn vanish(client: Client) {
-    match client.into_inner() {
-        tokio_tungstenite::MaybeTlsStream::Plain(tcp) => {
-            #[allow(deprecated)]
-            tcp.set_linger(Some(std::time::Duration::ZERO))
-                .expect("linger");
-            drop(tcp);
-        }
-        _ => unreachable!("plain ws:// connection"),
-    }
 }
 
 #[tokio::test]

@@ -18,7 +18,10 @@ use aws_credential_types::Credentials;
 
 pub mod tables;
 
-pub use tables::{create_connections_table, create_history_table, create_subscriptions_table};
+pub use tables::{
+    create_connections_table, create_history_table, create_members_table,
+    create_subscriptions_table,
+};
 
 /// Environment variable naming an already running moto server (`http://127.0.0.1:PORT`).
 pub const MOTO_ENDPOINT_VAR: &str = "SUMU_MOTO_ENDPOINT";

@@ -2,8 +2,9 @@
 //! `modules/sumu/table.tf` and sumu-local's provisioning (`local/sumu-local/src/provision.rs`)
 //! give them: on-demand billing and TTL on `expires_at`; the connections and subscriptions
 //! tables with string partition and sort keys and the keys-only `connection_id-index` (the
-//! connections table with a keys-only stream); the history table keyed by channel (string) and
-//! offset (number), without index or stream.
+//! connections table with a keys-only stream, the subscriptions table with a stream of new and
+//! old images); the history table keyed by channel (string) and offset (number), and the members
+//! table keyed by channel and user id, both without index or stream.
 //!
 //! Why not sumu-local's provisioning code itself: sumu-local depends on the pusher and presence,
 //! whose tests depend on this kit, so the kit depending on sumu-local would close a loop between
@@ -16,13 +17,18 @@ use aws_sdk_dynamodb::types::{
     TimeToLiveSpecification,
 };
 use aws_sdk_dynamodb::Client;
-use sumu_wire::{history, subscriptions, table};
+use sumu_wire::{history, members, subscriptions, table};
 
 /// Creates a connections table with a name no other test uses (`…-connections`); returns
 /// the name. Panics on failure: for tests.
 pub async fn create_connections_table(dynamodb: &Client) -> String {
     let name = stack_name("connections");
-    create(dynamodb, &name, table::USER_ID, table::CONNECTION_ID, true).await;
+    let shape = Shape {
+        sort_key_type: ScalarAttributeType::S,
+        connection_index: true,
+        stream: Some(StreamViewType::KeysOnly),
+    };
+    create_shaped(dynamodb, &name, table::USER_ID, table::CONNECTION_ID, shape).await;
     name
 }
 
@@ -30,14 +36,33 @@ pub async fn create_connections_table(dynamodb: &Client) -> String {
 /// (`…-subscriptions`); returns the name. Panics on failure: for tests.
 pub async fn create_subscriptions_table(dynamodb: &Client) -> String {
     let name = stack_name("subscriptions");
-    create(
+    let shape = Shape {
+        sort_key_type: ScalarAttributeType::S,
+        connection_index: true,
+        stream: Some(StreamViewType::NewAndOldImages),
+    };
+    create_shaped(
         dynamodb,
         &name,
         subscriptions::CHANNEL,
         subscriptions::CONNECTION_ID,
-        false,
+        shape,
     )
     .await;
+    name
+}
+
+/// Creates a members table (docs/presence.md § Storage) with a name no other test uses
+/// (`…-members`); returns the name. Panics on failure: for tests.
+pub async fn create_members_table(dynamodb: &Client) -> String {
+    let name = stack_name("members");
+    let shape = Shape {
+        sort_key_type: ScalarAttributeType::S,
+        connection_index: false,
+        stream: None,
+    };
+    let table = members::table::CHANNEL;
+    create_shaped(dynamodb, &name, table, members::table::USER_ID, shape).await;
     name
 }
 
@@ -48,7 +73,7 @@ pub async fn create_history_table(dynamodb: &Client) -> String {
     let shape = Shape {
         sort_key_type: ScalarAttributeType::N,
         connection_index: false,
-        stream: false,
+        stream: None,
     };
     create_shaped(dynamodb, &name, history::CHANNEL, history::OFFSET, shape).await;
     name
@@ -58,16 +83,7 @@ pub async fn create_history_table(dynamodb: &Client) -> String {
 struct Shape {
     sort_key_type: ScalarAttributeType,
     connection_index: bool,
-    stream: bool,
-}
-
-async fn create(dynamodb: &Client, name: &str, partition_key: &str, sort_key: &str, stream: bool) {
-    let shape = Shape {
-        sort_key_type: ScalarAttributeType::S,
-        connection_index: true,
-        stream,
-    };
-    create_shaped(dynamodb, name, partition_key, sort_key, shape).await;
+    stream: Option<StreamViewType>,
 }
 
 async fn create_shaped(
@@ -113,11 +129,11 @@ async fn create_shaped(
     if shape.connection_index {
         request = request.global_secondary_indexes(index);
     }
-    if shape.stream {
+    if let Some(view) = shape.stream {
         request = request.stream_specification(
             StreamSpecification::builder()
                 .stream_enabled(true)
-                .stream_view_type(StreamViewType::KeysOnly)
+                .stream_view_type(view)
                 .build()
                 .expect("a stream specification"),
         );
