@@ -296,4 +296,30 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn member_tracking_namespaces_need_the_members_table_and_join_leave_the_queue() {
+        let base = [
+            ("CONNECTIONS_TABLE", "t"),
+            ("PRESENCE_DESTINATION", "none"),
+            (
+                "CHANNEL_NAMESPACES",
+                r#"[{"pattern":"room/*","join_leave":true}]"#,
+            ),
+        ];
+        assert_eq!(config(&base), Err(ConfigError::Missing("MEMBERS_TABLE")));
+        let mut vars = base.to_vec();
+        vars.push(("MEMBERS_TABLE", "sumu-members"));
+        assert_eq!(
+            config(&vars),
+            Err(ConfigError::Missing("NOTIFICATIONS_QUEUE_URL"))
+        );
+        vars.push(("NOTIFICATIONS_QUEUE_URL", "https://sqs/notifications"));
+        let config = config(&vars).unwrap();
+        assert_eq!(config.members_table.as_deref(), Some("sumu-members"));
+        assert_eq!(
+            config.notifications_queue_url.as_deref(),
+            Some("https://sqs/notifications")
+        );
+    }
 }

@@ -148,7 +148,7 @@ impl DynamoSubscriptionStore {
         };
         let table = self.members_table(operation)?;
         let expression = format!(
-            "{} #set :element SET #changed_by = :element, #expires_at = :expires_at",
+            "{} #set :element SET #changed_by = :changed_by, #expires_at = :expires_at",
             if add { "ADD" } else { "DELETE" }
         );
         let output = self
@@ -164,6 +164,10 @@ impl DynamoSubscriptionStore {
             .expression_attribute_values(
                 ":element",
                 AttributeValue::Ss(vec![target.element.to_owned()]),
+            )
+            .expression_attribute_values(
+                ":changed_by",
+                AttributeValue::S(target.element.to_owned()),
             )
             .expression_attribute_values(
                 ":expires_at",

@@ -119,7 +119,7 @@ pub async fn prepare(
         let poller = StreamPoller::at_latest(
             aws_sdk_dynamodbstreams::Client::new(aws),
             stream_arn,
-            setup.stream.clone(),
+            setup.stream,
             stream_filter.clone(),
         )
         .await?;

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::types::MessageAttributeValue;
-use e2e::{eventually, next_text, send_text, vanish, Client, Local};
+use e2e::{eventually, next_text, send_text, vanish, Local};
 use serde_json::{json, Value};
 use sumu_local::{PresenceDestination, PresenceSetup};
 use sumu_wire::{attributes, subscriptions};

@@ -1,0 +1,266 @@
+//! Channel members from the subscriptions stream, with fake seams: which records make a join,
+//! a leave, an occupied or a vacated channel; what a retry after a failure tells again; which
+//! subscriptions are listeners; and the gauges.
+
+mod common;
+
+use common::{deps, failures, invoke_stream, FakeCounter, FakeSink, FakeSubscriptions, TestDeps};
+use serde_json::{json, Value};
+use sumu_wire::members::JoinLeaveType;
+use sumu_wire::Namespaces;
+
+const NAMESPACES: &str = r#"[{"pattern":"room/*","join_leave":true,"lifecycle_events":true},
+                             {"pattern":"quiet/*","lifecycle_events":true},
+                             {"pattern":"loud/*","join_leave":true}]"#;
+
+fn tracked(subscriptions: FakeSubscriptions) -> TestDeps {
+    let mut deps = common::deps_with(
+        FakeCounter::default(),
+        FakeSink::default(),
+        Some(subscriptions),
+    );
+    deps.namespaces = Namespaces::parse(NAMESPACES).unwrap();
+    deps
+}
+
+/// One subscriptions-stream record (new and old images, as the table's stream sends them).
+fn record(sequence: u64, event: &str, channel: &str, connection: &str, user: &str) -> Value {
+    let keys = json!({"channel": {"S": channel}, "connection_id": {"S": connection}});
+    let image = json!({"channel": {"S": channel}, "connection_id": {"S": connection},
+                       "user_id": {"S": user}, "expires_at": {"N": "1700007200"}});
+    let mut dynamodb = json!({"ApproximateCreationDateTime": 1_700_000_000 + sequence,
+        "Keys": keys, "SequenceNumber": format!("{sequence:021}"), "SizeBytes": 90,
+        "StreamViewType": "NEW_AND_OLD_IMAGES"});
+    match event {
+        "INSERT" => dynamodb["NewImage"] = image,
+        "REMOVE" => dynamodb["OldImage"] = image,
+        _ => {
+            dynamodb["NewImage"] = image.clone();
+            dynamodb["OldImage"] = image;
+        }
+    }
+    json!({"eventID": format!("e{sequence}"), "eventName": event, "eventVersion": "1.1",
+           "eventSource": "aws:dynamodb", "awsRegion": "us-east-1", "dynamodb": dynamodb,
+           "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/sumu-subscriptions/stream/x"})
+}
+
+fn batch(records: &[Value]) -> String {
+    json!({"Records": records}).to_string()
+}
+
+/// (type, channel, status, user or members) of each lifecycle event, in order.
+fn lifecycle(deps: &TestDeps) -> Vec<String> {
+    deps.sink
+        .lifecycle
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|event| {
+            let value = serde_json::to_value(event).unwrap();
+            let message = &value["message"];
+            let who = if value["type"] == "membership" {
+                message["user_id"].as_str().unwrap().to_owned()
+            } else {
+                message["members"].to_string()
+            };
+            format!(
+                "{} {} {}",
+                message["channel"].as_str().unwrap(),
+                message["status"].as_str().unwrap(),
+                who
+            )
+        })
+        .collect()
+}
+
+fn announced(deps: &TestDeps) -> Vec<String> {
+    deps.sink
+        .announced
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|frame| {
+            let kind = match frame.kind {
+                JoinLeaveType::Join => "join",
+                JoinLeaveType::Leave => "leave",
+            };
+            format!("{kind} {} {}", frame.channel, frame.user_id)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn two_connections_of_a_user_join_once_and_leave_once() {
+    let deps = tracked(FakeSubscriptions::default());
+    let response = invoke_stream(
+        &batch(&[
+            record(1, "INSERT", "room/1", "cA", "alice"),
+            record(2, "INSERT", "room/1", "cB", "alice"),
+            record(3, "INSERT", "room/1", "cC", "bob"),
+        ]),
+        &deps,
+    )
+    .await;
+    assert!(failures(&response).is_empty());
+    assert_eq!(
+        lifecycle(&deps),
+        [
+            "room/1 OCCUPIED 1",
+            "room/1 JOINED alice",
+            "room/1 JOINED bob"
+        ]
+    );
+    assert_eq!(announced(&deps), ["join room/1 alice", "join room/1 bob"]);
+
+    let response = invoke_stream(
+        &batch(&[
+            record(4, "REMOVE", "room/1", "cA", "alice"),
+            record(5, "REMOVE", "room/1", "cC", "bob"),
+            record(6, "REMOVE", "room/1", "cB", "alice"),
+        ]),
+        &deps,
+    )
+    .await;
+    assert!(failures(&response).is_empty());
+    assert_eq!(
+        lifecycle(&deps)[3..],
+        ["room/1 LEFT bob", "room/1 LEFT alice", "room/1 VACATED 0"]
+    );
+    assert_eq!(
+        announced(&deps)[2..],
+        ["leave room/1 bob", "leave room/1 alice"]
+    );
+    assert_eq!(
+        deps.subscriptions
+            .as_ref()
+            .unwrap()
+            .gauges
+            .lock()
+            .unwrap()
+            .subscriptions,
+        0
+    );
+}
+
+#[tokio::test]
+async fn patterns_are_listeners_and_namespaces_choose_frames_or_events() {
+    let deps = tracked(FakeSubscriptions::default());
+    let response = invoke_stream(
+        &batch(&[
+            record(1, "INSERT", "room/*", "cA", "alice"),
+            record(2, "INSERT", "elsewhere", "cA", "alice"),
+            record(3, "INSERT", "quiet/1", "cA", "alice"),
+            record(4, "INSERT", "loud/1", "cA", "alice"),
+            record(5, "MODIFY", "loud/1", "cA", "alice"),
+        ]),
+        &deps,
+    )
+    .await;
+    assert!(failures(&response).is_empty());
+    // quiet/* has lifecycle events only, loud/* join/leave frames only; a pattern and an
+    // untracked channel make no member.
+    assert_eq!(
+        lifecycle(&deps),
+        ["quiet/1 OCCUPIED 1", "quiet/1 JOINED alice"]
+    );
+    assert_eq!(announced(&deps), ["join loud/1 alice"]);
+    // Every INSERT counts as a subscription (the MODIFY does not).
+    assert_eq!(
+        deps.subscriptions
+            .as_ref()
+            .unwrap()
+            .gauges
+            .lock()
+            .unwrap()
+            .subscriptions,
+        4
+    );
+}
+
+#[tokio::test]
+async fn a_failed_record_is_retried_and_its_transition_told_then() {
+    let mut subscriptions = FakeSubscriptions::default();
+    subscriptions.failing_members.insert("room/1".to_owned());
+    let deps = tracked(subscriptions);
+    let records = [
+        record(1, "INSERT", "room/2", "cA", "alice"),
+        record(2, "INSERT", "room/1", "cB", "bob"),
+        record(3, "INSERT", "room/2", "cC", "carol"),
+    ];
+    let response = invoke_stream(&batch(&records), &deps).await;
+    // Bob's join could not be counted: his record is reported, carol's waits for the retry.
+    assert_eq!(failures(&response), [format!("{:021}", 2)]);
+    assert_eq!(
+        lifecycle(&deps),
+        ["room/2 OCCUPIED 1", "room/2 JOINED alice"]
+    );
+    assert_eq!(
+        deps.subscriptions
+            .as_ref()
+            .unwrap()
+            .gauges
+            .lock()
+            .unwrap()
+            .subscriptions,
+        1
+    );
+
+    // The retry (from bob's record) with the table healthy again: bob's member item already
+    // holds his connection, and his join is still told — once more, never lost.
+    let mut healthy = deps;
+    if let Some(store) = healthy.subscriptions.as_mut() {
+        store.failing_members.clear();
+    }
+    let response = invoke_stream(&batch(&records[1..]), &healthy).await;
+    assert!(failures(&response).is_empty());
+    assert_eq!(
+        lifecycle(&healthy)[2..],
+        [
+            "room/1 OCCUPIED 1",
+            "room/1 JOINED bob",
+            "room/2 JOINED carol"
+        ]
+    );
+    assert_eq!(
+        healthy
+            .subscriptions
+            .as_ref()
+            .unwrap()
+            .gauges
+            .lock()
+            .unwrap()
+            .subscriptions,
+        3
+    );
+}
+
+#[tokio::test]
+async fn a_remove_of_a_connection_never_counted_tells_nothing() {
+    // A subscription made before its namespace tracked members goes away.
+    let deps = tracked(FakeSubscriptions::default());
+    let response = invoke_stream(
+        &batch(&[record(1, "REMOVE", "room/1", "cA", "alice")]),
+        &deps,
+    )
+    .await;
+    assert!(failures(&response).is_empty());
+    assert!(lifecycle(&deps).is_empty());
+    assert!(announced(&deps).is_empty());
+}
+
+#[tokio::test]
+async fn a_connections_stream_batch_moves_the_live_connections_gauge() {
+    let deps = deps(FakeCounter::with(&[("u1", 1)]), FakeSink::default());
+    let response = invoke_stream(include_str!("fixtures/single-device-online.json"), &deps).await;
+    assert!(failures(&response).is_empty());
+    assert_eq!(
+        deps.subscriptions
+            .as_ref()
+            .unwrap()
+            .gauges
+            .lock()
+            .unwrap()
+            .connections,
+        1
+    );
+}
