@@ -49,6 +49,20 @@ pub async fn forward(
     }
 }
 
+/// How many requests of each `X-Amz-Target` (e.g. `DynamoDB_20120810.UpdateItem`) the
+/// serializing proxy forwarded, for benchmarks that count what an operation costs.
+static FORWARDED: std::sync::Mutex<std::collections::BTreeMap<String, u64>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+/// A copy of the counts so far (see [`FORWARDED`]); the difference of two copies is what
+/// happened in between.
+pub fn forwarded_calls() -> std::collections::BTreeMap<String, u64> {
+    FORWARDED
+        .lock()
+        .map(|counts| counts.clone())
+        .unwrap_or_default()
+}
+
 struct Serial {
     upstream: String,
     http: reqwest::Client,
@@ -83,10 +97,14 @@ pub fn serializing_moto_proxy() -> String {
                          uri: Uri,
                          headers: HeaderMap,
                          body: Bytes| async move {
-                            let dynamodb = headers
+                            let target = headers
                                 .get("x-amz-target")
                                 .and_then(|target| target.to_str().ok())
-                                .is_some_and(|target| target.starts_with("DynamoDB_"));
+                                .unwrap_or_default();
+                            if let Ok(mut counts) = FORWARDED.lock() {
+                                *counts.entry(target.to_owned()).or_default() += 1;
+                            }
+                            let dynamodb = target.starts_with("DynamoDB_");
                             let _turn = if dynamodb {
                                 Some(state.one_at_a_time.lock().await)
                             } else {
