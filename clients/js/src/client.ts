@@ -41,6 +41,8 @@ export const DEFAULTS = {
   gapMs: 1_000,
 } as const;
 
+/** The settings that may be their minimum (0; `errorAfterFailures`: 1); the others must be above 0. */
+const MAY_BE_MIN: readonly string[] = ['queueLimit', 'errorAfterFailures', 'overlapMs', 'gapMs'];
 /** Message and publication ids remembered for dropping duplicates. */
 const RECENT_IDS = 10_000;
 /** A connection open this long has proved healthy: the reconnect backoff starts over. */
@@ -102,26 +104,17 @@ export class SumuClient extends Emitter<SumuClientEvents> implements Subscriptio
     this.tokenSource = options.token;
     this.WebSocketImpl = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
     this.backoff = { ...options.backoff };
-    const number = (name: keyof Settings, min: number, strict: boolean): number => {
+    const settings: Partial<Settings> = {};
+    for (const name of Object.keys(DEFAULTS) as (keyof Settings)[]) {
       const value = options[name] ?? DEFAULTS[name];
+      const min = name === 'errorAfterFailures' ? 1 : 0;
+      const strict = !MAY_BE_MIN.includes(name);
       if (typeof value !== 'number' || !Number.isFinite(value) || value < min || (strict && value <= min)) {
         throw new TypeError(`SumuClient: \`${name}\` must be a number ${strict ? '>' : '≥'} ${min}`);
       }
-      return value;
-    };
-    this.settings = {
-      keepAliveMs: number('keepAliveMs', 0, true),
-      maxConnectionMs: number('maxConnectionMs', 0, true),
-      queueLimit: number('queueLimit', 0, false),
-      errorAfterFailures: number('errorAfterFailures', 1, false),
-      connectTimeoutMs: number('connectTimeoutMs', 0, true),
-      overlapMs: number('overlapMs', 0, false),
-      subscribeTimeoutMs: number('subscribeTimeoutMs', 0, true),
-      requestTimeoutMs: number('requestTimeoutMs', 0, true),
-      presenceTimeoutMs: number('presenceTimeoutMs', 0, true),
-      pongTimeoutMs: number('pongTimeoutMs', 0, true),
-      gapMs: number('gapMs', 0, false),
-    };
+      settings[name] = value;
+    }
+    this.settings = settings as Settings;
   }
 
   /** `connecting` | `open` | `reconnecting` | `closed`. */
