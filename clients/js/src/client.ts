@@ -16,14 +16,14 @@ import { patternMatches } from './channels.js';
 import { RecentIds } from './dedupe.js';
 import { Emitter } from './emitter.js';
 import { SumuRequestError } from './errors.js';
-import { encode, FRAME_LIMIT, parseFrame, utf8Length, type Frame, type Incoming } from './frames.js';
+import { encode, FRAME_LIMIT, isRecord, parseFrame, utf8Length, type Frame, type Incoming } from './frames.js';
 import { Link } from './link.js';
 import { Requests, type Pending } from './requests.js';
 import { ChannelEntry, Subscription, type PublicationHandler, type SubscriptionOwner } from './subscription.js';
 import { ChannelStream, readPublication } from './stream.js';
 import { after, cancel, every, type TimerHandle } from './timers.js';
 import type {
-  Ack, ConnectionState, HistoryOptions, HistoryResult, Position, PresenceAnswer, Publication, SumuClientEvents,
+  Ack, ChannelMembers, ConnectionState, HistoryOptions, Member, HistoryResult, Position, PresenceAnswer, Publication, SumuClientEvents,
   SumuClientOptions, SumuError, WebSocketConstructor, WebSocketLike,
 } from './types.js';
 
@@ -219,6 +219,27 @@ export class SumuClient extends Emitter<SumuClientEvents> implements Subscriptio
   /** Asks who of `users` is online; resolves with the gateway's answer (asked once connected). */
   presence(users: readonly string[]): Promise<PresenceAnswer> {
     return this.ask<PresenceAnswer>('presence', { action: 'presence', users: [...users] }, users, this.settings.presenceTimeoutMs, 'no presence answer');
+  }
+
+  /**
+   * `{"action":"presence","channel":…}` for `subscription.presence()`: the channel's members,
+   * following `more` with `after` = the last user id received until the gateway has no more.
+   */
+  async members(channel: string): Promise<ChannelMembers> {
+    const members: Member[] = [];
+    for (let after: unknown; ;) {
+      const frame: Frame = { action: 'presence', channel };
+      if (after !== undefined) frame['after'] = after;
+      const reply = await this.ask<Frame>('presence', frame, channel, this.settings.presenceTimeoutMs, 'no presence answer');
+      const page = Array.isArray(reply['members']) ? reply['members'] : [];
+      for (const member of page) {
+        if (isRecord(member) && typeof member['user_id'] === 'string') members.push({ userId: member['user_id'], connections: Number(member['connections']) || 0 });
+      }
+      const last: unknown = page[page.length - 1]?.user_id;
+      // A page that moves nothing forward would be asked for again and again: done.
+      if (reply['more'] !== true || typeof last !== 'string' || last === after) return { members };
+      after = last;
+    }
   }
 
   /**
@@ -615,7 +636,8 @@ export class SumuClient extends Emitter<SumuClientEvents> implements Subscriptio
           // The answer as the gateway gave it, less the ref that matched it.
           const { ref: _ref, ...answer } = incoming.frame;
           this.requests.settle(incoming.ref, answer);
-          this.dispatch('presence', answer as unknown as PresenceAnswer);
+          // A channel's members answer `subscription.presence()` only.
+          if (answer['channel'] === undefined) this.dispatch('presence', answer as unknown as PresenceAnswer);
         }
         return;
       case 'ack': {
@@ -630,7 +652,7 @@ export class SumuClient extends Emitter<SumuClientEvents> implements Subscriptio
         return;
       case 'join':
       case 'leave':
-        for (const handle of this.handlesFor(incoming.channel)) handle.deliver(incoming.type, incoming.frame as never);
+        for (const handle of this.handlesFor(incoming.channel)) handle.deliver(incoming.type, { channel: incoming.channel, userId: incoming.userId });
         return;
       case 'history':
         if (incoming.ref !== undefined) this.requests.settle(incoming.ref, incoming.frame);

@@ -145,9 +145,11 @@ function parseFrame(text) {
       return withRef(channel === void 0 ? incoming : { ...incoming, channel });
     }
     case "join":
-    case "leave":
-      if (channel !== void 0) return { type: frame["type"], frame, channel };
+    case "leave": {
+      const userId = str(frame["user_id"]);
+      if (channel !== void 0 && userId !== void 0) return { type: frame["type"], channel, userId };
       break;
+    }
     case "history":
       if (channel !== void 0 && Array.isArray(frame["publications"])) return withRef({ type: "history", frame });
       break;
@@ -327,6 +329,15 @@ var Subscription = class extends Emitter {
    */
   history(options = {}) {
     return this.owner.history(this.channel, options);
+  }
+  /**
+   * Who is in the channel: every user with a connection subscribed to it, sorted by `userId`
+   * (asked page after page until the gateway says there is no more). Asked once connected;
+   * rejects (SumuRequestError) when refused (`forbidden`, `invalid_channel` for a pattern,
+   * `presence_unavailable`) or not answered in time. Keep the list with `join` / `leave`.
+   */
+  presence() {
+    return this.owner.members(this.channel);
   }
   /** Stops this handle; the last handle of a channel sends `unsubscribe`. Idempotent. */
   unsubscribe() {
@@ -727,6 +738,25 @@ var SumuClient = class extends Emitter {
     return this.ask("presence", { action: "presence", users: [...users] }, users, this.settings.presenceTimeoutMs, "no presence answer");
   }
   /**
+   * `{"action":"presence","channel":…}` for `subscription.presence()`: the channel's members,
+   * following `more` with `after` = the last user id received until the gateway has no more.
+   */
+  async members(channel) {
+    const members = [];
+    for (let after2; ; ) {
+      const frame = { action: "presence", channel };
+      if (after2 !== void 0) frame["after"] = after2;
+      const reply = await this.ask("presence", frame, channel, this.settings.presenceTimeoutMs, "no presence answer");
+      const page = Array.isArray(reply["members"]) ? reply["members"] : [];
+      for (const member of page) {
+        if (isRecord(member) && typeof member["user_id"] === "string") members.push({ userId: member["user_id"], connections: Number(member["connections"]) || 0 });
+      }
+      const last = page[page.length - 1]?.user_id;
+      if (reply["more"] !== true || typeof last !== "string" || last === after2) return { members };
+      after2 = last;
+    }
+  }
+  /**
    * Subscribes to `channel` (a channel, `prefix/*` or `*`): a handle with a state, events and a
    * `ready` promise; `onPublication`, if given, is its `publication` handler. Handles on the same
    * channel share one gateway subscription: the last `unsubscribe()` ends it. Subscribed again
@@ -1079,7 +1109,7 @@ var SumuClient = class extends Emitter {
         if (incoming.ref !== void 0 && this.requests.has(incoming.ref)) {
           const { ref: _ref, ...answer } = incoming.frame;
           this.requests.settle(incoming.ref, answer);
-          this.dispatch("presence", answer);
+          if (answer["channel"] === void 0) this.dispatch("presence", answer);
         }
         return;
       case "ack": {
@@ -1094,7 +1124,7 @@ var SumuClient = class extends Emitter {
         return;
       case "join":
       case "leave":
-        for (const handle of this.handlesFor(incoming.channel)) handle.deliver(incoming.type, incoming.frame);
+        for (const handle of this.handlesFor(incoming.channel)) handle.deliver(incoming.type, { channel: incoming.channel, userId: incoming.userId });
         return;
       case "history":
         if (incoming.ref !== void 0) this.requests.settle(incoming.ref, incoming.frame);
