@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { startFakeGateway } from './lib/fake-gateway.js';
 import {
   launchChromium, openDemo, signIn, waitForState, waitForOnline, waitForChat, chatMessages,
-  sendChat, loggedFrames, roomStates, waitForRoom, joinRoom, leaveRoom, WAIT_MS,
+  sendChat, loggedFrames, roomStates, waitForRoom, joinRoom, leaveRoom, roomMembers, waitForMembers, WAIT_MS,
 } from './lib/browser.js';
 
 const demoDir = fileURLToPath(new URL('../../local/sumu-local/demo/', import.meta.url));
@@ -414,16 +414,6 @@ test('a room whose history no longer holds what was missed says so', LIMIT, asyn
   });
 });
 
-/** The members room `room` shows in the page's room list, sorted. */
-const shownMembers = (page, room) => page.$$eval(`[data-testid=room][data-room="${room}"] [data-testid=room-member]`, (items) => items.map((item) => item.dataset.user));
-
-async function waitForMembers(page, room, users) {
-  const want = JSON.stringify(users);
-  await page.waitForFunction(([name, expected]) => JSON.stringify([...document.querySelectorAll(`[data-testid=room][data-room="${name}"] [data-testid=room-member]`)]
-    .map((item) => item.dataset.user)) === expected, [room, want], { timeout: WAIT_MS })
-    .catch(async (error) => { throw new Error(`room ${room} never showed members ${want} (shows ${JSON.stringify(await shownMembers(page, room))}): ${error.message}`); });
-}
-
 test('each joined room shows its members: asked on joining and after a reconnect, kept by join and leave', LIMIT, async () => {
   await withPage('?backoff_ms=50', async (page) => {
     await signIn(page, 'alice');
@@ -439,12 +429,12 @@ test('each joined room shows its members: asked on joining and after a reconnect
     pushFrame({ type: 'join', channel: 'room/B', user_id: 'dave' });
     pushFrame({ type: 'leave', channel: 'room/A', user_id: 'bob' });
     await waitForMembers(page, 'A', ['alice']);
-    assert.deepEqual(await shownMembers(page, 'B'), [], 'a room the page is not in shows nobody');
+    assert.deepEqual(await roomMembers(page, 'B'), [], 'a room the page is not in shows nobody');
     // A reconnect asks again: what changed while away shows.
     gateway.refuseUpgrades(true);
     first.socket.terminate();
     await waitForState(page, 'reconnecting');
-    assert.deepEqual(await shownMembers(page, 'A'), [], 'not connected: the list is not known');
+    assert.deepEqual(await roomMembers(page, 'A'), [], 'not connected: the list is not known');
     gateway.refuseUpgrades(false);
     await waitForState(page, 'open');
     await waitForMembers(page, 'A', ['alice']);
@@ -452,7 +442,7 @@ test('each joined room shows its members: asked on joining and after a reconnect
     assert.deepEqual(presence, [{ action: 'presence', channel: 'room/A' }]);
     // Leaving the room empties its list.
     await leaveRoom(page, 'A');
-    assert.deepEqual(await shownMembers(page, 'A'), []);
+    assert.deepEqual(await roomMembers(page, 'A'), []);
   });
 });
 
