@@ -5,7 +5,8 @@
 // the back end (`send`, `publish`): nothing said in B reaches bob, everything said in A reaches
 // both, and once bob has left A nothing more from A reaches him. Each page shows exactly the
 // messages meant for it; alice reloads her page, joins A again and sees what was said in A
-// (the room's history); bob closes his window and alice sees him go offline. Screenshots and logs go to the artifacts directory (lib/stack.js: outside the
+// (the room's history); each room's member list shows who is in it, and bob closes his window and
+// alice sees him go offline and leave room A. Screenshots and logs go to the artifacts directory (lib/stack.js: outside the
 // tree); the two windows replace docs/demo.png only when SUMU_REFRESH_DEMO_PNG=1 asks for it.
 import { describe, test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,7 +15,7 @@ import { join } from 'node:path';
 import { startStack, artifact, ensureDir, REPO } from './lib/stack.js';
 import {
   launchChromium, openDemo, signIn, waitForState, waitForOnline, waitForChat, chatMessages,
-  sendChat, joinRoom, leaveRoom, roomStates, WAIT_MS,
+  sendChat, joinRoom, leaveRoom, roomStates, waitForMembers, WAIT_MS,
 } from './lib/browser.js';
 
 const ROUTES = ['publish', 'send'];
@@ -126,6 +127,13 @@ describe('the demo, in two browser windows', { concurrency: 1 }, () => {
     assert.deepEqual(await roomStates(people.bob.page), { lobby: 'left', random: 'left', A: 'joined' });
   });
 
+  step('both see each other in room A\'s member list; alice is alone in B', async () => {
+    // bob's list comes from his presence() answer, alice's from bob's join frame.
+    await waitForMembers(people.alice.page, 'A', ['alice', 'bob']);
+    await waitForMembers(people.bob.page, 'A', ['alice', 'bob']);
+    await waitForMembers(people.alice.page, 'B', ['alice']);
+  });
+
   /** Sends a room message and records who must get it: the room's members, not an emit's sender. */
   async function sayInRoom(sender, room, route, text, members) {
     await sendChat(people[sender].page, { mode: 'room', room, route, text });
@@ -160,6 +168,8 @@ describe('the demo, in two browser windows', { concurrency: 1 }, () => {
     // bob may still talk in A (his token grants publish on room/*): alice, in A, gets it.
     await sayInRoom('bob', 'A', 'emit', 'room A via emit from bob after he left', ['alice']);
     assert.deepEqual(await roomStates(people.bob.page), { lobby: 'left', random: 'left', A: 'left' });
+    // His leave frame took him off alice's list.
+    await waitForMembers(people.alice.page, 'A', ['alice']);
   });
 
   step('each window shows exactly the messages meant for it, and nothing else', async () => {
@@ -195,9 +205,17 @@ describe('the demo, in two browser windows', { concurrency: 1 }, () => {
     assert.deepEqual(await chatMessages(people.alice.page), said.A);
   });
 
-  step('bob closes his window and alice sees him go offline', async () => {
+  step('bob joins room A again: alice and bob see each other in its member list', async () => {
+    await joinRoom(people.bob.page, 'A');
+    await waitForMembers(people.bob.page, 'A', ['alice', 'bob']);
+    await waitForMembers(people.alice.page, 'A', ['alice', 'bob']);
+  });
+
+  step('bob closes his window: alice sees him go offline and leave room A', async () => {
     await people.bob.context.close();
     await waitForOnline(people.alice.page, ['alice']);
+    // The connection's end removes its subscription, and with it bob from A: a leave frame.
+    await waitForMembers(people.alice.page, 'A', ['alice']);
     await people.alice.page.screenshot({ path: artifact('alice-after-bob-left.png') });
     assert.deepEqual(people.alice.problems, [], 'no script errors in alice\'s window');
     assert.deepEqual(people.bob.problems, [], 'no script errors in bob\'s window');

@@ -1,7 +1,7 @@
 // The demo page's own logic in real headless Chromium, against a fake gateway that records what
 // the page sends and lets the test push frames: sign-in, state display, who-is-online, the
 // frames each push mode and route produce, rendering, rooms (grants, join/leave, refusals, the
-// frames of a room message, publications, re-subscribing), keep-alive, reconnect with backoff,
+// frames of a room message, publications, re-subscribing, members), keep-alive, reconnect with backoff,
 // and disconnect. Runs without sumu-local (demo.test.js covers the real stack).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { startFakeGateway } from './lib/fake-gateway.js';
 import {
   launchChromium, openDemo, signIn, waitForState, waitForOnline, waitForChat, chatMessages,
-  sendChat, loggedFrames, roomStates, waitForRoom, joinRoom, leaveRoom, WAIT_MS,
+  sendChat, loggedFrames, roomStates, waitForRoom, joinRoom, leaveRoom, roomMembers, waitForMembers, WAIT_MS,
 } from './lib/browser.js';
 
 const demoDir = fileURLToPath(new URL('../../local/sumu-local/demo/', import.meta.url));
@@ -227,12 +227,14 @@ test('joining and leaving rooms sends subscribe and unsubscribe, and each room s
     assert.deepEqual(await roomStates(page), { lobby: 'joined', random: 'left', A: 'joined' });
     await leaveRoom(page, 'A');
     assert.deepEqual(await roomStates(page), { lobby: 'joined', random: 'left', A: 'left' });
-    // The first join of a room also asks for its recent messages.
+    // The first join of a room also asks for its recent messages, and every `subscribed` for its members.
     assert.deepEqual(framesAfter(connection, 1), [
       { action: 'subscribe', channel: 'room/A' },
       { action: 'history', channel: 'room/A', limit: 50 },
+      { action: 'presence', channel: 'room/A' },
       { action: 'subscribe', channel: 'room/lobby' },
       { action: 'history', channel: 'room/lobby', limit: 50 },
+      { action: 'presence', channel: 'room/lobby' },
       { action: 'unsubscribe', channel: 'room/A' },
     ]);
     // A name that is not one channel segment is refused by the page; nothing is sent.
@@ -242,7 +244,7 @@ test('joining and leaving rooms sends subscribe and unsubscribe, and each room s
       assert.equal(await page.getByTestId('room-problem').isVisible(), true, bad);
     }
     assert.deepEqual(Object.keys(await roomStates(page)), ['lobby', 'random', 'A']);
-    assert.equal(framesAfter(connection, 1).length, 5);
+    assert.equal(framesAfter(connection, 1).length, 7);
   });
 });
 
@@ -295,10 +297,11 @@ test('a room message sends exactly the documented frame by emit, publish and sen
     await sendChat(page, { mode: 'room', room: 'A', route: 'publish', text: 'r-pub' });
     // Talking in a room needs the publish grant, not membership: any listed room can be picked.
     await sendChat(page, { mode: 'room', room: 'lobby', route: 'send', text: 'r-send' });
-    await until(() => framesAfter(connection, 1).length >= 5, 'three room frames');
+    await until(() => framesAfter(connection, 1).length >= 6, 'three room frames');
     assert.deepEqual(framesAfter(connection, 1), [
       { action: 'subscribe', channel: 'room/A' },
       { action: 'history', channel: 'room/A', limit: 50 },
+      { action: 'presence', channel: 'room/A' },
       { action: 'emit', channel: 'room/A', data: { type: 'chat', text: 'r-emit' } },
       { action: 'publish', message: { type: 'chat', mode: 'room', text: 'r-pub', room: 'A' } },
       { action: 'send', message: { type: 'chat', mode: 'room', text: 'r-send', room: 'lobby' } },
@@ -408,5 +411,58 @@ test('a room whose history no longer holds what was missed says so', LIMIT, asyn
     gateway.resetRoom('room/A');
     gateway.refuseUpgrades(false);
     await page.waitForFunction(() => /some messages missed/.test(document.querySelector('[data-testid=room][data-room=A] .status').textContent), null, { timeout: WAIT_MS });
+  });
+});
+
+test('each joined room shows its members: asked on joining and after a reconnect, kept by join and leave', LIMIT, async () => {
+  await withPage('?backoff_ms=50', async (page) => {
+    await signIn(page, 'alice');
+    await waitForState(page, 'open');
+    const first = gateway.open()[0];
+    await joinRoom(page, 'A');
+    await waitForMembers(page, 'A', ['alice']);
+    assert.equal(await page.locator('[data-testid=room][data-room=A] [data-testid=room-member][data-user=alice]').textContent(), 'alice (you)');
+    pushFrame({ type: 'join', channel: 'room/A', user_id: 'bob' });
+    await waitForMembers(page, 'A', ['alice', 'bob']);
+    // Twice the same join (a second tab, or two covering subscriptions) is one member.
+    pushFrame({ type: 'join', channel: 'room/A', user_id: 'bob' });
+    pushFrame({ type: 'join', channel: 'room/B', user_id: 'dave' });
+    pushFrame({ type: 'leave', channel: 'room/A', user_id: 'bob' });
+    await waitForMembers(page, 'A', ['alice']);
+    assert.deepEqual(await roomMembers(page, 'B'), [], 'a room the page is not in shows nobody');
+    // A reconnect asks again: what changed while away shows.
+    gateway.refuseUpgrades(true);
+    first.socket.terminate();
+    await waitForState(page, 'reconnecting');
+    assert.deepEqual(await roomMembers(page, 'A'), [], 'not connected: the list is not known');
+    gateway.refuseUpgrades(false);
+    await waitForState(page, 'open');
+    await waitForMembers(page, 'A', ['alice']);
+    const presence = gateway.open()[0].received.filter((f) => f.action === 'presence').map(({ ref, ...f }) => f);
+    assert.deepEqual(presence, [{ action: 'presence', channel: 'room/A' }]);
+    // Leaving the room empties its list.
+    await leaveRoom(page, 'A');
+    assert.deepEqual(await roomMembers(page, 'A'), []);
+  });
+});
+
+test('two pages in one room see each other in its member list; a closed page leaves it', LIMIT, async () => {
+  await withPage('', async (page) => {
+    const other = await openDemo(browser, gateway.url);
+    try {
+      await signIn(page, 'alice');
+      await waitForState(page, 'open');
+      await joinRoom(page, 'A');
+      await signIn(other.page, 'bob');
+      await waitForState(other.page, 'open');
+      await joinRoom(other.page, 'A');
+      await waitForMembers(other.page, 'A', ['alice', 'bob']); // from presence()
+      await waitForMembers(page, 'A', ['alice', 'bob']);       // from bob's join
+      await other.context.close();
+      await waitForMembers(page, 'A', ['alice']);
+      assert.deepEqual(other.problems, []);
+    } finally {
+      await other.context.close().catch(() => {});
+    }
   });
 });

@@ -16,14 +16,14 @@ import { patternMatches } from './channels.js';
 import { RecentIds } from './dedupe.js';
 import { Emitter } from './emitter.js';
 import { SumuRequestError } from './errors.js';
-import { encode, FRAME_LIMIT, parseFrame, utf8Length, type Frame, type Incoming } from './frames.js';
+import { encode, FRAME_LIMIT, isRecord, parseFrame, utf8Length, type Frame, type Incoming } from './frames.js';
 import { Link } from './link.js';
 import { Requests, type Pending } from './requests.js';
 import { ChannelEntry, Subscription, type PublicationHandler, type SubscriptionOwner } from './subscription.js';
 import { ChannelStream, readPublication } from './stream.js';
 import { after, cancel, every, type TimerHandle } from './timers.js';
 import type {
-  Ack, ConnectionState, HistoryOptions, HistoryResult, Position, PresenceAnswer, Publication, SumuClientEvents,
+  Ack, ChannelMembers, ConnectionState, HistoryOptions, Member, HistoryResult, Position, PresenceAnswer, Publication, SumuClientEvents,
   SumuClientOptions, SumuError, WebSocketConstructor, WebSocketLike,
 } from './types.js';
 
@@ -41,6 +41,8 @@ export const DEFAULTS = {
   gapMs: 1_000,
 } as const;
 
+/** The settings that may be their minimum (0; `errorAfterFailures`: 1); the others must be above 0. */
+const MAY_BE_MIN: readonly string[] = ['queueLimit', 'errorAfterFailures', 'overlapMs', 'gapMs'];
 /** Message and publication ids remembered for dropping duplicates. */
 const RECENT_IDS = 10_000;
 /** A connection open this long has proved healthy: the reconnect backoff starts over. */
@@ -102,26 +104,17 @@ export class SumuClient extends Emitter<SumuClientEvents> implements Subscriptio
     this.tokenSource = options.token;
     this.WebSocketImpl = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
     this.backoff = { ...options.backoff };
-    const number = (name: keyof Settings, min: number, strict: boolean): number => {
+    const settings: Partial<Settings> = {};
+    for (const name of Object.keys(DEFAULTS) as (keyof Settings)[]) {
       const value = options[name] ?? DEFAULTS[name];
+      const min = name === 'errorAfterFailures' ? 1 : 0;
+      const strict = !MAY_BE_MIN.includes(name);
       if (typeof value !== 'number' || !Number.isFinite(value) || value < min || (strict && value <= min)) {
         throw new TypeError(`SumuClient: \`${name}\` must be a number ${strict ? '>' : '≥'} ${min}`);
       }
-      return value;
-    };
-    this.settings = {
-      keepAliveMs: number('keepAliveMs', 0, true),
-      maxConnectionMs: number('maxConnectionMs', 0, true),
-      queueLimit: number('queueLimit', 0, false),
-      errorAfterFailures: number('errorAfterFailures', 1, false),
-      connectTimeoutMs: number('connectTimeoutMs', 0, true),
-      overlapMs: number('overlapMs', 0, false),
-      subscribeTimeoutMs: number('subscribeTimeoutMs', 0, true),
-      requestTimeoutMs: number('requestTimeoutMs', 0, true),
-      presenceTimeoutMs: number('presenceTimeoutMs', 0, true),
-      pongTimeoutMs: number('pongTimeoutMs', 0, true),
-      gapMs: number('gapMs', 0, false),
-    };
+      settings[name] = value;
+    }
+    this.settings = settings as Settings;
   }
 
   /** `connecting` | `open` | `reconnecting` | `closed`. */
@@ -226,6 +219,27 @@ export class SumuClient extends Emitter<SumuClientEvents> implements Subscriptio
   /** Asks who of `users` is online; resolves with the gateway's answer (asked once connected). */
   presence(users: readonly string[]): Promise<PresenceAnswer> {
     return this.ask<PresenceAnswer>('presence', { action: 'presence', users: [...users] }, users, this.settings.presenceTimeoutMs, 'no presence answer');
+  }
+
+  /**
+   * `{"action":"presence","channel":…}` for `subscription.presence()`: the channel's members,
+   * following `more` with `after` = the last user id received until the gateway has no more.
+   */
+  async members(channel: string): Promise<ChannelMembers> {
+    const members: Member[] = [];
+    for (let after: unknown; ;) {
+      const frame: Frame = { action: 'presence', channel };
+      if (after !== undefined) frame['after'] = after;
+      const reply = await this.ask<Frame>('presence', frame, channel, this.settings.presenceTimeoutMs, 'no presence answer');
+      const page = Array.isArray(reply['members']) ? reply['members'] : [];
+      for (const member of page) {
+        if (isRecord(member) && typeof member['user_id'] === 'string') members.push({ userId: member['user_id'], connections: Number(member['connections']) || 0 });
+      }
+      const last: unknown = page[page.length - 1]?.user_id;
+      // A page that moves nothing forward would be asked for again and again: done.
+      if (reply['more'] !== true || typeof last !== 'string' || last === after) return { members };
+      after = last;
+    }
   }
 
   /**
@@ -622,7 +636,8 @@ export class SumuClient extends Emitter<SumuClientEvents> implements Subscriptio
           // The answer as the gateway gave it, less the ref that matched it.
           const { ref: _ref, ...answer } = incoming.frame;
           this.requests.settle(incoming.ref, answer);
-          this.dispatch('presence', answer as unknown as PresenceAnswer);
+          // A channel's members answer `subscription.presence()` only.
+          if (answer['channel'] === undefined) this.dispatch('presence', answer as unknown as PresenceAnswer);
         }
         return;
       case 'ack': {
@@ -637,7 +652,7 @@ export class SumuClient extends Emitter<SumuClientEvents> implements Subscriptio
         return;
       case 'join':
       case 'leave':
-        for (const handle of this.handlesFor(incoming.channel)) handle.deliver(incoming.type, incoming.frame as never);
+        for (const handle of this.handlesFor(incoming.channel)) handle.deliver(incoming.type, { channel: incoming.channel, userId: incoming.userId });
         return;
       case 'history':
         if (incoming.ref !== undefined) this.requests.settle(incoming.ref, incoming.frame);

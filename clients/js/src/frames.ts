@@ -17,7 +17,7 @@ export type Incoming =
   | { type: 'presence'; frame: Frame; ref?: string }
   | { type: 'ack'; ref: string; channel: string; id: string; frame: Frame }
   | { type: 'error'; error: string; message: string; channel?: string; ref?: string; frame: Frame }
-  | { type: 'join' | 'leave'; frame: Frame; channel: string }
+  | { type: 'join' | 'leave'; channel: string; userId: string }
   | { type: 'history'; frame: Frame; ref?: string }
   /** API Gateway's own `{"message":"Internal server error","connectionId","requestId"}`. */
   | { type: 'gateway_error'; message: string; frame: Frame }
@@ -64,9 +64,11 @@ export function parseFrame(text: string): Incoming {
       return withRef(channel === undefined ? incoming : { ...incoming, channel });
     }
     case 'join':
-    case 'leave':
-      if (channel !== undefined) return { type: frame['type'], frame, channel };
+    case 'leave': {
+      const userId = str(frame['user_id']);
+      if (channel !== undefined && userId !== undefined) return { type: frame['type'], channel, userId };
       break;
+    }
     case 'history':
       if (channel !== undefined && Array.isArray(frame['publications'])) return withRef({ type: 'history', frame });
       break;

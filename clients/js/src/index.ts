@@ -6,9 +6,11 @@ export type { RequestErrorCode } from './errors.js';
 export type {
   Ack,
   ChannelEvent,
+  ChannelMembers,
   ConnectionState,
   HistoryOptions,
   HistoryResult,
+  Member,
   Message,
   Position,
   PresenceAnswer,

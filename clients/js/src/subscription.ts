@@ -5,12 +5,13 @@ import { Emitter } from './emitter.js';
 import { SumuRequestError } from './errors.js';
 import type { ChannelStream } from './stream.js';
 import type { TimerHandle } from './timers.js';
-import type { HistoryOptions, HistoryResult, Publication, SubscribedContext, SubscriptionEvents, SubscriptionState, SumuError } from './types.js';
+import type { ChannelMembers, HistoryOptions, HistoryResult, Publication, SubscribedContext, SubscriptionEvents, SubscriptionState, SumuError } from './types.js';
 
 /** What a handle needs from its client (kept narrow, so this module does not import the client). */
 export interface SubscriptionOwner {
   release(handle: Subscription): void;
   history(channel: string, options: HistoryOptions): Promise<HistoryResult>;
+  members(channel: string): Promise<ChannelMembers>;
 }
 
 /** The client's state for one channel (or pattern): its handles and the gateway's answers. */
@@ -71,6 +72,16 @@ export class Subscription extends Emitter<SubscriptionEvents> {
    */
   history(options: HistoryOptions = {}): Promise<HistoryResult> {
     return this.owner.history(this.channel, options);
+  }
+
+  /**
+   * Who is in the channel: every user with a connection subscribed to it, sorted by `userId`
+   * (asked page after page until the gateway says there is no more). Asked once connected;
+   * rejects (SumuRequestError) when refused (`forbidden`, `invalid_channel` for a pattern,
+   * `presence_unavailable`) or not answered in time. Keep the list with `join` / `leave`.
+   */
+  presence(): Promise<ChannelMembers> {
+    return this.owner.members(this.channel);
   }
 
   /** Stops this handle; the last handle of a channel sends `unsubscribe`. Idempotent. */

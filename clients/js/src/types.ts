@@ -89,12 +89,25 @@ export interface Ack {
   epoch?: string;
 }
 
-/** A `join` or `leave` frame for a channel (channels whose namespace has join_leave). */
+/**
+ * A subscription's `join` / `leave` event (channels whose namespace has join_leave): `userId`'s
+ * first connection subscribed to `channel`, or its last one left. A `room/*` handle gets them for
+ * every room below it, so `channel` says which.
+ */
 export interface ChannelEvent {
-  type: 'join' | 'leave';
   channel: string;
-  user_id?: string;
-  [key: string]: unknown;
+  userId: string;
+}
+
+/** A member of a channel: a user with `connections` connections subscribed to the channel itself. */
+export interface Member {
+  userId: string;
+  connections: number;
+}
+
+/** `subscription.presence()`: every member of the channel, sorted by `userId`. */
+export interface ChannelMembers {
+  members: Member[];
 }
 
 export interface PresenceEntry {

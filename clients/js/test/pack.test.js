@@ -14,7 +14,7 @@ const PACKAGE = fileURLToPath(new URL('..', import.meta.url));
 const run = (command, args, cwd) => execFileSync(command, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 
 const NODE_CONSUMER = `
-import { SumuClient, SumuRequestError, backoffDelay, type Ack, type ConnectionState, type Message, type Publication, type SubscriptionState, type SumuError, type PresenceAnswer } from '@sumu/client';
+import { SumuClient, SumuRequestError, backoffDelay, type Ack, type ConnectionState, type Message, type Publication, type SubscriptionState, type SumuError, type PresenceAnswer, type ChannelEvent, type ChannelMembers, type Member } from '@sumu/client';
 import WebSocket from 'ws';
 
 const client = new SumuClient({
@@ -38,6 +38,12 @@ const subscription = client.subscribe('room/42', (publication: Publication) => {
 const state: SubscriptionState = subscription.state;
 subscription.on('state', (next: SubscriptionState) => { void next; });
 subscription.on('error', (error: SumuError) => { void error.reason; });
+subscription.on('join', (event: ChannelEvent) => { const user: string = event.userId; const channel: string = event.channel; void user; void channel; });
+subscription.on('leave', ({ userId }) => { const user: string = userId; void user; });
+const members: Promise<ChannelMembers> = subscription.presence();
+void members.then(({ members: list }) => list.map((m: Member) => m.userId.length + m.connections));
+// @ts-expect-error: a join tells the user as userId
+subscription.on('join', (event) => event.user_id);
 const ready: Promise<void> = subscription.ready;
 void ready.catch((error: unknown) => { if (error instanceof SumuRequestError) void error.code; }); void state;
 subscription.unsubscribe();

@@ -5,7 +5,8 @@
 // online, sends chat messages through the `publish` or `send` route, and joins, leaves and chats
 // in rooms (the channels `room/<name>`, by `emit` or through the back end). Rooms keep history:
 // joining a room for the first time shows its recent messages, and after a dropped connection the
-// client recovers what the room said meanwhile (or the page says it could not). See docs/demo.md.
+// client recovers what the room said meanwhile (or the page says it could not). Each joined room
+// shows its members live: asked with `presence()`, kept with `join`/`leave`. See docs/demo.md.
 // No build step of its own: a plain ES module.
 import { SumuClient } from './sumu-client.js';
 
@@ -49,7 +50,8 @@ const app = {
   client: null,        // the SumuClient, once signed in
   online: new Map(),   // user_id → live connection count (null when unknown)
   heardSinceAsk: new Set(), // users a presence event told us about since who_is_online
-  // room name → {subscription (the client's handle, while we want to be in the room), state, received}
+  // room name → {subscription (the client's handle, while we want to be in the room), state, received,
+  //   members (user ids), heard (join/leave events while a presence() question is out)}
   // state: 'left' | 'joining' (subscribe not yet answered) | 'joined' | 'leaving' | 'refused'
   rooms: new Map(),
   // Ids of the publications shown: a room's history and its live publications may overlap.
@@ -295,7 +297,11 @@ function roomOf(channel) {
 }
 
 function addRoom(name) {
-  if (!app.rooms.has(name)) app.rooms.set(name, { subscription: null, state: 'left', received: 0, reason: null, historyLoaded: false, missed: false });
+  if (!app.rooms.has(name)) {
+    app.rooms.set(name, {
+      subscription: null, state: 'left', received: 0, reason: null, historyLoaded: false, missed: false, members: new Set(), heard: null,
+    });
+  }
   renderRooms();
 }
 
@@ -322,7 +328,12 @@ function joinRoom(name) {
   // After a dropped connection the client resubscribes from where it stopped and hands the
   // missed publications over first (they show up like live ones). When the room's history no
   // longer holds them all, it says so: the page tells the reader.
+  // Who is in the room: asked on every `subscribed` (the first, and after each reconnect, since
+  // joins and leaves while away are not replayed), then kept by join/leave.
+  handle.on('join', (event) => memberEvent(name, handle, event.userId, true));
+  handle.on('leave', (event) => memberEvent(name, handle, event.userId, false));
   handle.on('subscribed', (context) => {
+    loadMembers(name, handle);
     if (!context.wasRecovering || context.recovered) return;
     room.missed = true;
     logFrame('event', `room ${name}: messages were missed and could not be recovered (older than the room's history)`);
@@ -330,6 +341,41 @@ function joinRoom(name) {
   });
   setRoomState(name, handle.state === 'subscribed' ? 'joined' : 'joining');
   if (!room.historyLoaded) loadHistory(name, handle);
+}
+
+// Joins and leaves are idempotent set operations: one that arrives while a presence() question
+// is out is applied again on top of the answer, so the list ends right whether the answer was
+// read before or after it (clients/js/README.md § Channel presence).
+function memberEvent(name, handle, userId, joined) {
+  const room = app.rooms.get(name);
+  if (room.subscription !== handle) return;
+  room.heard?.push([userId, joined]);
+  if (joined) room.members.add(userId);
+  else room.members.delete(userId);
+  renderRooms();
+}
+
+async function loadMembers(name, handle) {
+  const room = app.rooms.get(name);
+  const heard = [];
+  room.heard = heard;
+  let answer;
+  try {
+    answer = await handle.presence();
+  } catch (error) {
+    if (room.heard === heard) room.heard = null;
+    logFrame('event', `room ${name}: no member list (${error.reason || error.code})`);
+    return;
+  }
+  // Left meanwhile, or asked again (after a reconnect): that answer decides.
+  if (room.subscription !== handle || room.heard !== heard) return;
+  room.members = new Set(answer.members.map((member) => member.userId));
+  for (const [userId, joined] of heard) {
+    if (joined) room.members.add(userId);
+    else room.members.delete(userId);
+  }
+  room.heard = null;
+  renderRooms();
 }
 
 // The first time the page joins a room it shows the room's latest messages (a reloaded page
@@ -355,6 +401,7 @@ function leaveRoom(name) {
   if (!room?.subscription) return;
   room.subscription.unsubscribe();
   room.subscription = null;
+  room.members.clear();
   // Only an open connection answers `unsubscribed`; otherwise there is nothing to leave.
   setRoomState(name, app.client.state === 'open' ? 'leaving' : 'left');
 }
@@ -364,14 +411,18 @@ function roomRefused(name, reason) {
   const room = app.rooms.get(name);
   if (!room) return;
   room.subscription = null;
+  room.members.clear();
   room.reason = reason || 'refused';
   setRoomState(name, 'refused');
 }
 
 // Without a connection no room is left pending: the handles of those we want say `subscribing`
-// until the next connection confirms them.
+// until the next connection confirms them (and asks for their members again).
 function roomsOffline() {
-  for (const room of app.rooms.values()) if (!room.subscription && room.state === 'leaving') room.state = 'left';
+  for (const room of app.rooms.values()) {
+    if (!room.subscription && room.state === 'leaving') room.state = 'left';
+    room.members.clear();
+  }
   renderRooms();
 }
 
@@ -406,6 +457,20 @@ function renderRooms() {
     button.disabled = !app.client;
     button.addEventListener('click', () => (member ? leaveRoom(name) : joinRoom(name)));
     item.append(label, status, button);
+    if (room.members.size > 0) {
+      const members = document.createElement('p');
+      members.className = 'members';
+      members.dataset.testid = 'room-members';
+      members.append('in the room: ');
+      for (const user of [...room.members].sort()) {
+        const member = document.createElement('span');
+        member.dataset.testid = 'room-member';
+        member.dataset.user = user;
+        member.textContent = user === app.user ? `${user} (you)` : user;
+        members.append(member);
+      }
+      item.append(members);
+    }
     return item;
   }));
   // The compose form's room picker lists every room (talking needs a publish grant, not

@@ -1,8 +1,5 @@
 // @sumu/client, bundled for the demo page by clients/js/scripts/bundle.js. Do not edit:
 // change clients/js/src/ and run `npm run bundle` in clients/js (a test checks this file).
-var __defProp = Object.defineProperty;
-var __defNormalProp = (obj, key, value) => key in obj ? __defProp(obj, key, { enumerable: true, configurable: true, writable: true, value }) : obj[key] = value;
-var __publicField = (obj, key, value) => __defNormalProp(obj, typeof key !== "symbol" ? key + "" : key, value);
 
 // src/backoff.ts
 var DEFAULT_BACKOFF_BASE_MS = 1e3;
@@ -29,8 +26,8 @@ function patternMatches(pattern, channel) {
 // src/dedupe.ts
 var RecentIds = class {
   constructor(limit) {
-    __publicField(this, "limit", limit);
-    __publicField(this, "ids", /* @__PURE__ */ new Set());
+    this.limit = limit;
+    this.ids = /* @__PURE__ */ new Set();
   }
   has(id) {
     return this.ids.has(id);
@@ -64,7 +61,7 @@ function cancel(handle) {
 // src/emitter.ts
 var Emitter = class {
   constructor() {
-    __publicField(this, "handlers", /* @__PURE__ */ new Map());
+    this.handlers = /* @__PURE__ */ new Map();
   }
   /** Adds an event handler; returns a function that removes it. */
   on(event, handler) {
@@ -100,10 +97,10 @@ function guarded(callback) {
 var SumuRequestError = class extends Error {
   constructor(code, message, reason, frame) {
     super(message);
-    __publicField(this, "code", code);
-    __publicField(this, "reason", reason);
-    __publicField(this, "frame", frame);
-    __publicField(this, "name", "SumuRequestError");
+    this.code = code;
+    this.reason = reason;
+    this.frame = frame;
+    this.name = "SumuRequestError";
   }
 };
 
@@ -148,9 +145,11 @@ function parseFrame(text) {
       return withRef(channel === void 0 ? incoming : { ...incoming, channel });
     }
     case "join":
-    case "leave":
-      if (channel !== void 0) return { type: frame["type"], frame, channel };
+    case "leave": {
+      const userId = str(frame["user_id"]);
+      if (channel !== void 0 && userId !== void 0) return { type: frame["type"], channel, userId };
       break;
+    }
     case "history":
       if (channel !== void 0 && Array.isArray(frame["publications"])) return withRef({ type: "history", frame });
       break;
@@ -198,25 +197,19 @@ function str(value) {
 var OPEN = 1;
 var Link = class {
   constructor(socket) {
-    __publicField(this, "socket", socket);
-    __publicField(this, "opened", false);
+    this.socket = socket;
+    this.opened = false;
     /** The `pong` to the opening `ping` came (or the ping failed): channels may be subscribed here. */
-    __publicField(this, "ready", false);
-    __publicField(this, "closed", false);
-    /** From the `pong`: what an emit's `exclude_connections` names to keep it off this connection. */
-    __publicField(this, "connectionId");
-    __publicField(this, "openTimer");
-    __publicField(this, "drainTimer");
-    __publicField(this, "pongTimer");
-    __publicField(this, "healthyTimer");
+    this.ready = false;
+    this.closed = false;
     /** Frames received so far: the keep-alive check's sign of life. */
-    __publicField(this, "framesReceived", 0);
+    this.framesReceived = 0;
     /** Channels the gateway confirmed on this connection. */
-    __publicField(this, "subscribed", /* @__PURE__ */ new Set());
+    this.subscribed = /* @__PURE__ */ new Set();
     /** channel → the one subscribe/unsubscribe waiting for its answer (never two at once per channel). */
-    __publicField(this, "inFlight", /* @__PURE__ */ new Map());
+    this.inFlight = /* @__PURE__ */ new Map();
     /** channel → unsubscribe refusals in a row (the retry's backoff exponent). */
-    __publicField(this, "unsubscribeRetries", /* @__PURE__ */ new Map());
+    this.unsubscribeRetries = /* @__PURE__ */ new Map();
   }
   get live() {
     return this.opened && !this.closed && this.socket.readyState === OPEN;
@@ -248,8 +241,8 @@ var Link = class {
 // src/requests.ts
 var Requests = class {
   constructor() {
-    __publicField(this, "pending", /* @__PURE__ */ new Map());
-    __publicField(this, "next", 0);
+    this.pending = /* @__PURE__ */ new Map();
+    this.next = 0;
   }
   /** A fresh `ref` (1–64 of A-Z a-z 0-9 _ - . : as the gateway requires). */
   ref() {
@@ -297,15 +290,11 @@ var Requests = class {
 // src/subscription.ts
 var ChannelEntry = class {
   constructor(channel) {
-    __publicField(this, "channel", channel);
-    __publicField(this, "state", "subscribing");
-    __publicField(this, "handles", /* @__PURE__ */ new Set());
+    this.channel = channel;
+    this.state = "subscribing";
+    this.handles = /* @__PURE__ */ new Set();
     /** Refusals that may pass (or timeouts) in a row: the retry's backoff exponent. */
-    __publicField(this, "retries", 0);
-    /** Set while waiting to ask again after such a refusal. */
-    __publicField(this, "retryTimer");
-    /** An exact channel's position and order (see stream.ts); none for a pattern. */
-    __publicField(this, "stream");
+    this.retries = 0;
   }
   tell(context) {
     for (const handle of this.handles) handle.deliver("subscribed", context);
@@ -320,12 +309,8 @@ var ChannelEntry = class {
 var Subscription = class extends Emitter {
   constructor(channel, owner, state) {
     super();
-    __publicField(this, "channel", channel);
-    __publicField(this, "owner", owner);
-    /** Settles on the gateway's first answer: resolves once subscribed, rejects when refused for good (or unsubscribed first). */
-    __publicField(this, "ready");
-    __publicField(this, "current");
-    __publicField(this, "settle");
+    this.channel = channel;
+    this.owner = owner;
     this.current = state;
     this.ready = new Promise((resolve, reject) => {
       this.settle = (error) => error ? reject(error) : resolve();
@@ -344,6 +329,15 @@ var Subscription = class extends Emitter {
    */
   history(options = {}) {
     return this.owner.history(this.channel, options);
+  }
+  /**
+   * Who is in the channel: every user with a connection subscribed to it, sorted by `userId`
+   * (asked page after page until the gateway says there is no more). Asked once connected;
+   * rejects (SumuRequestError) when refused (`forbidden`, `invalid_channel` for a pattern,
+   * `presence_unavailable`) or not answered in time. Keep the list with `join` / `leave`.
+   */
+  presence() {
+    return this.owner.members(this.channel);
   }
   /** Stops this handle; the last handle of a channel sends `unsubscribe`. Idempotent. */
   unsubscribe() {
@@ -386,21 +380,18 @@ var Subscription = class extends Emitter {
 var TRIES = 2;
 var ChannelStream = class {
   constructor(channel, owner, gapMs) {
-    __publicField(this, "channel", channel);
-    __publicField(this, "owner", owner);
-    __publicField(this, "gapMs", gapMs);
-    /** The offset below which (inclusive) everything of `epoch` was handed out; unknown until the gateway tells it. */
-    __publicField(this, "position");
+    this.channel = channel;
+    this.owner = owner;
+    this.gapMs = gapMs;
     /** Arrived past a gap: waiting for their turn, by offset. */
-    __publicField(this, "held", /* @__PURE__ */ new Map());
+    this.held = /* @__PURE__ */ new Map();
     /** offset → epoch of what was handled before its turn (handed out early, or an own emit). */
-    __publicField(this, "done", /* @__PURE__ */ new Map());
-    __publicField(this, "filling", false);
+    this.done = /* @__PURE__ */ new Map();
+    this.filling = false;
     /** Fills in a row that did not get the next offset. */
-    __publicField(this, "misses", 0);
+    this.misses = 0;
     /** A recovery not yet told: the `subscribed` context waits for the fill that decides it. */
-    __publicField(this, "untold", false);
-    __publicField(this, "timer");
+    this.untold = false;
   }
   /** The gateway answered `subscribed` for this channel (`since` as sent, if any). */
   subscribed(frame, since) {
@@ -615,6 +606,7 @@ var DEFAULTS = {
   pongTimeoutMs: 3e4,
   gapMs: 1e3
 };
+var MAY_BE_MIN = ["queueLimit", "errorAfterFailures", "overlapMs", "gapMs"];
 var RECENT_IDS = 1e4;
 var HEALTHY_MS = 1e4;
 var RETRYABLE = /* @__PURE__ */ new Set(["channels_unavailable", "connection_gone", "timeout"]);
@@ -622,32 +614,23 @@ var MAX_EXCLUDED = 10;
 var SumuClient = class extends Emitter {
   constructor(options) {
     super();
-    __publicField(this, "url");
-    __publicField(this, "tokenSource");
-    __publicField(this, "WebSocketImpl");
-    __publicField(this, "settings");
-    __publicField(this, "backoff");
-    __publicField(this, "current", "closed");
-    __publicField(this, "running", false);
+    this.current = "closed";
+    this.running = false;
     /** Bumped by every attempt and by close(): only the latest attempt may act on its outcome. */
-    __publicField(this, "attemptSeq", 0);
-    __publicField(this, "primary", null);
-    __publicField(this, "candidate", null);
-    __publicField(this, "draining", /* @__PURE__ */ new Set());
+    this.attemptSeq = 0;
+    this.primary = null;
+    this.candidate = null;
+    this.draining = /* @__PURE__ */ new Set();
     /** Retries since the last healthy connection: the reconnect backoff exponent. */
-    __publicField(this, "failures", 0);
+    this.failures = 0;
     /** Attempts in a row that did not open: `connect_failed` after `errorAfterFailures`. */
-    __publicField(this, "refusals", 0);
-    __publicField(this, "retryTimer");
-    __publicField(this, "keepAliveTimer");
-    __publicField(this, "rotateTimer");
-    __publicField(this, "promoteTimer");
-    __publicField(this, "queue", []);
+    this.refusals = 0;
+    this.queue = [];
     /** channel or pattern → its state and handles. */
-    __publicField(this, "channels", /* @__PURE__ */ new Map());
-    __publicField(this, "recentIds", new RecentIds(RECENT_IDS));
-    __publicField(this, "requests", new Requests());
-    __publicField(this, "online", () => this.retryNow());
+    this.channels = /* @__PURE__ */ new Map();
+    this.recentIds = new RecentIds(RECENT_IDS);
+    this.requests = new Requests();
+    this.online = () => this.retryNow();
     if (!options || typeof options.url !== "string" || !/^wss?:\/\//i.test(options.url)) {
       throw new TypeError("SumuClient: `url` must be a ws:// or wss:// URL");
     }
@@ -658,26 +641,17 @@ var SumuClient = class extends Emitter {
     this.tokenSource = options.token;
     this.WebSocketImpl = options.WebSocket ?? globalThis.WebSocket;
     this.backoff = { ...options.backoff };
-    const number = (name, min, strict) => {
+    const settings = {};
+    for (const name of Object.keys(DEFAULTS)) {
       const value = options[name] ?? DEFAULTS[name];
+      const min = name === "errorAfterFailures" ? 1 : 0;
+      const strict = !MAY_BE_MIN.includes(name);
       if (typeof value !== "number" || !Number.isFinite(value) || value < min || strict && value <= min) {
         throw new TypeError(`SumuClient: \`${name}\` must be a number ${strict ? ">" : "≥"} ${min}`);
       }
-      return value;
-    };
-    this.settings = {
-      keepAliveMs: number("keepAliveMs", 0, true),
-      maxConnectionMs: number("maxConnectionMs", 0, true),
-      queueLimit: number("queueLimit", 0, false),
-      errorAfterFailures: number("errorAfterFailures", 1, false),
-      connectTimeoutMs: number("connectTimeoutMs", 0, true),
-      overlapMs: number("overlapMs", 0, false),
-      subscribeTimeoutMs: number("subscribeTimeoutMs", 0, true),
-      requestTimeoutMs: number("requestTimeoutMs", 0, true),
-      presenceTimeoutMs: number("presenceTimeoutMs", 0, true),
-      pongTimeoutMs: number("pongTimeoutMs", 0, true),
-      gapMs: number("gapMs", 0, false)
-    };
+      settings[name] = value;
+    }
+    this.settings = settings;
   }
   /** `connecting` | `open` | `reconnecting` | `closed`. */
   get state() {
@@ -762,6 +736,25 @@ var SumuClient = class extends Emitter {
   /** Asks who of `users` is online; resolves with the gateway's answer (asked once connected). */
   presence(users) {
     return this.ask("presence", { action: "presence", users: [...users] }, users, this.settings.presenceTimeoutMs, "no presence answer");
+  }
+  /**
+   * `{"action":"presence","channel":…}` for `subscription.presence()`: the channel's members,
+   * following `more` with `after` = the last user id received until the gateway has no more.
+   */
+  async members(channel) {
+    const members = [];
+    for (let after2; ; ) {
+      const frame = { action: "presence", channel };
+      if (after2 !== void 0) frame["after"] = after2;
+      const reply = await this.ask("presence", frame, channel, this.settings.presenceTimeoutMs, "no presence answer");
+      const page = Array.isArray(reply["members"]) ? reply["members"] : [];
+      for (const member of page) {
+        if (isRecord(member) && typeof member["user_id"] === "string") members.push({ userId: member["user_id"], connections: Number(member["connections"]) || 0 });
+      }
+      const last = page[page.length - 1]?.user_id;
+      if (reply["more"] !== true || typeof last !== "string" || last === after2) return { members };
+      after2 = last;
+    }
   }
   /**
    * Subscribes to `channel` (a channel, `prefix/*` or `*`): a handle with a state, events and a
@@ -1116,7 +1109,7 @@ var SumuClient = class extends Emitter {
         if (incoming.ref !== void 0 && this.requests.has(incoming.ref)) {
           const { ref: _ref, ...answer } = incoming.frame;
           this.requests.settle(incoming.ref, answer);
-          this.dispatch("presence", answer);
+          if (answer["channel"] === void 0) this.dispatch("presence", answer);
         }
         return;
       case "ack": {
@@ -1131,7 +1124,7 @@ var SumuClient = class extends Emitter {
         return;
       case "join":
       case "leave":
-        for (const handle of this.handlesFor(incoming.channel)) handle.deliver(incoming.type, incoming.frame);
+        for (const handle of this.handlesFor(incoming.channel)) handle.deliver(incoming.type, { channel: incoming.channel, userId: incoming.userId });
         return;
       case "history":
         if (incoming.ref !== void 0) this.requests.settle(incoming.ref, incoming.frame);

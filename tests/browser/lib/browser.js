@@ -137,6 +137,25 @@ export async function waitForRoom(page, room, state, timeout = WAIT_MS) {
   });
 }
 
+/** The members room `room` shows in the room list (its `presence()` answer kept by join/leave), sorted. */
+export async function roomMembers(page, room) {
+  return page.$$eval(`[data-testid=room][data-room="${room}"] [data-testid=room-member]`, (items) => items.map((item) => item.dataset.user));
+}
+
+/** Waits until room `room` shows exactly `users` as its members (sorted). */
+export async function waitForMembers(page, room, users, timeout = WAIT_MS) {
+  const want = JSON.stringify([...users].sort());
+  await page.waitForFunction(
+    ([name, expected]) => JSON.stringify([...document.querySelectorAll(`[data-testid=room][data-room="${name}"] [data-testid=room-member]`)]
+      .map((item) => item.dataset.user)) === expected,
+    [room, want],
+    { timeout },
+  ).catch(async (error) => {
+    const who = await page.getByTestId('me').textContent().catch(() => '?');
+    throw new Error(`room ${room} never showed the members ${want} in ${who}'s window (shows ${JSON.stringify(await roomMembers(page, room))}): ${error.message}`);
+  });
+}
+
 /** Joins `room` (adding it by name when the list does not have it) and waits for `subscribed`. */
 export async function joinRoom(page, room) {
   if (room in await roomStates(page)) {

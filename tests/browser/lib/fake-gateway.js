@@ -6,7 +6,10 @@
 // sumu does (docs/protocol.md). Rooms (`room/*`) keep history as sumu-local's `room/*` namespace
 // does: `publish()` gives a publication the room's next offset and keeps it, `subscribed` tells
 // the room's offset and epoch, a `subscribe` with `since` replays what followed it, and
-// `history` answers the latest ones. The real stack is tested by demo.test.js.
+// `history` answers the latest ones. Rooms track members as sumu-local's `room/*` namespace with
+// `join_leave` does: a subscribe that makes a user a member (or an unsubscribe or close that
+// ends it) sends `join`/`leave` to the room's subscribers, and `presence` with `channel` lists
+// the members in one page. The real stack is tested by demo.test.js.
 import { createServer } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { extname, join } from 'node:path';
@@ -23,6 +26,22 @@ export async function startFakeGateway({ demoDir, stage = 'dev' }) {
   /** channel → the publications kept (offset = index + 1). */
   const kept = new Map();
   let EPOCH = 'fake-epoch';
+  /** The members of `channel`: users with an open connection subscribed to it, sorted. */
+  const membersOf = (channel) => [...new Set(sockets.filter((c) => c.subscriptions.has(channel)).map((c) => c.user))].sort();
+  /** join/leave to every connection subscribed to the room, as rooms (room/*) track members. */
+  const changing = (channel, change) => {
+    const before = membersOf(channel);
+    change();
+    const after = membersOf(channel);
+    const frames = [
+      ...after.filter((user) => !before.includes(user)).map((user) => ({ type: 'join', channel, user_id: user })),
+      ...before.filter((user) => !after.includes(user)).map((user) => ({ type: 'leave', channel, user_id: user })),
+    ];
+    for (const connection of sockets) {
+      if (connection.socket.readyState !== connection.socket.OPEN || !connection.subscriptions.has(channel)) continue;
+      for (const frame of frames) connection.socket.send(JSON.stringify(frame));
+    }
+  };
   const keptIn = (channel) => (channel.startsWith('room/') ? kept.get(channel) ?? kept.set(channel, []).get(channel) : undefined);
 
   const server = createServer(async (request, response) => {
@@ -60,6 +79,8 @@ export async function startFakeGateway({ demoDir, stage = 'dev' }) {
     wss.handleUpgrade(request, socket, head, (ws) => {
       const connection = { id: `conn-${sockets.length + 1}`, user: token.slice('token-for-'.length), socket: ws, received: [], subscriptions: new Set() };
       sockets.push(connection);
+      // A closed connection's subscriptions are removed: its user leaves the rooms it was the last in.
+      ws.on('close', () => { for (const channel of [...connection.subscriptions]) changing(channel, () => connection.subscriptions.delete(channel)); });
       ws.on('message', (data) => {
         const frame = JSON.parse(String(data));
         connection.received.push(frame);
@@ -68,7 +89,7 @@ export async function startFakeGateway({ demoDir, stage = 'dev' }) {
         if (frame.action === 'subscribe' && refusedChannels.has(frame.channel)) {
           reply({ type: 'error', error: refusedChannels.get(frame.channel), channel: frame.channel, message: 'refused by the test' });
         } else if (frame.action === 'subscribe') {
-          connection.subscriptions.add(frame.channel);
+          changing(frame.channel, () => connection.subscriptions.add(frame.channel));
           const room = keptIn(frame.channel);
           const answer = { type: 'subscribed', channel: frame.channel };
           if (room) Object.assign(answer, { offset: room.length, epoch: EPOCH });
@@ -80,8 +101,13 @@ export async function startFakeGateway({ demoDir, stage = 'dev' }) {
           }
           reply(answer);
         } else if (frame.action === 'unsubscribe') {
-          connection.subscriptions.delete(frame.channel);
+          changing(frame.channel, () => connection.subscriptions.delete(frame.channel));
           reply({ type: 'unsubscribed', channel: frame.channel });
+        } else if (frame.action === 'presence' && frame.channel !== undefined) {
+          const counts = membersOf(frame.channel).map((user) => ({
+            user_id: user, connections: sockets.filter((c) => c.user === user && c.subscriptions.has(frame.channel)).length,
+          }));
+          reply({ type: 'presence', channel: frame.channel, members: counts, more: false });
         } else if (frame.action === 'history') {
           const room = keptIn(frame.channel) ?? [];
           const latest = room.slice(-(frame.limit ?? 100));

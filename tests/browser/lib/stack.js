@@ -14,8 +14,11 @@ export const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 // names another place.
 export const ARTIFACTS = process.env.SUMU_BROWSER_ARTIFACTS || join(tmpdir(), 'sumu-browser-artifacts');
 
-/** The demo's channel namespaces: rooms keep their last 100 messages for an hour. */
-export const ROOM_HISTORY = '[{"pattern":"room/*","history_size":100,"history_ttl_seconds":3600}]';
+/**
+ * The demo's channel namespaces, as scripts/dev sets them: rooms keep their last 100 messages for
+ * an hour, and track their members (join/leave frames, the presence question with `channel`).
+ */
+export const ROOM_NAMESPACES = '[{"pattern":"room/*","history_size":100,"history_ttl_seconds":3600,"join_leave":true}]';
 
 /** Assumed sumu-local command line (see docs/demo.md); SUMU_LOCAL_ARGS replaces it. */
 export const DEFAULT_ARGS = '--port {port} --aws-endpoint {moto} --stage {stage} --prefix {prefix} --demo';
@@ -117,9 +120,9 @@ export async function startStack({ stage = process.env.SUMU_STAGE || 'local', ti
     AWS_SECRET_ACCESS_KEY: 'test',
     AWS_REGION: 'us-east-1',
     RUST_LOG: process.env.RUST_LOG || 'info',
-    // Rooms keep history, as scripts/dev runs the demo (docs/demo.md); SUMU_CHANNEL_NAMESPACES in
-    // the environment replaces it.
-    SUMU_CHANNEL_NAMESPACES: process.env.SUMU_CHANNEL_NAMESPACES || ROOM_HISTORY,
+    // Rooms keep history and track members, as scripts/dev runs the demo (docs/demo.md);
+    // SUMU_CHANNEL_NAMESPACES in the environment replaces it.
+    SUMU_CHANNEL_NAMESPACES: process.env.SUMU_CHANNEL_NAMESPACES || ROOM_NAMESPACES,
   });
   let front = null;
   const stop = async () => { await front?.close(); await sumuLocal.stop(); await moto.stop(); };

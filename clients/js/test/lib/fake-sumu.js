@@ -7,7 +7,11 @@
 // matching `history` keep their publications in memory as the real stack does (offsets from 1
 // per channel and epoch, `subscribe` with `since`, `history`, acks with the offset), and the
 // test can lose, hold back, reorder or double deliveries, change a channel's epoch or give out
-// an offset that is never kept. No AWS: the real stack is tested by local.test.js and
+// an offset that is never kept. Channels matching `joinLeave` track members like the presence
+// Lambda (a user is a member while one of its open connections is subscribed to the channel
+// itself): `join`/`leave` frames to every connection whose subscription covers the channel, the
+// `presence` question with `channel` (sorted, paged by `membersPage` with `after`), and
+// `too_many_members` beyond `maxMembers`. No AWS: the real stack is tested by local.test.js and
 // channels-local.test.js.
 import { createServer } from 'node:http';
 import { WebSocketServer } from 'ws';
@@ -23,12 +27,15 @@ function covers(pattern, channel) {
 }
 
 /**
- * Options: `accept(token)` → user id or null (401); `forbidden` → channels refused with
+ * Options: `joinLeave` → patterns whose channels track members; `maxMembers` → the members cap
+ * there; `membersPage` → the most members one presence answer carries (then `more`);
+ * `accept(token)` → user id or null (401); `forbidden` → channels refused with
  * `forbidden`; `deliveryDelayMs` → publications and pushes reach connections this much later;
  * `history` → `{pattern: size}`, channels that keep their last `size` publications;
  * `replayLimit` → the most publications one recovery or history reply carries (then `more`).
  */
-export async function startFakeSumu({ stage = 'test', accept = (token) => token, forbidden = [], deliveryDelayMs = 0, history = {}, replayLimit = 100 } = {}) {
+export async function startFakeSumu({ stage = 'test', accept = (token) => token, forbidden = [], deliveryDelayMs = 0, history = {}, replayLimit = 100,
+  joinLeave = [], maxMembers = 100, membersPage = 100 } = {}) {
   const connections = []; // {id, user, token, socket, received: [frames], subscriptions: Set, closeCode}
   let refuse = false;
   let hold = false;
@@ -63,6 +70,30 @@ export async function startFakeSumu({ stage = 'test', accept = (token) => token,
     const last = publications.at(-1)?.offset ?? since.offset;
     return { publications, more: last < seq.top };
   }
+  let presenceUnavailable = false;
+  const tracked = (channel) => joinLeave.some((pattern) => covers(pattern, channel));
+  /** user → open connections subscribed to `channel` itself, sorted by user. */
+  function members(channel) {
+    const counts = new Map();
+    for (const c of connections) if (c.subscriptions.has(channel)) counts.set(c.user, (counts.get(c.user) ?? 0) + 1);
+    return new Map([...counts].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  }
+  /** Runs `change`, then sends join/leave for every tracked channel whose members it changed. */
+  function changing(change) {
+    const channels = new Set(connections.flatMap((c) => [...c.subscriptions]).filter(tracked));
+    const before = new Map([...channels].map((channel) => [channel, members(channel)]));
+    change();
+    for (const c of connections) for (const channel of c.subscriptions) if (tracked(channel)) channels.add(channel);
+    for (const channel of channels) {
+      const was = before.get(channel) ?? new Map();
+      const now = members(channel);
+      for (const user of now.keys()) if (!was.has(user)) sendTo(channel, { type: 'join', channel, user_id: user });
+      for (const user of was.keys()) if (!now.has(user)) sendTo(channel, { type: 'leave', channel, user_id: user });
+    }
+  }
+  function sendTo(channel, frame) {
+    deliver(open().filter((connection) => [...connection.subscriptions].some((pattern) => covers(pattern, channel))), JSON.stringify(frame));
+  }
   const server = createServer((request, response) => response.writeHead(404).end());
   const wss = new WebSocketServer({ noServer: true, maxPayload: FRAME_LIMIT });
 
@@ -81,7 +112,11 @@ export async function startFakeSumu({ stage = 'test', accept = (token) => token,
         applied: [],
       };
       connections.push(connection);
-      ws.on('close', (code) => { connection.closeCode = code; });
+      ws.on('close', (code) => {
+        connection.closeCode = code;
+        // A closed connection's subscriptions go, as the stream-driven cleanup removes them.
+        changing(() => connection.subscriptions.clear());
+      });
       // A frame over maxPayload: ws closes the connection with 1009, as API Gateway does.
       ws.on('error', () => {});
       ws.on('message', (data) => {
@@ -103,7 +138,11 @@ export async function startFakeSumu({ stage = 'test', accept = (token) => token,
               failure.count -= 1;
               return refuseWith(failure.error, 'refused by the test');
             }
-            connection.subscriptions.add(frame.channel);
+            if (tracked(frame.channel)) {
+              const now = members(frame.channel);
+              if (!now.has(user) && now.size >= maxMembers) return refuseWith('too_many_members', `${frame.channel} has ${now.size} members`);
+            }
+            changing(() => connection.subscriptions.add(frame.channel));
             connection.applied.push(['subscribe', frame.channel]);
             beforeSubscribeReply?.(connection, frame);
             const seq = sequence(frame.channel);
@@ -136,7 +175,7 @@ export async function startFakeSumu({ stage = 'test', accept = (token) => token,
             // Routes run concurrently at the gateway: an unsubscribe may be applied after a
             // subscribe sent later on the same connection.
             const apply = () => {
-              connection.subscriptions.delete(frame.channel);
+              changing(() => connection.subscriptions.delete(frame.channel));
               connection.applied.push(['unsubscribe', frame.channel]);
               reply({ type: 'unsubscribed', channel: frame.channel });
             };
@@ -156,6 +195,14 @@ export async function startFakeSumu({ stage = 'test', accept = (token) => token,
             return undefined;
           }
           case 'presence': {
+            if (frame.channel !== undefined) {
+              if (presenceUnavailable) return refuseWith('presence_unavailable', 'no members table');
+              if (forbidden.includes(frame.channel)) return refuseWith('forbidden', 'no grant');
+              if (frame.channel.endsWith('*')) return refuseWith('invalid_channel', 'a pattern has no members');
+              const all = [...members(frame.channel)].filter(([user]) => frame.after === undefined || user > frame.after);
+              const page = all.slice(0, membersPage).map(([user, count]) => ({ user_id: user, connections: count }));
+              return reply({ type: 'presence', channel: frame.channel, members: page, more: all.length > membersPage });
+            }
             const users = [...new Set(frame.users)].map((userId) => {
               const live = open().filter((c) => c.user === userId).length;
               return { user_id: userId, status: live ? 'ONLINE' : 'OFFLINE', connections: live };
@@ -241,9 +288,11 @@ export async function startFakeSumu({ stage = 'test', accept = (token) => token,
     /** `hook(connection, frame)` runs after each subscribe is stored, before it is answered. */
     beforeSubscribeReply(hook) { beforeSubscribeReply = hook; },
     /** Sends `frame` (an object) to every open connection subscribed to a pattern covering `channel`. */
-    sendTo(channel, frame) {
-      deliver(open().filter((connection) => [...connection.subscriptions].some((pattern) => covers(pattern, channel))), JSON.stringify(frame));
-    },
+    sendTo,
+    /** The channel's members now: user → connections. */
+    members,
+    /** true: a presence question with `channel` is refused with presence_unavailable. */
+    presenceUnavailable(value) { presenceUnavailable = value; },
     /** Sends `text` as it is (a frame of the test's making) to every open connection of `user`. */
     pushRaw(user, text) {
       deliver(open().filter((connection) => connection.user === user), text);
