@@ -9,15 +9,96 @@ use serde_json::error::Category;
 use serde_json::value::RawValue;
 use sumu_wire::frames::{Message, MAX_KEPT_PUBLICATION_BYTES};
 use sumu_wire::{
-    Channel, HistoryPolicy, Namespaces, NotificationRequest, Publication, PublicationType,
+    Channel, HistoryPolicy, Namespaces, NotificationRequest, Pattern, Publication, PublicationType,
     MAX_NOTIFICATION_DATA_BYTES,
 };
 
 use crate::store::ConnectionKey;
 
-/// A request's fields as its body carries them: the wire type itself, `data` as the bytes
-/// the back end sent (present: [`parse_message`] rejects a request without it).
-pub type Fields = NotificationRequest<Option<Box<RawValue>>>;
+/// The wire type's fields, `data` as the bytes the back end sent.
+pub type WireFields = NotificationRequest<Option<Box<RawValue>>>;
+
+/// A request's fields as its body carries them: the wire type's (reached through `Deref`, so
+/// `fields.users` reads as on the wire type), plus the server-side control fields `action`
+/// and `channel` (docs/pusher.md, "Server-side control"). Serialized with `action` and
+/// `channel` first and then the wire type's fields, so every body the pusher writes back
+/// carries them too.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Fields {
+    #[serde(skip_serializing_if = "Action::is_push")]
+    pub action: Action,
+    /// The channel (or pattern) a `subscribe` or `unsubscribe` is about, as sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    #[serde(flatten)]
+    pub wire: WireFields,
+}
+
+impl std::ops::Deref for Fields {
+    type Target = WireFields;
+    fn deref(&self) -> &WireFields {
+        &self.wire
+    }
+}
+
+impl std::ops::DerefMut for Fields {
+    fn deref_mut(&mut self) -> &mut WireFields {
+        &mut self.wire
+    }
+}
+
+/// What a notification request asks the pusher to do with its targets (`"action"`; absent or
+/// `null` is `push`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// Deliver `data` (required) to the targets: users, connections, everyone or channels.
+    #[default]
+    Push,
+    /// Close the target connections (after `data`, when present, as their last frame).
+    Disconnect,
+    /// Subscribe every live target connection to `channel`.
+    Subscribe,
+    /// Unsubscribe every live target connection from `channel`.
+    Unsubscribe,
+}
+
+impl Action {
+    pub const ALL: [Action; 4] = [
+        Action::Push,
+        Action::Disconnect,
+        Action::Subscribe,
+        Action::Unsubscribe,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Push => "push",
+            Action::Disconnect => "disconnect",
+            Action::Subscribe => "subscribe",
+            Action::Unsubscribe => "unsubscribe",
+        }
+    }
+
+    fn is_push(&self) -> bool {
+        *self == Action::Push
+    }
+
+    /// The action named `text`, if there is one.
+    fn parse(text: &str) -> Option<Action> {
+        Action::ALL.into_iter().find(|action| action.name() == text)
+    }
+}
+
+/// The control fields as a body carries them (read in a second pass over the body: the wire
+/// type ignores them, and serde cannot flatten a struct holding a `RawValue` on the way in).
+#[derive(Deserialize)]
+struct Control {
+    #[serde(default)]
+    action: Option<String>,
+    #[serde(default)]
+    channel: Option<String>,
+}
 
 /// A valid request, ready to fan out.
 #[derive(Debug, Clone)]
@@ -38,6 +119,8 @@ pub struct Request {
     /// A client's emit: when it was sent (epoch ms, the gateway's `timestamp`). Subscriptions
     /// made later do not get it (crate::targets).
     pub subscribed_before: Option<i64>,
+    /// The pattern of a `subscribe` or `unsubscribe` (validated; `None` for other actions).
+    pub channel: Option<Pattern>,
 }
 
 /// The frame of a request to users, connections or everyone: `{"type":"message","id":…,
@@ -234,6 +317,11 @@ pub enum DataIs {
 /// `Value` and serialized again, so no key is reordered, no number rewritten and no escape or
 /// space changed, whatever serde_json's features in the build (docs/pusher.md, "Data travels
 /// byte for byte").
+///
+/// `action` (docs/pusher.md, "Server-side control"): `push` (the default) needs `data`;
+/// `disconnect`, `subscribe` and `unsubscribe` need `users` and/or `connections`, take `data`
+/// optionally, and never `channels` or a frame; `channel` belongs to `subscribe` and
+/// `unsubscribe` only, and they need it.
 pub fn parse_message(
     body: &str,
     generation: u32,
@@ -242,19 +330,22 @@ pub fn parse_message(
     message_id: &str,
     namespaces: &Namespaces,
 ) -> Result<Request, Rejection> {
-    if let Some(found) = not_an_object(body) {
-        return Err(Rejection::UnparseableBody(format!("found {found}")));
-    }
-    let fields: Fields = serde_json::from_str(body).map_err(|e| match e.classify() {
-        Category::Data => Rejection::InvalidRequest(e.to_string()),
-        Category::Syntax | Category::Eof | Category::Io => {
-            Rejection::UnparseableBody(e.to_string())
+    let fields = read_fields(body)?;
+    let action = fields.action;
+    if action == Action::Push {
+        if fields.channel.is_some() {
+            return Err(Rejection::InvalidRequest(
+                "`channel` is only for the actions `subscribe` and `unsubscribe` (to publish, name `channels`)"
+                    .into(),
+            ));
         }
-    })?;
+    } else {
+        check_control(&fields, data_is)?;
+    }
     // `null` reads as absent (serde's `Option`): both are a request without data.
-    let Some(data) = &fields.data else {
+    if action == Action::Push && fields.data.is_none() {
         return Err(Rejection::MissingData);
-    };
+    }
     let no_ids = Vec::new();
     for (field, ids) in [
         ("users", fields.users.as_ref().unwrap_or(&no_ids)),
@@ -271,9 +362,11 @@ pub fn parse_message(
             )));
         }
     }
-    let bytes = data.get().len();
-    if bytes > MAX_NOTIFICATION_DATA_BYTES {
-        return Err(Rejection::DataTooLarge { bytes });
+    if let Some(data) = &fields.data {
+        let bytes = data.get().len();
+        if bytes > MAX_NOTIFICATION_DATA_BYTES {
+            return Err(Rejection::DataTooLarge { bytes });
+        }
     }
     let base_id = match &fields.publication_id {
         Some(id) => {
@@ -285,6 +378,12 @@ pub fn parse_message(
             id.clone()
         }
         None => base_id(message_id),
+    };
+    if action != Action::Push {
+        return control_request(fields, base_id, generation, shard);
+    }
+    let Some(data) = &fields.data else {
+        return Err(Rejection::MissingData);
     };
     if data_is == DataIs::Frame && fields.is_broadcast() {
         return Err(Rejection::InvalidRequest(format!(
@@ -343,10 +442,7 @@ pub fn parse_message(
         if fields.is_broadcast() {
             Targets::Broadcast
         } else {
-            Targets::Selected {
-                users: dedup(fields.users.clone().unwrap_or_default()),
-                connections: dedup(fields.connections.clone().unwrap_or_default()),
-            }
+            selected(&fields)
         }
     };
     let shard = match shard {
@@ -365,7 +461,112 @@ pub fn parse_message(
         shard,
         frame,
         subscribed_before: None,
+        channel: None,
     })
+}
+
+/// Reads the body once as the wire type and once for the control fields.
+fn read_fields(body: &str) -> Result<Fields, Rejection> {
+    if let Some(found) = not_an_object(body) {
+        return Err(Rejection::UnparseableBody(format!("found {found}")));
+    }
+    let classify = |e: serde_json::Error| match e.classify() {
+        Category::Data => Rejection::InvalidRequest(e.to_string()),
+        Category::Syntax | Category::Eof | Category::Io => {
+            Rejection::UnparseableBody(e.to_string())
+        }
+    };
+    let wire: WireFields = serde_json::from_str(body).map_err(classify)?;
+    let control: Control = serde_json::from_str(body).map_err(classify)?;
+    let action = match control.action.as_deref() {
+        None => Action::Push,
+        Some(text) => Action::parse(text).ok_or_else(|| {
+            Rejection::InvalidRequest(format!(
+                "unknown `action` {text:?}: it is one of push, disconnect, subscribe, unsubscribe"
+            ))
+        })?,
+    };
+    Ok(Fields {
+        action,
+        channel: control.channel,
+        wire,
+    })
+}
+
+/// The combinations a `disconnect`, `subscribe` or `unsubscribe` may not have.
+fn check_control(fields: &Fields, data_is: DataIs) -> Result<(), Rejection> {
+    let action = fields.action.name();
+    if fields.channels.is_some() {
+        return Err(Rejection::InvalidRequest(format!(
+            "`channels` is only for the action `push`, not `{action}`"
+        )));
+    }
+    if data_is == DataIs::Frame {
+        return Err(Rejection::InvalidRequest(format!(
+            "a request whose data is a frame (`{}`) can only be pushed, not `{action}`",
+            sumu_wire::notification_attributes::FRAME
+        )));
+    }
+    if fields.users.is_none() && fields.connections.is_none() {
+        return Err(Rejection::InvalidRequest(format!(
+            "the action `{action}` needs `users` and/or `connections`"
+        )));
+    }
+    match (fields.action, &fields.channel) {
+        (Action::Subscribe | Action::Unsubscribe, None) => Err(Rejection::InvalidRequest(format!(
+            "the action `{action}` needs `channel`"
+        ))),
+        (Action::Subscribe | Action::Unsubscribe, Some(text)) => Pattern::parse(text)
+            .map(|_| ())
+            .map_err(|error| Rejection::InvalidRequest(format!("`channel`: {text:?}: {error}"))),
+        (_, Some(_)) => Err(Rejection::InvalidRequest(format!(
+            "`channel` is only for the actions `subscribe` and `unsubscribe`, not `{action}`"
+        ))),
+        (_, None) => Ok(()),
+    }
+}
+
+/// A checked `disconnect`, `subscribe` or `unsubscribe`: its targets, its pattern, and the
+/// message frame of its optional `data`.
+fn control_request(
+    fields: Fields,
+    base_id: String,
+    generation: u32,
+    shard: Option<&str>,
+) -> Result<Request, Rejection> {
+    if shard.is_some() {
+        return Err(Rejection::InvalidRequest(format!(
+            "`{SHARD_ATTRIBUTE}` on a request that is not a broadcast"
+        )));
+    }
+    let frame = match &fields.data {
+        Some(data) => Some(message_frame(base_id, data)?),
+        None => None,
+    };
+    let channel = match &fields.channel {
+        Some(text) => Some(
+            Pattern::parse(text)
+                .map_err(|error| Rejection::InvalidRequest(format!("`channel`: {error}")))?,
+        ),
+        None => None,
+    };
+    Ok(Request {
+        targets: selected(&fields),
+        fields,
+        generation,
+        shard: None,
+        frame,
+        subscribed_before: None,
+        channel,
+    })
+}
+
+/// The users and connections a request names, each once.
+fn selected(fields: &Fields) -> Targets {
+    Targets::Selected {
+        users: dedup(fields.users.clone().unwrap_or_default()),
+        connections: dedup(fields.connections.clone().unwrap_or_default()),
+    }
 }
 
 /// `{"type":"message","id":…,"data":…}` with `data` as the bytes it was sent, serialized as
@@ -488,8 +689,15 @@ impl Request {
     /// envelope, or the message frame) and its `publication_id` that frame's id, and it
     /// travels with the `sumu_frame` attribute (crate::outbox), so every generation delivers
     /// the same bytes with the same id.
+    ///
+    /// Whatever the request's action, the narrowed one only pushes: the remainder of a
+    /// `subscribe` or `unsubscribe` are connections whose subscription changed already and
+    /// who did not get the data yet (a `disconnect`'s remainder is
+    /// [`Request::narrowed_disconnect`]).
     pub fn narrowed(&self, publication: Option<&Planned>, connections: Vec<String>) -> Fields {
         let mut fields = self.fields.clone();
+        fields.action = Action::Push;
+        fields.channel = None;
         fields.users = None;
         fields.channels = None;
         fields.connections = Some(connections);
@@ -504,6 +712,36 @@ impl Request {
         fields.publication_id = Some(id.clone());
         fields.data = Some(frame.clone());
         fields
+    }
+
+    /// The `disconnect` that takes over `connections` in the next generation: only those
+    /// connections (the exclusions were applied already), with the back end's `data` and the
+    /// frame's id as `publication_id` when they have not received it yet (`with_data`), so the
+    /// next generation builds the same frame, byte for byte with the same id; without `data`
+    /// when they did and only their close failed, so nobody gets the data twice. Not a frame
+    /// (`sumu_frame`): a disconnect is read like a back end's own.
+    pub fn narrowed_disconnect(&self, connections: Vec<String>, with_data: bool) -> Fields {
+        let mut fields = self.fields.clone();
+        fields.action = Action::Disconnect;
+        fields.channel = None;
+        fields.users = None;
+        fields.channels = None;
+        fields.connections = Some(connections);
+        fields.exclude_users = Vec::new();
+        fields.exclude_connections = Vec::new();
+        match (&self.frame, with_data) {
+            (Some(frame), true) => fields.publication_id = Some(frame.id.clone()),
+            _ => {
+                fields.publication_id = None;
+                fields.data = None;
+            }
+        }
+        fields
+    }
+
+    /// The request's action.
+    pub fn action(&self) -> Action {
+        self.fields.action
     }
 
     /// The body of every shard of this broadcast: its fields as read, with the message's id
