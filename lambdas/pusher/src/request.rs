@@ -1216,4 +1216,283 @@ mod tests {
         let rejection = parse(&body, 0).unwrap_err();
         assert_eq!(rejection.reason(), "data_too_large");
     }
+
+    #[test]
+    fn every_action_parses_with_its_targets_pattern_and_optional_data() {
+        let push = parse(r#"{"action":"push","users":["u1"],"data":1}"#, 0).unwrap();
+        assert_eq!(push.action(), Action::Push);
+        let push = parse(r#"{"action":null,"users":["u1"],"data":1}"#, 0).unwrap();
+        assert_eq!(push.action(), Action::Push);
+        // A push's body has no `action`: today's bodies are unchanged.
+        assert_eq!(body(&push.fields), r#"{"users":["u1"],"data":1}"#);
+
+        let disconnect = parse(
+            r#"{"action":"disconnect","users":["u1","u1"],"connections":["c9"],"exclude_connections":["c2"]}"#,
+            0,
+        )
+        .unwrap();
+        assert_eq!(disconnect.action(), Action::Disconnect);
+        assert_eq!(
+            disconnect.targets,
+            Targets::Selected {
+                users: vec!["u1".into()],
+                connections: vec!["c9".into()]
+            }
+        );
+        assert!(disconnect.frame.is_none());
+        assert_eq!(disconnect.frame(), b"");
+        let last_frame = parse(
+            r#"{"action":"disconnect","connections":["c1"],"data":{"bye": true}}"#,
+            0,
+        )
+        .unwrap();
+        assert_eq!(
+            last_frame.frame(),
+            br#"{"type":"message","id":"m1","data":{"bye": true}}"#
+        );
+
+        for (action, expected) in [
+            ("subscribe", Action::Subscribe),
+            ("unsubscribe", Action::Unsubscribe),
+        ] {
+            for channel in ["room/42", "room/*", "*"] {
+                let request = parse(
+                    &format!(r#"{{"action":"{action}","channel":"{channel}","users":["u1"]}}"#),
+                    0,
+                )
+                .unwrap();
+                assert_eq!(request.action(), expected);
+                assert_eq!(request.channel.as_ref().unwrap().to_string(), channel);
+                assert!(request.frame.is_none());
+            }
+            let with_data = parse(
+                &format!(
+                    r#"{{"action":"{action}","channel":"room/1","connections":["c1"],"data":[1]}}"#
+                ),
+                0,
+            )
+            .unwrap();
+            assert_eq!(
+                with_data.frame(),
+                br#"{"type":"message","id":"m1","data":[1]}"#
+            );
+            // Serialized back with its action and channel.
+            assert_eq!(
+                body(&with_data.fields),
+                format!(
+                    r#"{{"action":"{action}","channel":"room/1","connections":["c1"],"data":[1]}}"#
+                )
+            );
+        }
+        // An explicitly empty audience is nobody, as for a push.
+        let nobody = parse(r#"{"action":"disconnect","users":[]}"#, 0).unwrap();
+        assert_eq!(
+            nobody.targets,
+            Targets::Selected {
+                users: vec![],
+                connections: vec![]
+            }
+        );
+    }
+
+    #[test]
+    fn every_invalid_combination_is_rejected_with_a_message_saying_what_is_wrong() {
+        let frame = r#"{"type":"message","id":"x","data":1}"#;
+        for (body, data_is, message) in [
+            (
+                r#"{"action":"kick","users":["u1"]}"#,
+                DataIs::Application,
+                r#"the request is malformed: unknown `action` "kick": it is one of push, disconnect, subscribe, unsubscribe"#,
+            ),
+            (
+                r#"{"action":"","users":["u1"],"data":1}"#,
+                DataIs::Application,
+                r#"the request is malformed: unknown `action` "": it is one of push, disconnect, subscribe, unsubscribe"#,
+            ),
+            (
+                r#"{"action":"Disconnect","users":["u1"]}"#,
+                DataIs::Application,
+                r#"the request is malformed: unknown `action` "Disconnect": it is one of push, disconnect, subscribe, unsubscribe"#,
+            ),
+            (
+                r#"{"users":["u1"],"channel":"room/1","data":1}"#,
+                DataIs::Application,
+                "the request is malformed: `channel` is only for the actions `subscribe` and `unsubscribe` (to publish, name `channels`)",
+            ),
+            (
+                r#"{"action":"disconnect","users":["u1"],"channel":"room/1"}"#,
+                DataIs::Application,
+                "the request is malformed: `channel` is only for the actions `subscribe` and `unsubscribe`, not `disconnect`",
+            ),
+            (
+                r#"{"action":"subscribe","users":["u1"]}"#,
+                DataIs::Application,
+                "the request is malformed: the action `subscribe` needs `channel`",
+            ),
+            (
+                r#"{"action":"unsubscribe","connections":["c1"],"channel":null}"#,
+                DataIs::Application,
+                "the request is malformed: the action `unsubscribe` needs `channel`",
+            ),
+            (
+                r#"{"action":"subscribe","users":["u1"],"channel":"room//1"}"#,
+                DataIs::Application,
+                &format!(
+                    "the request is malformed: `channel`: \"room//1\": {}",
+                    Pattern::parse("room//1").unwrap_err()
+                ),
+            ),
+            (
+                r#"{"action":"unsubscribe","users":["u1"],"channel":"room/*/x"}"#,
+                DataIs::Application,
+                &format!(
+                    "the request is malformed: `channel`: \"room/*/x\": {}",
+                    Pattern::parse("room/*/x").unwrap_err()
+                ),
+            ),
+            (
+                r#"{"action":"disconnect","channels":["room/1"]}"#,
+                DataIs::Application,
+                "the request is malformed: `channels` is only for the action `push`, not `disconnect`",
+            ),
+            (
+                r#"{"action":"subscribe","channel":"room/1","channels":["room/1"],"users":["u1"]}"#,
+                DataIs::Application,
+                "the request is malformed: `channels` is only for the action `push`, not `subscribe`",
+            ),
+            (
+                r#"{"action":"disconnect","data":1}"#,
+                DataIs::Application,
+                "the request is malformed: the action `disconnect` needs `users` and/or `connections`",
+            ),
+            (
+                r#"{"action":"subscribe","channel":"room/1","exclude_users":["u1"]}"#,
+                DataIs::Application,
+                "the request is malformed: the action `subscribe` needs `users` and/or `connections`",
+            ),
+            (
+                r#"{"action":"unsubscribe","channel":"room/1","users":null}"#,
+                DataIs::Application,
+                "the request is malformed: the action `unsubscribe` needs `users` and/or `connections`",
+            ),
+            (
+                &format!(r#"{{"action":"disconnect","connections":["c1"],"data":{frame}}}"#),
+                DataIs::Frame,
+                "the request is malformed: a request whose data is a frame (`sumu_frame`) can only be pushed, not `disconnect`",
+            ),
+            (
+                &format!(
+                    r#"{{"action":"subscribe","channel":"a","connections":["c1"],"data":{frame}}}"#
+                ),
+                DataIs::Frame,
+                "the request is malformed: a request whose data is a frame (`sumu_frame`) can only be pushed, not `subscribe`",
+            ),
+            (
+                r#"{"action":"disconnect","users":[""]}"#,
+                DataIs::Application,
+                "the request is malformed: `users` contains an empty id",
+            ),
+        ] {
+            let rejection = parse_message(
+                body,
+                0,
+                None,
+                data_is,
+                "m1",
+                &Namespaces::default(),
+            )
+            .unwrap_err();
+            assert_eq!(rejection.reason(), "invalid_request", "{body}");
+            assert_eq!(rejection.to_string(), message, "{body}");
+        }
+        // A push still needs its data (the reason it always had).
+        for body in [
+            r#"{"action":"push","users":["u1"]}"#,
+            r#"{"users":["u1"],"data":null}"#,
+        ] {
+            assert_eq!(
+                parse(body, 0).unwrap_err(),
+                Rejection::MissingData,
+                "{body}"
+            );
+        }
+        // `action` must be a string.
+        let rejection = parse(r#"{"action":1,"users":["u1"],"data":1}"#, 0).unwrap_err();
+        assert_eq!(rejection.reason(), "invalid_request");
+        assert!(
+            rejection.to_string().contains("expected a string"),
+            "{rejection}"
+        );
+        // A shard is a broadcast's, never an action's.
+        let rejection = parse_message(
+            r#"{"action":"disconnect","users":["u1"]}"#,
+            0,
+            Some(r#"{"segment":0,"segments":2}"#),
+            DataIs::Application,
+            "m1",
+            &Namespaces::default(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            rejection.to_string(),
+            "the request is malformed: `sumu_shard` on a request that is not a broadcast"
+        );
+        // Data over the limit, with an action as without.
+        let too_big = format!(
+            r#"{{"action":"disconnect","users":["u1"],"data":"{}"}}"#,
+            "x".repeat(MAX_NOTIFICATION_DATA_BYTES)
+        );
+        assert_eq!(parse(&too_big, 0).unwrap_err().reason(), "data_too_large");
+    }
+
+    #[test]
+    fn a_narrowed_disconnect_keeps_its_action_and_the_data_only_for_those_who_lack_it() {
+        let request = parse(
+            r#"{"action":"disconnect","users":["u1"],"exclude_users":["u2"],"data":{ "bye" : 1 }}"#,
+            0,
+        )
+        .unwrap();
+        let with_data = body(&request.narrowed_disconnect(vec!["c1".into()], true));
+        assert_eq!(
+            with_data,
+            r#"{"action":"disconnect","connections":["c1"],"publication_id":"m1","data":{ "bye" : 1 }}"#
+        );
+        // Read back as a back end's own (not a frame): the same frame, byte for byte.
+        let again = parse_message(
+            &with_data,
+            1,
+            None,
+            DataIs::Application,
+            "m-other",
+            &Namespaces::default(),
+        )
+        .unwrap();
+        assert_eq!(again.action(), Action::Disconnect);
+        assert_eq!(again.frame(), request.frame());
+        let close_only = body(&request.narrowed_disconnect(vec!["c2".into()], false));
+        // `data` is always written (the wire type's), `null` reading as absent.
+        assert_eq!(
+            close_only,
+            r#"{"action":"disconnect","connections":["c2"],"data":null}"#
+        );
+        let again = parse(&close_only, 1).unwrap();
+        assert!(again.frame.is_none());
+        // A subscribe's remainder (the change made, the data not delivered) is a plain push of
+        // the frame.
+        let subscribe = parse(
+            r#"{"action":"subscribe","channel":"room/1","users":["u1"],"data":2}"#,
+            0,
+        )
+        .unwrap();
+        let narrowed = body(&subscribe.narrowed(None, vec!["c3".into()]));
+        assert_eq!(
+            narrowed,
+            r#"{"connections":["c3"],"publication_id":"m1","data":{"type":"message","id":"m1","data":2}}"#
+        );
+        let again = parse_requeued(&narrowed, 1).unwrap();
+        assert_eq!(
+            (again.action(), again.frame()),
+            (Action::Push, subscribe.frame())
+        );
+    }
 }
