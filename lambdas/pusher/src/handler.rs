@@ -225,7 +225,7 @@ where
 #[derive(Debug)]
 enum Prepared {
     /// A request of any kind (crate::fanout).
-    Fan(Request),
+    Fan(Box<Request>),
     /// A client's accepted emit: its `ack` first when it had a `ref`.
     Emit {
         request: Box<Request>,
@@ -261,7 +261,7 @@ fn prepare(message: &Message, namespaces: &Namespaces) -> Result<Prepared, Rejec
         &message.id,
         namespaces,
     )
-    .map(Prepared::Fan)
+    .map(|request| Prepared::Fan(Box::new(request)))
 }
 
 /// One message: rejected to the dead-letter queue, or fanned out (a refused emit: its error
@@ -403,7 +403,7 @@ mod tests {
 
     fn request(message: &Message) -> Request {
         match prepare(message, &Namespaces::default()) {
-            Ok(Prepared::Fan(request)) => request,
+            Ok(Prepared::Fan(request)) => *request,
             Ok(Prepared::Emit { request, .. }) => *request,
             other => panic!("not a request: {other:?}"),
         }
