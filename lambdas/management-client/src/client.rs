@@ -357,13 +357,10 @@ impl ManagementClient {
             ),
         };
         let amz_date = at.amz_date();
-        let authorization = signing.key.authorization_of(
-            method,
-            &target.host,
-            &path,
-            &amz_date,
-            &payload_hash,
-        );
+        let authorization =
+            signing
+                .key
+                .authorization_of(method, &target.host, &path, &amz_date, &payload_hash);
         // Every part was checked when it was made: the path is percent-encoded, the host
         // parsed, the token checked, the rest generated.
         let token = signing.key.session_token();

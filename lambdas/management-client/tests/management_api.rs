@@ -81,7 +81,10 @@ async fn timeouts_and_unreachable_endpoints_are_retryable() {
 async fn a_delete_closes_the_connection_after_what_was_posted_and_classifies_aws_error_shapes() {
     let api = management_api::start("dev").await;
     let client = client_for(&api.endpoint, Duration::from_secs(5)).await;
-    assert_eq!(client.post(CONNECTION, b"last").await, PostOutcome::Delivered);
+    assert_eq!(
+        client.post(CONNECTION, b"last").await,
+        PostOutcome::Delivered
+    );
     assert_eq!(client.delete(CONNECTION).await, DeleteOutcome::Closed);
     assert_eq!(
         api.state.events_of(CONNECTION),
