@@ -1,6 +1,6 @@
-//! Posting to one connection through the API Gateway management API.
+//! Posting to one connection, and closing it, through the API Gateway management API.
 //!
-//! [`ManagementClient`]: `POST {stage}/@connections/{id}` over HTTP/1.1 keep-alive
+//! [`ManagementClient`]: `POST {stage}/@connections/{id}` (and `DELETE`, to close) over HTTP/1.1 keep-alive
 //! ([`crate::http1`]: tokio + rustls, the TLS stack the SDK uses), signed with SigV4
 //! ([`crate::sigv4`]) from the SDK's credentials provider. It replaced
 //! `aws-sdk-apigatewaymanagement` on the pusher's post path because the SDK spent 6–7× the CPU
@@ -27,6 +27,31 @@ pub enum PostOutcome {
     Retryable(String),
     /// Trying again cannot help (403, 413, a malformed request).
     Failed(String),
+}
+
+/// What one close (`DELETE @connections/{id}`) achieved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeleteOutcome {
+    /// 204: API Gateway closes the WebSocket connection (the client sees close code 1000).
+    Closed,
+    /// 410: the connection was gone already (closed, or never fully connected).
+    Gone,
+    /// Worth another try: 429 (throttled), 5xx, a timeout or a broken connection.
+    Retryable(String),
+    /// Trying again cannot help (403, a malformed request).
+    Failed(String),
+}
+
+impl From<PostOutcome> for DeleteOutcome {
+    /// A close's answer means what a post's does; only success has another name.
+    fn from(outcome: PostOutcome) -> DeleteOutcome {
+        match outcome {
+            PostOutcome::Delivered => DeleteOutcome::Closed,
+            PostOutcome::Gone => DeleteOutcome::Gone,
+            PostOutcome::Retryable(reason) => DeleteOutcome::Retryable(reason),
+            PostOutcome::Failed(reason) => DeleteOutcome::Failed(reason),
+        }
+    }
 }
 
 /// Where posts go, parsed once from the management endpoint.
@@ -279,18 +304,37 @@ impl ManagementClient {
         };
         tokio::time::timeout(
             self.attempt_timeout,
-            self.send(target, pool, connection_id, data),
+            self.send(target, pool, connection_id, Some(data)),
         )
         .await
         .unwrap_or_else(|_| PostOutcome::Retryable("timeout".into()))
     }
 
+    /// Closes the connection `connection_id` (`DELETE @connections/{id}`), one attempt bounded
+    /// by the attempt timeout, and says what came of it.
+    pub async fn delete(&self, connection_id: &str) -> DeleteOutcome {
+        let (target, pool) = match &self.target {
+            Ok(target) => (&target.0, &target.1),
+            Err(error) => {
+                return DeleteOutcome::Failed(format!("invalid management endpoint: {error}"))
+            }
+        };
+        tokio::time::timeout(
+            self.attempt_timeout,
+            self.send(target, pool, connection_id, None),
+        )
+        .await
+        .unwrap_or_else(|_| PostOutcome::Retryable("timeout".into()))
+        .into()
+    }
+
+    /// One exchange: `POST` with `data`, or `DELETE` (no body) when `data` is `None`.
     async fn send(
         &self,
         target: &Target,
         pool: &HttpPool,
         connection_id: &str,
-        data: &[u8],
+        data: Option<&[u8]>,
     ) -> PostOutcome {
         let at = Timestamp::now();
         let signing = match self.signer.signing(at).await {
@@ -301,12 +345,22 @@ impl ManagementClient {
             String::with_capacity(target.connections_path.len() + 3 * connection_id.len());
         path.push_str(&target.connections_path);
         sigv4::encode_segment_into(connection_id, &mut path);
-        let (body, payload_hash) = self.payloads.get(data);
+        let (method, body, payload_hash) = match data {
+            Some(data) => {
+                let (body, hash) = self.payloads.get(data);
+                ("POST", body, hash)
+            }
+            None => (
+                "DELETE",
+                Bytes::new(),
+                Arc::from(sigv4::EMPTY_PAYLOAD_SHA256),
+            ),
+        };
         let amz_date = at.amz_date();
         let authorization =
             signing
                 .key
-                .authorization(&target.host, &path, &amz_date, &payload_hash);
+                .authorization_of(method, &target.host, &path, &amz_date, &payload_hash);
         // Every part was checked when it was made: the path is percent-encoded, the host
         // parsed, the token checked, the rest generated.
         let token = signing.key.session_token();
@@ -314,11 +368,16 @@ impl ManagementClient {
             256 + path.len() + target.host.len() + authorization.len() + token.map_or(0, str::len),
         );
         for part in [
-            "POST ",
+            method,
+            " ",
             &path,
             " HTTP/1.1\r\nhost: ",
             &target.host,
-            "\r\ncontent-type: application/octet-stream\r\ncontent-length: ",
+            if data.is_some() {
+                "\r\ncontent-type: application/octet-stream\r\ncontent-length: "
+            } else {
+                "\r\ncontent-length: "
+            },
             &body.len().to_string(),
             "\r\nx-amz-date: ",
             &amz_date,

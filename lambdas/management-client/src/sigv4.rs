@@ -1,5 +1,5 @@
-//! AWS Signature Version 4 for one kind of request: `POST {base}/@connections/{id}` to
-//! `execute-api`, signed headers `host;x-amz-date[;x-amz-security-token]`, in the
+//! AWS Signature Version 4 for the management API's requests: `POST` or `DELETE
+//! {base}/@connections/{id}` to `execute-api`, signed headers `host;x-amz-date[;x-amz-security-token]`, in the
 //! `Authorization` header. Pure (time and credentials are arguments), so a test proves it
 //! equals `aws-sigv4`'s signature for the same inputs.
 //!
@@ -177,10 +177,24 @@ impl DayKey {
         amz_date: &str,
         payload_sha256_hex: &str,
     ) -> String {
+        self.authorization_of("POST", host, path, amz_date, payload_sha256_hex)
+    }
+
+    /// [`DayKey::authorization`] for a request with another `method` (`DELETE`: close a
+    /// connection, with an empty payload, [`EMPTY_PAYLOAD_SHA256`]).
+    pub fn authorization_of(
+        &self,
+        method: &str,
+        host: &str,
+        path: &str,
+        amz_date: &str,
+        payload_sha256_hex: &str,
+    ) -> String {
         // Sized for the whole request (a session token is ~1 KB): one allocation, no growth.
         let token_length = self.session_token().map_or(0, str::len);
         let mut canonical = String::with_capacity(256 + 3 * path.len() + host.len() + token_length);
-        canonical.push_str("POST\n");
+        canonical.push_str(method);
+        canonical.push('\n');
         encode_path_into(path, &mut canonical);
         canonical.push_str("\n\nhost:");
         canonical.push_str(host);
@@ -215,6 +229,10 @@ impl DayKey {
         authorization
     }
 }
+
+/// The SHA-256 of an empty payload, lower-case hex (a `DELETE` has no body).
+pub const EMPTY_PAYLOAD_SHA256: &str =
+    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 /// Lower-case hex of the SHA-256 of `payload`.
 pub fn sha256_hex(payload: &[u8]) -> String {
@@ -286,7 +304,13 @@ mod tests {
     }
 
     /// `aws-sigv4`'s Authorization header (and the headers it added) for the same request.
-    fn reference(keys: &Keys, time: SystemTime, path: &str, body: &[u8]) -> (String, Vec<String>) {
+    fn reference(
+        keys: &Keys,
+        time: SystemTime,
+        method: &str,
+        path: &str,
+        body: &[u8],
+    ) -> (String, Vec<String>) {
         let identity = aws_credential_types::Credentials::new(
             &keys.access_key_id,
             &keys.secret_access_key,
@@ -306,7 +330,7 @@ mod tests {
             .into();
         let url = format!("https://{HOST}{path}");
         let request = SignableRequest::new(
-            "POST",
+            method,
             &url,
             [("host", HOST)].into_iter(),
             SignableBody::Bytes(body),
@@ -341,7 +365,7 @@ mod tests {
                 &at.amz_date(),
                 &sha256_hex(body),
             );
-            let (theirs, added) = reference(&keys, time, &path, body);
+            let (theirs, added) = reference(&keys, time, "POST", &path, body);
             assert_eq!(ours, theirs, "session token {token:?}");
             // What aws-sigv4 adds is what the client sends: the date and the token.
             let mut expected = vec!["authorization", "x-amz-date"];
@@ -349,6 +373,26 @@ mod tests {
                 expected.push("x-amz-security-token");
             }
             assert_eq!(added, expected);
+        }
+    }
+
+    #[test]
+    fn a_delete_is_signed_as_aws_sigv4_signs_it() {
+        let time = UNIX_EPOCH + Duration::from_secs(1_764_612_345);
+        let path = format!("/prod/@connections/{}", encode_segment("L0SM9cOFvHcCIhw="));
+        assert_eq!(sha256_hex(b""), EMPTY_PAYLOAD_SHA256);
+        for token in [Some("IQoJb3JpZ2luX2VjE///session+token=="), None] {
+            let keys = keys(token);
+            let at = Timestamp::from(time);
+            let ours = DayKey::new(keys.clone(), "eu-west-1", at).authorization_of(
+                "DELETE",
+                HOST,
+                &path,
+                &at.amz_date(),
+                EMPTY_PAYLOAD_SHA256,
+            );
+            let (theirs, _) = reference(&keys, time, "DELETE", &path, b"");
+            assert_eq!(ours, theirs, "session token {token:?}");
         }
     }
 

@@ -15,7 +15,9 @@ use sumu_wire::channels::reasons;
 use sumu_wire::frames::{parse_ref, Ack, ErrorFrame, INVALID_REF};
 use sumu_wire::{attributes, Channel, Grants, Namespaces, MAX_NOTIFICATION_DATA_BYTES};
 
-use crate::request::{not_an_object, plan_publications, Fields, Rejection, Request, Targets};
+use crate::request::{
+    not_an_object, plan_publications, Fields, Rejection, Request, Targets, WireFields,
+};
 
 /// The message attributes of an SQS record whose `source` is `apigw.route.emit`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -304,10 +306,13 @@ pub fn parse_emit(
     let mut exclude_connections = vec![sender.connection_id];
     exclude_connections.extend(excluded);
     let fields = Fields {
-        channels: Some(planned.iter().map(|p| p.channel.to_string()).collect()),
-        exclude_connections,
-        publication_id: Some(id),
-        data: request.data,
+        wire: WireFields {
+            channels: Some(planned.iter().map(|p| p.channel.to_string()).collect()),
+            exclude_connections,
+            publication_id: Some(id),
+            data: request.data,
+            ..WireFields::default()
+        },
         ..Fields::default()
     };
     Ok(Emit::Publish {
@@ -318,6 +323,7 @@ pub fn parse_emit(
             shard: None,
             frame: None,
             subscribed_before: attributes.timestamp,
+            channel: None,
         }),
         ack,
     })

@@ -16,11 +16,11 @@ use crate::emit::{Acknowledgement, Refusal, Sender};
 use crate::history::HistoryStore;
 use crate::metrics::{Metrics, MetricsSink};
 use crate::outbox::{Outbox, OutboxError};
-use crate::poster::{PostOutcome, Poster};
-use crate::request::{body, Planned, Request, Shard, Targets};
+use crate::poster::{DeleteOutcome, PostOutcome, Poster};
+use crate::request::{body, Action, Fields, Planned, Request, Shard, Targets};
 use crate::store::{ConnectionKey, ConnectionStore, StoreError, DELETE_BATCH_SIZE};
-use crate::subscriptions::{SubscriptionKey, SubscriptionStore};
-use crate::targets::{self, Part};
+use crate::subscriptions::{SubscriptionItem, SubscriptionKey, SubscriptionStore};
+use crate::targets::{self, Part, Selection, Target};
 
 /// The pusher's dependencies: the seams and the tunables. Shared by reference across
 /// invocations; holds no per-request state.
@@ -68,6 +68,10 @@ pub enum PusherError {
     /// Nothing was posted yet (an offset may have been given out: a gap, never a double).
     #[error("keeping the publication in its channel's history failed: {0}")]
     History(StoreError),
+    /// Writing or deleting a subscription item failed: nothing was posted yet, and the
+    /// changes are idempotent, so the whole request can be redelivered.
+    #[error("changing the subscriptions failed: {0}")]
+    Subscriptions(StoreError),
     #[error("not an SQS or SNS event: {0}")]
     UnknownEvent(String),
     #[error("{failed} of {total} SNS records failed")]
@@ -83,6 +87,7 @@ impl PusherError {
             | PusherError::DeadLetter(_)
             | PusherError::Shard(_)
             | PusherError::History(_)
+            | PusherError::Subscriptions(_)
             | PusherError::OutOfTime => "Retryable",
             PusherError::RecordsFailed { .. } => "Retryable",
             PusherError::UnknownEvent(_) => "Validation",
@@ -112,6 +117,37 @@ enum Delivery {
     Deferred,
 }
 
+/// How one target of a `disconnect` ended in this invocation. `data`: how its data post
+/// ended, when the request has data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Closing {
+    /// The close was accepted.
+    Closed { data: Option<Delivery> },
+    /// 410 to the data post or to the close: the connection was gone already.
+    Gone { data: Option<Delivery> },
+    /// The close was refused for good.
+    Failed { data: Option<Delivery> },
+    /// The data was delivered (or failed for good, or there was none) but the close was not
+    /// done (`Exhausted` or `Deferred`): only the close is left.
+    ClosePending {
+        data: Option<Delivery>,
+        close: Delivery,
+    },
+    /// The data was not delivered (`Exhausted` or `Deferred`): the data and the close are left.
+    DataPending(Delivery),
+}
+
+impl Closing {
+    /// Whether anything was tried for this target (its first call was not deferred).
+    fn attempted(&self) -> bool {
+        match self {
+            Closing::DataPending(delivery) => *delivery != Delivery::Deferred,
+            Closing::ClosePending { data: None, close } => *close != Delivery::Deferred,
+            _ => true,
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct DeliveryReport {
     delivered: u64,
@@ -125,6 +161,13 @@ struct DeliveryReport {
 
 /// SQS's message size limit, minus room for attributes and the JSON around the ids.
 const MAX_REQUEUE_BODY_BYTES: usize = 256 * 1024 - 2 * 1024;
+
+fn epoch_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
 
 fn epoch_seconds() -> i64 {
     SystemTime::now()
@@ -146,6 +189,13 @@ where
         request: &Request,
         deadline: Deadline,
     ) -> (Metrics, Result<(), PusherError>) {
+        match request.action() {
+            Action::Push => {}
+            Action::Disconnect => return self.disconnect(request, deadline).await,
+            Action::Subscribe | Action::Unsubscribe => {
+                return self.change_subscriptions(request, deadline).await
+            }
+        }
         let mut metrics = Metrics::default();
         let can_shard = self.can_shard(request);
         let plan = match targets::plan(
@@ -380,6 +430,7 @@ where
                     body(&fields),
                     generation,
                     requeue_delay(self.limits.requeue_delay, generation),
+                    true,
                 )
                 .await?;
         }
@@ -465,6 +516,39 @@ where
         payload: &[u8],
         deadline: Deadline,
     ) -> (Delivery, u32) {
+        self.retrying(connection_id, deadline, "post", || {
+            self.poster.post(connection_id, payload)
+        })
+        .await
+    }
+
+    /// Closes one connection, retried exactly like a post ([`Pusher::deliver_one`]):
+    /// `Delivered` is closed, `Gone` was gone already.
+    async fn close_one(&self, connection_id: &str, deadline: Deadline) -> (Delivery, u32) {
+        self.retrying(connection_id, deadline, "close", || async {
+            match self.poster.close(connection_id).await {
+                DeleteOutcome::Closed => PostOutcome::Delivered,
+                DeleteOutcome::Gone => PostOutcome::Gone,
+                DeleteOutcome::Retryable(reason) => PostOutcome::Retryable(reason),
+                DeleteOutcome::Failed(reason) => PostOutcome::Failed(reason),
+            }
+        })
+        .await
+    }
+
+    /// One management-API call (`attempt`) to one connection, retrying 429/5xx/timeouts with
+    /// full-jitter backoff while the deadline allows.
+    async fn retrying<F, Fut>(
+        &self,
+        connection_id: &str,
+        deadline: Deadline,
+        what: &'static str,
+        attempt: F,
+    ) -> (Delivery, u32)
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = PostOutcome>,
+    {
         let limits = &self.limits;
         let mut retries = 0;
         loop {
@@ -477,19 +561,19 @@ where
                 };
                 return (delivery, retries);
             }
-            match self.poster.post(connection_id, payload).await {
+            match attempt().await {
                 PostOutcome::Delivered => return (Delivery::Delivered, retries),
                 PostOutcome::Gone => {
-                    tracing::debug!(connection_id, "connection gone");
+                    tracing::debug!(connection_id, what, "connection gone");
                     return (Delivery::Gone, retries);
                 }
                 PostOutcome::Failed(reason) => {
-                    tracing::warn!(connection_id, %reason, "post failed and cannot be retried");
+                    tracing::warn!(connection_id, what, %reason, "failed and cannot be retried");
                     return (Delivery::Failed, retries);
                 }
                 PostOutcome::Retryable(reason) => {
                     if retries + 1 >= limits.max_post_attempts {
-                        tracing::debug!(connection_id, %reason, "post still failing after the last attempt");
+                        tracing::debug!(connection_id, what, %reason, "still failing after the last attempt");
                         return (Delivery::Exhausted, retries);
                     }
                     let wait = full_jitter(retries, limits.backoff_base, limits.backoff_cap);
@@ -499,7 +583,7 @@ where
                     ) {
                         return (Delivery::Exhausted, retries);
                     }
-                    tracing::debug!(connection_id, %reason, wait_ms = wait.as_millis() as u64, "retrying post");
+                    tracing::debug!(connection_id, what, %reason, wait_ms = wait.as_millis() as u64, "retrying");
                     tokio::time::sleep(wait).await;
                     retries += 1;
                 }
@@ -617,18 +701,45 @@ where
             .chain(&report.deferred)
             .cloned()
             .collect();
+        tracing::warn!(
+            exhausted = report.exhausted.len(),
+            deferred = report.deferred.len(),
+            "some connections did not get the payload"
+        );
+        self.requeue_connections(
+            remainder,
+            |chunk| request.narrowed(publication, chunk),
+            true,
+            generation,
+            metrics,
+        )
+        .await
+    }
+
+    /// Sends `remainder` back to the queue as `narrow` makes their request (`verbatim`: its
+    /// data is a frame, `sumu_frame`), in as many bodies as SQS's size needs, marked with
+    /// `generation` — or to the dead-letter queue (`retries_exhausted`) once `generation` is
+    /// past the last one.
+    async fn requeue_connections(
+        &self,
+        remainder: Vec<String>,
+        narrow: impl Fn(Vec<String>) -> Fields,
+        verbatim: bool,
+        generation: u32,
+        metrics: &mut Metrics,
+    ) -> Result<(), PusherError> {
+        if remainder.is_empty() {
+            return Ok(());
+        }
         // Everything but the connection ids: the same in every chunk's body.
-        let frame = body(&request.narrowed(publication, Vec::new())).len();
+        let frame = body(&narrow(Vec::new())).len();
         let chunks = chunk_ids(
             &remainder,
             (MAX_REQUEUE_BODY_BYTES + 2).saturating_sub(frame),
         );
-        let bodies = chunks.into_iter().map(|chunk| {
-            (
-                chunk.len() as u64,
-                body(&request.narrowed(publication, chunk)),
-            )
-        });
+        let bodies = chunks
+            .into_iter()
+            .map(|chunk| (chunk.len() as u64, body(&narrow(chunk))));
         if generation > self.limits.max_generations {
             tracing::error!(
                 connections = remainder.len(),
@@ -647,20 +758,254 @@ where
             let delay = requeue_delay(self.limits.requeue_delay, generation);
             tracing::warn!(
                 connections = remainder.len(),
-                exhausted = report.exhausted.len(),
-                deferred = report.deferred.len(),
                 generation,
-                "re-queueing the connections that did not get the payload"
+                "re-queueing the connections that are not done"
             );
             for (connections, body) in bodies {
                 self.outbox
-                    .requeue(body, generation, delay)
+                    .requeue(body, generation, delay, verbatim)
                     .await
                     .map_err(PusherError::Requeue)?;
                 metrics.requeued += connections;
             }
         }
         Ok(())
+    }
+
+    /// A `disconnect`: each live target gets the request's data first when it has some (as
+    /// any push: retried, and a 410 is a stale connection), then is closed with the
+    /// management API's DELETE (retried the same way; 410 is closed already). Posts and closes
+    /// run `post_concurrency` targets at a time, each target's close only after its post
+    /// answered. What is not done is re-queued narrowed ([`Request::narrowed_disconnect`]): with
+    /// the data for targets that did not get it, without it for those whose close alone is
+    /// left, so nobody gets the data twice.
+    async fn disconnect(
+        &self,
+        request: &Request,
+        deadline: Deadline,
+    ) -> (Metrics, Result<(), PusherError>) {
+        let mut metrics = Metrics::default();
+        let found =
+            match targets::live_connections(&self.store, &self.limits, request, epoch_seconds())
+                .await
+            {
+                Ok(found) => found,
+                Err(error) => return (metrics, Err(error.into())),
+            };
+        let payload = request
+            .frame
+            .as_ref()
+            .map(|frame| frame.bytes.get().as_bytes());
+        let outcomes: Vec<(ConnectionKey, Closing, u32)> = futures::stream::iter(found.live)
+            .map(|item| async move {
+                let id = item.key.connection_id.as_str();
+                let mut retries = 0;
+                let mut data = None;
+                if let Some(payload) = payload {
+                    let (delivery, tries) = self.deliver_one(id, payload, deadline).await;
+                    retries += tries;
+                    match delivery {
+                        // A post that can never succeed must not keep the connection open.
+                        Delivery::Delivered | Delivery::Failed => data = Some(delivery),
+                        Delivery::Gone => return (item.key, Closing::Gone { data: None }, retries),
+                        Delivery::Exhausted | Delivery::Deferred => {
+                            return (item.key, Closing::DataPending(delivery), retries)
+                        }
+                    }
+                }
+                let (close, tries) = self.close_one(id, deadline).await;
+                retries += tries;
+                let closing = match close {
+                    Delivery::Delivered => Closing::Closed { data },
+                    Delivery::Gone => Closing::Gone { data },
+                    Delivery::Failed => Closing::Failed { data },
+                    Delivery::Exhausted | Delivery::Deferred => {
+                        Closing::ClosePending { data, close }
+                    }
+                };
+                (item.key, closing, retries)
+            })
+            .buffer_unordered(self.limits.post_concurrency.max(1))
+            .collect()
+            .await;
+
+        let mut stale = found.expired;
+        metrics.stale += stale.len() as u64;
+        let mut with_data = Vec::new();
+        let mut close_only = Vec::new();
+        // As for a push: exhausted retries spend a generation, and so does a round in which
+        // nothing could even be tried (so a request cannot circulate forever).
+        let (mut exhausted, mut attempted) = (false, false);
+        for (key, closing, retries) in outcomes {
+            metrics.retried += u64::from(retries);
+            attempted |= closing.attempted();
+            let data = match closing {
+                Closing::Closed { data } => {
+                    metrics.closed += 1;
+                    data
+                }
+                Closing::Gone { data } => {
+                    // Gone before the close (or before the data): closed all the same.
+                    metrics.closed += 1;
+                    metrics.stale += 1;
+                    stale.push(key);
+                    data
+                }
+                Closing::Failed { data } => {
+                    metrics.failed += 1;
+                    data
+                }
+                Closing::ClosePending { data, close } => {
+                    exhausted |= close == Delivery::Exhausted;
+                    close_only.push(key.connection_id);
+                    data
+                }
+                Closing::DataPending(delivery) => {
+                    exhausted |= delivery == Delivery::Exhausted;
+                    with_data.push(key.connection_id);
+                    None
+                }
+            };
+            match data {
+                Some(Delivery::Delivered) => metrics.delivered += 1,
+                Some(Delivery::Failed) => metrics.failed += 1,
+                _ => {}
+            }
+        }
+        self.prune(stale, Vec::new(), deadline).await;
+        if with_data.is_empty() && close_only.is_empty() {
+            return (metrics, Ok(()));
+        }
+        let generation = request.generation + u32::from(exhausted || !attempted);
+        let mut result = self
+            .requeue_connections(
+                with_data,
+                |chunk| request.narrowed_disconnect(chunk, true),
+                false,
+                generation,
+                &mut metrics,
+            )
+            .await;
+        if result.is_ok() {
+            result = self
+                .requeue_connections(
+                    close_only,
+                    |chunk| request.narrowed_disconnect(chunk, false),
+                    false,
+                    generation,
+                    &mut metrics,
+                )
+                .await;
+        }
+        (metrics, result)
+    }
+
+    /// A `subscribe` or `unsubscribe`: every live target connection's subscription item to
+    /// the request's pattern written (unless one exists) or deleted (uncounting a counted
+    /// one), `lookup_concurrency` at a time; then, when the request has data, the data to the
+    /// same connections, exactly as a push. A failed write fails the record before anything
+    /// is posted: SQS redelivers it, and repeating the changes is harmless.
+    async fn change_subscriptions(
+        &self,
+        request: &Request,
+        deadline: Deadline,
+    ) -> (Metrics, Result<(), PusherError>) {
+        let mut metrics = Metrics::default();
+        let Some(pattern) = &request.channel else {
+            // request::parse_message never makes one without its pattern.
+            tracing::error!("a subscription change without a channel; nothing done");
+            return (metrics, Ok(()));
+        };
+        let now = epoch_seconds();
+        let found = match targets::live_connections(&self.store, &self.limits, request, now).await {
+            Ok(found) => found,
+            Err(error) => return (metrics, Err(error.into())),
+        };
+        let subscribe = request.action() == Action::Subscribe;
+        let now_ms = epoch_millis();
+        let pattern = pattern.to_string();
+        let changes: Vec<Result<bool, StoreError>> = futures::stream::iter(&found.live)
+            .map(|connection| {
+                let key = SubscriptionKey {
+                    channel: pattern.clone(),
+                    connection_id: connection.key.connection_id.clone(),
+                };
+                async move {
+                    if subscribe {
+                        let item = SubscriptionItem {
+                            key,
+                            user_id: connection.key.user_id.clone(),
+                            // A connection item without `expires_at` (written by hand): API
+                            // Gateway ends every connection within 2 hours of now.
+                            expires_at: Some(connection.expires_at.unwrap_or(
+                                now + sumu_wire::table::MAX_CONNECTION_SECONDS,
+                            )),
+                            subscribed_at: Some(now_ms),
+                        };
+                        self.store.put_subscription(&item).await
+                    } else {
+                        match self.store.remove_subscription(&key).await? {
+                            None => Ok(false),
+                            Some(counted) => {
+                                if counted
+                                    && !self.store.uncount_subscription(&connection.key).await?
+                                {
+                                    tracing::warn!(connection_id = %connection.key.connection_id, "a counted subscription's connection had nothing to uncount");
+                                }
+                                Ok(true)
+                            }
+                        }
+                    }
+                }
+            })
+            .buffer_unordered(self.limits.lookup_concurrency.max(1))
+            .collect()
+            .await;
+        let mut failure = None;
+        for change in changes {
+            match change {
+                Ok(true) if subscribe => metrics.subscribed += 1,
+                Ok(true) => metrics.unsubscribed += 1,
+                Ok(false) => {}
+                Err(error) => failure = Some(error),
+            }
+        }
+        tracing::info!(
+            channel = %pattern,
+            connections = found.live.len(),
+            subscribed = metrics.subscribed,
+            unsubscribed = metrics.unsubscribed,
+            "subscriptions changed"
+        );
+        if let Some(error) = failure {
+            self.prune(found.expired, Vec::new(), deadline).await;
+            return (metrics, Err(PusherError::Subscriptions(error)));
+        }
+        let Some(frame) = &request.frame else {
+            metrics.stale += found.expired.len() as u64;
+            self.prune(found.expired, Vec::new(), deadline).await;
+            return (metrics, Ok(()));
+        };
+        let part = Part {
+            publication: None,
+            payload: frame.bytes.get().as_bytes(),
+            selection: Selection {
+                live: found
+                    .live
+                    .into_iter()
+                    .map(|connection| Target {
+                        key: connection.key,
+                        via: Vec::new(),
+                    })
+                    .collect(),
+                expired: found.expired,
+                expired_subscriptions: Vec::new(),
+            },
+        };
+        let result = self
+            .deliver_part(request, part, deadline, &mut metrics)
+            .await;
+        (metrics, result)
     }
 }
 

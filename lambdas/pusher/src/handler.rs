@@ -225,7 +225,7 @@ where
 #[derive(Debug)]
 enum Prepared {
     /// A request of any kind (crate::fanout).
-    Fan(Request),
+    Fan(Box<Request>),
     /// A client's accepted emit: its `ack` first when it had a `ref`.
     Emit {
         request: Box<Request>,
@@ -261,7 +261,7 @@ fn prepare(message: &Message, namespaces: &Namespaces) -> Result<Prepared, Rejec
         &message.id,
         namespaces,
     )
-    .map(Prepared::Fan)
+    .map(|request| Prepared::Fan(Box::new(request)))
 }
 
 /// One message: rejected to the dead-letter queue, or fanned out (a refused emit: its error
@@ -330,7 +330,11 @@ fn log_done(request: &Request, metrics: &Metrics) {
         );
     } else {
         tracing::info!(
+            action = request.action().name(),
             delivered = metrics.delivered,
+            closed = metrics.closed,
+            subscribed = metrics.subscribed,
+            unsubscribed = metrics.unsubscribed,
             stale = metrics.stale,
             failed = metrics.failed,
             retried = metrics.retried,
@@ -347,7 +351,7 @@ mod tests {
     use sumu_wire::NotificationRequest;
 
     use super::*;
-    use crate::request::{body, Fields, Shard, ShardKey};
+    use crate::request::{body, Action, Fields, Shard, ShardKey};
 
     /// Every field of a notification request, set (the audience as given). A field added to
     /// `NotificationRequest` does not compile here until it is given a value; the round trips
@@ -357,16 +361,20 @@ mod tests {
         connections: Option<Vec<String>>,
         channels: Option<Vec<String>>,
     ) -> Fields {
-        NotificationRequest {
-            users,
-            connections,
-            channels,
-            exclude_users: vec!["u-x".into()],
-            exclude_connections: vec!["c-x".into()],
-            publication_id: Some("p\"1".into()),
-            data: Some(
-                RawValue::from_string(r#"{ "z": 1, "a": [1.0, "caf\u00e9"] }"#.into()).unwrap(),
-            ),
+        Fields {
+            action: Action::Push,
+            channel: None,
+            wire: NotificationRequest {
+                users,
+                connections,
+                channels,
+                exclude_users: vec!["u-x".into()],
+                exclude_connections: vec!["c-x".into()],
+                publication_id: Some("p\"1".into()),
+                data: Some(
+                    RawValue::from_string(r#"{ "z": 1, "a": [1.0, "caf\u00e9"] }"#.into()).unwrap(),
+                ),
+            },
         }
     }
 
@@ -395,7 +403,7 @@ mod tests {
 
     fn request(message: &Message) -> Request {
         match prepare(message, &Namespaces::default()) {
-            Ok(Prepared::Fan(request)) => request,
+            Ok(Prepared::Fan(request)) => *request,
             Ok(Prepared::Emit { request, .. }) => *request,
             other => panic!("not a request: {other:?}"),
         }

@@ -44,7 +44,7 @@ pub use handler::{handle, handle_sns, handle_sqs};
 pub use history::{HistoryStore, Offset};
 pub use metrics::{EmfLog, Metrics, MetricsSink};
 pub use outbox::{Outbox, OutboxError, SqsOutbox};
-pub use poster::{PostOutcome, Poster};
+pub use poster::{DeleteOutcome, PostOutcome, Poster};
 pub use store::{
     ConnectionItem, ConnectionKey, ConnectionStore, DynamoStore, ScanPage, StoreError,
 };

@@ -28,6 +28,13 @@ pub struct Metrics {
     /// Client `emit`s refused (no publish grant, bad channel, bad `data`): the sender got an
     /// error frame and nobody else anything.
     pub refused_emits: u64,
+    /// Connections a `disconnect` closed (the management API's DELETE answered 204, or 410:
+    /// gone already).
+    pub closed: u64,
+    /// Subscription items a `subscribe` wrote (an existing one is left alone, not counted).
+    pub subscribed: u64,
+    /// Subscription items an `unsubscribe` deleted.
+    pub unsubscribed: u64,
 }
 
 impl AddAssign for Metrics {
@@ -41,6 +48,9 @@ impl AddAssign for Metrics {
         self.shards += other.shards;
         self.publications += other.publications;
         self.refused_emits += other.refused_emits;
+        self.closed += other.closed;
+        self.subscribed += other.subscribed;
+        self.unsubscribed += other.unsubscribed;
     }
 }
 
@@ -90,6 +100,9 @@ impl Metrics {
                         metric("Shards", "Count"),
                         metric("Publications", "Count"),
                         metric("RefusedEmits", "Count"),
+                        metric("Closed", "Count"),
+                        metric("Subscribed", "Count"),
+                        metric("Unsubscribed", "Count"),
                         metric("DurationMs", "Milliseconds"),
                     ],
                 }],
@@ -104,6 +117,9 @@ impl Metrics {
             "Shards": self.shards,
             "Publications": self.publications,
             "RefusedEmits": self.refused_emits,
+            "Closed": self.closed,
+            "Subscribed": self.subscribed,
+            "Unsubscribed": self.unsubscribed,
             "DurationMs": duration_ms,
         })
         .to_string()
@@ -126,6 +142,9 @@ mod tests {
             shards: 7,
             publications: 8,
             refused_emits: 9,
+            closed: 10,
+            subscribed: 11,
+            unsubscribed: 12,
         };
         let line: serde_json::Value =
             serde_json::from_str(&metrics.emf_line(42, 1_700_000_000_000)).unwrap();
@@ -141,6 +160,9 @@ mod tests {
             ("Shards", 7),
             ("Publications", 8),
             ("RefusedEmits", 9),
+            ("Closed", 10),
+            ("Subscribed", 11),
+            ("Unsubscribed", 12),
             ("DurationMs", 42),
         ] {
             assert_eq!(line[name], value, "{name}");

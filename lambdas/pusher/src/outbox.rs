@@ -22,13 +22,15 @@ pub enum OutboxError {
 
 /// The narrow seam between the fan-out logic and SQS.
 pub trait Outbox: Sync {
-    /// Sends a narrowed request back to the notifications queue, marked with `generation` and
-    /// as carrying its frame (`sumu_frame`), after `delay`.
+    /// Sends a narrowed request back to the notifications queue, marked with `generation`,
+    /// after `delay`; `verbatim`: its `data` is the frame the others got (`sumu_frame`),
+    /// otherwise the back end's own (a narrowed `disconnect`).
     fn requeue(
         &self,
         body: String,
         generation: u32,
         delay: Duration,
+        verbatim: bool,
     ) -> impl Future<Output = Result<(), OutboxError>> + Send;
     /// Sends `body` to the dead-letter queue with a `rejection_reason` attribute.
     fn dead_letter(
@@ -108,13 +110,15 @@ impl Outbox for SqsOutbox {
         body: String,
         generation: u32,
         delay: Duration,
+        verbatim: bool,
     ) -> Result<(), OutboxError> {
         let queue = "NOTIFICATIONS_QUEUE_URL";
         let url = self
             .notifications_queue_url
             .as_deref()
             .ok_or(OutboxError::NotConfigured(queue))?;
-        self.client
+        let mut message = self
+            .client
             .send_message()
             .queue_url(url)
             .message_body(body)
@@ -122,21 +126,21 @@ impl Outbox for SqsOutbox {
             .message_attributes(
                 notification_attributes::GENERATION,
                 attribute("Number", generation.to_string())?,
-            )
+            );
+        if verbatim {
             // Its data is the frame the other targets got: delivered as it is.
-            .message_attributes(
+            message = message.message_attributes(
                 notification_attributes::FRAME,
                 attribute(
                     "String",
                     notification_attributes::FRAME_VERBATIM.to_string(),
                 )?,
-            )
-            .send()
-            .await
-            .map_err(|e| OutboxError::Send {
-                queue,
-                message: describe(e),
-            })?;
+            );
+        }
+        message.send().await.map_err(|e| OutboxError::Send {
+            queue,
+            message: describe(e),
+        })?;
         Ok(())
     }
 

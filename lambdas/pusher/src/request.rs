@@ -9,15 +9,96 @@ use serde_json::error::Category;
 use serde_json::value::RawValue;
 use sumu_wire::frames::{Message, MAX_KEPT_PUBLICATION_BYTES};
 use sumu_wire::{
-    Channel, HistoryPolicy, Namespaces, NotificationRequest, Publication, PublicationType,
+    Channel, HistoryPolicy, Namespaces, NotificationRequest, Pattern, Publication, PublicationType,
     MAX_NOTIFICATION_DATA_BYTES,
 };
 
 use crate::store::ConnectionKey;
 
-/// A request's fields as its body carries them: the wire type itself, `data` as the bytes
-/// the back end sent (present: [`parse_message`] rejects a request without it).
-pub type Fields = NotificationRequest<Option<Box<RawValue>>>;
+/// The wire type's fields, `data` as the bytes the back end sent.
+pub type WireFields = NotificationRequest<Option<Box<RawValue>>>;
+
+/// A request's fields as its body carries them: the wire type's (reached through `Deref`, so
+/// `fields.users` reads as on the wire type), plus the server-side control fields `action`
+/// and `channel` (docs/pusher.md, "Server-side control"). Serialized with `action` and
+/// `channel` first and then the wire type's fields, so every body the pusher writes back
+/// carries them too.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Fields {
+    #[serde(skip_serializing_if = "Action::is_push")]
+    pub action: Action,
+    /// The channel (or pattern) a `subscribe` or `unsubscribe` is about, as sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    #[serde(flatten)]
+    pub wire: WireFields,
+}
+
+impl std::ops::Deref for Fields {
+    type Target = WireFields;
+    fn deref(&self) -> &WireFields {
+        &self.wire
+    }
+}
+
+impl std::ops::DerefMut for Fields {
+    fn deref_mut(&mut self) -> &mut WireFields {
+        &mut self.wire
+    }
+}
+
+/// What a notification request asks the pusher to do with its targets (`"action"`; absent or
+/// `null` is `push`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// Deliver `data` (required) to the targets: users, connections, everyone or channels.
+    #[default]
+    Push,
+    /// Close the target connections (after `data`, when present, as their last frame).
+    Disconnect,
+    /// Subscribe every live target connection to `channel`.
+    Subscribe,
+    /// Unsubscribe every live target connection from `channel`.
+    Unsubscribe,
+}
+
+impl Action {
+    pub const ALL: [Action; 4] = [
+        Action::Push,
+        Action::Disconnect,
+        Action::Subscribe,
+        Action::Unsubscribe,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Push => "push",
+            Action::Disconnect => "disconnect",
+            Action::Subscribe => "subscribe",
+            Action::Unsubscribe => "unsubscribe",
+        }
+    }
+
+    fn is_push(&self) -> bool {
+        *self == Action::Push
+    }
+
+    /// The action named `text`, if there is one.
+    fn parse(text: &str) -> Option<Action> {
+        Action::ALL.into_iter().find(|action| action.name() == text)
+    }
+}
+
+/// The control fields as a body carries them (read in a second pass over the body: the wire
+/// type ignores them, and serde cannot flatten a struct holding a `RawValue` on the way in).
+#[derive(Deserialize)]
+struct Control {
+    #[serde(default)]
+    action: Option<String>,
+    #[serde(default)]
+    channel: Option<String>,
+}
 
 /// A valid request, ready to fan out.
 #[derive(Debug, Clone)]
@@ -38,6 +119,8 @@ pub struct Request {
     /// A client's emit: when it was sent (epoch ms, the gateway's `timestamp`). Subscriptions
     /// made later do not get it (crate::targets).
     pub subscribed_before: Option<i64>,
+    /// The pattern of a `subscribe` or `unsubscribe` (validated; `None` for other actions).
+    pub channel: Option<Pattern>,
 }
 
 /// The frame of a request to users, connections or everyone: `{"type":"message","id":…,
@@ -234,6 +317,11 @@ pub enum DataIs {
 /// `Value` and serialized again, so no key is reordered, no number rewritten and no escape or
 /// space changed, whatever serde_json's features in the build (docs/pusher.md, "Data travels
 /// byte for byte").
+///
+/// `action` (docs/pusher.md, "Server-side control"): `push` (the default) needs `data`;
+/// `disconnect`, `subscribe` and `unsubscribe` need `users` and/or `connections`, take `data`
+/// optionally, and never `channels` or a frame; `channel` belongs to `subscribe` and
+/// `unsubscribe` only, and they need it.
 pub fn parse_message(
     body: &str,
     generation: u32,
@@ -242,19 +330,22 @@ pub fn parse_message(
     message_id: &str,
     namespaces: &Namespaces,
 ) -> Result<Request, Rejection> {
-    if let Some(found) = not_an_object(body) {
-        return Err(Rejection::UnparseableBody(format!("found {found}")));
-    }
-    let fields: Fields = serde_json::from_str(body).map_err(|e| match e.classify() {
-        Category::Data => Rejection::InvalidRequest(e.to_string()),
-        Category::Syntax | Category::Eof | Category::Io => {
-            Rejection::UnparseableBody(e.to_string())
+    let fields = read_fields(body)?;
+    let action = fields.action;
+    if action == Action::Push {
+        if fields.channel.is_some() {
+            return Err(Rejection::InvalidRequest(
+                "`channel` is only for the actions `subscribe` and `unsubscribe` (to publish, name `channels`)"
+                    .into(),
+            ));
         }
-    })?;
+    } else {
+        check_control(&fields, data_is)?;
+    }
     // `null` reads as absent (serde's `Option`): both are a request without data.
-    let Some(data) = &fields.data else {
+    if action == Action::Push && fields.data.is_none() {
         return Err(Rejection::MissingData);
-    };
+    }
     let no_ids = Vec::new();
     for (field, ids) in [
         ("users", fields.users.as_ref().unwrap_or(&no_ids)),
@@ -271,9 +362,11 @@ pub fn parse_message(
             )));
         }
     }
-    let bytes = data.get().len();
-    if bytes > MAX_NOTIFICATION_DATA_BYTES {
-        return Err(Rejection::DataTooLarge { bytes });
+    if let Some(data) = &fields.data {
+        let bytes = data.get().len();
+        if bytes > MAX_NOTIFICATION_DATA_BYTES {
+            return Err(Rejection::DataTooLarge { bytes });
+        }
     }
     let base_id = match &fields.publication_id {
         Some(id) => {
@@ -285,6 +378,12 @@ pub fn parse_message(
             id.clone()
         }
         None => base_id(message_id),
+    };
+    if action != Action::Push {
+        return control_request(fields, base_id, generation, shard);
+    }
+    let Some(data) = &fields.data else {
+        return Err(Rejection::MissingData);
     };
     if data_is == DataIs::Frame && fields.is_broadcast() {
         return Err(Rejection::InvalidRequest(format!(
@@ -343,10 +442,7 @@ pub fn parse_message(
         if fields.is_broadcast() {
             Targets::Broadcast
         } else {
-            Targets::Selected {
-                users: dedup(fields.users.clone().unwrap_or_default()),
-                connections: dedup(fields.connections.clone().unwrap_or_default()),
-            }
+            selected(&fields)
         }
     };
     let shard = match shard {
@@ -365,7 +461,112 @@ pub fn parse_message(
         shard,
         frame,
         subscribed_before: None,
+        channel: None,
     })
+}
+
+/// Reads the body once as the wire type and once for the control fields.
+fn read_fields(body: &str) -> Result<Fields, Rejection> {
+    if let Some(found) = not_an_object(body) {
+        return Err(Rejection::UnparseableBody(format!("found {found}")));
+    }
+    let classify = |e: serde_json::Error| match e.classify() {
+        Category::Data => Rejection::InvalidRequest(e.to_string()),
+        Category::Syntax | Category::Eof | Category::Io => {
+            Rejection::UnparseableBody(e.to_string())
+        }
+    };
+    let wire: WireFields = serde_json::from_str(body).map_err(classify)?;
+    let control: Control = serde_json::from_str(body).map_err(classify)?;
+    let action = match control.action.as_deref() {
+        None => Action::Push,
+        Some(text) => Action::parse(text).ok_or_else(|| {
+            Rejection::InvalidRequest(format!(
+                "unknown `action` {text:?}: it is one of push, disconnect, subscribe, unsubscribe"
+            ))
+        })?,
+    };
+    Ok(Fields {
+        action,
+        channel: control.channel,
+        wire,
+    })
+}
+
+/// The combinations a `disconnect`, `subscribe` or `unsubscribe` may not have.
+fn check_control(fields: &Fields, data_is: DataIs) -> Result<(), Rejection> {
+    let action = fields.action.name();
+    if fields.channels.is_some() {
+        return Err(Rejection::InvalidRequest(format!(
+            "`channels` is only for the action `push`, not `{action}`"
+        )));
+    }
+    if data_is == DataIs::Frame {
+        return Err(Rejection::InvalidRequest(format!(
+            "a request whose data is a frame (`{}`) can only be pushed, not `{action}`",
+            sumu_wire::notification_attributes::FRAME
+        )));
+    }
+    if fields.users.is_none() && fields.connections.is_none() {
+        return Err(Rejection::InvalidRequest(format!(
+            "the action `{action}` needs `users` and/or `connections`"
+        )));
+    }
+    match (fields.action, &fields.channel) {
+        (Action::Subscribe | Action::Unsubscribe, None) => Err(Rejection::InvalidRequest(format!(
+            "the action `{action}` needs `channel`"
+        ))),
+        (Action::Subscribe | Action::Unsubscribe, Some(text)) => Pattern::parse(text)
+            .map(|_| ())
+            .map_err(|error| Rejection::InvalidRequest(format!("`channel`: {text:?}: {error}"))),
+        (_, Some(_)) => Err(Rejection::InvalidRequest(format!(
+            "`channel` is only for the actions `subscribe` and `unsubscribe`, not `{action}`"
+        ))),
+        (_, None) => Ok(()),
+    }
+}
+
+/// A checked `disconnect`, `subscribe` or `unsubscribe`: its targets, its pattern, and the
+/// message frame of its optional `data`.
+fn control_request(
+    fields: Fields,
+    base_id: String,
+    generation: u32,
+    shard: Option<&str>,
+) -> Result<Request, Rejection> {
+    if shard.is_some() {
+        return Err(Rejection::InvalidRequest(format!(
+            "`{SHARD_ATTRIBUTE}` on a request that is not a broadcast"
+        )));
+    }
+    let frame = match &fields.data {
+        Some(data) => Some(message_frame(base_id, data)?),
+        None => None,
+    };
+    let channel = match &fields.channel {
+        Some(text) => Some(
+            Pattern::parse(text)
+                .map_err(|error| Rejection::InvalidRequest(format!("`channel`: {error}")))?,
+        ),
+        None => None,
+    };
+    Ok(Request {
+        targets: selected(&fields),
+        fields,
+        generation,
+        shard: None,
+        frame,
+        subscribed_before: None,
+        channel,
+    })
+}
+
+/// The users and connections a request names, each once.
+fn selected(fields: &Fields) -> Targets {
+    Targets::Selected {
+        users: dedup(fields.users.clone().unwrap_or_default()),
+        connections: dedup(fields.connections.clone().unwrap_or_default()),
+    }
 }
 
 /// `{"type":"message","id":…,"data":…}` with `data` as the bytes it was sent, serialized as
@@ -488,8 +689,15 @@ impl Request {
     /// envelope, or the message frame) and its `publication_id` that frame's id, and it
     /// travels with the `sumu_frame` attribute (crate::outbox), so every generation delivers
     /// the same bytes with the same id.
+    ///
+    /// Whatever the request's action, the narrowed one only pushes: the remainder of a
+    /// `subscribe` or `unsubscribe` are connections whose subscription changed already and
+    /// who did not get the data yet (a `disconnect`'s remainder is
+    /// [`Request::narrowed_disconnect`]).
     pub fn narrowed(&self, publication: Option<&Planned>, connections: Vec<String>) -> Fields {
         let mut fields = self.fields.clone();
+        fields.action = Action::Push;
+        fields.channel = None;
         fields.users = None;
         fields.channels = None;
         fields.connections = Some(connections);
@@ -504,6 +712,36 @@ impl Request {
         fields.publication_id = Some(id.clone());
         fields.data = Some(frame.clone());
         fields
+    }
+
+    /// The `disconnect` that takes over `connections` in the next generation: only those
+    /// connections (the exclusions were applied already), with the back end's `data` and the
+    /// frame's id as `publication_id` when they have not received it yet (`with_data`), so the
+    /// next generation builds the same frame, byte for byte with the same id; without `data`
+    /// when they did and only their close failed, so nobody gets the data twice. Not a frame
+    /// (`sumu_frame`): a disconnect is read like a back end's own.
+    pub fn narrowed_disconnect(&self, connections: Vec<String>, with_data: bool) -> Fields {
+        let mut fields = self.fields.clone();
+        fields.action = Action::Disconnect;
+        fields.channel = None;
+        fields.users = None;
+        fields.channels = None;
+        fields.connections = Some(connections);
+        fields.exclude_users = Vec::new();
+        fields.exclude_connections = Vec::new();
+        match (&self.frame, with_data) {
+            (Some(frame), true) => fields.publication_id = Some(frame.id.clone()),
+            _ => {
+                fields.publication_id = None;
+                fields.data = None;
+            }
+        }
+        fields
+    }
+
+    /// The request's action.
+    pub fn action(&self) -> Action {
+        self.fields.action
     }
 
     /// The body of every shard of this broadcast: its fields as read, with the message's id
@@ -977,5 +1215,284 @@ mod tests {
         .to_string();
         let rejection = parse(&body, 0).unwrap_err();
         assert_eq!(rejection.reason(), "data_too_large");
+    }
+
+    #[test]
+    fn every_action_parses_with_its_targets_pattern_and_optional_data() {
+        let push = parse(r#"{"action":"push","users":["u1"],"data":1}"#, 0).unwrap();
+        assert_eq!(push.action(), Action::Push);
+        let push = parse(r#"{"action":null,"users":["u1"],"data":1}"#, 0).unwrap();
+        assert_eq!(push.action(), Action::Push);
+        // A push's body has no `action`: today's bodies are unchanged.
+        assert_eq!(body(&push.fields), r#"{"users":["u1"],"data":1}"#);
+
+        let disconnect = parse(
+            r#"{"action":"disconnect","users":["u1","u1"],"connections":["c9"],"exclude_connections":["c2"]}"#,
+            0,
+        )
+        .unwrap();
+        assert_eq!(disconnect.action(), Action::Disconnect);
+        assert_eq!(
+            disconnect.targets,
+            Targets::Selected {
+                users: vec!["u1".into()],
+                connections: vec!["c9".into()]
+            }
+        );
+        assert!(disconnect.frame.is_none());
+        assert_eq!(disconnect.frame(), b"");
+        let last_frame = parse(
+            r#"{"action":"disconnect","connections":["c1"],"data":{"bye": true}}"#,
+            0,
+        )
+        .unwrap();
+        assert_eq!(
+            last_frame.frame(),
+            br#"{"type":"message","id":"m1","data":{"bye": true}}"#
+        );
+
+        for (action, expected) in [
+            ("subscribe", Action::Subscribe),
+            ("unsubscribe", Action::Unsubscribe),
+        ] {
+            for channel in ["room/42", "room/*", "*"] {
+                let request = parse(
+                    &format!(r#"{{"action":"{action}","channel":"{channel}","users":["u1"]}}"#),
+                    0,
+                )
+                .unwrap();
+                assert_eq!(request.action(), expected);
+                assert_eq!(request.channel.as_ref().unwrap().to_string(), channel);
+                assert!(request.frame.is_none());
+            }
+            let with_data = parse(
+                &format!(
+                    r#"{{"action":"{action}","channel":"room/1","connections":["c1"],"data":[1]}}"#
+                ),
+                0,
+            )
+            .unwrap();
+            assert_eq!(
+                with_data.frame(),
+                br#"{"type":"message","id":"m1","data":[1]}"#
+            );
+            // Serialized back with its action and channel.
+            assert_eq!(
+                body(&with_data.fields),
+                format!(
+                    r#"{{"action":"{action}","channel":"room/1","connections":["c1"],"data":[1]}}"#
+                )
+            );
+        }
+        // An explicitly empty audience is nobody, as for a push.
+        let nobody = parse(r#"{"action":"disconnect","users":[]}"#, 0).unwrap();
+        assert_eq!(
+            nobody.targets,
+            Targets::Selected {
+                users: vec![],
+                connections: vec![]
+            }
+        );
+    }
+
+    #[test]
+    fn every_invalid_combination_is_rejected_with_a_message_saying_what_is_wrong() {
+        let frame = r#"{"type":"message","id":"x","data":1}"#;
+        for (body, data_is, message) in [
+            (
+                r#"{"action":"kick","users":["u1"]}"#,
+                DataIs::Application,
+                r#"the request is malformed: unknown `action` "kick": it is one of push, disconnect, subscribe, unsubscribe"#,
+            ),
+            (
+                r#"{"action":"","users":["u1"],"data":1}"#,
+                DataIs::Application,
+                r#"the request is malformed: unknown `action` "": it is one of push, disconnect, subscribe, unsubscribe"#,
+            ),
+            (
+                r#"{"action":"Disconnect","users":["u1"]}"#,
+                DataIs::Application,
+                r#"the request is malformed: unknown `action` "Disconnect": it is one of push, disconnect, subscribe, unsubscribe"#,
+            ),
+            (
+                r#"{"users":["u1"],"channel":"room/1","data":1}"#,
+                DataIs::Application,
+                "the request is malformed: `channel` is only for the actions `subscribe` and `unsubscribe` (to publish, name `channels`)",
+            ),
+            (
+                r#"{"action":"disconnect","users":["u1"],"channel":"room/1"}"#,
+                DataIs::Application,
+                "the request is malformed: `channel` is only for the actions `subscribe` and `unsubscribe`, not `disconnect`",
+            ),
+            (
+                r#"{"action":"subscribe","users":["u1"]}"#,
+                DataIs::Application,
+                "the request is malformed: the action `subscribe` needs `channel`",
+            ),
+            (
+                r#"{"action":"unsubscribe","connections":["c1"],"channel":null}"#,
+                DataIs::Application,
+                "the request is malformed: the action `unsubscribe` needs `channel`",
+            ),
+            (
+                r#"{"action":"subscribe","users":["u1"],"channel":"room//1"}"#,
+                DataIs::Application,
+                &format!(
+                    "the request is malformed: `channel`: \"room//1\": {}",
+                    Pattern::parse("room//1").unwrap_err()
+                ),
+            ),
+            (
+                r#"{"action":"unsubscribe","users":["u1"],"channel":"room/*/x"}"#,
+                DataIs::Application,
+                &format!(
+                    "the request is malformed: `channel`: \"room/*/x\": {}",
+                    Pattern::parse("room/*/x").unwrap_err()
+                ),
+            ),
+            (
+                r#"{"action":"disconnect","channels":["room/1"]}"#,
+                DataIs::Application,
+                "the request is malformed: `channels` is only for the action `push`, not `disconnect`",
+            ),
+            (
+                r#"{"action":"subscribe","channel":"room/1","channels":["room/1"],"users":["u1"]}"#,
+                DataIs::Application,
+                "the request is malformed: `channels` is only for the action `push`, not `subscribe`",
+            ),
+            (
+                r#"{"action":"disconnect","data":1}"#,
+                DataIs::Application,
+                "the request is malformed: the action `disconnect` needs `users` and/or `connections`",
+            ),
+            (
+                r#"{"action":"subscribe","channel":"room/1","exclude_users":["u1"]}"#,
+                DataIs::Application,
+                "the request is malformed: the action `subscribe` needs `users` and/or `connections`",
+            ),
+            (
+                r#"{"action":"unsubscribe","channel":"room/1","users":null}"#,
+                DataIs::Application,
+                "the request is malformed: the action `unsubscribe` needs `users` and/or `connections`",
+            ),
+            (
+                &format!(r#"{{"action":"disconnect","connections":["c1"],"data":{frame}}}"#),
+                DataIs::Frame,
+                "the request is malformed: a request whose data is a frame (`sumu_frame`) can only be pushed, not `disconnect`",
+            ),
+            (
+                &format!(
+                    r#"{{"action":"subscribe","channel":"a","connections":["c1"],"data":{frame}}}"#
+                ),
+                DataIs::Frame,
+                "the request is malformed: a request whose data is a frame (`sumu_frame`) can only be pushed, not `subscribe`",
+            ),
+            (
+                r#"{"action":"disconnect","users":[""]}"#,
+                DataIs::Application,
+                "the request is malformed: `users` contains an empty id",
+            ),
+        ] {
+            let rejection = parse_message(
+                body,
+                0,
+                None,
+                data_is,
+                "m1",
+                &Namespaces::default(),
+            )
+            .unwrap_err();
+            assert_eq!(rejection.reason(), "invalid_request", "{body}");
+            assert_eq!(rejection.to_string(), message, "{body}");
+        }
+        // A push still needs its data (the reason it always had).
+        for body in [
+            r#"{"action":"push","users":["u1"]}"#,
+            r#"{"users":["u1"],"data":null}"#,
+        ] {
+            assert_eq!(
+                parse(body, 0).unwrap_err(),
+                Rejection::MissingData,
+                "{body}"
+            );
+        }
+        // `action` must be a string.
+        let rejection = parse(r#"{"action":1,"users":["u1"],"data":1}"#, 0).unwrap_err();
+        assert_eq!(rejection.reason(), "invalid_request");
+        assert_eq!(
+            rejection.to_string(),
+            "the request is malformed: invalid type: integer `1`, expected a string at line 1 column 11"
+        );
+        // A shard is a broadcast's, never an action's.
+        let rejection = parse_message(
+            r#"{"action":"disconnect","users":["u1"]}"#,
+            0,
+            Some(r#"{"segment":0,"segments":2}"#),
+            DataIs::Application,
+            "m1",
+            &Namespaces::default(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            rejection.to_string(),
+            "the request is malformed: `sumu_shard` on a request that is not a broadcast"
+        );
+        // Data over the limit, with an action as without.
+        let too_big = format!(
+            r#"{{"action":"disconnect","users":["u1"],"data":"{}"}}"#,
+            "x".repeat(MAX_NOTIFICATION_DATA_BYTES)
+        );
+        assert_eq!(parse(&too_big, 0).unwrap_err().reason(), "data_too_large");
+    }
+
+    #[test]
+    fn a_narrowed_disconnect_keeps_its_action_and_the_data_only_for_those_who_lack_it() {
+        let request = parse(
+            r#"{"action":"disconnect","users":["u1"],"exclude_users":["u2"],"data":{ "bye" : 1 }}"#,
+            0,
+        )
+        .unwrap();
+        let with_data = body(&request.narrowed_disconnect(vec!["c1".into()], true));
+        assert_eq!(
+            with_data,
+            r#"{"action":"disconnect","connections":["c1"],"publication_id":"m1","data":{ "bye" : 1 }}"#
+        );
+        // Read back as a back end's own (not a frame): the same frame, byte for byte.
+        let again = parse_message(
+            &with_data,
+            1,
+            None,
+            DataIs::Application,
+            "m-other",
+            &Namespaces::default(),
+        )
+        .unwrap();
+        assert_eq!(again.action(), Action::Disconnect);
+        assert_eq!(again.frame(), request.frame());
+        let close_only = body(&request.narrowed_disconnect(vec!["c2".into()], false));
+        // `data` is always written (the wire type's), `null` reading as absent.
+        assert_eq!(
+            close_only,
+            r#"{"action":"disconnect","connections":["c2"],"data":null}"#
+        );
+        let again = parse(&close_only, 1).unwrap();
+        assert!(again.frame.is_none());
+        // A subscribe's remainder (the change made, the data not delivered) is a plain push of
+        // the frame.
+        let subscribe = parse(
+            r#"{"action":"subscribe","channel":"room/1","users":["u1"],"data":2}"#,
+            0,
+        )
+        .unwrap();
+        let narrowed = body(&subscribe.narrowed(None, vec!["c3".into()]));
+        assert_eq!(
+            narrowed,
+            r#"{"connections":["c3"],"publication_id":"m1","data":{"type":"message","id":"m1","data":2}}"#
+        );
+        let again = parse_requeued(&narrowed, 1).unwrap();
+        assert_eq!(
+            (again.action(), again.frame()),
+            (Action::Push, subscribe.frame())
+        );
     }
 }

@@ -105,7 +105,7 @@ pub const DELETE_BATCH_SIZE: usize = 25;
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
     pub(crate) client: aws_sdk_dynamodb::Client,
-    table: String,
+    pub(crate) table: String,
     pub(crate) subscriptions_table: String,
     /// Where channels that keep history keep it (crate::history); `None`: no channel does.
     pub(crate) history: Option<sumu_history::HistoryTable>,

@@ -1,13 +1,17 @@
 //! The subscriptions table, as the pusher needs it: the subscribers of one partition (one
-//! pattern), and deleting stale subscription items. Schema: docs/channels.md § Storage.
+//! pattern), deleting stale subscription items, and a back end's `subscribe`/`unsubscribe`
+//! (docs/pusher.md, "Server-side control"). Schema: docs/channels.md § Storage.
 
 use std::collections::HashMap;
 use std::future::Future;
 
-use aws_sdk_dynamodb::types::AttributeValue;
-use sumu_wire::subscriptions;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use sumu_wire::{subscriptions, table};
 
-use crate::store::{delete_keys, epoch_seconds, error, string, DynamoStore, StoreError};
+use crate::store::{
+    delete_keys, epoch_seconds, error, string, ConnectionKey, DynamoStore, StoreError,
+};
 
 /// The primary key of a subscription item: the pattern's text and the connection.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -53,6 +57,24 @@ pub trait SubscriptionStore: Sync {
         &self,
         keys: &[SubscriptionKey],
     ) -> impl Future<Output = Result<Vec<SubscriptionKey>, StoreError>> + Send;
+    /// Writes `item` as a back end's subscription (no `counted`) unless an item with its key
+    /// exists (counted or not: it is left alone). Returns whether it was written.
+    fn put_subscription(
+        &self,
+        item: &SubscriptionItem,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Deletes one subscription item. Returns `None` when there was none, otherwise whether
+    /// the deleted item was `counted` (then its connection's counter is to be decremented).
+    fn remove_subscription(
+        &self,
+        key: &SubscriptionKey,
+    ) -> impl Future<Output = Result<Option<bool>, StoreError>> + Send;
+    /// Decrements the connection item's `subscriptions` counter, never below zero and never
+    /// creating the item. Returns whether it was decremented.
+    fn uncount_subscription(
+        &self,
+        connection: &ConnectionKey,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
 fn key_of(item: &HashMap<String, AttributeValue>) -> Option<SubscriptionKey> {
@@ -147,5 +169,103 @@ impl SubscriptionStore for DynamoStore {
         )
         .await?;
         Ok(unprocessed.iter().filter_map(key_of).collect())
+    }
+
+    async fn put_subscription(&self, item: &SubscriptionItem) -> Result<bool, StoreError> {
+        let mut put = self
+            .client
+            .put_item()
+            .table_name(&self.subscriptions_table)
+            .item(
+                subscriptions::CHANNEL,
+                AttributeValue::S(item.key.channel.clone()),
+            )
+            .item(
+                subscriptions::CONNECTION_ID,
+                AttributeValue::S(item.key.connection_id.clone()),
+            )
+            .item(
+                subscriptions::USER_ID,
+                AttributeValue::S(item.user_id.clone()),
+            )
+            .condition_expression("attribute_not_exists(#c)")
+            .expression_attribute_names("#c", subscriptions::CONNECTION_ID);
+        if let Some(expires_at) = item.expires_at {
+            put = put.item(
+                subscriptions::EXPIRES_AT,
+                AttributeValue::N(expires_at.to_string()),
+            );
+        }
+        if let Some(subscribed_at) = item.subscribed_at {
+            put = put.item(
+                subscriptions::SUBSCRIBED_AT,
+                AttributeValue::N(subscribed_at.to_string()),
+            );
+        }
+        match put.send().await {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(failure))
+                if failure.err().is_conditional_check_failed_exception() =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(error("PutItem (subscriptions table)", e)),
+        }
+    }
+
+    async fn remove_subscription(&self, key: &SubscriptionKey) -> Result<Option<bool>, StoreError> {
+        let deleted = self
+            .client
+            .delete_item()
+            .table_name(&self.subscriptions_table)
+            .key(
+                subscriptions::CHANNEL,
+                AttributeValue::S(key.channel.clone()),
+            )
+            .key(
+                subscriptions::CONNECTION_ID,
+                AttributeValue::S(key.connection_id.clone()),
+            )
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(|e| error("DeleteItem (subscriptions table)", e))?;
+        Ok(deleted.attributes().map(|old| {
+            matches!(
+                old.get(subscriptions::COUNTED),
+                Some(AttributeValue::Bool(true))
+            )
+        }))
+    }
+
+    async fn uncount_subscription(&self, connection: &ConnectionKey) -> Result<bool, StoreError> {
+        let updated = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(
+                table::USER_ID,
+                AttributeValue::S(connection.user_id.clone()),
+            )
+            .key(
+                table::CONNECTION_ID,
+                AttributeValue::S(connection.connection_id.clone()),
+            )
+            .update_expression("SET #s = #s - :one")
+            .condition_expression("#s > :zero")
+            .expression_attribute_names("#s", table::SUBSCRIPTIONS)
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+            .send()
+            .await;
+        match updated {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(failure))
+                if failure.err().is_conditional_check_failed_exception() =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(error("UpdateItem", e)),
+        }
     }
 }

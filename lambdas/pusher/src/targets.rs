@@ -190,6 +190,50 @@ where
     })
 }
 
+/// The connections a `disconnect`, `subscribe` or `unsubscribe` acts on: the live connection
+/// items of its users and connection ids, exclusions applied, each once (with its
+/// `expires_at`, which a subscription item copies), and the expired ones to prune.
+#[derive(Debug, Default)]
+pub struct Connections {
+    pub live: Vec<ConnectionItem>,
+    pub expired: Vec<ConnectionKey>,
+}
+
+/// Looks up a request's connections (users and connection ids, as for a push) and filters
+/// them with the one [`select`].
+pub async fn live_connections<S: ConnectionStore>(
+    store: &S,
+    limits: &Limits,
+    request: &Request,
+    now_epoch_seconds: i64,
+) -> Result<Connections, StoreError> {
+    let (found, _) = look_up_connections(store, limits, request, false).await?;
+    let expires_at: HashMap<String, Option<i64>> = found
+        .iter()
+        .map(|item| (item.key.connection_id.clone(), item.expires_at))
+        .collect();
+    let candidates = found
+        .into_iter()
+        .map(|item| Candidate::connection(item, now_epoch_seconds))
+        .collect();
+    let selection = select(
+        candidates,
+        &request.fields.exclude_users,
+        &request.fields.exclude_connections,
+    );
+    Ok(Connections {
+        live: selection
+            .live
+            .into_iter()
+            .map(|target| ConnectionItem {
+                expires_at: expires_at.get(&target.key.connection_id).copied().flatten(),
+                key: target.key,
+            })
+            .collect(),
+        expired: selection.expired,
+    })
+}
+
 /// Every item of every partition of every publication's channel, one list per publication
 /// (expired items and duplicates included). At most `lookup_concurrency` Queries at once,
 /// over all channels.

@@ -168,6 +168,7 @@ async fn the_outbox_marks_requeued_and_dead_lettered_messages() {
             r#"{"connections":["c1"],"data":1}"#.into(),
             2,
             Duration::ZERO,
+            true,
         )
         .await
         .unwrap();
@@ -210,7 +211,7 @@ async fn the_outbox_marks_requeued_and_dead_lettered_messages() {
 
     let unconfigured = SqsOutbox::new(sqs, None, None);
     let error = unconfigured
-        .requeue("{}".into(), 1, Duration::ZERO)
+        .requeue("{}".into(), 1, Duration::ZERO, true)
         .await
         .unwrap_err();
     assert_eq!(

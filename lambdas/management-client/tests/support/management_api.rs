@@ -1,5 +1,5 @@
 //! A management API on 127.0.0.1:0, shaped like API Gateway's: `POST /{stage}/@connections/{id}`
-//! with AWS's error shapes, so the real `aws-sdk-apigatewaymanagement` client talks to it.
+//! (and `DELETE`, which closes the connection: it is gone afterwards) with AWS's error shapes, so the real `aws-sdk-apigatewaymanagement` client talks to it.
 //! The pusher's suites use it too (lambdas/pusher/tests/support/mod.rs).
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -40,6 +40,18 @@ pub struct ApiState {
     /// What each connection received (only accepted posts): a second entry is a duplicate.
     pub received: Mutex<HashMap<String, Vec<Vec<u8>>>>,
     pub requests: AtomicUsize,
+    /// What happened to each connection, in the order it happened: every accepted post and
+    /// every accepted close (a close makes the connection gone).
+    pub events: Mutex<HashMap<String, Vec<Event>>>,
+    /// Accepted closes (DELETE answered 204), over all connections.
+    pub closes: AtomicUsize,
+}
+
+/// One thing that happened to a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Received(Vec<u8>),
+    Closed,
 }
 
 impl ApiState {
@@ -57,6 +69,14 @@ impl ApiState {
             .cloned()
             .unwrap_or_default()
     }
+    pub fn events_of(&self, connection: &str) -> Vec<Event> {
+        self.events
+            .lock()
+            .unwrap()
+            .get(connection)
+            .cloned()
+            .unwrap_or_default()
+    }
 }
 
 pub struct ManagementApi {
@@ -68,7 +88,10 @@ pub struct ManagementApi {
 pub async fn start(stage: &str) -> ManagementApi {
     let state = Arc::new(ApiState::default());
     let app = Router::new()
-        .route("/{stage}/@connections/{id}", post(post_to_connection))
+        .route(
+            "/{stage}/@connections/{id}",
+            post(post_to_connection).delete(close_connection),
+        )
         .with_state(state.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -127,6 +150,13 @@ async fn post_to_connection(
                 tokio::time::sleep(delay).await;
             }
             state
+                .events
+                .lock()
+                .unwrap()
+                .entry(id.clone())
+                .or_default()
+                .push(Event::Received(body.to_vec()));
+            state
                 .received
                 .lock()
                 .unwrap()
@@ -134,6 +164,52 @@ async fn post_to_connection(
                 .or_default()
                 .push(body.to_vec());
             StatusCode::OK.into_response()
+        }
+        Answer::Gone => error(StatusCode::GONE, "GoneException"),
+        Answer::Throttle => error(StatusCode::TOO_MANY_REQUESTS, "LimitExceededException"),
+        Answer::ServerError => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalServerErrorException",
+        ),
+        Answer::Forbidden => error(StatusCode::FORBIDDEN, "ForbiddenException"),
+    }
+}
+
+/// `DELETE`: answered from the connection's script like a post (then 204, or 410 once gone);
+/// an accepted close makes the connection gone. The fault injection counts posts only.
+async fn close_connection(
+    State(state): State<Arc<ApiState>>,
+    Path((_stage, id)): Path<(String, String)>,
+) -> Response {
+    state.requests.fetch_add(1, Ordering::SeqCst);
+    let scripted = state
+        .scripts
+        .lock()
+        .unwrap()
+        .get_mut(&id)
+        .and_then(VecDeque::pop_front);
+    let answer = scripted.unwrap_or_else(|| {
+        if state.gone.lock().unwrap().contains(&id) {
+            Answer::Gone
+        } else {
+            Answer::Accept
+        }
+    });
+    match answer {
+        Answer::Accept | Answer::Slow(_) => {
+            if let Answer::Slow(delay) = answer {
+                tokio::time::sleep(delay).await;
+            }
+            state.gone.lock().unwrap().insert(id.clone());
+            state
+                .events
+                .lock()
+                .unwrap()
+                .entry(id)
+                .or_default()
+                .push(Event::Closed);
+            state.closes.fetch_add(1, Ordering::SeqCst);
+            StatusCode::NO_CONTENT.into_response()
         }
         Answer::Gone => error(StatusCode::GONE, "GoneException"),
         Answer::Throttle => error(StatusCode::TOO_MANY_REQUESTS, "LimitExceededException"),

@@ -19,9 +19,9 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{Context, LambdaEvent};
 use management_client::ManagementClient;
 use pusher::{
-    ConnectionItem, ConnectionKey, ConnectionStore, DynamoStore, HistoryStore, Limits, Offset,
-    Outbox, OutboxError, PostOutcome, Poster, Pusher, ScanPage, SqsOutbox, StoreError,
-    SubscriptionItem, SubscriptionKey, SubscriptionStore,
+    ConnectionItem, ConnectionKey, ConnectionStore, DeleteOutcome, DynamoStore, HistoryStore,
+    Limits, Offset, Outbox, OutboxError, PostOutcome, Poster, Pusher, ScanPage, SqsOutbox,
+    StoreError, SubscriptionItem, SubscriptionKey, SubscriptionStore,
 };
 use serde_json::{json, Value};
 use sumu_wire::{Channel, Namespaces};
@@ -72,6 +72,12 @@ pub struct FakeStore {
     pub kept: Mutex<Vec<Kept>>,
     /// History writes fail.
     pub failing_history: AtomicBool,
+    /// The subscription items that are `counted` (a client's own).
+    pub counted: Mutex<HashSet<SubscriptionKey>>,
+    /// Each connection's `subscriptions` counter.
+    pub counters: Mutex<HashMap<String, i64>>,
+    /// Subscription writes fail.
+    pub failing_subscription_writes: AtomicBool,
 }
 
 /// A kept publication: `(channel, offset, epoch, frame, expires_at)`.
@@ -294,6 +300,50 @@ impl SubscriptionStore for FakeStore {
         self.deleted_subscriptions.lock().unwrap().extend(done);
         Ok(unprocessed)
     }
+
+    async fn put_subscription(&self, item: &SubscriptionItem) -> Result<bool, StoreError> {
+        self.fail_subscription_write()?;
+        let mut subscriptions = self.subscriptions.lock().unwrap();
+        if subscriptions.iter().any(|s| s.key == item.key) {
+            return Ok(false);
+        }
+        subscriptions.push(item.clone());
+        Ok(true)
+    }
+
+    async fn remove_subscription(&self, key: &SubscriptionKey) -> Result<Option<bool>, StoreError> {
+        self.fail_subscription_write()?;
+        let mut subscriptions = self.subscriptions.lock().unwrap();
+        let before = subscriptions.len();
+        subscriptions.retain(|s| &s.key != key);
+        if subscriptions.len() == before {
+            return Ok(None);
+        }
+        Ok(Some(self.counted.lock().unwrap().remove(key)))
+    }
+
+    async fn uncount_subscription(&self, connection: &ConnectionKey) -> Result<bool, StoreError> {
+        let mut counters = self.counters.lock().unwrap();
+        match counters.get_mut(&connection.connection_id) {
+            Some(count) if *count > 0 => {
+                *count -= 1;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+}
+
+impl FakeStore {
+    fn fail_subscription_write(&self) -> Result<(), StoreError> {
+        if self.failing_subscription_writes.load(Ordering::SeqCst) {
+            return Err(StoreError {
+                operation: "PutItem (subscriptions table)",
+                message: "ProvisionedThroughputExceededException".into(),
+            });
+        }
+        Ok(())
+    }
 }
 
 /// Records every post; answers from a per-connection script, then `Delivered`.
@@ -309,6 +359,13 @@ pub struct FakePoster {
     pub max_in_flight: AtomicUsize,
     /// Each post takes this long (for concurrency and deadline tests).
     pub latency: Mutex<Duration>,
+    /// Answers to closes per connection, then `Closed`.
+    pub close_scripts: Mutex<HashMap<String, VecDeque<DeleteOutcome>>>,
+    /// Every close attempt's connection.
+    pub closes: Mutex<Vec<String>>,
+    /// What each connection saw, in order: `"message <bytes>"` per delivered post, `"closed"`
+    /// per accepted close.
+    pub log: Mutex<Vec<(String, String)>>,
 }
 
 impl FakePoster {
@@ -331,6 +388,22 @@ impl FakePoster {
             *counts.entry(connection.clone()).or_insert(0) += 1;
         }
         counts
+    }
+    pub fn script_close(&self, connection: &str, outcomes: Vec<DeleteOutcome>) {
+        self.close_scripts
+            .lock()
+            .unwrap()
+            .insert(connection.into(), outcomes.into());
+    }
+    /// What `connection` saw, in order (see `log`).
+    pub fn seen_by(&self, connection: &str) -> Vec<String> {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(c, _)| c == connection)
+            .map(|(_, what)| what.clone())
+            .collect()
     }
     /// Every `Delivered` answer's connection, sorted (a duplicate delivery shows twice).
     pub fn received(&self) -> Vec<String> {
@@ -369,6 +442,29 @@ impl Poster for FakePoster {
                 .lock()
                 .unwrap()
                 .push(connection_id.to_string());
+            self.log.lock().unwrap().push((
+                connection_id.to_string(),
+                format!("message {}", String::from_utf8_lossy(data)),
+            ));
+        }
+        outcome
+    }
+
+    async fn close(&self, connection_id: &str) -> DeleteOutcome {
+        tokio::task::yield_now().await;
+        self.closes.lock().unwrap().push(connection_id.to_string());
+        let outcome = self
+            .close_scripts
+            .lock()
+            .unwrap()
+            .get_mut(connection_id)
+            .and_then(VecDeque::pop_front)
+            .unwrap_or(DeleteOutcome::Closed);
+        if outcome == DeleteOutcome::Closed {
+            self.log
+                .lock()
+                .unwrap()
+                .push((connection_id.to_string(), "closed".into()));
         }
         outcome
     }
@@ -377,6 +473,8 @@ impl Poster for FakePoster {
 #[derive(Default)]
 pub struct FakeOutbox {
     pub requeued: Mutex<Vec<(String, u32, Duration)>>,
+    /// Whether each re-queued body (in the same order) carries `sumu_frame`.
+    pub requeued_verbatim: Mutex<Vec<bool>>,
     pub dead_letters: Mutex<Vec<(String, &'static str)>>,
     pub fail_requeue: AtomicBool,
     pub fail_dead_letter: AtomicBool,
@@ -394,6 +492,7 @@ impl Outbox for FakeOutbox {
         body: String,
         generation: u32,
         delay: Duration,
+        verbatim: bool,
     ) -> Result<(), OutboxError> {
         if self.fail_requeue.load(Ordering::SeqCst) {
             return Err(OutboxError::Send {
@@ -405,6 +504,7 @@ impl Outbox for FakeOutbox {
             .lock()
             .unwrap()
             .push((body, generation, delay));
+        self.requeued_verbatim.lock().unwrap().push(verbatim);
         Ok(())
     }
 
