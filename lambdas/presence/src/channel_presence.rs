@@ -59,8 +59,8 @@ pub fn page(members: impl IntoIterator<Item = Member>, after: Option<&str>) -> (
         if after.is_some_and(|after| member.user_id.as_str() <= after) {
             continue;
         }
-        // `{"user_id":"…","connections":N},` — ids are JSON-escaped, so count generously.
-        let cost = member.user_id.len() * 2 + 40;
+        // The member as the reply serializes it, plus its comma.
+        let cost = serde_json::to_string(&member).map_or(REPLY_BUDGET_BYTES, |text| text.len() + 1);
         if used + cost > REPLY_BUDGET_BYTES && !page.is_empty() {
             return (page, true);
         }

@@ -323,7 +323,7 @@ async fn decide<C, S, U: SubscriptionStore + ChannelHistory + ChannelMembers>(
     match action {
         Action::Subscribe => {
             if let Pattern::Exact(channel) = &pattern {
-                check_members_cap(store, channel, user_id, &deps.namespaces).await?;
+                check_members_cap(store, channel, user_id, connection_id, &deps.namespaces).await?;
             }
             let subscription = Subscription {
                 channel: pattern.to_string(),
@@ -397,23 +397,37 @@ async fn decide<C, S, U: SubscriptionStore + ChannelHistory + ChannelMembers>(
 }
 
 /// A user who is not yet a member may join a member-tracking channel only below its
-/// namespace's `max_members`: two consistent GetItems. The count is the stream's, so joins
+/// namespace's `max_members`: two consistent GetItems (and at the cap, a consistent Query of
+/// the connection's own subscription, which lets a repeated subscribe through). The count is the stream's, so joins
 /// racing within the stream's lag can overshoot the cap by as many as race (docs/presence.md
 /// § The members cap).
 async fn check_members_cap<U: ChannelMembers>(
     store: &U,
     channel: &Channel,
     user_id: &str,
+    connection_id: &str,
     namespaces: &sumu_wire::Namespaces,
 ) -> Result<(), Refusal> {
     let Some(namespace) = namespaces.members_of(channel) else {
         return Ok(());
     };
-    match store.membership(&channel.to_string(), user_id).await {
-        Ok((false, members)) if members >= namespace.max_members => Err(Refusal::TooManyMembers {
+    let channel_text = channel.to_string();
+    let full = match store.membership(&channel_text, user_id).await {
+        Ok((is_member, members)) => !is_member && members >= namespace.max_members,
+        Err(failure) => Err(failure).map_err(|failure| {
+            error!(error = %failure, %channel, "reading the channel's members failed");
+            Refusal::Unavailable("channels are unavailable right now; try again")
+        })?,
+    };
+    if !full {
+        return Ok(());
+    }
+    // A repeated subscribe whose first one the stream has not applied yet is no new member.
+    match store.is_subscribed(&channel_text, connection_id).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(Refusal::TooManyMembers {
             cap: namespace.max_members,
         }),
-        Ok(_) => Ok(()),
         Err(failure) => {
             error!(error = %failure, %channel, "reading the channel's members failed");
             Err(Refusal::Unavailable(

@@ -24,10 +24,13 @@ use thiserror::Error;
 
 use crate::subscriptions::DynamoSubscriptionStore;
 
-/// How long a member or channel item outlives its last change: longer than any connection
-/// (API Gateway's 2 hours) so the item is never collected while a member it lists is live;
-/// TTL only collects what the stream has emptied.
-pub const ITEM_TTL_SECONDS: i64 = 3 * 3600;
+/// How long a member or channel item outlives its last change: 30 days, like a channel's
+/// history state. TTL only collects what the stream has emptied, and the items must outlive
+/// every way a member can stay: members who keep a channel occupied through overlapping
+/// reconnects (which rewrite member items, not the channel item) and a connection whose
+/// `$disconnect` never came, whose subscription goes only when DynamoDB's TTL removes it (up
+/// to days later) — its leave is then still told.
+pub const ITEM_TTL_SECONDS: i64 = 30 * 24 * 3600;
 
 /// What a change of a set did, read from the item after it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +53,37 @@ pub struct Gauges {
 pub struct MembersError {
     pub operation: &'static str,
     pub message: String,
+    /// DynamoDB refused the request itself (a `ValidationException`, e.g. a channel item that
+    /// would pass 400 KB): retrying cannot fix it.
+    pub permanent: bool,
+}
+
+impl MembersError {
+    fn new(operation: &'static str, message: String) -> MembersError {
+        MembersError {
+            operation,
+            message,
+            permanent: false,
+        }
+    }
+
+    /// From an SDK error: permanent when DynamoDB answered `ValidationException`.
+    fn from_sdk<E, R>(
+        operation: &'static str,
+        error: aws_sdk_dynamodb::error::SdkError<E, R>,
+    ) -> MembersError
+    where
+        E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        let permanent = error.as_service_error().and_then(|service| service.code())
+            == Some("ValidationException");
+        MembersError {
+            operation,
+            message: DisplayErrorContext(error).to_string(),
+            permanent,
+        }
+    }
 }
 
 /// The seam between the members logic and DynamoDB.
@@ -115,6 +149,14 @@ pub trait ChannelMembers: Send + Sync {
         channel: &str,
         now_epoch_seconds: i64,
     ) -> impl Future<Output = Result<BTreeMap<String, u32>, MembersError>> + Send;
+
+    /// Whether `connection_id` already has a subscription to `channel`: a consistent Query
+    /// of that one item (the members cap lets a repeated subscribe through).
+    fn is_subscribed(
+        &self,
+        channel: &str,
+        connection_id: &str,
+    ) -> impl Future<Output = Result<bool, MembersError>> + Send;
 }
 
 /// Which set of which item a change touches.
@@ -127,9 +169,11 @@ struct SetTarget<'a> {
 
 impl DynamoSubscriptionStore {
     fn members_table(&self, operation: &'static str) -> Result<&str, MembersError> {
-        self.members_table.as_deref().ok_or(MembersError {
-            operation,
-            message: "no members table is configured (MEMBERS_TABLE)".into(),
+        self.members_table.as_deref().ok_or_else(|| {
+            MembersError::new(
+                operation,
+                "no members table is configured (MEMBERS_TABLE)".into(),
+            )
         })
     }
 
@@ -180,10 +224,7 @@ impl DynamoSubscriptionStore {
             })
             .send()
             .await
-            .map_err(|error| MembersError {
-                operation,
-                message: DisplayErrorContext(error).to_string(),
-            })?;
+            .map_err(|error| MembersError::from_sdk(operation, error))?;
         let item = output.attributes.unwrap_or_default();
         let set: Vec<&str> = match item.get(target.set) {
             Some(AttributeValue::Ss(values)) => values.iter().map(String::as_str).collect(),
@@ -214,10 +255,7 @@ impl DynamoSubscriptionStore {
             .expression_attribute_names("#set", set)
             .send()
             .await
-            .map_err(|error| MembersError {
-                operation,
-                message: DisplayErrorContext(error).to_string(),
-            })?;
+            .map_err(|error| MembersError::from_sdk(operation, error))?;
         Ok(match output.item.as_ref().and_then(|item| item.get(set)) {
             Some(AttributeValue::Ss(values)) => u32::try_from(values.len()).unwrap_or(u32::MAX),
             _ => 0,
@@ -356,10 +394,7 @@ impl ChannelMembers for DynamoSubscriptionStore {
             .return_values(ReturnValue::AllNew)
             .send()
             .await
-            .map_err(|error| MembersError {
-                operation,
-                message: DisplayErrorContext(error).to_string(),
-            })?;
+            .map_err(|error| MembersError::from_sdk(operation, error))?;
         let item = output.attributes.unwrap_or_default();
         let number = |name: &str| match item.get(name) {
             Some(AttributeValue::N(value)) => value.parse().unwrap_or(0),
@@ -393,10 +428,7 @@ impl ChannelMembers for DynamoSubscriptionStore {
                 .set_exclusive_start_key(start)
                 .send()
                 .await
-                .map_err(|error| MembersError {
-                    operation,
-                    message: DisplayErrorContext(error).to_string(),
-                })?;
+                .map_err(|error| MembersError::from_sdk(operation, error))?;
             for item in output.items.unwrap_or_default() {
                 let live = matches!(
                     item.get(subscriptions::EXPIRES_AT),
@@ -413,6 +445,32 @@ impl ChannelMembers for DynamoSubscriptionStore {
                 return Ok(users);
             }
         }
+    }
+
+    async fn is_subscribed(
+        &self,
+        channel: &str,
+        connection_id: &str,
+    ) -> Result<bool, MembersError> {
+        let operation = "reading a subscription";
+        let output = self
+            .client
+            .query()
+            .table_name(&self.subscriptions_table)
+            .key_condition_expression("#channel = :channel AND #connection_id = :connection_id")
+            .expression_attribute_names("#channel", subscriptions::CHANNEL)
+            .expression_attribute_names("#connection_id", subscriptions::CONNECTION_ID)
+            .expression_attribute_values(":channel", AttributeValue::S(channel.to_owned()))
+            .expression_attribute_values(
+                ":connection_id",
+                AttributeValue::S(connection_id.to_owned()),
+            )
+            .consistent_read(true)
+            .select(aws_sdk_dynamodb::types::Select::Count)
+            .send()
+            .await
+            .map_err(|error| MembersError::from_sdk(operation, error))?;
+        Ok(output.count > 0)
     }
 }
 

@@ -264,3 +264,82 @@ async fn a_connections_stream_batch_moves_the_live_connections_gauge() {
         1
     );
 }
+
+/// The subscribe fixture (principal `u9`, connection `TWf6Be3LoAMCF3A=`, grants `room/*`) to
+/// `room/42`, a channel of a namespace capped at 2 members.
+const SUBSCRIBE: &str = include_str!("fixtures/subscribe-route-request.json");
+const USER: &str = "u9";
+const CONNECTION: &str = "TWf6Be3LoAMCF3A=";
+
+fn capped() -> TestDeps {
+    let mut deps = common::deps_with(
+        FakeCounter::default(),
+        FakeSink::default(),
+        Some(FakeSubscriptions::with_connections(&[(
+            USER, CONNECTION, 0,
+        )])),
+    );
+    deps.namespaces =
+        Namespaces::parse(r#"[{"pattern":"room/*","join_leave":true,"max_members":2}]"#).unwrap();
+    let store = deps.subscriptions.as_ref().unwrap();
+    store.channel_items.lock().unwrap().insert(
+        ("room/42".into(), "#".into()),
+        (["a".to_owned(), "b".to_owned()].into(), None),
+    );
+    deps
+}
+
+async fn subscribe_frame(deps: &TestDeps) -> Value {
+    match common::invoke_route(SUBSCRIBE, deps).await.body {
+        Some(aws_lambda_events::encodings::Body::Text(text)) => {
+            serde_json::from_str(&text).unwrap()
+        }
+        other => panic!("expected a text body, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_full_channel_refuses_a_new_member_and_lets_a_repeated_subscribe_through() {
+    let deps = capped();
+    assert_eq!(
+        subscribe_frame(&deps).await,
+        json!({"type":"error","error":"too_many_members","channel":"room/42",
+               "message":"the channel has its maximum of 2 members"})
+    );
+    assert!(deps
+        .subscriptions
+        .as_ref()
+        .unwrap()
+        .items
+        .lock()
+        .unwrap()
+        .is_empty());
+
+    // The connection's subscription exists but the stream has not applied it yet (the channel
+    // item still shows 2 others): subscribing again is idempotent, not a new member.
+    deps.subscriptions
+        .as_ref()
+        .unwrap()
+        .insert_item("room/42", CONNECTION, USER, true);
+    assert_eq!(
+        subscribe_frame(&deps).await,
+        json!({"type":"subscribed","channel":"room/42"})
+    );
+
+    // A member (another tab's connection is in the member item) is never refused.
+    let deps = capped();
+    deps.subscriptions
+        .as_ref()
+        .unwrap()
+        .member_items
+        .lock()
+        .unwrap()
+        .insert(
+            ("room/42".into(), USER.into()),
+            (["other-tab".to_owned()].into(), None),
+        );
+    assert_eq!(
+        subscribe_frame(&deps).await,
+        json!({"type":"subscribed","channel":"room/42"})
+    );
+}

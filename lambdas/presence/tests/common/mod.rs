@@ -199,6 +199,7 @@ impl ChannelMembers for FakeSubscriptions {
             return Err(MembersError {
                 operation: "adding to a set",
                 message: "InternalServerError".into(),
+                permanent: false,
             });
         }
         let key = (channel.to_owned(), "#".to_owned());
@@ -251,6 +252,7 @@ impl ChannelMembers for FakeSubscriptions {
             return Err(MembersError {
                 operation: "querying a channel's subscribers",
                 message: "InternalServerError".into(),
+                permanent: false,
             });
         }
         let mut users = BTreeMap::new();
@@ -260,6 +262,18 @@ impl ChannelMembers for FakeSubscriptions {
             }
         }
         Ok(users)
+    }
+
+    async fn is_subscribed(
+        &self,
+        channel: &str,
+        connection_id: &str,
+    ) -> Result<bool, MembersError> {
+        Ok(self
+            .items
+            .lock()
+            .unwrap()
+            .contains_key(&(channel.to_owned(), connection_id.to_owned())))
     }
 }
 
