@@ -54,12 +54,12 @@ fn parse_after(value: Option<&Value>) -> Result<Option<String>, Refusal> {
 /// more follow.
 pub fn page(members: impl IntoIterator<Item = Member>, after: Option<&str>) -> (Vec<Member>, bool) {
     let mut page = Vec::new();
-    let mut used = 0;
+    // `[`, then each member with the comma (or `]`) after it: `used` is the list's length.
+    let mut used = 1;
     for member in members {
         if after.is_some_and(|after| member.user_id.as_str() <= after) {
             continue;
         }
-        // The member as the reply serializes it, plus its comma.
         let cost = serde_json::to_string(&member).map_or(REPLY_BUDGET_BYTES, |text| text.len() + 1);
         if used + cost > REPLY_BUDGET_BYTES && !page.is_empty() {
             return (page, true);
