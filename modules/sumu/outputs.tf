@@ -162,3 +162,8 @@ output "access_log_group_name" {
   description = "Name of the log group of the stage's JSON access log."
   value       = aws_cloudwatch_log_group.access.name
 }
+
+output "dashboard_name" {
+  description = "Name of the stack's CloudWatch dashboard (null with dashboard = false)."
+  value       = var.dashboard ? aws_cloudwatch_dashboard.this[0].dashboard_name : null
+}

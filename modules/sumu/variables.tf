@@ -442,6 +442,13 @@ variable "alarm_actions" {
   nullable    = false
 }
 
+variable "dashboard" {
+  description = "Create the stack's CloudWatch dashboard ({name}): live connections and subscriptions, connections and messages in, deliveries and failures, API Gateway errors, pusher and authorizer latency, Lambda errors and throttles (docs/deploying.md § The dashboard). false opts out."
+  type        = bool
+  default     = true
+  nullable    = false
+}
+
 variable "tags" {
   description = "Tags added to every resource that supports them."
   type        = map(string)
