@@ -261,8 +261,8 @@ locals {
       {
         # Members of a channel: a member item's connection set, the channel item's member set
         # and the gauge counters, each changed by one atomic UpdateItem (ADD/DELETE on a set,
-        # ADD on a number); GetItem reads the members count a subscribe checks against
-        # max_members. Never a delete: an emptied item expires by TTL.
+        # ADD on a number); GetItem reads one item by key (a channel's members, which a
+        # subscribe checks against max_members). Never a delete: an emptied item expires by TTL.
         Sid      = "TrackChannelMembers"
         Effect   = "Allow"
         Action   = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
