@@ -7,6 +7,7 @@ locals {
   table_arn               = aws_dynamodb_table.this.arn
   subscriptions_table_arn = aws_dynamodb_table.subscriptions.arn
   history_table_arn       = aws_dynamodb_table.history.arn
+  members_table_arn       = aws_dynamodb_table.members.arn
 
   # With kms_key_arn, each role may use the key only for what it does with encrypted data, and
   # (where AWS shows the condition) only through the service that holds that data: kms:ViaService
@@ -73,12 +74,15 @@ locals {
     api_gateway = ["tables", "publish_to_topics", "send_to_queues"]
     # The authorizer touches no encrypted data (its log group is CloudWatch Logs' business).
     authorizer = []
-    # The tables, the stream, its failure queue (the event source's on-failure destination sends
-    # with the function's role) and the presence destination.
+    # The tables (the members table included), the two streams (connections and subscriptions,
+    # both DynamoDB Streams of the stack's tables: one statement covers them), its failure queue
+    # (the event source's on-failure destination sends with the function's role), the
+    # notifications queue (join/leave frames) and the presence destination.
     presence = concat(["tables", "table_stream", "send_to_queues"],
       var.presence_destination == "topic" ? ["publish_to_topics"] : [],
     )
-    # The tables, the notifications queue it consumes, re-queues to and dead-letters into (the
+    # The tables (subscribe/unsubscribe requests write the subscriptions and connections
+    # tables), the notifications queue it consumes, re-queues to and dead-letters into (the
     # function's dead-letter config sends with its role too).
     pusher = ["tables", "receive_from_queues", "send_to_queues"]
   }
@@ -191,11 +195,21 @@ locals {
         Resource = [aws_dynamodb_table.this.stream_arn]
       },
       {
-        # The event source mapping needs ListStreams too ("Lambda needs the following permissions
-        # to manage resources related to your DynamoDB stream: DescribeStream, GetRecords,
-        # GetShardIterator, ListStreams", Lambda Developer Guide, "Using Lambda with DynamoDB"),
-        # and ListStreams has no resource-level permissions (Service Authorization Reference: its
-        # only resource is "*"), so on the stream's ARN it would never be allowed.
+        # The subscriptions table's stream: subscriptions beginning and ending drive members,
+        # join/leave frames, lifecycle events and the subscriptions gauge. Its own statement, so
+        # each stream's grant shows what reads it.
+        Sid      = "ReadSubscriptionsStream"
+        Effect   = "Allow"
+        Action   = ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"]
+        Resource = [aws_dynamodb_table.subscriptions.stream_arn]
+      },
+      {
+        # The event source mappings (both streams) need ListStreams too ("Lambda needs the
+        # following permissions to manage resources related to your DynamoDB stream:
+        # DescribeStream, GetRecords, GetShardIterator, ListStreams", Lambda Developer Guide,
+        # "Using Lambda with DynamoDB"), and ListStreams has no resource-level permissions
+        # (Service Authorization Reference: its only resource is "*"), so on a stream's ARN it
+        # would never be allowed. One statement serves both streams.
         Sid      = "ListTableStreams"
         Effect   = "Allow"
         Action   = ["dynamodb:ListStreams"]
@@ -234,6 +248,33 @@ locals {
         Effect   = "Allow"
         Action   = ["dynamodb:Query"]
         Resource = ["${local.subscriptions_table_arn}/index/connection_id-index"]
+      },
+      {
+        # The `presence` question with a channel: the members are read by one Query of the
+        # channel's partition of the subscriptions table itself (the GSI above answers only
+        # "which subscriptions has this connection").
+        Sid      = "AnswerChannelPresence"
+        Effect   = "Allow"
+        Action   = ["dynamodb:Query"]
+        Resource = [local.subscriptions_table_arn]
+      },
+      {
+        # Members of a channel: a member item's connection set, the channel item's member set
+        # and the gauge counters, each changed by one atomic UpdateItem (ADD/DELETE on a set,
+        # ADD on a number); GetItem reads one item by key (a channel's members, which a
+        # subscribe checks against max_members). Never a delete: an emptied item expires by TTL.
+        Sid      = "TrackChannelMembers"
+        Effect   = "Allow"
+        Action   = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
+        Resource = [local.members_table_arn]
+      },
+      {
+        # join/leave frames go to the channel's subscribers as notification requests (verbatim
+        # frames) on the notifications queue, which the pusher fans out.
+        Sid      = "SendJoinLeaveFrames"
+        Effect   = "Allow"
+        Action   = ["sqs:SendMessage"]
+        Resource = [local.notifications_queue_arn]
       },
       {
         # `history` answers a channel's latest offset and epoch: its state item, read.
@@ -314,6 +355,23 @@ locals {
         Effect   = "Allow"
         Action   = ["dynamodb:DeleteItem", "dynamodb:BatchWriteItem"]
         Resource = [local.subscriptions_table_arn]
+      },
+      {
+        # A back end's `subscribe` request: one subscription item per live connection of the
+        # targets, written as a client's subscribe writes it (PutItem, only where none exists).
+        # Removal (`unsubscribe`) is the DeleteItem of PruneStaleSubscriptions.
+        Sid      = "SubscribeConnectionsOnRequest"
+        Effect   = "Allow"
+        Action   = ["dynamodb:PutItem"]
+        Resource = [local.subscriptions_table_arn]
+      },
+      {
+        # A back end's `unsubscribe` of a subscription a client made (counted) gives back its
+        # place under the connection's cap: the connection item's counter, decremented.
+        Sid      = "FreeSubscriptionSlotOnRequest"
+        Effect   = "Allow"
+        Action   = ["dynamodb:UpdateItem"]
+        Resource = [local.table_arn]
       },
       {
         # A publication to a channel that keeps history takes the channel's next offset: one

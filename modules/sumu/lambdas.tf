@@ -6,8 +6,9 @@ locals {
   # for the system log level (AWS rejects anything else at apply): the nearest allowed level.
   lambda_system_log_level = lookup({ TRACE = "DEBUG", DEBUG = "DEBUG", INFO = "INFO" }, var.lambda_log_level, "WARN")
 
-  # Presence acts on new and removed connections only: without the filter every `ping` (a MODIFY
-  # of last_seen_at) would invoke it. sumu-local's stream runner applies the same file.
+  # Presence acts on new and removed connections and subscriptions only: without the filter every
+  # `ping` (a MODIFY of last_seen_at) would invoke it. Both stream mappings use it, and
+  # sumu-local's stream runner applies the same file.
   presence_stream_filter = jsonencode(jsondecode(file("${local.templates_dir}/presence-stream-filter.json")))
 
   # CHANNEL_NAMESPACES for the pusher and presence: the validated list as compact JSON, every
@@ -15,8 +16,8 @@ locals {
   # `pattern` comes first for whoever reads the environment in the console (jsonencode sorts
   # keys); every value is still jsonencode's, and the Lambdas do not care about key order.
   channel_namespaces_json = "[${join(",", [for n in var.channel_namespaces : format(
-    "{\"pattern\":%s,\"history_size\":%s,\"history_ttl_seconds\":%s,\"join_leave\":%s,\"lifecycle_events\":%s}",
-    jsonencode(n.pattern), jsonencode(n.history_size), jsonencode(n.history_ttl_seconds), jsonencode(n.join_leave), jsonencode(n.lifecycle_events),
+    "{\"pattern\":%s,\"history_size\":%s,\"history_ttl_seconds\":%s,\"join_leave\":%s,\"lifecycle_events\":%s,\"max_members\":%s}",
+    jsonencode(n.pattern), jsonencode(n.history_size), jsonencode(n.history_ttl_seconds), jsonencode(n.join_leave), jsonencode(n.lifecycle_events), jsonencode(n.max_members),
   )])}]"
 
   lambda_environment = {
@@ -35,6 +36,9 @@ locals {
       PRESENCE_DESTINATION             = var.presence_destination
       MESSAGES_TOPIC_ARN               = local.messages_topic_arn
       MESSAGES_QUEUE_URL               = local.messages_queue_url
+      MEMBERS_TABLE                    = aws_dynamodb_table.members.name
+      # join/leave frames go out as notification requests, which the pusher fans out.
+      NOTIFICATIONS_QUEUE_URL = local.notifications_queue_url
     })
     pusher = merge(var.pusher_environment, {
       CONNECTIONS_TABLE       = aws_dynamodb_table.this.name
@@ -159,6 +163,35 @@ resource "aws_lambda_event_source_mapping" "presence_stream" {
   batch_size        = var.limits.presence_batch_size
   # One bad record must not hold back the rest: the handler reports failed records, Lambda splits
   # failing batches, retries a bounded number of times, then records the batch in presence_failures.
+  function_response_types        = ["ReportBatchItemFailures"]
+  bisect_batch_on_function_error = true
+  maximum_retry_attempts         = var.limits.presence_max_retry_attempts
+
+  filter_criteria {
+    filter {
+      pattern = local.presence_stream_filter
+    }
+  }
+
+  destination_config {
+    on_failure {
+      destination_arn = aws_sqs_queue.presence_failures.arn
+    }
+  }
+}
+
+# The subscriptions table's stream → presence (members, join/leave, lifecycle events, the
+# subscriptions gauge). The same settings as the connections stream's mapping, filter included:
+# only a subscription that begins (INSERT) or ends (REMOVE) changes anything, and a rewrite of an
+# existing item (MODIFY) must not invoke the function. Presence tells the two streams apart by
+# the record's keys (`channel` present = a subscription).
+resource "aws_lambda_event_source_mapping" "presence_subscriptions_stream" {
+  count = var.attach_event_sources ? 1 : 0
+
+  function_name                  = aws_lambda_function.this["presence"].arn
+  event_source_arn               = aws_dynamodb_table.subscriptions.stream_arn
+  starting_position              = "LATEST"
+  batch_size                     = var.limits.presence_batch_size
   function_response_types        = ["ReportBatchItemFailures"]
   bisect_batch_on_function_error = true
   maximum_retry_attempts         = var.limits.presence_max_retry_attempts

@@ -1,6 +1,7 @@
 # sumu: an API Gateway WebSocket API whose hot paths are direct service integrations (VTL mapping
 # templates to DynamoDB, SNS and SQS), plus three Rust Lambdas (authorizer, presence, pusher).
-# The resources are split by concern: api.tf, table.tf, messaging.tf, lambdas.tf, iam.tf, alarms.tf.
+# The resources are split by concern: api.tf, table.tf, messaging.tf, lambdas.tf, iam.tf, alarms.tf,
+# dashboard.tf.
 
 data "aws_region" "current" {}
 data "aws_partition" "current" {}
@@ -21,6 +22,7 @@ locals {
   table_name               = coalesce(var.table_name, "${var.name}-connections")
   subscriptions_table_name = "${var.name}-subscriptions"
   history_table_name       = "${var.name}-history"
+  members_table_name       = "${var.name}-members"
 
   functions = toset(["authorizer", "presence", "pusher"])
   function_names = {

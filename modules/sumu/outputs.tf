@@ -53,6 +53,21 @@ output "history_table_arn" {
   value       = aws_dynamodb_table.history.arn
 }
 
+output "members_table_name" {
+  description = "Name of the members table (channel, user_id): each tracked channel's members and the live gauges, written by the presence Lambda only (docs/presence.md). Always created."
+  value       = aws_dynamodb_table.members.name
+}
+
+output "members_table_arn" {
+  description = "ARN of the members table."
+  value       = aws_dynamodb_table.members.arn
+}
+
+output "subscriptions_stream_arn" {
+  description = "ARN of the subscriptions table's stream (new and old images), which feeds the presence Lambda."
+  value       = aws_dynamodb_table.subscriptions.stream_arn
+}
+
 output "table_stream_arn" {
   description = "ARN of the connections table's stream (keys only)."
   value       = aws_dynamodb_table.this.stream_arn
@@ -146,4 +161,9 @@ output "kms_key_policy_statements" {
 output "access_log_group_name" {
   description = "Name of the log group of the stage's JSON access log."
   value       = aws_cloudwatch_log_group.access.name
+}
+
+output "dashboard_name" {
+  description = "Name of the stack's CloudWatch dashboard (null with dashboard = false)."
+  value       = var.dashboard ? aws_cloudwatch_dashboard.this[0].dashboard_name : null
 }

@@ -70,6 +70,13 @@ resource "aws_dynamodb_table" "subscriptions" {
     enabled        = true
   }
 
+  # The presence Lambda's second input (docs/presence.md): every subscription INSERT and REMOVE
+  # drives members, join/leave frames, lifecycle events and the subscriptions gauge. New and old
+  # images, because a REMOVE record must still carry the subscription's user_id (a keys-only
+  # record has only channel and connection_id).
+  stream_enabled   = true
+  stream_view_type = "NEW_AND_OLD_IMAGES"
+
   # A connection's subscriptions, for the presence Lambda's cleanup when the connection ends
   # (keys only: they include the pattern).
   global_secondary_index {
@@ -118,6 +125,52 @@ resource "aws_dynamodb_table" "history" {
   # items within two days of expiration ... Items that have expired and not been deleted will
   # still show up in reads, queries, and scans" (DynamoDB API Reference, UpdateTimeToLive), so
   # the Lambdas skip expired items themselves: nothing older than history_ttl_seconds is served.
+  ttl {
+    attribute_name = "expires_at"
+    enabled        = true
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+
+  server_side_encryption {
+    enabled     = true
+    kms_key_arn = var.kms_key_arn
+  }
+
+  tags = local.tags
+}
+
+# The members table (docs/presence.md; attribute names in lambdas/wire), written by the presence
+# Lambda only, from the subscriptions stream:
+# - a member item (channel = C, user_id = U): `connections` (SS, U's connection ids subscribed to
+#   C itself), `changed_by`, `expires_at`;
+# - a channel item (channel = "#" + C, user_id = "#"): `members` (SS of user ids), `changed_by`,
+#   `expires_at`;
+# - the gauge item (channel = "#", user_id = "gauges"): `connections` and `subscriptions` (N),
+#   the live gauges the presence Lambda reports as metrics.
+# Always created, like the history table: with no namespace tracking members it holds only the
+# gauge item, and on demand capacity costs nothing while unused. No stream, no index: every read
+# is by key.
+resource "aws_dynamodb_table" "members" {
+  name         = local.members_table_name
+  billing_mode = "PAY_PER_REQUEST"
+  hash_key     = "channel"
+  range_key    = "user_id"
+
+  attribute {
+    name = "channel"
+    type = "S"
+  }
+
+  attribute {
+    name = "user_id"
+    type = "S"
+  }
+
+  # Member and channel items expire with the last connection that kept them; TTL only collects
+  # what the presence Lambda already ignores once expired.
   ttl {
     attribute_name = "expires_at"
     enabled        = true

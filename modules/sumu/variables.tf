@@ -63,8 +63,8 @@ variable "presence_environment" {
   nullable    = false
 
   validation {
-    condition     = length(setintersection(keys(var.presence_environment), ["CONNECTIONS_TABLE", "PRESENCE_DESTINATION", "MESSAGES_TOPIC_ARN", "MESSAGES_QUEUE_URL", "SUBSCRIPTIONS_TABLE", "MAX_SUBSCRIPTIONS_PER_CONNECTION", "HISTORY_TABLE", "CHANNEL_NAMESPACES"])) == 0
-    error_message = "presence_environment must not set CONNECTIONS_TABLE, PRESENCE_DESTINATION, MESSAGES_TOPIC_ARN, MESSAGES_QUEUE_URL, SUBSCRIPTIONS_TABLE, MAX_SUBSCRIPTIONS_PER_CONNECTION, HISTORY_TABLE or CHANNEL_NAMESPACES: the module sets them (var.channels for the cap, var.channel_namespaces for the namespaces)."
+    condition     = length(setintersection(keys(var.presence_environment), ["CONNECTIONS_TABLE", "PRESENCE_DESTINATION", "MESSAGES_TOPIC_ARN", "MESSAGES_QUEUE_URL", "SUBSCRIPTIONS_TABLE", "MAX_SUBSCRIPTIONS_PER_CONNECTION", "HISTORY_TABLE", "CHANNEL_NAMESPACES", "MEMBERS_TABLE", "NOTIFICATIONS_QUEUE_URL"])) == 0
+    error_message = "presence_environment must not set CONNECTIONS_TABLE, PRESENCE_DESTINATION, MESSAGES_TOPIC_ARN, MESSAGES_QUEUE_URL, SUBSCRIPTIONS_TABLE, MAX_SUBSCRIPTIONS_PER_CONNECTION, HISTORY_TABLE, CHANNEL_NAMESPACES, MEMBERS_TABLE or NOTIFICATIONS_QUEUE_URL: the module sets them (var.channels for the cap, var.channel_namespaces for the namespaces)."
   }
 }
 
@@ -120,9 +120,12 @@ variable "channel_namespaces" {
     history it keeps. The first namespace whose pattern matches a channel applies; a channel no
     namespace matches keeps no history. pattern: a channel, `prefix/*` or `*` (no {sub}).
     history_size: publications kept per channel, 0-1000 (0: no history). history_ttl_seconds:
-    how long each is kept, 1-604800 (7 days) when history_size > 0. join_leave, lifecycle_events:
-    accepted and validated, not served yet. At most 16 namespaces and 2,048 bytes of JSON (they
-    travel in the pusher's and presence's environment, which Lambda caps at 4 KB in all).
+    how long each is kept, 1-604800 (7 days) when history_size > 0. join_leave: members get
+    join/leave frames; lifecycle_events: back ends get OCCUPIED/VACATED and JOINED/LEFT events
+    (docs/presence.md). max_members: the members cap of a channel in a namespace that tracks
+    members (join_leave or lifecycle_events), 1-1000, default 100. At most 16 namespaces and
+    2,048 bytes of JSON (they travel in the pusher's and presence's environment, which Lambda
+    caps at 4 KB in all).
   EOT
   type = list(object({
     pattern             = string
@@ -130,6 +133,7 @@ variable "channel_namespaces" {
     history_ttl_seconds = optional(number, 0)
     join_leave          = optional(bool, false)
     lifecycle_events    = optional(bool, false)
+    max_members         = optional(number, 100)
   }))
   default  = []
   nullable = false
@@ -162,6 +166,14 @@ variable "channel_namespaces" {
   validation {
     condition     = alltrue([for n in var.channel_namespaces : n.history_ttl_seconds >= 1 if n.history_size > 0])
     error_message = "channel_namespaces: a namespace that keeps history (history_size > 0) needs history_ttl_seconds of at least 1: how long each publication is kept. Without one: ${join(", ", [for n in var.channel_namespaces : jsonencode(n.pattern) if n.history_size > 0 && n.history_ttl_seconds < 1])}."
+  }
+  validation {
+    # Pusher's presence channels default to 100 members; every join is a fan-out to the whole
+    # channel, so the cap stays at most 1000 (docs/presence.md).
+    condition = alltrue([for n in var.channel_namespaces :
+      n.max_members >= 1 && n.max_members <= 1000 && floor(n.max_members) == n.max_members
+    ])
+    error_message = "channel_namespaces: max_members must be a whole number from 1 to 1000 (default 100): the most members a channel of the namespace may have. Wrong: ${join(", ", [for n in var.channel_namespaces : "${jsonencode(n.pattern)} has ${n.max_members}" if !(n.max_members >= 1 && n.max_members <= 1000 && floor(n.max_members) == n.max_members)])}."
   }
   validation {
     condition     = length(var.channel_namespaces) <= 16
@@ -427,6 +439,13 @@ variable "alarm_actions" {
   description = "ARNs notified when an alarm (dead-letter queue not empty, Lambda errors, integration errors of the stage) fires or recovers."
   type        = list(string)
   default     = []
+  nullable    = false
+}
+
+variable "dashboard" {
+  description = "Create the stack's CloudWatch dashboard ({name}): live connections and subscriptions, connections and messages in, deliveries and failures, API Gateway errors, pusher and authorizer latency, Lambda errors and throttles (docs/deploying.md § The dashboard). false opts out."
+  type        = bool
+  default     = true
   nullable    = false
 }
 

@@ -181,6 +181,7 @@ module "sumu" {
   issuers              = concat(var.issuers, local.demo_issuer)
   presence_destination = var.presence_destination
   channel_namespaces   = var.channel_namespaces
+  dashboard            = var.dashboard
   alarm_actions        = [aws_sns_topic.alarms.arn]
   # The channels the conformance suite (tests/conformance) subscribes to and emits on; nothing
   # else is granted to every connection (docs/deploying.md § Check a deployment).

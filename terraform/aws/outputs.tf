@@ -48,6 +48,16 @@ output "history_table_name" {
   value       = module.sumu.history_table_name
 }
 
+output "members_table_name" {
+  description = "The members table (each tracked channel's members and the live gauges; written by the presence Lambda only)."
+  value       = module.sumu.members_table_name
+}
+
+output "dashboard_name" {
+  description = "The stack's CloudWatch dashboard (null with dashboard = false)."
+  value       = module.sumu.dashboard_name
+}
+
 output "function_names" {
   description = "The Lambdas (their logs are in /aws/lambda/<name>)."
   value       = module.sumu.function_names

@@ -58,16 +58,24 @@ variable "presence_destination" {
 }
 
 variable "channel_namespaces" {
-  description = "Channel namespaces: which channels keep history, how much and for how long (the module's input; docs/deploying.md § Channel namespaces). Empty: no channel keeps history."
+  description = "Channel namespaces: which channels keep history, how much and for how long, which track members (join_leave, lifecycle_events) and how many a channel may have (max_members, default 100) (the module's input; docs/deploying.md § Channel namespaces). Empty: no channel keeps history or tracks members."
   type = list(object({
     pattern             = string
     history_size        = optional(number, 0)
     history_ttl_seconds = optional(number, 0)
     join_leave          = optional(bool, false)
     lifecycle_events    = optional(bool, false)
+    max_members         = optional(number, 100)
   }))
   default  = []
   nullable = false
+}
+
+variable "dashboard" {
+  description = "Create the stack's CloudWatch dashboard (the module's input; docs/deploying.md § The dashboard)."
+  type        = bool
+  default     = true
+  nullable    = false
 }
 
 variable "conformance_grants" {

@@ -18,6 +18,16 @@ output "history_table_name" {
   value       = module.sumu.history_table_name
 }
 
+output "members_table_name" {
+  description = "Name of the members table (channel members and the live gauges)."
+  value       = module.sumu.members_table_name
+}
+
+output "subscriptions_stream_arn" {
+  description = "ARN of the subscriptions table's stream (sumu-local polls it into the presence handler)."
+  value       = module.sumu.subscriptions_stream_arn
+}
+
 output "table_stream_arn" {
   description = "ARN of the table's stream (sumu-local polls it into the presence handler)."
   value       = module.sumu.table_stream_arn

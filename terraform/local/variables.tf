@@ -46,13 +46,14 @@ variable "presence_destination" {
 }
 
 variable "channel_namespaces" {
-  description = "The module's channel_namespaces (history per channel pattern). The default is the demo's: rooms keep their last 100 messages for an hour."
+  description = "The module's channel_namespaces (history, members and their cap per channel pattern). The default is the demo's: rooms keep their last 100 messages for an hour."
   type = list(object({
     pattern             = string
     history_size        = optional(number, 0)
     history_ttl_seconds = optional(number, 0)
     join_leave          = optional(bool, false)
     lifecycle_events    = optional(bool, false)
+    max_members         = optional(number, 100)
   }))
   default  = [{ pattern = "room/*", history_size = 100, history_ttl_seconds = 3600 }]
   nullable = false

@@ -12,7 +12,8 @@ Inputs (scripts/lib/iam.sh passes them):
   --name      the deployment's `name` (the prefix of its resource names)
 
 Each recorded resource ARN (the local stack's, in moto) is rewritten to the deployed resource of the
-same role (`…-connections` to the deployed connections table, its index and stream likewise; the
+same role (`…-connections` to the deployed connections table, its index and stream likewise; so
+`…-subscriptions`, `…-history` and `…-members`, and the subscriptions table's stream; the
 local API and stage to the deployed `execution_arn` and stage), then each distinct (role, action,
 resource) is evaluated by moto's IAM policy engine (moto.iam.access_control.IAMPolicy: Allow/Deny,
 wildcards in actions and resources). Fails on any call not allowed, on a resource the module does not

@@ -93,11 +93,17 @@ class Describe(unittest.TestCase):
         self.assertIsNone(calls.describe({}, "/", b"{}"))
 
 
+def table_values(name, suffix, stream):
+    arn = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}{suffix}"
+    return {"name": f"{name}{suffix}", "arn": arn, "stream_arn": f"{arn}/stream/label" if stream else None}
+
+
 def state(name, policies):
-    """A `terraform show -json`-shaped state with the module's resources and the given policies."""
-    table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}-connections"
-    resources = [
-        {"type": "aws_dynamodb_table", "values": {"name": f"{name}-connections", "arn": table, "stream_arn": f"{table}/stream/label"}},
+    """A `terraform show -json`-shaped state with the module's resources and the given policies:
+    its four tables (connections and subscriptions with a stream, history and members without)."""
+    tables = [("-connections", True), ("-subscriptions", True), ("-history", False), ("-members", False)]
+    resources = [{"type": "aws_dynamodb_table", "values": table_values(name, suffix, stream)} for suffix, stream in tables]
+    resources += [
         {"type": "aws_sqs_queue", "values": {"name": f"{name}-notifications", "arn": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}-notifications"}},
         {"type": "aws_sqs_queue", "values": {"name": f"{name}-notifications-dlq", "arn": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}-notifications-dlq"}},
         {"type": "aws_sns_topic", "values": {"name": f"{name}-messages", "arn": f"arn:aws:sns:{REGION}:{ACCOUNT}:{name}-messages"}},
@@ -194,6 +200,60 @@ class Check(unittest.TestCase):
         status, _out, err = self.run_check(self.policies(self.pusher_statements()), recorded)
         self.assertEqual(status, 1)
         self.assertIn("no dynamodb call of sumu-role-presence was recorded", err)
+
+    def presence_recorded(self, presence_needs):
+        """The usual calls, with presence's replaced by `presence_needs` (action, local resource)."""
+        return [c for c in self.recorded() if c["caller"] != "sumu-role-presence"] + [
+            {"caller": "sumu-role-presence", "call": action, "needs": [{"action": action, "resource": resource}]}
+            for action, resource in presence_needs
+        ]
+
+    def test_the_members_table_and_the_subscriptions_stream_map_to_the_deployed_ones(self):
+        local = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/e2e-x"
+        deployed = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/dep"
+        policies = self.policies(self.pusher_statements())
+        policies["-presence"]["Statement"] = [
+            statement("Stream", "dynamodb:GetRecords", f"{self.table}/stream/label"),
+            statement("SubscriptionsStream", "dynamodb:GetRecords", f"{deployed}-subscriptions/stream/label"),
+            statement("Members", "dynamodb:UpdateItem", f"{deployed}-members"),
+        ]
+        recorded = self.presence_recorded([
+            ("dynamodb:GetRecords", f"{local}-connections/stream/2026"),
+            ("dynamodb:GetRecords", f"{local}-subscriptions/stream/2026"),
+            ("dynamodb:UpdateItem", f"{local}-members"),
+        ])
+        status, out, err = self.run_check(policies, recorded, "--prove")
+        self.assertEqual(status, 0, err)
+        self.assertIn(f"dynamodb:UpdateItem on {deployed}-members (1)", out)
+        self.assertIn(f"dynamodb:GetRecords on {deployed}-subscriptions/stream/label (1)", out)
+        self.assertIn("without sumu-role-presence SubscriptionsStream: 1 need(s) denied", out)
+        self.assertIn("without sumu-role-presence Members: 1 need(s) denied", out)
+
+    def test_a_grant_on_the_connections_stream_does_not_cover_the_subscriptions_stream(self):
+        local = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/e2e-x"
+        recorded = self.presence_recorded([
+            ("dynamodb:GetRecords", f"{local}-connections/stream/2026"),
+            ("dynamodb:GetRecords", f"{local}-subscriptions/stream/2026"),
+        ])
+        status, _out, err = self.run_check(self.policies(self.pusher_statements()), recorded)
+        self.assertEqual(status, 1)
+        self.assertIn(
+            f"DENIED sumu-role-presence: dynamodb:GetRecords on arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/dep-subscriptions/stream/label", err
+        )
+
+    def test_a_members_grant_on_the_wrong_table_is_a_denial(self):
+        local = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/e2e-x"
+        policies = self.policies(self.pusher_statements())
+        policies["-presence"]["Statement"].append(
+            statement("Members", "dynamodb:UpdateItem", f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/dep-history")
+        )
+        recorded = self.presence_recorded([
+            ("dynamodb:GetRecords", f"{local}-connections/stream/2026"),
+            ("dynamodb:UpdateItem", f"{local}-members"),
+        ])
+        status, _out, err = self.run_check(policies, recorded)
+        self.assertEqual(status, 1)
+        self.assertIn(f"DENIED sumu-role-presence: dynamodb:UpdateItem on arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/dep-members", err)
 
     def test_a_redundant_statement_is_reported_by_the_proof(self):
         doubled = self.pusher_statements() + [statement("Again", "dynamodb:GetItem", self.table)]

@@ -300,6 +300,8 @@ run "lambdas" {
       PRESENCE_DESTINATION             = "topic"
       MESSAGES_TOPIC_ARN               = "arn:aws:sns:eu-west-1:123456789012:mock"
       MESSAGES_QUEUE_URL               = "https://sqs.eu-west-1.amazonaws.com/123456789012/mock"
+      MEMBERS_TABLE                    = "sumu-test-members"
+      NOTIFICATIONS_QUEUE_URL          = "https://sqs.eu-west-1.amazonaws.com/123456789012/mock"
     })
     error_message = "The presence Lambda's environment is wrong."
   }
@@ -647,8 +649,8 @@ run "subscriptions_table" {
     error_message = "One GSI, connection_id-index, keys only: a connection's subscriptions for the cleanup."
   }
   assert {
-    condition     = !coalesce(aws_dynamodb_table.subscriptions.stream_enabled, false) && aws_dynamodb_table.subscriptions.point_in_time_recovery[0].enabled && aws_dynamodb_table.subscriptions.server_side_encryption[0].enabled
-    error_message = "No stream; point-in-time recovery and encryption on."
+    condition     = aws_dynamodb_table.subscriptions.stream_enabled && aws_dynamodb_table.subscriptions.stream_view_type == "NEW_AND_OLD_IMAGES" && aws_dynamodb_table.subscriptions.point_in_time_recovery[0].enabled && aws_dynamodb_table.subscriptions.server_side_encryption[0].enabled
+    error_message = "A stream of new and old images (presence's input, tests/presence.tftest.hcl); point-in-time recovery and encryption on."
   }
   assert {
     condition     = output.subscriptions_table_name == "sumu-test-subscriptions" && output.subscriptions_table_arn == aws_dynamodb_table.subscriptions.arn
@@ -794,22 +796,22 @@ run "channel_namespaces_reach_the_pusher_and_presence" {
   variables {
     channel_namespaces = [
       { pattern = "room/*", history_size = 100, history_ttl_seconds = 3600, join_leave = true },
-      { pattern = "feed/news", history_size = 1000, history_ttl_seconds = 604800, lifecycle_events = true },
+      { pattern = "feed/news", history_size = 1000, history_ttl_seconds = 604800, lifecycle_events = true, max_members = 1000 },
       { pattern = "*" },
     ]
   }
 
   assert {
-    condition     = aws_lambda_function.this["pusher"].environment[0].variables["CHANNEL_NAMESPACES"] == "[{\"pattern\":\"room/*\",\"history_size\":100,\"history_ttl_seconds\":3600,\"join_leave\":true,\"lifecycle_events\":false},{\"pattern\":\"feed/news\",\"history_size\":1000,\"history_ttl_seconds\":604800,\"join_leave\":false,\"lifecycle_events\":true},{\"pattern\":\"*\",\"history_size\":0,\"history_ttl_seconds\":0,\"join_leave\":false,\"lifecycle_events\":false}]"
+    condition     = aws_lambda_function.this["pusher"].environment[0].variables["CHANNEL_NAMESPACES"] == "[{\"pattern\":\"room/*\",\"history_size\":100,\"history_ttl_seconds\":3600,\"join_leave\":true,\"lifecycle_events\":false,\"max_members\":100},{\"pattern\":\"feed/news\",\"history_size\":1000,\"history_ttl_seconds\":604800,\"join_leave\":false,\"lifecycle_events\":true,\"max_members\":1000},{\"pattern\":\"*\",\"history_size\":0,\"history_ttl_seconds\":0,\"join_leave\":false,\"lifecycle_events\":false,\"max_members\":100}]"
     error_message = "CHANNEL_NAMESPACES is the list as compact JSON, in order, every field present (defaults filled in), pattern first."
   }
   assert {
     condition = jsondecode(aws_lambda_function.this["pusher"].environment[0].variables["CHANNEL_NAMESPACES"]) == [
-      { pattern = "room/*", history_size = 100, history_ttl_seconds = 3600, join_leave = true, lifecycle_events = false },
-      { pattern = "feed/news", history_size = 1000, history_ttl_seconds = 604800, join_leave = false, lifecycle_events = true },
-      { pattern = "*", history_size = 0, history_ttl_seconds = 0, join_leave = false, lifecycle_events = false },
+      { pattern = "room/*", history_size = 100, history_ttl_seconds = 3600, join_leave = true, lifecycle_events = false, max_members = 100 },
+      { pattern = "feed/news", history_size = 1000, history_ttl_seconds = 604800, join_leave = false, lifecycle_events = true, max_members = 1000 },
+      { pattern = "*", history_size = 0, history_ttl_seconds = 0, join_leave = false, lifecycle_events = false, max_members = 100 },
     ]
-    error_message = "CHANNEL_NAMESPACES decodes to the normalized list."
+    error_message = "CHANNEL_NAMESPACES decodes to the normalized list (max_members 100 where omitted)."
   }
   assert {
     condition     = aws_lambda_function.this["presence"].environment[0].variables["CHANNEL_NAMESPACES"] == aws_lambda_function.this["pusher"].environment[0].variables["CHANNEL_NAMESPACES"]

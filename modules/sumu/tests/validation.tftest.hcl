@@ -534,6 +534,49 @@ run "channel_namespaces_fractional_ttl" {
   expect_failures = [var.channel_namespaces]
 }
 
+run "channel_namespaces_max_members_bounds_accepted" {
+  command = plan
+  variables {
+    channel_namespaces = [{ pattern = "room/*", join_leave = true, max_members = 1 }, { pattern = "big/*", lifecycle_events = true, max_members = 1000 }]
+  }
+}
+
+run "channel_namespaces_max_members_zero" {
+  command = plan
+  variables {
+    channel_namespaces = [{ pattern = "room/*", join_leave = true, max_members = 0 }]
+  }
+  expect_failures = [var.channel_namespaces]
+}
+
+run "channel_namespaces_max_members_over_1000" {
+  command = plan
+  variables {
+    channel_namespaces = [{ pattern = "room/*", join_leave = true, max_members = 1001 }]
+  }
+  expect_failures = [var.channel_namespaces]
+}
+
+run "channel_namespaces_fractional_max_members" {
+  command = plan
+  variables {
+    channel_namespaces = [{ pattern = "room/*", lifecycle_events = true, max_members = 10.5 }]
+  }
+  expect_failures = [var.channel_namespaces]
+}
+
+# An explicit null is an omitted attribute to Terraform (optional() fills in its default): 100.
+run "channel_namespaces_null_max_members_is_the_default" {
+  command = plan
+  variables {
+    channel_namespaces = [{ pattern = "room/*", join_leave = true, max_members = null }]
+  }
+  assert {
+    condition     = jsondecode(aws_lambda_function.this["presence"].environment[0].variables["CHANNEL_NAMESPACES"])[0].max_members == 100
+    error_message = "max_members = null means the default, 100."
+  }
+}
+
 run "channel_namespaces_sixteen_is_the_most" {
   command = plan
   variables {
@@ -570,6 +613,22 @@ run "presence_environment_sets_channel_namespaces" {
   command = plan
   variables {
     presence_environment = { CHANNEL_NAMESPACES = "[]" }
+  }
+  expect_failures = [var.presence_environment]
+}
+
+run "presence_environment_sets_members_table" {
+  command = plan
+  variables {
+    presence_environment = { MEMBERS_TABLE = "other" }
+  }
+  expect_failures = [var.presence_environment]
+}
+
+run "presence_environment_sets_notifications_queue" {
+  command = plan
+  variables {
+    presence_environment = { NOTIFICATIONS_QUEUE_URL = "https://sqs.eu-west-1.amazonaws.com/123456789012/other" }
   }
   expect_failures = [var.presence_environment]
 }

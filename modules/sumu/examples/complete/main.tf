@@ -53,11 +53,13 @@ module "sumu" {
 
   presence_destination = "queue"
 
-  # Rooms keep their last 100 messages for an hour. The first matching pattern wins, so the
-  # announcements room (20 messages for a week) comes before room/*; other channels keep nothing.
+  # Rooms keep their last 100 messages for an hour and show who is in them (join/leave frames,
+  # at most 50 members a room). The first matching pattern wins, so the announcements room (20
+  # messages for a week, lifecycle events to the back end, up to 1000 members) comes before
+  # room/*; other channels keep nothing and track no members.
   channel_namespaces = [
-    { pattern = "room/announcements", history_size = 20, history_ttl_seconds = 604800 },
-    { pattern = "room/*", history_size = 100, history_ttl_seconds = 3600 },
+    { pattern = "room/announcements", history_size = 20, history_ttl_seconds = 604800, lifecycle_events = true, max_members = 1000 },
+    { pattern = "room/*", history_size = 100, history_ttl_seconds = 3600, join_leave = true, max_members = 50 },
   ]
 
   create_notifications_topic = false
@@ -70,6 +72,7 @@ module "sumu" {
   }
   log_retention_days = 90
   alarm_actions      = [aws_sns_topic.alarms.arn]
+  dashboard          = true # the default; false leaves the CloudWatch dashboard out
   tags               = { team = "chat" }
 }
 
