@@ -46,7 +46,7 @@ variable "presence_destination" {
 }
 
 variable "channel_namespaces" {
-  description = "The module's channel_namespaces (history, members and their cap per channel pattern). The default is the demo's: rooms keep their last 100 messages for an hour."
+  description = "The module's channel_namespaces (history, members and their cap per channel pattern). The default is the demo's: rooms keep their last 100 messages for an hour and announce joins, leaves and lifecycle events."
   type = list(object({
     pattern             = string
     history_size        = optional(number, 0)
@@ -55,6 +55,6 @@ variable "channel_namespaces" {
     lifecycle_events    = optional(bool, false)
     max_members         = optional(number, 100)
   }))
-  default  = [{ pattern = "room/*", history_size = 100, history_ttl_seconds = 3600 }]
+  default  = [{ pattern = "room/*", history_size = 100, history_ttl_seconds = 3600, join_leave = true, lifecycle_events = true }]
   nullable = false
 }

@@ -73,7 +73,7 @@ class StackLifecycle(unittest.TestCase):
         if os.environ["SUMU_TF_EXPECT"] != "present":
             self.skipTest("only after the apply (test_stack_resources checks the destroy)")
         tables = stack_resources(name)["DynamoDB table"]
-        self.assertEqual(sorted(tables), sorted(f"{name}-{t}" for t in ("connections", "subscriptions", "history")))
+        self.assertEqual(sorted(tables), sorted(f"{name}-{t}" for t in ("connections", "subscriptions", "history", "members")))
         history = client("dynamodb").describe_table(TableName=f"{name}-history")["Table"]
         self.assertEqual(
             {(k["AttributeName"], k["KeyType"]) for k in history["KeySchema"]}, {("channel", "HASH"), ("offset", "RANGE")}
