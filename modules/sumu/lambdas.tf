@@ -154,11 +154,21 @@ resource "aws_lambda_permission" "proxy_route" {
 }
 
 # Event sources. sumu-local plays them itself, so an emulator stack turns them off.
-resource "aws_lambda_event_source_mapping" "presence_stream" {
-  count = var.attach_event_sources ? 1 : 0
+#
+# Two streams feed the presence function with the same settings: the connections table's
+# (presence events, subscription cleanup, the live-connections gauge) and the subscriptions
+# table's (members, join/leave, lifecycle events, the subscriptions gauge). Presence tells them
+# apart by the record's keys (`channel` present = a subscription). The filter passes INSERT and
+# REMOVE only: a `ping` (MODIFY of a connection) or a rewrite of a subscription item changes
+# nothing, so it must not invoke the function.
+resource "aws_lambda_event_source_mapping" "presence_streams" {
+  for_each = var.attach_event_sources ? {
+    connections   = aws_dynamodb_table.this.stream_arn
+    subscriptions = aws_dynamodb_table.subscriptions.stream_arn
+  } : {}
 
   function_name     = aws_lambda_function.this["presence"].arn
-  event_source_arn  = aws_dynamodb_table.this.stream_arn
+  event_source_arn  = each.value
   starting_position = "LATEST"
   batch_size        = var.limits.presence_batch_size
   # One bad record must not hold back the rest: the handler reports failed records, Lambda splits
@@ -180,33 +190,11 @@ resource "aws_lambda_event_source_mapping" "presence_stream" {
   }
 }
 
-# The subscriptions table's stream → presence (members, join/leave, lifecycle events, the
-# subscriptions gauge). The same settings as the connections stream's mapping, filter included:
-# only a subscription that begins (INSERT) or ends (REMOVE) changes anything, and a rewrite of an
-# existing item (MODIFY) must not invoke the function. Presence tells the two streams apart by
-# the record's keys (`channel` present = a subscription).
-resource "aws_lambda_event_source_mapping" "presence_subscriptions_stream" {
-  count = var.attach_event_sources ? 1 : 0
-
-  function_name                  = aws_lambda_function.this["presence"].arn
-  event_source_arn               = aws_dynamodb_table.subscriptions.stream_arn
-  starting_position              = "LATEST"
-  batch_size                     = var.limits.presence_batch_size
-  function_response_types        = ["ReportBatchItemFailures"]
-  bisect_batch_on_function_error = true
-  maximum_retry_attempts         = var.limits.presence_max_retry_attempts
-
-  filter_criteria {
-    filter {
-      pattern = local.presence_stream_filter
-    }
-  }
-
-  destination_config {
-    on_failure {
-      destination_arn = aws_sqs_queue.presence_failures.arn
-    }
-  }
+# Deployments made before the subscriptions stream existed keep their connections mapping (and
+# its place in the stream) instead of replacing it.
+moved {
+  from = aws_lambda_event_source_mapping.presence_stream[0]
+  to   = aws_lambda_event_source_mapping.presence_streams["connections"]
 }
 
 resource "aws_lambda_event_source_mapping" "pusher_queue" {

@@ -167,6 +167,28 @@ struct SetTarget<'a> {
     element: &'a str,
 }
 
+impl<'a> SetTarget<'a> {
+    /// `connection_id` in `user_id`'s member item of `channel`.
+    fn connection(channel: &str, user_id: &'a str, connection_id: &'a str) -> SetTarget<'a> {
+        SetTarget {
+            partition: channel.to_owned(),
+            sort: user_id,
+            set: members::CONNECTIONS,
+            element: connection_id,
+        }
+    }
+
+    /// `user_id` in `channel`'s channel item.
+    fn member(channel: &str, user_id: &'a str) -> SetTarget<'a> {
+        SetTarget {
+            partition: members::channel_item_key(channel),
+            sort: members::CHANNEL_ITEM_USER,
+            set: members::MEMBERS,
+            element: user_id,
+        }
+    }
+}
+
 impl DynamoSubscriptionStore {
     fn members_table(&self, operation: &'static str) -> Result<&str, MembersError> {
         self.members_table.as_deref().ok_or_else(|| {
@@ -296,12 +318,7 @@ impl ChannelMembers for DynamoSubscriptionStore {
         connection_id: &str,
         now: i64,
     ) -> Result<SetChange, MembersError> {
-        let target = SetTarget {
-            partition: channel.to_owned(),
-            sort: user_id,
-            set: members::CONNECTIONS,
-            element: connection_id,
-        };
+        let target = SetTarget::connection(channel, user_id, connection_id);
         self.change_set(target, true, now).await
     }
 
@@ -312,12 +329,7 @@ impl ChannelMembers for DynamoSubscriptionStore {
         connection_id: &str,
         now: i64,
     ) -> Result<SetChange, MembersError> {
-        let target = SetTarget {
-            partition: channel.to_owned(),
-            sort: user_id,
-            set: members::CONNECTIONS,
-            element: connection_id,
-        };
+        let target = SetTarget::connection(channel, user_id, connection_id);
         self.change_set(target, false, now).await
     }
 
@@ -327,13 +339,8 @@ impl ChannelMembers for DynamoSubscriptionStore {
         user_id: &str,
         now: i64,
     ) -> Result<SetChange, MembersError> {
-        let target = SetTarget {
-            partition: members::channel_item_key(channel),
-            sort: members::CHANNEL_ITEM_USER,
-            set: members::MEMBERS,
-            element: user_id,
-        };
-        self.change_set(target, true, now).await
+        self.change_set(SetTarget::member(channel, user_id), true, now)
+            .await
     }
 
     async fn remove_member(
@@ -342,13 +349,8 @@ impl ChannelMembers for DynamoSubscriptionStore {
         user_id: &str,
         now: i64,
     ) -> Result<SetChange, MembersError> {
-        let target = SetTarget {
-            partition: members::channel_item_key(channel),
-            sort: members::CHANNEL_ITEM_USER,
-            set: members::MEMBERS,
-            element: user_id,
-        };
-        self.change_set(target, false, now).await
+        self.change_set(SetTarget::member(channel, user_id), false, now)
+            .await
     }
 
     async fn membership(&self, channel: &str, user_id: &str) -> Result<(bool, u32), MembersError> {

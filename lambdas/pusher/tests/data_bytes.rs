@@ -17,9 +17,7 @@ mod support;
 
 use std::time::Duration;
 
-use aws_lambda_events::event::sqs::SqsEvent;
-use aws_sdk_sqs::types::{Message, MessageAttributeValue};
-use lambda_runtime::{Context, LambdaEvent};
+use aws_sdk_sqs::types::MessageAttributeValue;
 use pusher::{Config, Limits, SdkPusher};
 use serde_json::{json, Value};
 use support::management_api::{self, Answer, ManagementApi};
@@ -27,7 +25,8 @@ use support::table::{
     create_subscriptions_table, create_table, dynamodb, put_items, put_subscriptions,
 };
 use support::{
-    item, sns_event, sqs_event, subscription, RecordedMetrics, RecordingSdkPusher, LIVE,
+    item, lambda_event, sns_event, sqs_event, subscription, RecordedMetrics, RecordingSdkPusher,
+    LIVE,
 };
 
 /// The `data` every test sends, as the back end writes it.
@@ -70,17 +69,7 @@ async fn stack(limits: Limits) -> Stack {
     .await;
     let config = testkit::aws_config().await;
     let sqs = aws_sdk_sqs::Client::new(&config);
-    let mut urls = Vec::new();
-    for name in ["notifications", "notifications-dlq"] {
-        let url = sqs
-            .create_queue()
-            .queue_name(testkit::unique_name(name))
-            .send()
-            .await
-            .unwrap()
-            .queue_url;
-        urls.push(url.unwrap());
-    }
+    let urls = support::notification_queues(&sqs).await;
     let pusher = SdkPusher::from_sdk_config(
         &config,
         &Config {
@@ -156,34 +145,6 @@ impl Stack {
         }
         panic!("the notifications queue never emptied");
     }
-}
-
-/// The Lambda event of one received SQS message, its attributes as Lambda passes them.
-fn lambda_event(message: &Message) -> LambdaEvent<SqsEvent> {
-    let attributes: serde_json::Map<String, Value> = message
-        .message_attributes()
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(name, value)| {
-            (
-                name,
-                json!({"stringValue": value.string_value(), "stringListValues": [],
-                    "binaryListValues": [], "dataType": value.data_type()}),
-            )
-        })
-        .collect();
-    let event = json!({"Records": [{
-        "messageId": message.message_id(),
-        "receiptHandle": message.receipt_handle(),
-        "body": message.body(),
-        "attributes": {},
-        "messageAttributes": attributes,
-        "eventSource": "aws:sqs",
-        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:notifications",
-        "awsRegion": "us-east-1",
-    }]});
-    LambdaEvent::new(serde_json::from_value(event).unwrap(), Context::default())
 }
 
 #[test]

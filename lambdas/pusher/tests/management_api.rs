@@ -21,17 +21,7 @@ async fn real_pusher(
 ) -> (RecordingSdkPusher, String, String) {
     let config = testkit::aws_config().await;
     let sqs = aws_sdk_sqs::Client::new(&config);
-    let mut urls = Vec::new();
-    for name in ["notifications", "notifications-dlq"] {
-        let url = sqs
-            .create_queue()
-            .queue_name(testkit::unique_name(name))
-            .send()
-            .await
-            .unwrap()
-            .queue_url;
-        urls.push(url.unwrap());
-    }
+    let urls = support::notification_queues(&sqs).await;
     let pusher = SdkPusher::from_sdk_config(
         &config,
         &Config {

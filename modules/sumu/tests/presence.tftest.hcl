@@ -107,16 +107,16 @@ run "subscriptions_stream_feeds_presence" {
   }
   assert {
     condition = (
-      aws_lambda_event_source_mapping.presence_subscriptions_stream[0].event_source_arn == aws_dynamodb_table.subscriptions.stream_arn
-      && aws_lambda_event_source_mapping.presence_subscriptions_stream[0].function_name == aws_lambda_function.this["presence"].arn
-      && aws_lambda_event_source_mapping.presence_subscriptions_stream[0].starting_position == "LATEST"
-      && aws_lambda_event_source_mapping.presence_subscriptions_stream[0].destination_config[0].on_failure[0].destination_arn == aws_sqs_queue.presence_failures.arn
+      aws_lambda_event_source_mapping.presence_streams["subscriptions"].event_source_arn == aws_dynamodb_table.subscriptions.stream_arn
+      && aws_lambda_event_source_mapping.presence_streams["subscriptions"].function_name == aws_lambda_function.this["presence"].arn
+      && aws_lambda_event_source_mapping.presence_streams["subscriptions"].starting_position == "LATEST"
+      && aws_lambda_event_source_mapping.presence_streams["subscriptions"].destination_config[0].on_failure[0].destination_arn == aws_sqs_queue.presence_failures.arn
     )
     error_message = "subscriptions stream → presence, from LATEST, failed batches recorded in the presence failures queue."
   }
   # Every setting the connections stream's mapping has, the subscriptions stream's has too.
   assert {
-    condition = [for m in [aws_lambda_event_source_mapping.presence_stream[0], aws_lambda_event_source_mapping.presence_subscriptions_stream[0]] : [
+    condition = [for m in [aws_lambda_event_source_mapping.presence_streams["connections"], aws_lambda_event_source_mapping.presence_streams["subscriptions"]] : [
       m.function_name, m.starting_position, m.batch_size, m.bisect_batch_on_function_error, m.maximum_retry_attempts,
       m.function_response_types, m.destination_config[0].on_failure[0].destination_arn,
       jsondecode(one(m.filter_criteria[0].filter).pattern),
@@ -137,8 +137,8 @@ run "stream_mappings_follow_the_limits" {
 
   assert {
     condition = (
-      aws_lambda_event_source_mapping.presence_subscriptions_stream[0].batch_size == 25
-      && aws_lambda_event_source_mapping.presence_subscriptions_stream[0].maximum_retry_attempts == 2
+      aws_lambda_event_source_mapping.presence_streams["subscriptions"].batch_size == 25
+      && aws_lambda_event_source_mapping.presence_streams["subscriptions"].maximum_retry_attempts == 2
     )
     error_message = "limits.presence_batch_size and presence_max_retry_attempts apply to the subscriptions stream too."
   }
@@ -152,7 +152,7 @@ run "emulator_stack_has_no_subscriptions_stream_mapping" {
   }
 
   assert {
-    condition     = length(aws_lambda_event_source_mapping.presence_subscriptions_stream) == 0 && aws_dynamodb_table.subscriptions.stream_enabled
+    condition     = length(aws_lambda_event_source_mapping.presence_streams) == 0 && aws_dynamodb_table.subscriptions.stream_enabled
     error_message = "With attach_event_sources = false nothing consumes the subscriptions stream (sumu-local does), and the stream stays on."
   }
 }

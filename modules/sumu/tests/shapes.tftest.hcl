@@ -353,18 +353,18 @@ run "event_sources" {
 
   assert {
     condition = (
-      aws_lambda_event_source_mapping.presence_stream[0].event_source_arn == aws_dynamodb_table.this.stream_arn
-      && aws_lambda_event_source_mapping.presence_stream[0].bisect_batch_on_function_error
-      && aws_lambda_event_source_mapping.presence_stream[0].maximum_retry_attempts == 5
-      && aws_lambda_event_source_mapping.presence_stream[0].function_response_types == toset(["ReportBatchItemFailures"])
-      && aws_lambda_event_source_mapping.presence_stream[0].destination_config[0].on_failure[0].destination_arn == aws_sqs_queue.presence_failures.arn
+      aws_lambda_event_source_mapping.presence_streams["connections"].event_source_arn == aws_dynamodb_table.this.stream_arn
+      && aws_lambda_event_source_mapping.presence_streams["connections"].bisect_batch_on_function_error
+      && aws_lambda_event_source_mapping.presence_streams["connections"].maximum_retry_attempts == 5
+      && aws_lambda_event_source_mapping.presence_streams["connections"].function_response_types == toset(["ReportBatchItemFailures"])
+      && aws_lambda_event_source_mapping.presence_streams["connections"].destination_config[0].on_failure[0].destination_arn == aws_sqs_queue.presence_failures.arn
     )
     error_message = "stream → presence: bisect on error, bounded retries, per-record failures, on-failure destination."
   }
   assert {
     condition = (
-      length(aws_lambda_event_source_mapping.presence_stream[0].filter_criteria[0].filter) == 1
-      && jsondecode(one(aws_lambda_event_source_mapping.presence_stream[0].filter_criteria[0].filter).pattern) == jsondecode(file("../../mapping-templates/presence-stream-filter.json"))
+      length(aws_lambda_event_source_mapping.presence_streams["connections"].filter_criteria[0].filter) == 1
+      && jsondecode(one(aws_lambda_event_source_mapping.presence_streams["connections"].filter_criteria[0].filter).pattern) == jsondecode(file("../../mapping-templates/presence-stream-filter.json"))
       && jsondecode(file("../../mapping-templates/presence-stream-filter.json")) == { eventName = ["INSERT", "REMOVE"] }
     )
     error_message = "stream → presence only for INSERT and REMOVE (no invocation per ping), from mapping-templates/presence-stream-filter.json."
@@ -555,7 +555,7 @@ run "emulator_stack_has_no_event_sources" {
   }
 
   assert {
-    condition     = length(aws_lambda_event_source_mapping.presence_stream) == 0 && length(aws_lambda_event_source_mapping.pusher_queue) == 0 && length(aws_sns_topic_subscription.pusher) == 0
+    condition     = length(aws_lambda_event_source_mapping.presence_streams) == 0 && length(aws_lambda_event_source_mapping.pusher_queue) == 0 && length(aws_sns_topic_subscription.pusher) == 0
     error_message = "With attach_event_sources = false nothing consumes the stream, queue or topic (sumu-local does)."
   }
   assert {

@@ -672,3 +672,50 @@ pub fn narrowed_connections(body: &str) -> Vec<String> {
     ids.sort();
     ids
 }
+
+/// The Lambda event of one SQS message received from a real queue, its message attributes as
+/// Lambda passes them.
+pub fn lambda_event(message: &aws_sdk_sqs::types::Message) -> LambdaEvent<SqsEvent> {
+    let attributes: serde_json::Map<String, Value> = message
+        .message_attributes()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(name, value)| {
+            (
+                name,
+                json!({"stringValue": value.string_value(), "stringListValues": [],
+                    "binaryListValues": [], "dataType": value.data_type()}),
+            )
+        })
+        .collect();
+    let event = json!({"Records": [{
+        "messageId": message.message_id(),
+        "receiptHandle": message.receipt_handle(),
+        "body": message.body(),
+        "attributes": {},
+        "messageAttributes": attributes,
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:notifications",
+        "awsRegion": "us-east-1",
+    }]});
+    LambdaEvent::new(serde_json::from_value(event).unwrap(), Context::default())
+}
+
+/// A notifications queue and its dead-letter queue on moto, named for this test only:
+/// `[notifications, dead letters]`.
+pub async fn notification_queues(sqs: &aws_sdk_sqs::Client) -> [String; 2] {
+    let mut urls = Vec::new();
+    for name in ["notifications", "notifications-dlq"] {
+        let url = sqs
+            .create_queue()
+            .queue_name(testkit::unique_name(name))
+            .send()
+            .await
+            .expect("create a queue")
+            .queue_url
+            .expect("the queue's URL");
+        urls.push(url);
+    }
+    [urls[0].clone(), urls[1].clone()]
+}
