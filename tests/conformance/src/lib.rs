@@ -114,6 +114,8 @@ pub const CHECKS: &[CheckInfo] = &[
     check("emit-invalid-message", "an emit without data answers invalid_message to the sender"),
     check("too-many-subscriptions", "with the cap of --max-subscriptions (default 100) subscriptions, one more answers too_many_subscriptions"),
     check("presence-query", "{\"action\":\"presence\"} answers ONLINE with the connection count, and OFFLINE 0 for a user never seen"),
+    check("channel-presence", "{\"action\":\"presence\",\"channel\":…} lists the users subscribed to the channel itself with their connection count; a pattern subscriber is not a member"),
+    check("notify-disconnect", "a notification request with \"action\":\"disconnect\" and data: the connection gets the data, then close 1000; the user's other connection stays"),
     check("frame-too-large", "a 40 KB frame closes the connection with 1009"),
     check("message-too-large", "a 200 KB message in 16 KB frames closes the connection with 1009"),
     check("binary-frame", "a binary frame closes the connection with 1003"),

@@ -54,6 +54,8 @@ pub async fn run(suite: &Suite, name: &str) -> Outcome {
         "emit-invalid-message" => channels::emit_invalid_message(suite).await,
         "too-many-subscriptions" => channels::too_many_subscriptions(suite).await,
         "presence-query" => presence::query(suite).await,
+        "channel-presence" => presence::channel(suite).await,
+        "notify-disconnect" => notify::disconnect(suite).await,
         "frame-too-large" => limits::frame_too_large(suite).await,
         "message-too-large" => limits::message_too_large(suite).await,
         "binary-frame" => limits::binary_frame(suite).await,

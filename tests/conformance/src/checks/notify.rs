@@ -238,3 +238,29 @@ pub async fn cleanup_after_close(suite: &Suite) -> Outcome {
     live.close().await;
     Ok(())
 }
+
+/// `"action":"disconnect"` with `data`: the target gets the data as its last frame, then the
+/// close; the user's other connection is untouched.
+pub async fn disconnect(suite: &Suite) -> Outcome {
+    let mut target = suite.connect("a", "the connection to close").await?;
+    let mut other = suite.connect("a", "the user's other connection").await?;
+    let connection_id = target.connection_id().await?;
+    other.connection_id().await?;
+    let data = data(&suite.nonce("notify-disconnect"));
+    let request = json!({"action": "disconnect", "connections": [connection_id], "data": data});
+    suite
+        .backend
+        .send_to_queue(&suite.outputs.notifications_queue_url, &request.to_string())
+        .await?;
+    expect_data(&mut target, &data, "as the last frame before a disconnect").await?;
+    let code = target
+        .close_code("the pusher closes the target with the management API's DELETE after posting the data (docs/pusher.md § Server-side control)")
+        .await?;
+    ensure(code == 1000, || {
+        format!("the disconnected connection was closed with {code}, expected 1000 (a management-API DELETE)")
+    })?;
+    // The other connection still answers.
+    other.connection_id().await?;
+    other.close().await;
+    Ok(())
+}

@@ -117,3 +117,43 @@ pub async fn ask(client: &mut crate::ws::Client, users: &[&str]) -> Result<Value
     }
     Ok(answer["users"].clone())
 }
+
+/// Who is in a channel: the members are the users subscribed to the channel itself, each with
+/// how many of their connections are; a pattern subscriber listens without being a member.
+pub async fn channel(suite: &Suite) -> Outcome {
+    let channel = suite.channel("presence");
+    let member = suite.principal("watched").await?;
+    let mut first = suite
+        .connect("watched", "the member's first client")
+        .await?;
+    let mut second = suite
+        .connect("watched", "the member's second client")
+        .await?;
+    let mut listener = suite.connect("a", "a pattern subscriber").await?;
+    super::channels::confirm(&mut first, "subscribe", &channel).await?;
+    super::channels::confirm(&mut second, "subscribe", &channel).await?;
+    let pattern = format!(
+        "{}/*",
+        channel.rsplit_once('/').map_or("", |(prefix, _)| prefix)
+    );
+    super::channels::confirm(&mut listener, "subscribe", &pattern).await?;
+    listener
+        .send_json(&json!({"action": "presence", "channel": channel, "ref": "members"}))
+        .await?;
+    let answer = listener
+        .expect(
+            "the channel's presence answer",
+            "the presence route answers a question with `channel` from the subscriptions table (docs/presence.md § Channel presence): check the presence Lambda's log",
+            |frame| frame["ref"] == "members",
+        )
+        .await?;
+    let expected = json!({"type": "presence", "channel": channel,
+        "members": [{"user_id": member, "connections": 2}], "more": false, "ref": "members"});
+    ensure(answer == expected, || {
+        format!("the channel presence question was answered {answer}, expected {expected}: one user subscribed from two connections, and a subscriber of {pattern} is a listener, not a member")
+    })?;
+    first.close().await;
+    second.close().await;
+    listener.close().await;
+    Ok(())
+}
