@@ -249,20 +249,34 @@ async fn a_remove_of_a_connection_never_counted_tells_nothing() {
 }
 
 #[tokio::test]
-async fn a_connections_stream_batch_moves_the_live_connections_gauge() {
-    let deps = deps(FakeCounter::with(&[("u1", 1)]), FakeSink::default());
-    let response = invoke_stream(include_str!("fixtures/single-device-online.json"), &deps).await;
-    assert!(failures(&response).is_empty());
-    assert_eq!(
+async fn connects_disconnects_and_ttl_removals_move_the_live_connections_gauge() {
+    let connections = |deps: &TestDeps| {
         deps.subscriptions
             .as_ref()
             .unwrap()
             .gauges
             .lock()
             .unwrap()
-            .connections,
-        1
+            .connections
+    };
+    let deps = deps(FakeCounter::with(&[("u1", 1)]), FakeSink::default());
+    let online = include_str!("fixtures/single-device-online.json");
+    let response = invoke_stream(online, &deps).await;
+    assert!(failures(&response).is_empty());
+    assert_eq!(connections(&deps), 1);
+    // DynamoDB's TTL deleting an expired item is a REMOVE like any other: one less.
+    let response = invoke_stream(include_str!("fixtures/ttl-removal.json"), &deps).await;
+    assert!(failures(&response).is_empty());
+    assert_eq!(connections(&deps), 0);
+    // A record reported failed (its user's count failed) does not move the gauge: the stream
+    // brings it back, and it counts then.
+    let failing = common::deps(
+        FakeCounter::with(&[]).failing_for("u1"),
+        FakeSink::default(),
     );
+    let response = invoke_stream(online, &failing).await;
+    assert_eq!(failures(&response).len(), 1);
+    assert_eq!(connections(&failing), 0);
 }
 
 /// The subscribe fixture (principal `u9`, connection `TWf6Be3LoAMCF3A=`, grants `room/*`) to

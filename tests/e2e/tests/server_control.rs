@@ -51,9 +51,10 @@ async fn a_back_end_subscribe_reaches_every_live_connection_and_none_of_an_ended
         .await;
     e2e::channels::subscribe(&mut watcher.client, "room/vip").await;
 
-    // The user has no grant for room/vip: the back end subscribes it anyway (trusted).
+    // The user may subscribe to lobby/* only, not room/vip: the back end subscribes it anyway
+    // (trusted).
     let user = testkit::unique_name("guest");
-    let token = local.token(&user);
+    let token = local.token_with_grants(&user, &grants(&["lobby/*"], &[]));
     let mut tab1 = local.connect_with_token(&token).await;
     let mut tab2 = local.connect_with_token(&token).await;
     let ended = local.connect_with_token(&token).await;
@@ -151,6 +152,33 @@ async fn a_back_end_subscribe_reaches_every_live_connection_and_none_of_an_ended
             break;
         }
     }
+    for connection in &live {
+        assert!(local.subscriptions_of(connection).await.is_empty());
+    }
+
+    // A subscription the client made itself counts toward its cap; the back end's unsubscribe
+    // frees that place too.
+    e2e::channels::subscribe(&mut tab1, "lobby/1").await;
+    let counter = || async {
+        let items = local.items_of(&user).await;
+        items
+            .iter()
+            .filter(|item| item.contains_key(sumu_wire::table::SUBSCRIPTIONS))
+            .map(|item| e2e::number(item, sumu_wire::table::SUBSCRIPTIONS))
+            .sum::<i64>()
+    };
+    assert_eq!(counter().await, 1);
+    local
+        .notify(
+            Via::Queue,
+            &json!({"action":"unsubscribe","channel":"lobby/1","users":[user]}).to_string(),
+        )
+        .await;
+    e2e::eventually(
+        "the client's own subscription is gone and uncounted",
+        || async { (counter().await == 0).then_some(()) },
+    )
+    .await;
     for connection in &live {
         assert!(local.subscriptions_of(connection).await.is_empty());
     }
