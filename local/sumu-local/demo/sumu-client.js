@@ -334,7 +334,7 @@ var Subscription = class extends Emitter {
    * Who is in the channel: every user with a connection subscribed to it, sorted by `userId`
    * (asked page after page until the gateway says there is no more). Asked once connected;
    * rejects (SumuRequestError) when refused (`forbidden`, `invalid_channel` for a pattern,
-   * `presence_unavailable`) or not answered in time. Keep the list with `join` / `leave`.
+   * `channels_unavailable`) or not answered in time. Keep the list with `join` / `leave`.
    */
   presence() {
     return this.owner.members(this.channel);
