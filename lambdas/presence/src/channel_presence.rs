@@ -96,9 +96,7 @@ pub async fn answer_route<C, S, U: ChannelMembers>(
             )));
         }
         let Some(store) = &deps.subscriptions else {
-            return Err(Refusal::Unavailable(
-                "channels are not configured on this deployment",
-            ));
+            return Err(Refusal::NOT_CONFIGURED);
         };
         let now_seconds = epoch_millis(now).div_euclid(1000);
         let subscribers = store
@@ -106,7 +104,7 @@ pub async fn answer_route<C, S, U: ChannelMembers>(
             .await
             .map_err(|failure| {
                 error!(error = %failure, %channel, "reading the channel's subscribers failed");
-                Refusal::Unavailable("channels are unavailable right now; try again")
+                Refusal::TRY_AGAIN
             })?;
         let members = subscribers
             .into_iter()

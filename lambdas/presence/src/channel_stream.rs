@@ -130,23 +130,22 @@ pub async fn handle_batch<C, S: EventSink, U: ChannelMembers>(
         let outcome = apply(&change, deps, store, now_ms)
             .instrument(span.clone())
             .await;
-        if let Err(Failure::Members(failure)) = &outcome {
-            if failure.permanent {
+        match outcome {
+            Ok(()) => {}
+            Err(Failure::Members(failure)) if failure.permanent => {
                 // E.g. a channel item that would pass DynamoDB's 400 KB: retrying would only
                 // hold the shard back until the mapping gives up.
                 span.in_scope(|| error!(%failure, "skipping the record: DynamoDB refused the change itself, retrying cannot fix it"));
-                subscriptions_delta += if change.added { 1 } else { -1 };
-                continue;
             }
-        }
-        if let Err(failure) = outcome {
-            span.in_scope(
-                || error!(%failure, "reporting the record as failed: the stream retries from it"),
-            );
-            let mut item = DynamoDbBatchItemFailure::default();
-            item.item_identifier = Some(change.sequence_number.clone());
-            response.batch_item_failures.push(item);
-            break;
+            Err(failure) => {
+                span.in_scope(
+                    || error!(%failure, "reporting the record as failed: the stream retries from it"),
+                );
+                let mut item = DynamoDbBatchItemFailure::default();
+                item.item_identifier = Some(change.sequence_number.clone());
+                response.batch_item_failures.push(item);
+                break;
+            }
         }
         subscriptions_delta += if change.added { 1 } else { -1 };
     }

@@ -102,6 +102,13 @@ pub enum Refusal {
 }
 
 impl Refusal {
+    /// No subscriptions table: the deployment has no channels.
+    pub const NOT_CONFIGURED: Refusal =
+        Refusal::Unavailable("channels are not configured on this deployment");
+    /// DynamoDB failed: nothing changed, ask again.
+    pub const TRY_AGAIN: Refusal =
+        Refusal::Unavailable("channels are unavailable right now; try again");
+
     pub fn error(&self) -> &'static str {
         match self {
             Refusal::InvalidRef(_) => INVALID_REF,
@@ -315,11 +322,8 @@ async fn decide<C, S, U: SubscriptionStore + ChannelHistory + ChannelMembers>(
         )));
     }
     let Some(store) = &deps.subscriptions else {
-        return Err(Refusal::Unavailable(
-            "channels are not configured on this deployment",
-        ));
+        return Err(Refusal::NOT_CONFIGURED);
     };
-    let unavailable = Refusal::Unavailable("channels are unavailable right now; try again");
     match action {
         Action::Subscribe => {
             if let Pattern::Exact(channel) = &pattern {
@@ -345,7 +349,7 @@ async fn decide<C, S, U: SubscriptionStore + ChannelHistory + ChannelMembers>(
                 Ok(SubscribeOutcome::ConnectionGone) => return Err(Refusal::ConnectionGone),
                 Err(failure) => {
                     error!(error = %failure, "subscribing failed");
-                    return Err(unavailable);
+                    return Err(Refusal::TRY_AGAIN);
                 }
             }
             // Stored before history is read: whatever is published from now on reaches the
@@ -373,7 +377,7 @@ async fn decide<C, S, U: SubscriptionStore + ChannelHistory + ChannelMembers>(
                 Err(failure) => {
                     // The subscription stays (a retry answers `subscribed` with the position).
                     error!(error = %failure, %channel, "reading the channel's history failed");
-                    Err(unavailable)
+                    Err(Refusal::TRY_AGAIN)
                 }
             }
         }
@@ -389,7 +393,7 @@ async fn decide<C, S, U: SubscriptionStore + ChannelHistory + ChannelMembers>(
                 }),
                 Err(failure) => {
                     error!(error = %failure, "unsubscribing failed");
-                    Err(unavailable)
+                    Err(Refusal::TRY_AGAIN)
                 }
             }
         }
@@ -398,9 +402,9 @@ async fn decide<C, S, U: SubscriptionStore + ChannelHistory + ChannelMembers>(
 
 /// A user who is not yet a member may join a member-tracking channel only below its
 /// namespace's `max_members`: two consistent GetItems (and at the cap, a consistent Query of
-/// the connection's own subscription, which lets a repeated subscribe through). The count is the stream's, so joins
-/// racing within the stream's lag can overshoot the cap by as many as race (docs/presence.md
-/// § The members cap).
+/// the connection's own subscription, which lets a repeated subscribe through). The count is
+/// the stream's, so joins racing within the stream's lag can overshoot the cap by as many as
+/// race (docs/presence.md § The members cap).
 async fn check_members_cap<U: ChannelMembers>(
     store: &U,
     channel: &Channel,
@@ -411,30 +415,29 @@ async fn check_members_cap<U: ChannelMembers>(
     let Some(namespace) = namespaces.members_of(channel) else {
         return Ok(());
     };
-    let channel_text = channel.to_string();
-    let full = match store.membership(&channel_text, user_id).await {
-        Ok((is_member, members)) => !is_member && members >= namespace.max_members,
-        Err(failure) => Err(failure).map_err(|failure| {
-            error!(error = %failure, %channel, "reading the channel's members failed");
-            Refusal::Unavailable("channels are unavailable right now; try again")
-        })?,
+    let failed = |failure: crate::members::MembersError| {
+        error!(error = %failure, %channel, "reading the channel's members failed");
+        Refusal::TRY_AGAIN
     };
-    if !full {
+    let channel_text = channel.to_string();
+    let (is_member, members) = store
+        .membership(&channel_text, user_id)
+        .await
+        .map_err(failed)?;
+    if is_member || members < namespace.max_members {
         return Ok(());
     }
     // A repeated subscribe whose first one the stream has not applied yet is no new member.
-    match store.is_subscribed(&channel_text, connection_id).await {
-        Ok(true) => Ok(()),
-        Ok(false) => Err(Refusal::TooManyMembers {
-            cap: namespace.max_members,
-        }),
-        Err(failure) => {
-            error!(error = %failure, %channel, "reading the channel's members failed");
-            Err(Refusal::Unavailable(
-                "channels are unavailable right now; try again",
-            ))
-        }
+    if store
+        .is_subscribed(&channel_text, connection_id)
+        .await
+        .map_err(failed)?
+    {
+        return Ok(());
     }
+    Err(Refusal::TooManyMembers {
+        cap: namespace.max_members,
+    })
 }
 
 /// The channel's position for a subscriber (its sequence made sure of: one UpdateItem), and

@@ -84,9 +84,7 @@ async fn answer<C, S, U: SubscriptionStore + ChannelHistory>(
     now: SystemTime,
 ) -> Result<Answer, Refusal> {
     let Some(store) = &deps.subscriptions else {
-        return Err(Refusal::Unavailable(
-            "channels are not configured on this deployment",
-        ));
+        return Err(Refusal::NOT_CONFIGURED);
     };
     let unrecoverable = question.since.as_ref().map(|_| false);
     let Some(policy) = deps.namespaces.history(&question.channel) else {
@@ -98,7 +96,7 @@ async fn answer<C, S, U: SubscriptionStore + ChannelHistory>(
     };
     let unavailable = |failure: sumu_history::HistoryError| {
         error!(error = %failure, channel = %question.channel, "reading the channel's history failed");
-        Refusal::Unavailable("channels are unavailable right now; try again")
+        Refusal::TRY_AGAIN
     };
     let now_seconds = epoch_millis(now).div_euclid(1000);
     let Some(sequence) = store
