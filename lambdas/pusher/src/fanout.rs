@@ -170,10 +170,7 @@ fn epoch_millis() -> i64 {
 }
 
 fn epoch_seconds() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    epoch_millis().div_euclid(1000)
 }
 
 impl<S, P, O, M> Pusher<S, P, O, M>
@@ -916,13 +913,13 @@ where
             tracing::error!("a subscription change without a channel; nothing done");
             return (metrics, Ok(()));
         };
-        let now = epoch_seconds();
+        let now_ms = epoch_millis();
+        let now = now_ms.div_euclid(1000);
         let found = match targets::live_connections(&self.store, &self.limits, request, now).await {
             Ok(found) => found,
             Err(error) => return (metrics, Err(error.into())),
         };
         let subscribe = request.action() == Action::Subscribe;
-        let now_ms = epoch_millis();
         let pattern = pattern.to_string();
         let changes: Vec<Result<bool, StoreError>> = futures::stream::iter(&found.live)
             .map(|connection| {

@@ -332,16 +332,17 @@ pub fn parse_message(
 ) -> Result<Request, Rejection> {
     let fields = read_fields(body)?;
     let action = fields.action;
-    if action == Action::Push {
+    let pattern = if action == Action::Push {
         if fields.channel.is_some() {
             return Err(Rejection::InvalidRequest(
                 "`channel` is only for the actions `subscribe` and `unsubscribe` (to publish, name `channels`)"
                     .into(),
             ));
         }
+        None
     } else {
-        check_control(&fields, data_is)?;
-    }
+        check_control(&fields, data_is)?
+    };
     // `null` reads as absent (serde's `Option`): both are a request without data.
     if action == Action::Push && fields.data.is_none() {
         return Err(Rejection::MissingData);
@@ -380,7 +381,7 @@ pub fn parse_message(
         None => base_id(message_id),
     };
     if action != Action::Push {
-        return control_request(fields, base_id, generation, shard);
+        return control_request(fields, pattern, base_id, generation, shard);
     }
     let Some(data) = &fields.data else {
         return Err(Rejection::MissingData);
@@ -493,8 +494,9 @@ fn read_fields(body: &str) -> Result<Fields, Rejection> {
     })
 }
 
-/// The combinations a `disconnect`, `subscribe` or `unsubscribe` may not have.
-fn check_control(fields: &Fields, data_is: DataIs) -> Result<(), Rejection> {
+/// The combinations a `disconnect`, `subscribe` or `unsubscribe` may not have; the pattern of a
+/// `subscribe` or `unsubscribe`.
+fn check_control(fields: &Fields, data_is: DataIs) -> Result<Option<Pattern>, Rejection> {
     let action = fields.action.name();
     if fields.channels.is_some() {
         return Err(Rejection::InvalidRequest(format!(
@@ -517,12 +519,12 @@ fn check_control(fields: &Fields, data_is: DataIs) -> Result<(), Rejection> {
             "the action `{action}` needs `channel`"
         ))),
         (Action::Subscribe | Action::Unsubscribe, Some(text)) => Pattern::parse(text)
-            .map(|_| ())
+            .map(Some)
             .map_err(|error| Rejection::InvalidRequest(format!("`channel`: {text:?}: {error}"))),
         (_, Some(_)) => Err(Rejection::InvalidRequest(format!(
             "`channel` is only for the actions `subscribe` and `unsubscribe`, not `{action}`"
         ))),
-        (_, None) => Ok(()),
+        (_, None) => Ok(None),
     }
 }
 
@@ -530,6 +532,7 @@ fn check_control(fields: &Fields, data_is: DataIs) -> Result<(), Rejection> {
 /// message frame of its optional `data`.
 fn control_request(
     fields: Fields,
+    channel: Option<Pattern>,
     base_id: String,
     generation: u32,
     shard: Option<&str>,
@@ -541,13 +544,6 @@ fn control_request(
     }
     let frame = match &fields.data {
         Some(data) => Some(message_frame(base_id, data)?),
-        None => None,
-    };
-    let channel = match &fields.channel {
-        Some(text) => Some(
-            Pattern::parse(text)
-                .map_err(|error| Rejection::InvalidRequest(format!("`channel`: {error}")))?,
-        ),
         None => None,
     };
     Ok(Request {
