@@ -16,7 +16,7 @@ use sumu_wire::frames::{parse_ref, Ack, ErrorFrame, INVALID_REF};
 use sumu_wire::{attributes, Channel, Grants, Namespaces, MAX_NOTIFICATION_DATA_BYTES};
 
 use crate::request::{
-    not_an_object, plan_publications, Fields, Rejection, Request, Targets, WireFields,
+    not_an_object, plan_publications, Action, Fields, Rejection, Request, Targets,
 };
 
 /// The message attributes of an SQS record whose `source` is `apigw.route.emit`.
@@ -306,13 +306,10 @@ pub fn parse_emit(
     let mut exclude_connections = vec![sender.connection_id];
     exclude_connections.extend(excluded);
     let fields = Fields {
-        wire: WireFields {
-            channels: Some(planned.iter().map(|p| p.channel.to_string()).collect()),
-            exclude_connections,
-            publication_id: Some(id),
-            data: request.data,
-            ..WireFields::default()
-        },
+        channels: Some(planned.iter().map(|p| p.channel.to_string()).collect()),
+        exclude_connections,
+        publication_id: Some(id),
+        data: request.data,
         ..Fields::default()
     };
     Ok(Emit::Publish {
@@ -323,6 +320,7 @@ pub fn parse_emit(
             shard: None,
             frame: None,
             subscribed_before: attributes.timestamp,
+            action: Action::Push,
             channel: None,
         }),
         ack,

@@ -351,7 +351,7 @@ mod tests {
     use sumu_wire::NotificationRequest;
 
     use super::*;
-    use crate::request::{body, Action, Fields, Shard, ShardKey};
+    use crate::request::{body, Fields, Shard, ShardKey};
 
     /// Every field of a notification request, set (the audience as given). A field added to
     /// `NotificationRequest` does not compile here until it is given a value; the round trips
@@ -361,20 +361,18 @@ mod tests {
         connections: Option<Vec<String>>,
         channels: Option<Vec<String>>,
     ) -> Fields {
-        Fields {
-            action: Action::Push,
+        NotificationRequest {
+            action: None,
             channel: None,
-            wire: NotificationRequest {
-                users,
-                connections,
-                channels,
-                exclude_users: vec!["u-x".into()],
-                exclude_connections: vec!["c-x".into()],
-                publication_id: Some("p\"1".into()),
-                data: Some(
-                    RawValue::from_string(r#"{ "z": 1, "a": [1.0, "caf\u00e9"] }"#.into()).unwrap(),
-                ),
-            },
+            users,
+            connections,
+            channels,
+            exclude_users: vec!["u-x".into()],
+            exclude_connections: vec!["c-x".into()],
+            publication_id: Some("p\"1".into()),
+            data: Some(
+                RawValue::from_string(r#"{ "z": 1, "a": [1.0, "caf\u00e9"] }"#.into()).unwrap(),
+            ),
         }
     }
 

@@ -15,42 +15,13 @@ use sumu_wire::{
 
 use crate::store::ConnectionKey;
 
-/// The wire type's fields, `data` as the bytes the back end sent.
-pub type WireFields = NotificationRequest<Option<Box<RawValue>>>;
-
-/// A request's fields as its body carries them: the wire type's (reached through `Deref`, so
-/// `fields.users` reads as on the wire type), plus the server-side control fields `action`
-/// and `channel` (docs/pusher.md, "Server-side control"). Serialized with `action` and
-/// `channel` first and then the wire type's fields, so every body the pusher writes back
-/// carries them too.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Fields {
-    #[serde(skip_serializing_if = "Action::is_push")]
-    pub action: Action,
-    /// The channel (or pattern) a `subscribe` or `unsubscribe` is about, as sent.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub channel: Option<String>,
-    #[serde(flatten)]
-    pub wire: WireFields,
-}
-
-impl std::ops::Deref for Fields {
-    type Target = WireFields;
-    fn deref(&self) -> &WireFields {
-        &self.wire
-    }
-}
-
-impl std::ops::DerefMut for Fields {
-    fn deref_mut(&mut self) -> &mut WireFields {
-        &mut self.wire
-    }
-}
+/// A request's fields as its body carries them: the wire type itself, `data` as the bytes the
+/// back end sent (present for a `push`: [`parse_message`] rejects one without it).
+pub type Fields = NotificationRequest<Option<Box<RawValue>>>;
 
 /// What a notification request asks the pusher to do with its targets (`"action"`; absent or
 /// `null` is `push`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Action {
     /// Deliver `data` (required) to the targets: users, connections, everyone or channels.
     #[default]
@@ -80,24 +51,20 @@ impl Action {
         }
     }
 
-    fn is_push(&self) -> bool {
-        *self == Action::Push
+    /// The action a request names (`None`: absent or `null`, a push).
+    fn parse(text: Option<&str>) -> Result<Action, Rejection> {
+        let Some(text) = text else {
+            return Ok(Action::Push);
+        };
+        Action::ALL
+            .into_iter()
+            .find(|action| action.name() == text)
+            .ok_or_else(|| {
+                Rejection::InvalidRequest(format!(
+                    "unknown `action` {text:?}: it is one of push, disconnect, subscribe, unsubscribe"
+                ))
+            })
     }
-
-    /// The action named `text`, if there is one.
-    fn parse(text: &str) -> Option<Action> {
-        Action::ALL.into_iter().find(|action| action.name() == text)
-    }
-}
-
-/// The control fields as a body carries them (read in a second pass over the body: the wire
-/// type ignores them, and serde cannot flatten a struct holding a `RawValue` on the way in).
-#[derive(Deserialize)]
-struct Control {
-    #[serde(default)]
-    action: Option<String>,
-    #[serde(default)]
-    channel: Option<String>,
 }
 
 /// A valid request, ready to fan out.
@@ -119,6 +86,8 @@ pub struct Request {
     /// A client's emit: when it was sent (epoch ms, the gateway's `timestamp`). Subscriptions
     /// made later do not get it (crate::targets).
     pub subscribed_before: Option<i64>,
+    /// What to do with the targets (`fields.action`, read once).
+    pub action: Action,
     /// The pattern of a `subscribe` or `unsubscribe` (validated; `None` for other actions).
     pub channel: Option<Pattern>,
 }
@@ -331,7 +300,7 @@ pub fn parse_message(
     namespaces: &Namespaces,
 ) -> Result<Request, Rejection> {
     let fields = read_fields(body)?;
-    let action = fields.action;
+    let action = Action::parse(fields.action.as_deref())?;
     let pattern = if action == Action::Push {
         if fields.channel.is_some() {
             return Err(Rejection::InvalidRequest(
@@ -341,7 +310,7 @@ pub fn parse_message(
         }
         None
     } else {
-        check_control(&fields, data_is)?
+        check_control(&fields, action, data_is)?
     };
     // `null` reads as absent (serde's `Option`): both are a request without data.
     if action == Action::Push && fields.data.is_none() {
@@ -381,7 +350,7 @@ pub fn parse_message(
         None => base_id(message_id),
     };
     if action != Action::Push {
-        return control_request(fields, pattern, base_id, generation, shard);
+        return control_request(fields, action, pattern, base_id, generation, shard);
     }
     let Some(data) = &fields.data else {
         return Err(Rejection::MissingData);
@@ -462,11 +431,12 @@ pub fn parse_message(
         shard,
         frame,
         subscribed_before: None,
+        action: Action::Push,
         channel: None,
     })
 }
 
-/// Reads the body once as the wire type and once for the control fields.
+/// Reads the body as the wire type: `data` as the bytes sent, every other field checked.
 fn read_fields(body: &str) -> Result<Fields, Rejection> {
     if let Some(found) = not_an_object(body) {
         return Err(Rejection::UnparseableBody(format!("found {found}")));
@@ -477,52 +447,42 @@ fn read_fields(body: &str) -> Result<Fields, Rejection> {
             Rejection::UnparseableBody(e.to_string())
         }
     };
-    let wire: WireFields = serde_json::from_str(body).map_err(classify)?;
-    let control: Control = serde_json::from_str(body).map_err(classify)?;
-    let action = match control.action.as_deref() {
-        None => Action::Push,
-        Some(text) => Action::parse(text).ok_or_else(|| {
-            Rejection::InvalidRequest(format!(
-                "unknown `action` {text:?}: it is one of push, disconnect, subscribe, unsubscribe"
-            ))
-        })?,
-    };
-    Ok(Fields {
-        action,
-        channel: control.channel,
-        wire,
-    })
+    serde_json::from_str(body).map_err(classify)
 }
 
 /// The combinations a `disconnect`, `subscribe` or `unsubscribe` may not have; the pattern of a
 /// `subscribe` or `unsubscribe`.
-fn check_control(fields: &Fields, data_is: DataIs) -> Result<Option<Pattern>, Rejection> {
-    let action = fields.action.name();
+fn check_control(
+    fields: &Fields,
+    action: Action,
+    data_is: DataIs,
+) -> Result<Option<Pattern>, Rejection> {
+    let name = action.name();
     if fields.channels.is_some() {
         return Err(Rejection::InvalidRequest(format!(
-            "`channels` is only for the action `push`, not `{action}`"
+            "`channels` is only for the action `push`, not `{name}`"
         )));
     }
     if data_is == DataIs::Frame {
         return Err(Rejection::InvalidRequest(format!(
-            "a request whose data is a frame (`{}`) can only be pushed, not `{action}`",
+            "a request whose data is a frame (`{}`) can only be pushed, not `{name}`",
             sumu_wire::notification_attributes::FRAME
         )));
     }
     if fields.users.is_none() && fields.connections.is_none() {
         return Err(Rejection::InvalidRequest(format!(
-            "the action `{action}` needs `users` and/or `connections`"
+            "the action `{name}` needs `users` and/or `connections`"
         )));
     }
-    match (fields.action, &fields.channel) {
+    match (action, &fields.channel) {
         (Action::Subscribe | Action::Unsubscribe, None) => Err(Rejection::InvalidRequest(format!(
-            "the action `{action}` needs `channel`"
+            "the action `{name}` needs `channel`"
         ))),
         (Action::Subscribe | Action::Unsubscribe, Some(text)) => Pattern::parse(text)
             .map(Some)
             .map_err(|error| Rejection::InvalidRequest(format!("`channel`: {text:?}: {error}"))),
         (_, Some(_)) => Err(Rejection::InvalidRequest(format!(
-            "`channel` is only for the actions `subscribe` and `unsubscribe`, not `{action}`"
+            "`channel` is only for the actions `subscribe` and `unsubscribe`, not `{name}`"
         ))),
         (_, None) => Ok(None),
     }
@@ -532,6 +492,7 @@ fn check_control(fields: &Fields, data_is: DataIs) -> Result<Option<Pattern>, Re
 /// message frame of its optional `data`.
 fn control_request(
     fields: Fields,
+    action: Action,
     channel: Option<Pattern>,
     base_id: String,
     generation: u32,
@@ -553,6 +514,7 @@ fn control_request(
         shard: None,
         frame,
         subscribed_before: None,
+        action,
         channel,
     })
 }
@@ -692,7 +654,7 @@ impl Request {
     /// [`Request::narrowed_disconnect`]).
     pub fn narrowed(&self, publication: Option<&Planned>, connections: Vec<String>) -> Fields {
         let mut fields = self.fields.clone();
-        fields.action = Action::Push;
+        fields.action = None;
         fields.channel = None;
         fields.users = None;
         fields.channels = None;
@@ -718,7 +680,7 @@ impl Request {
     /// (`sumu_frame`): a disconnect is read like a back end's own.
     pub fn narrowed_disconnect(&self, connections: Vec<String>, with_data: bool) -> Fields {
         let mut fields = self.fields.clone();
-        fields.action = Action::Disconnect;
+        fields.action = Some(Action::Disconnect.name().to_owned());
         fields.channel = None;
         fields.users = None;
         fields.channels = None;
@@ -737,7 +699,7 @@ impl Request {
 
     /// The request's action.
     pub fn action(&self) -> Action {
-        self.fields.action
+        self.action
     }
 
     /// The body of every shard of this broadcast: its fields as read, with the message's id

@@ -214,6 +214,15 @@ pub struct UserPresence {
 /// on how serde_json would re-serialize a `Value` (key order, number forms, escapes).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NotificationRequest<D = Value> {
+    /// What to do with the targets: `push` (absent or `null`: the default) delivers `data`;
+    /// `disconnect` closes them, after `data` as their last frame when there is some;
+    /// `subscribe` / `unsubscribe` change their subscription to `channel` (docs/pusher.md,
+    /// "Server-side control"). The pusher dead-letters any other name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// The channel (or pattern) of a `subscribe` or `unsubscribe`; no other action takes one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub users: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -241,7 +250,8 @@ pub struct NotificationRequest<D = Value> {
     /// by a back end that wants its own; otherwise derived from the original message's id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub publication_id: Option<String>,
-    /// Sent to every target as JSON. Required: a request without it is rejected.
+    /// Sent to every target as JSON. Required for `push`: such a request without it is
+    /// rejected.
     pub data: D,
 }
 
