@@ -169,8 +169,8 @@ resource "aws_dynamodb_table" "members" {
     type = "S"
   }
 
-  # Member and channel items expire with the last connection that kept them; TTL only collects
-  # what the presence Lambda already ignores once expired.
+  # Every change sets expires_at to 30 days ahead, longer than any member can stay without a
+  # change (docs/presence.md § Storage): TTL collects the items the stream emptied long ago.
   ttl {
     attribute_name = "expires_at"
     enabled        = true
